@@ -1,0 +1,61 @@
+//! `netrepair`: repair trained neural networks. This binary is argument parsing and glue; the
+//! work lives in the library crates.
+//!
+//! Exit codes: 0 success, 2 error (bad input, missing file, ...). Repair and verification
+//! commands will use 1 for "no repair found" / "property violated".
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod npy;
+mod util;
+
+/// Repair trained neural networks: load ONNX, find and fix what they get wrong, export a
+/// drop-in replacement.
+#[derive(Debug, Parser)]
+#[command(name = "netrepair", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// End-to-end showcase on generated data (no data files needed).
+    Demo(cmd::demo::DemoArgs),
+    /// Show a network's layers, shapes and parameter counts.
+    Inspect(cmd::inspect::InspectArgs),
+    /// Run a network on a batch of inputs (NPY in, NPY out), computed in f64.
+    Forward(cmd::forward::ForwardArgs),
+    /// Measure a classifier's accuracy on a data set split.
+    Eval(cmd::eval::EvalArgs),
+    /// Train a model preset (seeded) and save it as ONNX.
+    Train(cmd::train::TrainArgs),
+    /// Benchmarks: tables on stdout, JSON on request.
+    Bench(cmd::bench::BenchArgs),
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Demo(a) => cmd::demo::run(a),
+        Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Forward(a) => cmd::forward::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("error: {}", chain.join(": "));
+            ExitCode::from(2)
+        }
+    }
+}

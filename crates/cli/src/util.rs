@@ -1,0 +1,122 @@
+//! Small helpers shared by the subcommands.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use netrepair_data::Dataset;
+use netrepair_nn::Network;
+
+/// The network path from either the positional argument or `--net`.
+pub fn net_path(positional: &Option<PathBuf>, flag: &Option<PathBuf>) -> Result<PathBuf> {
+    match (positional, flag) {
+        (Some(p), None) | (None, Some(p)) => Ok(p.clone()),
+        (Some(_), Some(_)) => bail!("give the network once, either as an argument or with --net"),
+        (None, None) => bail!("no network given: pass --net NET.onnx"),
+    }
+}
+
+/// Loads an ONNX network with the path in errors.
+pub fn load_net(path: &Path) -> Result<Network> {
+    netrepair_nn::load_onnx(path).with_context(|| format!("cannot load network {}", path.display()))
+}
+
+/// Refuses to write `out` over any of `inputs`.
+pub fn check_not_input(out: &Path, inputs: &[&Path]) -> Result<()> {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    if inputs.iter().any(|i| canon(i) == canon(out)) {
+        bail!(
+            "refusing to overwrite the input file {} (choose another output path)",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Reshapes `n` samples of `len` scalars to the network's input `[n, input_shape...]`.
+/// Accepted layouts: exactly `[n, input_shape...]`, the input shape alone (one sample), or
+/// flat `[n, len]` / `[len]` when the element count matches.
+pub fn batch_for(net: &Network, shape: &[usize], data: Vec<f64>) -> Result<Tensor> {
+    let want = net.input_shape();
+    let len = net.input_len();
+    let n = if shape.len() > want.len()
+        && &shape[shape.len() - want.len()..] == want
+        && shape.len() == want.len() + 1
+    {
+        shape[0]
+    } else if shape == want || shape == [len] {
+        1
+    } else if shape.len() == 2 && shape[1] == len {
+        shape[0]
+    } else {
+        bail!(
+            "input shape {shape:?} does not match the network input {want:?} (expected [N, {}] or [N, {len}])",
+            want.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+        );
+    };
+    let mut dims = vec![n];
+    dims.extend_from_slice(want);
+    Ok(Tensor::from_vec(data, dims, &Device::Cpu)?)
+}
+
+/// A data set's samples as a network input batch (reshaped when the element count matches).
+pub fn dataset_batch(net: &Network, data: &Dataset) -> Result<Tensor> {
+    if data.sample_len() != net.input_len() {
+        bail!(
+            "the {} samples have shape {:?} but the network expects {:?}",
+            data.name,
+            data.sample_shape,
+            net.input_shape()
+        );
+    }
+    let mut dims = vec![data.len()];
+    dims.extend_from_slice(net.input_shape());
+    Tensor::from_slice(&data.inputs, dims, &Device::Cpu).context("building the input batch")
+}
+
+/// Predicts classes in chunks (bounded memory on large data sets).
+pub fn predict_all(
+    net: &Network,
+    x: &Tensor,
+    chunk: usize,
+    mut tick: impl FnMut(usize),
+) -> Result<Vec<u32>> {
+    let n = x.dims()[0];
+    let mut out = Vec::with_capacity(n);
+    let mut start = 0;
+    while start < n {
+        let len = chunk.min(n - start);
+        out.extend(net.predict(&x.narrow(0, start, len)?)?);
+        start += len;
+        tick(len);
+    }
+    Ok(out)
+}
+
+/// Parses a comma-separated list of numbers.
+pub fn parse_list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    s.split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<T>()
+                .map_err(|e| anyhow::anyhow!("'{v}' in '{s}': {e}"))
+        })
+        .collect()
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(len);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>12} [{bar:30}] {pos}/{len} ({elapsed}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}

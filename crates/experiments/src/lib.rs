@@ -1,0 +1,6 @@
+//! Experiments and benchmarks of netrepair: model presets the project trains, forward-pass
+//! throughput against onnxruntime, and (as later layers land) the seeds' tables.
+#![deny(missing_docs)]
+
+pub mod forward_bench;
+pub mod training;
