@@ -24,7 +24,7 @@ use crate::error::{DataError, Result};
 /// }
 /// ```
 pub fn make_moons(n: usize, noise: f64, seed: u64) -> Result<Dataset> {
-    if n < 2 || !(noise >= 0.0) {
+    if n < 2 || noise.is_nan() || noise < 0.0 {
         return Err(DataError::Invalid(format!(
             "make_moons needs n >= 2 and noise >= 0, got n = {n}, noise = {noise}"
         )));

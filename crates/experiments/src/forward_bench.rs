@@ -98,8 +98,8 @@ pub fn bench_network(path: &Path, batch: usize, repeats: usize) -> Result<Forwar
     dims.extend_from_slice(net.input_shape());
     let x32 = Tensor::from_vec(data, dims, &Device::Cpu)?;
     let x64 = x32.to_dtype(DType::F64)?;
-    let ours_f32_s = time(repeats, || Ok(drop(net.forward(&x32)?)))?;
-    let ours_f64_s = time(repeats, || Ok(drop(net.forward(&x64)?)))?;
+    let ours_f32_s = time(repeats, || net.forward(&x32).map(drop).map_err(Into::into))?;
+    let ours_f64_s = time(repeats, || net.forward(&x64).map(drop).map_err(Into::into))?;
     let onnxruntime_s = match ort_time(path, batch, repeats) {
         Ok(t) => Some(t),
         Err(e) => {

@@ -178,7 +178,7 @@ impl Conv2d {
                 got: bias.dims().to_vec(),
             });
         }
-        if stride == 0 || dilation == 0 || groups == 0 || w[0] % groups != 0 {
+        if stride == 0 || dilation == 0 || groups == 0 || !w[0].is_multiple_of(groups) {
             return Err(NnError::InvalidLayer {
                 node: weight.name().to_string(),
                 reason: format!(
@@ -257,7 +257,7 @@ impl BatchNorm {
                 });
             }
         }
-        if !(eps >= 0.0) || var.to_vec()?.iter().any(|v| v + eps <= 0.0) {
+        if eps.is_nan() || eps < 0.0 || var.to_vec()?.iter().any(|v| v + eps <= 0.0) {
             return Err(NnError::InvalidLayer {
                 node: scale.name().to_string(),
                 reason: "batch norm variance + eps must be positive".into(),

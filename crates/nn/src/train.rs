@@ -73,7 +73,7 @@ pub struct Optimizer {
 impl Optimizer {
     /// A fresh optimiser for `n` variables.
     pub fn new(kind: OptimizerKind, lr: f64, weight_decay: f64, n: usize) -> Result<Self> {
-        if !(lr > 0.0 && lr.is_finite()) || !(weight_decay >= 0.0) {
+        if !(lr > 0.0 && lr.is_finite()) || weight_decay.is_nan() || weight_decay < 0.0 {
             return Err(NnError::InvalidTraining(format!(
                 "learning rate {lr} must be positive, weight decay {weight_decay} non-negative"
             )));

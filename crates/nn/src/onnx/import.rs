@@ -630,7 +630,7 @@ fn op_reshape(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
     }
     let known: usize = shape.iter().product();
     if let Some(h) = hole {
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             return Err(unsupported(
                 n,
                 format!("cannot reshape {sample:?} to {target:?}"),

@@ -1,0 +1,187 @@
+//! The `netrepair` binary end to end, on files the tests make (no ../shared needed).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::{Device, Tensor};
+use netrepair_nn::{save_onnx, Layer, Linear, Network, NetworkBuilder};
+use npyz::WriterBuilder;
+use prost::Message;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_netrepair"))
+}
+
+fn run(args: &[&str], cwd: &Path) -> Output {
+    bin().args(args).current_dir(cwd).output().unwrap()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "failed: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+/// Asserts a clean failure: exit code 2 and one `error: ...` line mentioning `word`.
+fn fails_with(o: &Output, word: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
+    assert!(err.starts_with("error: ") && err.contains(word), "expected '{word}' in: {err}");
+}
+
+fn t(v: Vec<f64>, dims: &[usize]) -> Tensor {
+    Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
+}
+
+/// The APRNN fixture: N(-1.5) = 0.25, N(-0.5) = -0.25 (DESIGN.md section 4).
+fn fixture() -> Network {
+    let mut b = NetworkBuilder::new(vec![1]);
+    b.push("fc1", Layer::Linear(Linear::new("fc1", t(vec![-1.0, 1.0, 0.5], &[3, 1]), t(vec![0.0, -2.0, 0.0], &[3])).unwrap())).unwrap();
+    b.push("relu", Layer::Relu).unwrap();
+    b.push("fc2", Layer::Linear(Linear::new("fc2", t(vec![0.5, -0.5, 1.0], &[1, 3]), t(vec![-0.5], &[1])).unwrap())).unwrap();
+    b.build().unwrap()
+}
+
+fn write_f32(path: &Path, shape: &[u64], data: &[f32]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(f).begin_nd().unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+fn read_f64(path: &Path) -> (Vec<u64>, Vec<f64>) {
+    let bytes = std::fs::read(path).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    (npy.shape().to_vec(), npy.into_vec::<f64>().unwrap())
+}
+
+fn setup() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net.onnx");
+    save_onnx(&fixture(), &net).unwrap();
+    (dir, net)
+}
+
+#[test]
+fn forward_computes_the_fixture() {
+    let (dir, _) = setup();
+    let d = dir.path();
+    write_f32(&d.join("x.npy"), &[2, 1], &[-1.5, -0.5]);
+    let o = json(&run(&["forward", "--net", "net.onnx", "--input", "x.npy", "--output", "y.npy", "--json"], d));
+    assert_eq!(o["n"], 2);
+    assert_eq!(read_f64(&d.join("y.npy")), (vec![2, 1], vec![0.25, -0.25]));
+    // One sample without its batch dimension.
+    write_f32(&d.join("one.npy"), &[1], &[-1.5]);
+    assert!(run(&["forward", "--net", "net.onnx", "--input", "one.npy", "--output", "y1.npy"], d).status.success());
+    assert_eq!(read_f64(&d.join("y1.npy")), (vec![1, 1], vec![0.25]));
+}
+
+#[test]
+fn inspect_lists_layers() {
+    let (dir, _) = setup();
+    let v = json(&run(&["inspect", "net.onnx", "--json"], dir.path()));
+    assert_eq!(v["param_count"], 3 + 3 + 3 + 1);
+    let layers = v["layers"].as_array().unwrap();
+    let kinds: Vec<&str> = layers.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["Linear", "Relu", "Linear"]);
+    assert_eq!(layers[0]["output_shape"], serde_json::json!([3]));
+    assert_eq!(layers[2]["params"], 4);
+    assert_eq!(layers[0]["name"], "fc1");
+    // The flag form is accepted too.
+    assert!(run(&["inspect", "--net", "net.onnx"], dir.path()).status.success());
+}
+
+#[test]
+fn demo_trains_finds_errors_and_saves_a_repair_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = json(&run(&["demo", "--out-dir", "out", "--json"], dir.path()));
+    let wrong = v["misclassified"].as_u64().unwrap();
+    assert!(wrong > 0, "the under-trained MLP must have errors to repair");
+    assert!(v["round_trip_max_abs_diff"].as_f64().unwrap() < 1e-4);
+    let (shape, _) = {
+        let bytes = std::fs::read(dir.path().join("out/repair_inputs.npy")).unwrap();
+        let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+        (npy.shape().to_vec(), ())
+    };
+    assert_eq!(shape, vec![wrong, 2]);
+    assert!(dir.path().join("out/moons_mlp.onnx").exists());
+}
+
+#[test]
+fn train_saves_a_network_that_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = json(&run(&["train", "--model", "moons-mlp", "--epochs", "30", "--out", "m.onnx", "--json"], dir.path()));
+    assert!(v["test_accuracy"].as_f64().unwrap() > 0.8, "{v}");
+    let net = netrepair_nn::load_onnx(dir.path().join("m.onnx")).unwrap();
+    assert_eq!(net.input_shape(), &[2]);
+    fails_with(&run(&["train", "--model", "resnet-152", "--out", "x.onnx"], dir.path()), "unknown model");
+    fails_with(&run(&["train", "--model", "moons-mlp", "--epochs", "0", "--out", "x.onnx"], dir.path()), "epochs");
+}
+
+#[test]
+fn eval_on_a_small_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let german = dir.path().join("data/german");
+    std::fs::create_dir_all(&german).unwrap();
+    let rows: Vec<String> = (0..20)
+        .map(|i| format!("A1{} {} A3{} A4{} {} A61 A71 4 A93 A101 4 A121 {} A143 A152 2 A173 1 A192 A201 {}", i % 4 + 1, 6 + i, i % 5, i % 9, 1000 + 97 * i, 20 + 2 * i, 1 + i % 2))
+        .collect();
+    std::fs::write(german.join("german.data"), rows.join("\n")).unwrap();
+    let net = netrepair_nn::mlp(&[20, 8, 2], netrepair_nn::Activation::Relu, 4).unwrap();
+    save_onnx(&net, dir.path().join("g.onnx")).unwrap();
+    let v = json(&run(&["eval", "--net", "g.onnx", "--dataset", "german", "--data-dir", "data", "--split", "all", "--json"], dir.path()));
+    assert_eq!(v["n"], 20);
+    // Same figure computed here through the libraries.
+    let data = netrepair_data::load(netrepair_data::DatasetName::German, &dir.path().join("data"), "all").unwrap();
+    let x = Tensor::from_slice(&data.inputs, (20, 20), &Device::Cpu).unwrap();
+    let pred = net.predict(&x).unwrap();
+    let correct = pred.iter().zip(&data.labels).filter(|(p, l)| p == l).count();
+    assert_eq!(v["correct"], correct);
+    assert!((v["accuracy"].as_f64().unwrap() - correct as f64 / 20.0).abs() < 1e-12);
+    let confusion: u64 = v["confusion"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).map(|c| c.as_u64().unwrap()).sum();
+    assert_eq!(confusion, 20);
+}
+
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let (dir, net) = setup();
+    let d = dir.path();
+    write_f32(&d.join("x.npy"), &[2, 1], &[-1.5, -0.5]);
+    let good = std::fs::read(&net).unwrap();
+
+    std::fs::write(d.join("half.onnx"), &good[..good.len() / 2]).unwrap();
+    fails_with(&run(&["inspect", "half.onnx"], d), "half.onnx");
+    std::fs::write(d.join("text.onnx"), "this is not a network\n").unwrap();
+    fails_with(&run(&["inspect", "text.onnx"], d), "not a valid ONNX model");
+    fails_with(&run(&["inspect", "missing.onnx"], d), "missing.onnx");
+
+    // Unsupported operator.
+    let mut model = netrepair_nn::onnx::to_model(&fixture()).unwrap();
+    model.graph.as_mut().unwrap().node[1].op_type = "Softsign".into();
+    std::fs::write(d.join("op.onnx"), model.encode_to_vec()).unwrap();
+    fails_with(&run(&["inspect", "op.onnx"], d), "Softsign (node 'relu')");
+
+    // NaN weights.
+    let mut model = netrepair_nn::onnx::to_model(&fixture()).unwrap();
+    model.graph.as_mut().unwrap().initializer[0].raw_data[0..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(d.join("nan.onnx"), model.encode_to_vec()).unwrap();
+    fails_with(&run(&["forward", "--net", "nan.onnx", "--input", "x.npy", "--output", "y.npy"], d), "non-finite");
+
+    // Wrong input shape.
+    write_f32(&d.join("wide.npy"), &[2, 3], &[0.0; 6]);
+    fails_with(&run(&["forward", "--net", "net.onnx", "--input", "wide.npy", "--output", "y.npy"], d), "does not match");
+    assert!(!d.join("y.npy").exists(), "no output file on failure");
+
+    // Never overwrite an input.
+    fails_with(&run(&["forward", "--net", "net.onnx", "--input", "x.npy", "--output", "x.npy"], d), "refusing to overwrite");
+    assert_eq!(read_f64_or_f32_len(&d.join("x.npy")), 2);
+
+    // Missing data directory.
+    fails_with(&run(&["eval", "--net", "net.onnx", "--dataset", "mnist", "--data-dir", "nowhere"], d), "nowhere");
+    fails_with(&run(&["eval", "--net", "net.onnx", "--dataset", "svhn", "--data-dir", "."], d), "unknown data set");
+}
+
+fn read_f64_or_f32_len(path: &Path) -> usize {
+    let bytes = std::fs::read(path).unwrap();
+    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<f32>().unwrap().len()
+}

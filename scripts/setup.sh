@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks to build and test netrepair.
+#
+# System packages (Debian): protobuf-compiler (protoc, for the ONNX protobuf types).
+# Python packages (pip): onnxruntime, onnx, numpy (the reference for the cross-check tests and
+# the benchmarks; without them those tests are skipped unless NETREPAIR_REQUIRE_ORT=1).
+#
+# Run as root to install system packages; otherwise it prints what to install.
+set -euo pipefail
+
+need=()
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${need[*]} (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "setup: missing system packages: ${need[*]}" >&2
+    echo "setup: install them with: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+fi
+
+if command -v python3 >/dev/null 2>&1; then
+  if ! python3 -c "import onnxruntime, onnx, numpy" >/dev/null 2>&1; then
+    echo "setup: installing onnxruntime, onnx, numpy (pip) for the reference checks"
+    python3 -m pip install -q onnxruntime onnx numpy 2>&1 | grep -v "Running pip as the 'root' user" || true
+  fi
+else
+  echo "setup: python3 not found; the onnxruntime cross-checks will be skipped" >&2
+fi
