@@ -17,8 +17,13 @@ fn run(args: &[&str], cwd: &Path) -> Output {
 }
 
 fn json(o: &Output) -> serde_json::Value {
-    assert!(o.status.success(), "failed: {}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
 }
 
 /// Asserts a clean failure: exit code 2 and one `error: ...` line mentioning `word`.
@@ -26,7 +31,10 @@ fn fails_with(o: &Output, word: &str) {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "stderr: {err}");
     assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
-    assert!(err.starts_with("error: ") && err.contains(word), "expected '{word}' in: {err}");
+    assert!(
+        err.starts_with("error: ") && err.contains(word),
+        "expected '{word}' in: {err}"
+    );
 }
 
 fn t(v: Vec<f64>, dims: &[usize]) -> Tensor {
@@ -36,15 +44,37 @@ fn t(v: Vec<f64>, dims: &[usize]) -> Tensor {
 /// The APRNN fixture: N(-1.5) = 0.25, N(-0.5) = -0.25 (DESIGN.md section 4).
 fn fixture() -> Network {
     let mut b = NetworkBuilder::new(vec![1]);
-    b.push("fc1", Layer::Linear(Linear::new("fc1", t(vec![-1.0, 1.0, 0.5], &[3, 1]), t(vec![0.0, -2.0, 0.0], &[3])).unwrap())).unwrap();
+    b.push(
+        "fc1",
+        Layer::Linear(
+            Linear::new(
+                "fc1",
+                t(vec![-1.0, 1.0, 0.5], &[3, 1]),
+                t(vec![0.0, -2.0, 0.0], &[3]),
+            )
+            .unwrap(),
+        ),
+    )
+    .unwrap();
     b.push("relu", Layer::Relu).unwrap();
-    b.push("fc2", Layer::Linear(Linear::new("fc2", t(vec![0.5, -0.5, 1.0], &[1, 3]), t(vec![-0.5], &[1])).unwrap())).unwrap();
+    b.push(
+        "fc2",
+        Layer::Linear(
+            Linear::new("fc2", t(vec![0.5, -0.5, 1.0], &[1, 3]), t(vec![-0.5], &[1])).unwrap(),
+        ),
+    )
+    .unwrap();
     b.build().unwrap()
 }
 
 fn write_f32(path: &Path, shape: &[u64], data: &[f32]) {
     let f = std::fs::File::create(path).unwrap();
-    let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(f).begin_nd().unwrap();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(f)
+        .begin_nd()
+        .unwrap();
     w.extend(data.iter().copied()).unwrap();
     w.finish().unwrap();
 }
@@ -67,12 +97,22 @@ fn forward_computes_the_fixture() {
     let (dir, _) = setup();
     let d = dir.path();
     write_f32(&d.join("x.npy"), &[2, 1], &[-1.5, -0.5]);
-    let o = json(&run(&["forward", "--net", "net.onnx", "--input", "x.npy", "--output", "y.npy", "--json"], d));
+    let o = json(&run(
+        &[
+            "forward", "--net", "net.onnx", "--input", "x.npy", "--output", "y.npy", "--json",
+        ],
+        d,
+    ));
     assert_eq!(o["n"], 2);
     assert_eq!(read_f64(&d.join("y.npy")), (vec![2, 1], vec![0.25, -0.25]));
     // One sample without its batch dimension.
     write_f32(&d.join("one.npy"), &[1], &[-1.5]);
-    assert!(run(&["forward", "--net", "net.onnx", "--input", "one.npy", "--output", "y1.npy"], d).status.success());
+    assert!(run(
+        &["forward", "--net", "net.onnx", "--input", "one.npy", "--output", "y1.npy"],
+        d
+    )
+    .status
+    .success());
     assert_eq!(read_f64(&d.join("y1.npy")), (vec![1, 1], vec![0.25]));
 }
 
@@ -88,7 +128,9 @@ fn inspect_lists_layers() {
     assert_eq!(layers[2]["params"], 4);
     assert_eq!(layers[0]["name"], "fc1");
     // The flag form is accepted too.
-    assert!(run(&["inspect", "--net", "net.onnx"], dir.path()).status.success());
+    assert!(run(&["inspect", "--net", "net.onnx"], dir.path())
+        .status
+        .success());
 }
 
 #[test]
@@ -96,7 +138,10 @@ fn demo_trains_finds_errors_and_saves_a_repair_set() {
     let dir = tempfile::tempdir().unwrap();
     let v = json(&run(&["demo", "--out-dir", "out", "--json"], dir.path()));
     let wrong = v["misclassified"].as_u64().unwrap();
-    assert!(wrong > 0, "the under-trained MLP must have errors to repair");
+    assert!(
+        wrong > 0,
+        "the under-trained MLP must have errors to repair"
+    );
     assert!(v["round_trip_max_abs_diff"].as_f64().unwrap() < 1e-4);
     let (shape, _) = {
         let bytes = std::fs::read(dir.path().join("out/repair_inputs.npy")).unwrap();
@@ -110,12 +155,44 @@ fn demo_trains_finds_errors_and_saves_a_repair_set() {
 #[test]
 fn train_saves_a_network_that_reloads() {
     let dir = tempfile::tempdir().unwrap();
-    let v = json(&run(&["train", "--model", "moons-mlp", "--epochs", "30", "--out", "m.onnx", "--json"], dir.path()));
+    let v = json(&run(
+        &[
+            "train",
+            "--model",
+            "moons-mlp",
+            "--epochs",
+            "30",
+            "--out",
+            "m.onnx",
+            "--json",
+        ],
+        dir.path(),
+    ));
     assert!(v["test_accuracy"].as_f64().unwrap() > 0.8, "{v}");
     let net = netrepair_nn::load_onnx(dir.path().join("m.onnx")).unwrap();
     assert_eq!(net.input_shape(), &[2]);
-    fails_with(&run(&["train", "--model", "resnet-152", "--out", "x.onnx"], dir.path()), "unknown model");
-    fails_with(&run(&["train", "--model", "moons-mlp", "--epochs", "0", "--out", "x.onnx"], dir.path()), "epochs");
+    fails_with(
+        &run(
+            &["train", "--model", "resnet-152", "--out", "x.onnx"],
+            dir.path(),
+        ),
+        "unknown model",
+    );
+    fails_with(
+        &run(
+            &[
+                "train",
+                "--model",
+                "moons-mlp",
+                "--epochs",
+                "0",
+                "--out",
+                "x.onnx",
+            ],
+            dir.path(),
+        ),
+        "epochs",
+    );
 }
 
 #[test]
@@ -124,21 +201,61 @@ fn eval_on_a_small_data_directory() {
     let german = dir.path().join("data/german");
     std::fs::create_dir_all(&german).unwrap();
     let rows: Vec<String> = (0..20)
-        .map(|i| format!("A1{} {} A3{} A4{} {} A61 A71 4 A93 A101 4 A121 {} A143 A152 2 A173 1 A192 A201 {}", i % 4 + 1, 6 + i, i % 5, i % 9, 1000 + 97 * i, 20 + 2 * i, 1 + i % 2))
+        .map(|i| {
+            format!(
+                "A1{} {} A3{} A4{} {} A61 A71 4 A93 A101 4 A121 {} A143 A152 2 A173 1 A192 A201 {}",
+                i % 4 + 1,
+                6 + i,
+                i % 5,
+                i % 9,
+                1000 + 97 * i,
+                20 + 2 * i,
+                1 + i % 2
+            )
+        })
         .collect();
     std::fs::write(german.join("german.data"), rows.join("\n")).unwrap();
     let net = netrepair_nn::mlp(&[20, 8, 2], netrepair_nn::Activation::Relu, 4).unwrap();
     save_onnx(&net, dir.path().join("g.onnx")).unwrap();
-    let v = json(&run(&["eval", "--net", "g.onnx", "--dataset", "german", "--data-dir", "data", "--split", "all", "--json"], dir.path()));
+    let v = json(&run(
+        &[
+            "eval",
+            "--net",
+            "g.onnx",
+            "--dataset",
+            "german",
+            "--data-dir",
+            "data",
+            "--split",
+            "all",
+            "--json",
+        ],
+        dir.path(),
+    ));
     assert_eq!(v["n"], 20);
     // Same figure computed here through the libraries.
-    let data = netrepair_data::load(netrepair_data::DatasetName::German, &dir.path().join("data"), "all").unwrap();
+    let data = netrepair_data::load(
+        netrepair_data::DatasetName::German,
+        &dir.path().join("data"),
+        "all",
+    )
+    .unwrap();
     let x = Tensor::from_slice(&data.inputs, (20, 20), &Device::Cpu).unwrap();
     let pred = net.predict(&x).unwrap();
-    let correct = pred.iter().zip(&data.labels).filter(|(p, l)| p == l).count();
+    let correct = pred
+        .iter()
+        .zip(&data.labels)
+        .filter(|(p, l)| p == l)
+        .count();
     assert_eq!(v["correct"], correct);
     assert!((v["accuracy"].as_f64().unwrap() - correct as f64 / 20.0).abs() < 1e-12);
-    let confusion: u64 = v["confusion"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).map(|c| c.as_u64().unwrap()).sum();
+    let confusion: u64 = v["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|c| c.as_u64().unwrap())
+        .sum();
     assert_eq!(confusion, 20);
 }
 
@@ -163,25 +280,82 @@ fn bad_inputs_fail_cleanly() {
 
     // NaN weights.
     let mut model = netrepair_nn::onnx::to_model(&fixture()).unwrap();
-    model.graph.as_mut().unwrap().initializer[0].raw_data[0..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    model.graph.as_mut().unwrap().initializer[0].raw_data[0..4]
+        .copy_from_slice(&f32::NAN.to_le_bytes());
     std::fs::write(d.join("nan.onnx"), model.encode_to_vec()).unwrap();
-    fails_with(&run(&["forward", "--net", "nan.onnx", "--input", "x.npy", "--output", "y.npy"], d), "non-finite");
+    fails_with(
+        &run(
+            &[
+                "forward", "--net", "nan.onnx", "--input", "x.npy", "--output", "y.npy",
+            ],
+            d,
+        ),
+        "non-finite",
+    );
 
     // Wrong input shape.
     write_f32(&d.join("wide.npy"), &[2, 3], &[0.0; 6]);
-    fails_with(&run(&["forward", "--net", "net.onnx", "--input", "wide.npy", "--output", "y.npy"], d), "does not match");
+    fails_with(
+        &run(
+            &[
+                "forward", "--net", "net.onnx", "--input", "wide.npy", "--output", "y.npy",
+            ],
+            d,
+        ),
+        "does not match",
+    );
     assert!(!d.join("y.npy").exists(), "no output file on failure");
 
     // Never overwrite an input.
-    fails_with(&run(&["forward", "--net", "net.onnx", "--input", "x.npy", "--output", "x.npy"], d), "refusing to overwrite");
+    fails_with(
+        &run(
+            &[
+                "forward", "--net", "net.onnx", "--input", "x.npy", "--output", "x.npy",
+            ],
+            d,
+        ),
+        "refusing to overwrite",
+    );
     assert_eq!(read_f64_or_f32_len(&d.join("x.npy")), 2);
 
     // Missing data directory.
-    fails_with(&run(&["eval", "--net", "net.onnx", "--dataset", "mnist", "--data-dir", "nowhere"], d), "nowhere");
-    fails_with(&run(&["eval", "--net", "net.onnx", "--dataset", "svhn", "--data-dir", "."], d), "unknown data set");
+    fails_with(
+        &run(
+            &[
+                "eval",
+                "--net",
+                "net.onnx",
+                "--dataset",
+                "mnist",
+                "--data-dir",
+                "nowhere",
+            ],
+            d,
+        ),
+        "nowhere",
+    );
+    fails_with(
+        &run(
+            &[
+                "eval",
+                "--net",
+                "net.onnx",
+                "--dataset",
+                "svhn",
+                "--data-dir",
+                ".",
+            ],
+            d,
+        ),
+        "unknown data set",
+    );
 }
 
 fn read_f64_or_f32_len(path: &Path) -> usize {
     let bytes = std::fs::read(path).unwrap();
-    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<f32>().unwrap().len()
+    npyz::NpyFile::new(&bytes[..])
+        .unwrap()
+        .into_vec::<f32>()
+        .unwrap()
+        .len()
 }

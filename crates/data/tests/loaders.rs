@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::Path;
 
 use netrepair_data::{
-    load, load_adult, load_cifar10_folder, load_eran_csv, load_german, load_mnist, make_moons, resolve_data_dir, split_fractions,
-    split_indices, DataError, DatasetName, CIFAR10_CLASSES,
+    load, load_adult, load_cifar10_folder, load_eran_csv, load_german, load_mnist, make_moons,
+    resolve_data_dir, split_fractions, split_indices, DataError, DatasetName, CIFAR10_CLASSES,
 };
 
 fn gz(path: &Path, bytes: &[u8]) {
@@ -36,27 +36,50 @@ fn idx_labels(labels: &[u8]) -> Vec<u8> {
 #[test]
 fn mnist_idx_files_are_read_and_scaled() {
     let dir = tempfile::tempdir().unwrap();
-    gz(&dir.path().join("t10k-images-idx3-ubyte.gz"), &idx_images(2, &[0, 255, 51, 102, 1, 2, 3, 4]));
-    gz(&dir.path().join("t10k-labels-idx1-ubyte.gz"), &idx_labels(&[7, 3]));
+    gz(
+        &dir.path().join("t10k-images-idx3-ubyte.gz"),
+        &idx_images(2, &[0, 255, 51, 102, 1, 2, 3, 4]),
+    );
+    gz(
+        &dir.path().join("t10k-labels-idx1-ubyte.gz"),
+        &idx_labels(&[7, 3]),
+    );
     let d = load_mnist(dir.path(), false).unwrap();
-    assert_eq!((d.len(), d.sample_shape.clone(), d.labels.clone()), (2, vec![1, 2, 2], vec![7, 3]));
+    assert_eq!(
+        (d.len(), d.sample_shape.clone(), d.labels.clone()),
+        (2, vec![1, 2, 2], vec![7, 3])
+    );
     assert_eq!(d.sample(0), &[0.0, 1.0, 0.2, 0.4]);
     // Truncated pixel data is a format error naming the file.
-    gz(&dir.path().join("t10k-images-idx3-ubyte.gz"), &idx_images(2, &[0, 255, 51]));
+    gz(
+        &dir.path().join("t10k-images-idx3-ubyte.gz"),
+        &idx_images(2, &[0, 255, 51]),
+    );
     let err = load_mnist(dir.path(), false).unwrap_err().to_string();
-    assert!(err.contains("t10k-images-idx3-ubyte.gz") && err.contains("2 images"), "{err}");
+    assert!(
+        err.contains("t10k-images-idx3-ubyte.gz") && err.contains("2 images"),
+        "{err}"
+    );
     // Missing training files.
-    assert!(matches!(load_mnist(dir.path(), true), Err(DataError::Missing { .. })));
+    assert!(matches!(
+        load_mnist(dir.path(), true),
+        Err(DataError::Missing { .. })
+    ));
 }
 
 #[test]
 fn eran_csv_mnist_and_cifar_layouts() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.csv");
-    let row: Vec<String> = std::iter::once("4".to_string()).chain((0..784).map(|i| (i % 256).to_string())).collect();
+    let row: Vec<String> = std::iter::once("4".to_string())
+        .chain((0..784).map(|i| (i % 256).to_string()))
+        .collect();
     std::fs::write(&p, format!("{}\n", row.join(","))).unwrap();
     let d = load_eran_csv(&p).unwrap();
-    assert_eq!((d.sample_shape.clone(), d.labels.clone()), (vec![1, 28, 28], vec![4]));
+    assert_eq!(
+        (d.sample_shape.clone(), d.labels.clone()),
+        (vec![1, 28, 28], vec![4])
+    );
     assert_eq!(d.sample(0)[255], 1.0);
     // CIFAR rows are H x W x C: pixel (0, 0) = (10, 20, 30) lands at channel offsets 0, 1024, 2048.
     let mut px = vec![0u32; 3072];
@@ -64,13 +87,21 @@ fn eran_csv_mnist_and_cifar_layouts() {
     px[1] = 20;
     px[2] = 30;
     let p = dir.path().join("c.csv");
-    let row: Vec<String> = std::iter::once("9".to_string()).chain(px.iter().map(|v| v.to_string())).collect();
+    let row: Vec<String> = std::iter::once("9".to_string())
+        .chain(px.iter().map(|v| v.to_string()))
+        .collect();
     std::fs::write(&p, row.join(",")).unwrap();
     let d = load_eran_csv(&p).unwrap();
     let s = d.sample(0);
-    assert_eq!((s[0], s[1024], s[2048]), (10.0 / 255.0, 20.0 / 255.0, 30.0 / 255.0));
+    assert_eq!(
+        (s[0], s[1024], s[2048]),
+        (10.0 / 255.0, 20.0 / 255.0, 30.0 / 255.0)
+    );
     std::fs::write(&p, "1,2,x\n").unwrap();
-    assert!(load_eran_csv(&p).unwrap_err().to_string().contains("line 1"));
+    assert!(load_eran_csv(&p)
+        .unwrap_err()
+        .to_string()
+        .contains("line 1"));
 }
 
 #[test]
@@ -80,7 +111,9 @@ fn cifar_image_folder() {
         std::fs::create_dir(dir.path().join(class)).unwrap();
         if k < 2 {
             // PNG is lossless, so the values are exact.
-            let img = image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([x as u8, y as u8, 100 + k as u8]));
+            let img = image::RgbImage::from_fn(32, 32, |x, y| {
+                image::Rgb([x as u8, y as u8, 100 + k as u8])
+            });
             img.save(dir.path().join(class).join("0001.png")).unwrap();
         }
     }
@@ -88,9 +121,15 @@ fn cifar_image_folder() {
     assert_eq!((d.len(), d.labels.clone()), (2, vec![0, 1]));
     let s = d.sample(1);
     // [3, 32, 32]: red = x, green = y, blue = 101 at (y = 2, x = 5).
-    assert_eq!((s[2 * 32 + 5], s[1024 + 2 * 32 + 5], s[2048 + 2 * 32 + 5]), (5.0 / 255.0, 2.0 / 255.0, 101.0 / 255.0));
+    assert_eq!(
+        (s[2 * 32 + 5], s[1024 + 2 * 32 + 5], s[2048 + 2 * 32 + 5]),
+        (5.0 / 255.0, 2.0 / 255.0, 101.0 / 255.0)
+    );
     std::fs::remove_dir(dir.path().join("truck")).unwrap();
-    assert!(matches!(load_cifar10_folder(dir.path()), Err(DataError::Missing { .. })));
+    assert!(matches!(
+        load_cifar10_folder(dir.path()),
+        Err(DataError::Missing { .. })
+    ));
 }
 
 #[test]
@@ -136,7 +175,10 @@ fn adult_drops_missing_rows_and_encodes_categories() {
     assert_eq!((train.sample(0)[sex], train.sample(1)[sex]), (1.0, 0.0));
     assert_eq!(train.labels, vec![0, 1]);
     let test = load_adult(dir.path(), false).unwrap();
-    assert_eq!((test.len(), test.labels.clone(), test.sample(0)[0]), (1, vec![0], 25.0));
+    assert_eq!(
+        (test.len(), test.labels.clone(), test.sample(0)[0]),
+        (1, vec![0], 25.0)
+    );
 }
 
 #[test]
@@ -163,20 +205,38 @@ fn moons_and_splits() {
 #[test]
 fn named_loading_and_data_dir_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let err = load(DatasetName::Mnist, dir.path(), "test").unwrap_err().to_string();
+    let err = load(DatasetName::Mnist, dir.path(), "test")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("mnist"), "{err}");
-    assert!(load(DatasetName::Mnist, dir.path(), "nope").unwrap_err().to_string().contains("unknown split"));
+    assert!(load(DatasetName::Mnist, dir.path(), "nope")
+        .unwrap_err()
+        .to_string()
+        .contains("unknown split"));
     assert!("svhn".parse::<DatasetName>().is_err());
     let missing = dir.path().join("absent");
-    assert!(matches!(resolve_data_dir(Some(&missing)), Err(DataError::Missing { .. })));
+    assert!(matches!(
+        resolve_data_dir(Some(&missing)),
+        Err(DataError::Missing { .. })
+    ));
     // A shared root (holding data/) resolves to its data/ folder.
     std::fs::create_dir(dir.path().join("data")).unwrap();
-    assert_eq!(resolve_data_dir(Some(dir.path())).unwrap(), dir.path().join("data"));
+    assert_eq!(
+        resolve_data_dir(Some(dir.path())).unwrap(),
+        dir.path().join("data")
+    );
 }
 
 #[test]
 fn normalise_and_scale() {
-    let mut d = netrepair_data::Dataset::new("t", vec![0.0, 1.0, 2.0, 4.0], vec![2, 1], vec![0, 1], vec!["a".into(), "b".into()]).unwrap();
+    let mut d = netrepair_data::Dataset::new(
+        "t",
+        vec![0.0, 1.0, 2.0, 4.0],
+        vec![2, 1],
+        vec![0, 1],
+        vec!["a".into(), "b".into()],
+    )
+    .unwrap();
     d.normalize(&[1.0, 2.0], &[1.0, 2.0]).unwrap();
     assert_eq!(d.inputs, vec![-1.0, -0.5, 1.0, 1.0]);
     let r = d.feature_ranges();

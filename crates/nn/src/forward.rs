@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::error::{NnError, Result};
 use crate::layer::{ConstOp, Layer};
 use crate::network::{Network, ValueId};
-use crate::pool;
+use crate::{im2col, pool};
 
 /// Every value of one forward pass: `values[0]` is the input, `values[i + 1]` node `i`'s output.
 #[derive(Debug, Clone)]
@@ -196,15 +196,18 @@ fn apply(
     let y = match layer {
         Layer::Linear(_) => x.matmul(&p[0].t()?)?.broadcast_add(&p[1])?,
         Layer::Conv2d(c) => {
-            let [t, l, b, r] = c.padding();
-            let (xp, pad) = if t == b && l == r && t == l {
-                (x.clone(), t)
-            } else {
-                (x.pad_with_zeros(2, t, b)?.pad_with_zeros(3, l, r)?, 0)
-            };
             let co = p[0].dims()[0];
-            xp.conv2d(&p[0], pad, c.stride(), c.dilation(), c.groups())?
-                .broadcast_add(&p[1].reshape((1, co, 1, 1))?)?
+            let hw = [out_shape[1], out_shape[2]];
+            im2col::conv2d(
+                x,
+                &p[0],
+                c.stride(),
+                c.dilation(),
+                c.padding(),
+                c.groups(),
+                hw,
+            )?
+            .broadcast_add(&p[1].reshape((1, co, 1, 1))?)?
         }
         Layer::BatchNorm(bn) => {
             let c = p[0].dims()[0];

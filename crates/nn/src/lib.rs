@@ -25,6 +25,7 @@
 mod error;
 mod forward;
 mod grad;
+mod im2col;
 mod init;
 mod layer;
 mod network;

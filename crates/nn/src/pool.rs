@@ -1,4 +1,4 @@
-//! Pooling as gathered windows.
+//! Pooling and convolution as gathered windows.
 //!
 //! `[N, C, H, W]` is flattened to `[N, C, H*W + 1]` (the extra cell holds the padding value),
 //! every window is gathered with one `index_select` into `[N, C, Ho, Wo, K]`, and then reduced.
@@ -40,13 +40,27 @@ pub(crate) fn window_indices(p: &Pool2d, h: usize, w: usize) -> (Vec<u32>, [usiz
 
 /// Gathers the windows of `x` (`[N, C, H, W]`) into `[N, C, Ho, Wo, K]`.
 fn windows(x: &Tensor, p: &Pool2d, pad_value: f64) -> candle_core::Result<(Tensor, Vec<u32>)> {
-    let (n, c, h, w) = x.dims4()?;
+    let (_, _, h, w) = x.dims4()?;
     let (idx, [ho, wo]) = window_indices(p, h, w);
+    Ok((
+        gather(x, &idx, [ho, wo], p.kernel[0] * p.kernel[1], pad_value)?,
+        idx,
+    ))
+}
+
+/// `x` (`[N, C, H, W]`) gathered at `idx` into `[N, C, Ho, Wo, K]`.
+fn gather(
+    x: &Tensor,
+    idx: &[u32],
+    [ho, wo]: [usize; 2],
+    k: usize,
+    pad_value: f64,
+) -> candle_core::Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
     let pad = Tensor::full(pad_value, (n, c, 1), x.device())?.to_dtype(x.dtype())?;
     let flat = Tensor::cat(&[&x.reshape((n, c, h * w))?, &pad], 2)?;
-    let ids = Tensor::from_vec(idx.clone(), idx.len(), &Device::Cpu)?;
-    let k = p.kernel[0] * p.kernel[1];
-    Ok((flat.index_select(&ids, 2)?.reshape((n, c, ho, wo, k))?, idx))
+    let ids = Tensor::from_slice(idx, idx.len(), &Device::Cpu)?;
+    flat.index_select(&ids, 2)?.reshape((n, c, ho, wo, k))
 }
 
 /// Max pooling; padding cells are -inf.

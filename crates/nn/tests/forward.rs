@@ -14,10 +14,20 @@ fn aprnn_fixture_outputs_and_patterns() {
     // x = -0.5: pre = [0.5, -2.5, -0.25] -> [0.5, 0, 0] -> 0.25 - 0.5 = -0.25
     // x = 1.0:  pre = [-1, -1, 0.5] -> [0, 0, 0.5] -> 0.5 - 0.5 = 0
     // x = 3.0:  pre = [-3, 1, 1.5] -> [0, 1, 1.5] -> -0.5 + 1.5 - 0.5 = 0.5
-    assert_eq!(to_vec(&net.forward(&x).unwrap()), vec![0.25, -0.25, 0.0, 0.5]);
+    assert_eq!(
+        to_vec(&net.forward(&x).unwrap()),
+        vec![0.25, -0.25, 0.0, 0.5]
+    );
     let trace = net.forward_trace(&x).unwrap();
     let pattern = trace.relu_pattern(&net, 1).unwrap();
-    assert_eq!(pattern.to_dtype(DType::U32).unwrap().to_vec2::<u32>().unwrap(), vec![vec![1, 0, 0], vec![1, 0, 0], vec![0, 0, 1], vec![0, 1, 1]]);
+    assert_eq!(
+        pattern
+            .to_dtype(DType::U32)
+            .unwrap()
+            .to_vec2::<u32>()
+            .unwrap(),
+        vec![vec![1, 0, 0], vec![1, 0, 0], vec![0, 0, 1], vec![0, 1, 1]]
+    );
     assert_eq!(trace.values().len(), 4);
     assert!(trace.relu_pattern(&net, 0).is_err(), "node 0 is not a ReLU");
 }
@@ -38,11 +48,21 @@ fn conv_with_asymmetric_padding_by_hand() {
     // Input 1x2x2 [[1, 2], [3, 4]], kernel 1x1x2x2 of ones, bias 0.5, padding top 1, left 0,
     // bottom 0, right 1: padded [[0, 0, 0], [1, 2, 0], [3, 4, 0]].
     // Windows: (0,0) 0+0+1+2 = 3, (0,1) 0+0+2+0 = 2, (1,0) 1+2+3+4 = 10, (1,1) 2+0+4+0 = 6.
-    let conv = Conv2d::new(Param::new("w", t(vec![1.0; 4], &[1, 1, 2, 2])).unwrap(), Param::new("b", t(vec![0.5], &[1])).unwrap(), 1, 1, [1, 0, 0, 1], 1).unwrap();
+    let conv = Conv2d::new(
+        Param::new("w", t(vec![1.0; 4], &[1, 1, 2, 2])).unwrap(),
+        Param::new("b", t(vec![0.5], &[1])).unwrap(),
+        1,
+        1,
+        [1, 0, 0, 1],
+        1,
+    )
+    .unwrap();
     let mut b = NetworkBuilder::new(vec![1, 2, 2]);
     b.push("conv", Layer::Conv2d(conv)).unwrap();
     let net = b.build().unwrap();
-    let y = net.forward(&t(vec![1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2])).unwrap();
+    let y = net
+        .forward(&t(vec![1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2]))
+        .unwrap();
     assert_eq!(y.dims(), &[1, 1, 2, 2]);
     assert_eq!(to_vec(&y), vec![3.5, 2.5, 10.5, 6.5]);
 }
@@ -50,21 +70,46 @@ fn conv_with_asymmetric_padding_by_hand() {
 #[test]
 fn pooling_by_hand_with_argmax() {
     // 1x3x3 input [[1, 5, 2], [7, 3, 9], [4, 8, 6]].
-    let x = t(vec![1.0, 5.0, 2.0, 7.0, 3.0, 9.0, 4.0, 8.0, 6.0], &[1, 1, 3, 3]);
+    let x = t(
+        vec![1.0, 5.0, 2.0, 7.0, 3.0, 9.0, 4.0, 8.0, 6.0],
+        &[1, 1, 3, 3],
+    );
     // Max pool 2x2, stride 1, no padding: [[7, 9], [8, 9]]; arg-max cells 3, 5, 7, 5.
-    let pool = Pool2d { kernel: [2, 2], stride: [1, 1], padding: [0; 4], count_include_pad: false };
+    let pool = Pool2d {
+        kernel: [2, 2],
+        stride: [1, 1],
+        padding: [0; 4],
+        count_include_pad: false,
+    };
     let mut b = NetworkBuilder::new(vec![1, 3, 3]);
     b.push("max", Layer::MaxPool2d(pool)).unwrap();
     let net = b.build().unwrap();
     assert_eq!(to_vec(&net.forward(&x).unwrap()), vec![7.0, 9.0, 8.0, 9.0]);
     let trace = net.forward_trace(&x).unwrap();
-    assert_eq!(trace.maxpool_argmax(&net, 0).unwrap().flatten_all().unwrap().to_vec1::<u32>().unwrap(), vec![3, 5, 7, 5]);
+    assert_eq!(
+        trace
+            .maxpool_argmax(&net, 0)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<u32>()
+            .unwrap(),
+        vec![3, 5, 7, 5]
+    );
 
     // Average pool 2x2, stride 2, padding bottom/right 1 -> windows [[1,5],[7,3]] = 4,
     // [[2],[9]] = 5.5 (two valid cells), [[4, 8]] = 6, [[6]] = 6 without counting padding;
     // with padding counted: 4, 11/4, 12/4, 6/4.
-    for (include, expected) in [(false, vec![4.0, 5.5, 6.0, 6.0]), (true, vec![4.0, 2.75, 3.0, 1.5])] {
-        let pool = Pool2d { kernel: [2, 2], stride: [2, 2], padding: [0, 0, 1, 1], count_include_pad: include };
+    for (include, expected) in [
+        (false, vec![4.0, 5.5, 6.0, 6.0]),
+        (true, vec![4.0, 2.75, 3.0, 1.5]),
+    ] {
+        let pool = Pool2d {
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: [0, 0, 1, 1],
+            count_include_pad: include,
+        };
         let mut b = NetworkBuilder::new(vec![1, 3, 3]);
         b.push("avg", Layer::AvgPool2d(pool)).unwrap();
         assert_eq!(to_vec(&b.build().unwrap().forward(&x).unwrap()), expected);
@@ -74,11 +119,18 @@ fn pooling_by_hand_with_argmax() {
 #[test]
 fn maxpool_gradient_goes_to_the_first_maximum_only() {
     // All-equal window: PyTorch / onnxruntime semantics give the whole gradient to one cell.
-    let pool = Pool2d { kernel: [2, 2], stride: [2, 2], padding: [0; 4], count_include_pad: false };
+    let pool = Pool2d {
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [0; 4],
+        count_include_pad: false,
+    };
     let mut b = NetworkBuilder::new(vec![1, 2, 2]);
     b.push("max", Layer::MaxPool2d(pool)).unwrap();
     let net = b.build().unwrap();
-    let g = net.gradients(&t(vec![1.0; 4], &[1, 1, 2, 2]), |y| y.sum_all()).unwrap();
+    let g = net
+        .gradients(&t(vec![1.0; 4], &[1, 1, 2, 2]), |y| y.sum_all())
+        .unwrap();
     assert_eq!(to_vec(g.input.as_ref().unwrap()), vec![1.0, 0.0, 0.0, 0.0]);
 }
 
@@ -90,7 +142,11 @@ fn activations_and_normalisation_by_hand() {
     let trace = zoo.forward_trace(&x).unwrap();
     let (xin, div) = (to_vec(&x), to_vec(trace.value(2)));
     for (k, (&a, &b)) in xin.iter().zip(&div).enumerate() {
-        let expected = if k < 49 { (a - 0.1) / 0.5 } else { (a + 0.2) / 2.0 };
+        let expected = if k < 49 {
+            (a - 0.1) / 0.5
+        } else {
+            (a + 0.2) / 2.0
+        };
         assert!((b - expected).abs() < 1e-12);
     }
     // sigmoid(0) = 0.5, tanh(0) = 0; sigmoid(2) = 1 / (1 + e^-2).
@@ -100,7 +156,11 @@ fn activations_and_normalisation_by_hand() {
     let y = to_vec(&net.forward(&t(vec![0.0, 2.0], &[1, 2])).unwrap());
     assert!((y[0] - 0.5).abs() < 1e-15 && (y[1] - 1.0 / (1.0 + (-2.0f64).exp())).abs() < 1e-15);
     // Sigmoid stays finite for very negative inputs.
-    assert!(to_vec(&net.forward(&t(vec![-800.0, 800.0], &[1, 2])).unwrap()).iter().all(|v| v.is_finite()));
+    assert!(
+        to_vec(&net.forward(&t(vec![-800.0, 800.0], &[1, 2])).unwrap())
+            .iter()
+            .all(|v| v.is_finite())
+    );
 }
 
 #[test]
@@ -108,7 +168,9 @@ fn batchnorm_matches_its_affine_form() {
     let net = zoo(5);
     let x = zoo_input(6, 3);
     let trace = net.forward_trace(&x).unwrap();
-    let Layer::BatchNorm(bn) = net.nodes()[3].layer() else { panic!("node 3 is the batch norm") };
+    let Layer::BatchNorm(bn) = net.nodes()[3].layer() else {
+        panic!("node 3 is the batch norm")
+    };
     let (a, c) = bn.affine().unwrap();
     let (inp, out) = (to_vec(trace.value(3)), to_vec(trace.value(4)));
     // [N, 3, 4, 4]: channel of flat index k is (k / 16) % 3.
@@ -121,8 +183,14 @@ fn batchnorm_matches_its_affine_form() {
 #[test]
 fn wrong_input_shape_is_an_error() {
     let net = aprnn_fixture();
-    let err = net.forward(&t(vec![1.0, 2.0], &[1, 2])).unwrap_err().to_string();
-    assert!(err.contains("shape mismatch") && err.contains("[1, 2]"), "{err}");
+    let err = net
+        .forward(&t(vec![1.0, 2.0], &[1, 2]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("shape mismatch") && err.contains("[1, 2]"),
+        "{err}"
+    );
     let u8s = Tensor::new(&[[1u8]], &candle_core::Device::Cpu).unwrap();
     assert!(net.forward(&u8s).is_err(), "integer inputs are rejected");
 }
@@ -138,7 +206,16 @@ fn parameters_by_name_and_index() {
     assert_eq!(net.affine_nodes(), vec![0, 2]);
     net.set_param(id, t(vec![0.0], &[1])).unwrap();
     // Output at x = -1.5 rises by 0.5 (the bias was -0.5).
-    assert_eq!(to_vec(&net.forward(&t(vec![-1.5], &[1, 1])).unwrap()), vec![0.75]);
-    assert!(net.set_param(id, t(vec![0.0, 1.0], &[2])).is_err(), "shape checked");
-    assert!(net.set_param(id, t(vec![f64::NAN], &[1])).is_err(), "NaN rejected");
+    assert_eq!(
+        to_vec(&net.forward(&t(vec![-1.5], &[1, 1])).unwrap()),
+        vec![0.75]
+    );
+    assert!(
+        net.set_param(id, t(vec![0.0, 1.0], &[2])).is_err(),
+        "shape checked"
+    );
+    assert!(
+        net.set_param(id, t(vec![f64::NAN], &[1])).is_err(),
+        "NaN rejected"
+    );
 }

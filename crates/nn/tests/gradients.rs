@@ -9,11 +9,19 @@ use netrepair_nn::Network;
 /// Loss = sum(output * weights), a generic linear functional of the output.
 fn loss_weights(net: &Network, n: usize) -> Tensor {
     let k = n * net.output_len();
-    t((0..k).map(|i| ((i * 7 % 11) as f64 - 5.0) / 5.0).collect(), &[n, net.output_len()])
+    t(
+        (0..k).map(|i| ((i * 7 % 11) as f64 - 5.0) / 5.0).collect(),
+        &[n, net.output_len()],
+    )
 }
 
 fn loss(net: &Network, x: &Tensor, w: &Tensor) -> f64 {
-    (net.forward(x).unwrap() * w).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+    (net.forward(x).unwrap() * w)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
 }
 
 fn close(analytic: f64, numeric: f64) -> bool {
@@ -29,7 +37,10 @@ fn parameter_gradients_match_finite_differences() {
     let h = 1e-6;
     let mut checked = 0;
     for (id, grad) in &g.params {
-        let grad = to_vec(grad.as_ref().unwrap_or_else(|| panic!("no gradient for {id:?}")));
+        let grad = to_vec(
+            grad.as_ref()
+                .unwrap_or_else(|| panic!("no gradient for {id:?}")),
+        );
         let p = net.param(*id).unwrap();
         let base = p.to_vec().unwrap();
         // Check a spread of entries of every trainable parameter.
@@ -43,7 +54,12 @@ fn parameter_gradients_match_finite_differences() {
                 loss(&m, &x, &w)
             };
             let numeric = (f(h) - f(-h)) / (2.0 * h);
-            assert!(close(grad[k], numeric), "{} [{k}]: autograd {} vs finite difference {numeric}", p.name(), grad[k]);
+            assert!(
+                close(grad[k], numeric),
+                "{} [{k}]: autograd {} vs finite difference {numeric}",
+                p.name(),
+                grad[k]
+            );
             checked += 1;
         }
     }
@@ -68,7 +84,11 @@ fn input_gradients_match_finite_differences() {
             loss(&net, &t(v, x.dims()), &w)
         };
         let numeric = (f(h) - f(-h)) / (2.0 * h);
-        assert!(close(gx[k], numeric), "input [{k}]: autograd {} vs finite difference {numeric}", gx[k]);
+        assert!(
+            close(gx[k], numeric),
+            "input [{k}]: autograd {} vs finite difference {numeric}",
+            gx[k]
+        );
     }
 }
 

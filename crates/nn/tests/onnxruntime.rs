@@ -19,7 +19,11 @@ fn repo() -> PathBuf {
 }
 
 fn ort_available() -> bool {
-    let ok = Command::new("python3").args(["-c", "import onnxruntime, numpy"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new("python3")
+        .args(["-c", "import onnxruntime, numpy"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !ok && std::env::var("NETREPAIR_REQUIRE_ORT").as_deref() == Ok("1") {
         panic!("NETREPAIR_REQUIRE_ORT=1 but python3 cannot import onnxruntime and numpy");
     }
@@ -34,7 +38,12 @@ fn write_npy(path: &Path, x: &Tensor) {
     let data = to_vec(&x.to_dtype(DType::F32).unwrap());
     let file = std::fs::File::create(path).unwrap();
     use npyz::WriterBuilder;
-    let mut w = npyz::WriteOptions::new().default_dtype().shape(&dims).writer(file).begin_nd().unwrap();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&dims)
+        .writer(file)
+        .begin_nd()
+        .unwrap();
     w.extend(data.iter().map(|&v| v as f32)).unwrap();
     w.finish().unwrap();
 }
@@ -43,16 +52,30 @@ fn write_npy(path: &Path, x: &Tensor) {
 fn ort(model: &Path, x: &Tensor, dir: &Path) -> Vec<f64> {
     let (xi, yo) = (dir.join("x.npy"), dir.join("y.npy"));
     write_npy(&xi, x);
-    let out = Command::new("python3").arg(repo().join("scripts/ort_run.py")).args([model, &xi, &yo]).output().unwrap();
-    assert!(out.status.success(), "ort_run.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg(repo().join("scripts/ort_run.py"))
+        .args([model, &xi, &yo])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ort_run.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bytes = std::fs::read(&yo).unwrap();
-    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<f64>().unwrap()
+    npyz::NpyFile::new(&bytes[..])
+        .unwrap()
+        .into_vec::<f64>()
+        .unwrap()
 }
 
 fn assert_close(ours: &[f64], reference: &[f64], what: &str) {
     assert_eq!(ours.len(), reference.len());
     for (a, b) in ours.iter().zip(reference) {
-        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{what}: ours {a} vs onnxruntime {b}");
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+            "{what}: ours {a} vs onnxruntime {b}"
+        );
     }
 }
 
@@ -60,7 +83,11 @@ fn assert_close(ours: &[f64], reference: &[f64], what: &str) {
 /// exported file with our forward pass of the perturbed network.
 fn perturb_and_check(mut net: Network, x: &Tensor, dir: &Path, what: &str) {
     let first_affine = net.affine_nodes()[0];
-    let id = net.param_ids().into_iter().find(|p| p.node == first_affine).unwrap();
+    let id = net
+        .param_ids()
+        .into_iter()
+        .find(|p| p.node == first_affine)
+        .unwrap();
     let mut w = net.param(id).unwrap().to_vec().unwrap();
     w[0] += 0.125;
     let dims = net.param(id).unwrap().dims().to_vec();
@@ -71,8 +98,15 @@ fn perturb_and_check(mut net: Network, x: &Tensor, dir: &Path, what: &str) {
     assert_close(&ours, &ort(&path, x, dir), what);
     if let Some(origin) = net.origin() {
         let reloaded = load_onnx(&path).unwrap();
-        assert_eq!(reloaded.origin().unwrap().node_names(), origin.node_names(), "{what}: node list changed");
-        assert_eq!((reloaded.input_name(), reloaded.output_name()), (net.input_name(), net.output_name()));
+        assert_eq!(
+            reloaded.origin().unwrap().node_names(),
+            origin.node_names(),
+            "{what}: node list changed"
+        );
+        assert_eq!(
+            (reloaded.input_name(), reloaded.output_name()),
+            (net.input_name(), net.output_name())
+        );
     }
 }
 
@@ -88,7 +122,11 @@ fn generated_networks_match_onnxruntime() {
     let path = dir.path().join("zoo.onnx");
     save_onnx(&net, &path).unwrap();
     let imported = load_onnx(&path).unwrap();
-    assert_close(&to_vec(&imported.forward_f64(&x).unwrap()), &ort(&path, &x, dir.path()), "zoo");
+    assert_close(
+        &to_vec(&imported.forward_f64(&x).unwrap()),
+        &ort(&path, &x, dir.path()),
+        "zoo",
+    );
     perturb_and_check(imported, &x, dir.path(), "zoo re-emitted");
 }
 

@@ -4,13 +4,20 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use common::{t, to_vec};
-use netrepair_nn::{fit, mlp, Activation, Layer, Linear, NetworkBuilder, Optimizer, OptimizerKind, TrainConfig, Trainer};
+use netrepair_nn::{
+    fit, mlp, Activation, Layer, Linear, NetworkBuilder, Optimizer, OptimizerKind, TrainConfig,
+    Trainer,
+};
 use rand::{Rng, SeedableRng};
 
 /// Linear(1 -> 1) with w = 1, b = 0.
 fn scalar_net() -> netrepair_nn::Network {
     let mut b = NetworkBuilder::new(vec![1]);
-    b.push("fc", Layer::Linear(Linear::new("fc", t(vec![1.0], &[1, 1]), t(vec![0.0], &[1])).unwrap())).unwrap();
+    b.push(
+        "fc",
+        Layer::Linear(Linear::new("fc", t(vec![1.0], &[1, 1]), t(vec![0.0], &[1])).unwrap()),
+    )
+    .unwrap();
     b.build().unwrap()
 }
 
@@ -21,12 +28,24 @@ fn run(kind: OptimizerKind, lr: f64, steps: usize) -> (f64, f64) {
     let vars = tr.vars();
     let mut opt = Optimizer::new(kind, lr, 0.0, vars.len()).unwrap();
     for _ in 0..steps {
-        let loss = tr.forward(&t(vec![1.0], &[1, 1])).unwrap().sum_all().unwrap();
+        let loss = tr
+            .forward(&t(vec![1.0], &[1, 1]))
+            .unwrap()
+            .sum_all()
+            .unwrap();
         opt.step(&vars, &tr.grads(&loss).unwrap(), None).unwrap();
     }
     tr.write_back(&mut net).unwrap();
-    let w = net.param(net.find_param("fc.weight").unwrap()).unwrap().to_vec().unwrap()[0];
-    let b = net.param(net.find_param("fc.bias").unwrap()).unwrap().to_vec().unwrap()[0];
+    let w = net
+        .param(net.find_param("fc.weight").unwrap())
+        .unwrap()
+        .to_vec()
+        .unwrap()[0];
+    let b = net
+        .param(net.find_param("fc.bias").unwrap())
+        .unwrap()
+        .to_vec()
+        .unwrap()[0];
     (w, b)
 }
 
@@ -34,7 +53,10 @@ fn run(kind: OptimizerKind, lr: f64, steps: usize) -> (f64, f64) {
 fn optimiser_steps_by_hand() {
     // SGD, momentum 0.9, lr 0.1: m1 = 1, w = 1 - 0.1 = 0.9; m2 = 0.9 + 1 = 1.9, w = 0.9 - 0.19.
     let (w, b) = run(OptimizerKind::Sgd { momentum: 0.9 }, 0.1, 2);
-    assert!((w - 0.71).abs() < 1e-12 && (b + 0.29).abs() < 1e-12, "{w} {b}");
+    assert!(
+        (w - 0.71).abs() < 1e-12 && (b + 0.29).abs() < 1e-12,
+        "{w} {b}"
+    );
     // Adam: the bias-corrected first step is lr * g / |g| = 0.1 (up to eps).
     let (w, b) = run(OptimizerKind::adam(), 0.1, 1);
     assert!((w - 0.9).abs() < 1e-6 && (b + 0.1).abs() < 1e-6, "{w} {b}");
@@ -62,7 +84,8 @@ fn masked_entries_do_not_move() {
     let x = t(vec![0.3, -0.2, 0.9, 1.0, 0.5, -0.7], &[2, 3]);
     for _ in 0..5 {
         let loss = tr.forward(&x).unwrap().sqr().unwrap().sum_all().unwrap();
-        opt.step(&vars, &tr.grads(&loss).unwrap(), Some(&masks)).unwrap();
+        opt.step(&vars, &tr.grads(&loss).unwrap(), Some(&masks))
+            .unwrap();
     }
     tr.write_back(&mut net).unwrap();
     let after = net.param_tensors(DType::F64).unwrap();
@@ -96,7 +119,12 @@ fn blobs(n: usize, seed: u64) -> (Tensor, Vec<u32>) {
 #[test]
 fn fit_learns_and_is_deterministic() {
     let (x, y) = blobs(200, 3);
-    let cfg = TrainConfig { epochs: 15, batch_size: 16, lr: 0.01, ..Default::default() };
+    let cfg = TrainConfig {
+        epochs: 15,
+        batch_size: 16,
+        lr: 0.01,
+        ..Default::default()
+    };
     let train = || {
         let mut net = mlp(&[2, 8, 2], Activation::Relu, 9).unwrap();
         let h = fit(&mut net, &x, &y, &cfg, |_, _| {}, |_| {}).unwrap();
@@ -110,18 +138,37 @@ fn fit_learns_and_is_deterministic() {
     let acc = pred.iter().zip(&y).filter(|(p, l)| p == l).count() as f64 / y.len() as f64;
     assert!(acc >= 0.95, "accuracy {acc}");
     for id in a.param_ids() {
-        assert_eq!(a.param(id).unwrap().to_vec().unwrap(), b.param(id).unwrap().to_vec().unwrap(), "same seed, same network");
+        assert_eq!(
+            a.param(id).unwrap().to_vec().unwrap(),
+            b.param(id).unwrap().to_vec().unwrap(),
+            "same seed, same network"
+        );
     }
 }
 
 #[test]
 fn every_optimiser_reduces_the_loss() {
     let (x, y) = blobs(100, 5);
-    for optimizer in [OptimizerKind::sgd(), OptimizerKind::adam(), OptimizerKind::rmsprop()] {
+    for optimizer in [
+        OptimizerKind::sgd(),
+        OptimizerKind::adam(),
+        OptimizerKind::rmsprop(),
+    ] {
         let mut net = mlp(&[2, 8, 2], Activation::Tanh, 2).unwrap();
-        let cfg = TrainConfig { epochs: 10, batch_size: 10, lr: 0.01, optimizer, ..Default::default() };
+        let cfg = TrainConfig {
+            epochs: 10,
+            batch_size: 10,
+            lr: 0.01,
+            optimizer,
+            ..Default::default()
+        };
         let h = fit(&mut net, &x, &y, &cfg, |_, _| {}, |_| {}).unwrap();
-        assert!(h[9].loss < h[0].loss, "{optimizer:?}: {} -> {}", h[0].loss, h[9].loss);
+        assert!(
+            h[9].loss < h[0].loss,
+            "{optimizer:?}: {} -> {}",
+            h[0].loss,
+            h[9].loss
+        );
     }
 }
 
@@ -131,14 +178,37 @@ fn bad_training_settings_are_named() {
     let mut net = mlp(&[2, 4, 2], Activation::Relu, 0).unwrap();
     let ok = TrainConfig::default();
     let cases = [
-        (TrainConfig { epochs: 0, ..ok.clone() }, y.clone(), "epochs"),
-        (TrainConfig { batch_size: 0, ..ok.clone() }, y.clone(), "batch size"),
-        (TrainConfig { lr: -1.0, ..ok.clone() }, y.clone(), "learning rate"),
+        (
+            TrainConfig {
+                epochs: 0,
+                ..ok.clone()
+            },
+            y.clone(),
+            "epochs",
+        ),
+        (
+            TrainConfig {
+                batch_size: 0,
+                ..ok.clone()
+            },
+            y.clone(),
+            "batch size",
+        ),
+        (
+            TrainConfig {
+                lr: -1.0,
+                ..ok.clone()
+            },
+            y.clone(),
+            "learning rate",
+        ),
         (ok.clone(), vec![0; 3], "labels"),
         (ok.clone(), vec![5; 10], "out of range"),
     ];
     for (cfg, labels, word) in cases {
-        let err = fit(&mut net, &x, &labels, &cfg, |_, _| {}, |_| {}).unwrap_err().to_string();
+        let err = fit(&mut net, &x, &labels, &cfg, |_, _| {}, |_| {})
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(word), "expected '{word}' in: {err}");
     }
     assert!(mlp(&[2], Activation::Relu, 0).is_err());

@@ -175,14 +175,16 @@ impl<'g> Importer<'g> {
                     "the graph has no runtime input".into(),
                 ))
             }
-            many => return Err(NnError::InvalidGraph(format!(
+            many => {
+                return Err(NnError::InvalidGraph(format!(
                 "the graph has {} runtime inputs ({}); only single-input networks are supported",
                 many.len(),
                 many.iter()
                     .map(|i| i.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
-            ))),
+            )))
+            }
         };
         let shape = input_shape(input)?;
         values.insert(input.name.clone(), Val::Run(0));
