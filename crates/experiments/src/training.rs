@@ -147,7 +147,7 @@ impl Preset {
             // Few epochs on purpose: the demo needs errors to repair.
             Preset::MoonsMlp => (4, 0.01, 16),
             Preset::MnistMlp => (3, 1e-3, 64),
-            Preset::GermanMlp => (30, 1e-3, 32),
+            Preset::GermanMlp => (10, 1e-3, 32),
             Preset::AdultMlp => (3, 1e-3, 128),
             Preset::CifarCnn => (4, 1e-3, 64),
         };
