@@ -1,0 +1,290 @@
+//! Interval bound propagation (IBP) through every layer type, sound in f64.
+
+use netrepair_nn::{ConstOp, Layer, Network, Pool2d};
+use netrepair_spec::{BoxRegion, Polytope};
+
+use crate::error::{Result, VerifyError};
+use crate::rounding::{down, gamma, libm_down, libm_up, up, U};
+
+/// Lower and upper bounds of every scalar of one value (flattened, row-major per sample).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bounds {
+    /// Lower bounds.
+    pub lower: Vec<f64>,
+    /// Upper bounds.
+    pub upper: Vec<f64>,
+}
+
+impl Bounds {
+    fn map(&self, f: impl Fn(f64) -> f64, g: impl Fn(f64) -> f64) -> Self {
+        Self {
+            lower: self.lower.iter().map(|&v| f(v)).collect(),
+            upper: self.upper.iter().map(|&v| g(v)).collect(),
+        }
+    }
+
+    /// Whether `x` lies within the bounds.
+    pub fn contains(&self, x: &[f64]) -> bool {
+        x.len() == self.lower.len()
+            && x.iter()
+                .zip(self.lower.iter().zip(&self.upper))
+                .all(|(v, (l, u))| l <= v && v <= u)
+    }
+
+    /// Largest width `upper - lower`.
+    pub fn max_width(&self) -> f64 {
+        self.lower
+            .iter()
+            .zip(&self.upper)
+            .map(|(l, u)| u - l)
+            .fold(0.0, f64::max)
+    }
+}
+
+/// Sound bounds of every value of `net` (value 0 is the input, `i + 1` node `i`'s output) for
+/// inputs in `input`.
+pub fn interval_bounds(net: &Network, input: &BoxRegion) -> Result<Vec<Bounds>> {
+    if input.dim() != net.input_len() {
+        return Err(VerifyError::InputSize {
+            expected: net.input_len(),
+            got: input.dim(),
+        });
+    }
+    let mut values = vec![Bounds {
+        lower: input.lower.clone(),
+        upper: input.upper.clone(),
+    }];
+    for node in net.nodes() {
+        let x = &values[node.inputs()[0]];
+        let shape = net.value_shape(node.inputs()[0]);
+        let out = match node.layer() {
+            Layer::Linear(l) => {
+                let (w, b) = (l.weight().to_vec()?, l.bias().to_vec()?);
+                let n = l.in_features();
+                affine(
+                    x,
+                    b.len(),
+                    |i| b[i],
+                    |i, f| (0..n).for_each(|j| f(j, w[i * n + j])),
+                )
+            }
+            Layer::Conv2d(c) => conv(x, shape, node.output_shape(), c)?,
+            Layer::BatchNorm(bn) => {
+                let (a, c) = bn.affine()?;
+                let per = x.lower.len() / a.len();
+                per_element(x, |k| (a[k / per], c[k / per]))
+            }
+            Layer::Relu => x.map(|v| v.max(0.0), |v| v.max(0.0)),
+            Layer::Sigmoid => {
+                let s = |v: f64| 1.0 / (1.0 + (-v).exp());
+                x.map(|v| libm_down(s(v)).max(0.0), |v| libm_up(s(v)).min(1.0))
+            }
+            Layer::Tanh => x.map(
+                |v| libm_down(v.tanh()).max(-1.0),
+                |v| libm_up(v.tanh()).min(1.0),
+            ),
+            Layer::MaxPool2d(p) => pool(x, shape, p, true),
+            Layer::AvgPool2d(p) => pool(x, shape, p, false),
+            Layer::Flatten | Layer::Reshape(_) => x.clone(),
+            Layer::Add => {
+                let y = &values[node.inputs()[1]];
+                Bounds {
+                    lower: x
+                        .lower
+                        .iter()
+                        .zip(&y.lower)
+                        .map(|(a, b)| (a + b).next_down())
+                        .collect(),
+                    upper: x
+                        .upper
+                        .iter()
+                        .zip(&y.upper)
+                        .map(|(a, b)| (a + b).next_up())
+                        .collect(),
+                }
+            }
+            Layer::Elementwise(e) => {
+                let mut full = vec![1];
+                full.extend_from_slice(shape);
+                let c = e
+                    .constant()
+                    .broadcast_as(full)
+                    .and_then(|t| t.flatten_all())
+                    .and_then(|t| t.to_vec1::<f64>())
+                    .map_err(netrepair_nn::NnError::from)?;
+                match e.op() {
+                    ConstOp::Add => per_element(x, |k| (1.0, c[k])),
+                    ConstOp::Sub => per_element(x, |k| (1.0, -c[k])),
+                    ConstOp::Mul => per_element(x, |k| (c[k], 0.0)),
+                    // x / c: the reciprocal is itself rounded; per_element widens for it.
+                    ConstOp::Div => per_element(x, |k| (1.0 / c[k], 0.0)),
+                }
+            }
+        };
+        values.push(out);
+    }
+    Ok(values)
+}
+
+/// Midpoints and radii with `[l, u]` inside `[m - r, m + r]`.
+fn mid_rad(x: &Bounds) -> (Vec<f64>, Vec<f64>) {
+    let m: Vec<f64> = x
+        .lower
+        .iter()
+        .zip(&x.upper)
+        .map(|(l, u)| 0.5 * (l + u))
+        .collect();
+    let r = m
+        .iter()
+        .zip(x.lower.iter().zip(&x.upper))
+        .map(|(m, (l, u))| (u - m).max(m - l).next_up())
+        .collect();
+    (m, r)
+}
+
+/// `y_i = bias(i) + sum_j w_ij x_j` where `taps(i, f)` calls `f(j, w_ij)` for each term.
+fn affine(
+    x: &Bounds,
+    outputs: usize,
+    bias: impl Fn(usize) -> f64,
+    taps: impl Fn(usize, &mut dyn FnMut(usize, f64)),
+) -> Bounds {
+    let (m, r) = mid_rad(x);
+    let mut lower = Vec::with_capacity(outputs);
+    let mut upper = Vec::with_capacity(outputs);
+    for i in 0..outputs {
+        let b = bias(i);
+        let (mut mid, mut rad, mut mag, mut n) = (b, 0.0, b.abs(), 1usize);
+        taps(i, &mut |j, w| {
+            mid += w * m[j];
+            rad += w.abs() * r[j];
+            mag += w.abs() * m[j].abs();
+            n += 1;
+        });
+        // Rounding of the two dot products and the final subtraction / addition.
+        let err = gamma(n + 2) * (mag + 2.0 * rad);
+        lower.push(down(mid - rad, err));
+        upper.push(up(mid + rad, err));
+    }
+    Bounds { lower, upper }
+}
+
+/// `y_k = a_k x_k + c_k` per element; `a` and `c` may carry a few ulps of error of their own.
+fn per_element(x: &Bounds, ac: impl Fn(usize) -> (f64, f64)) -> Bounds {
+    let mut lower = Vec::with_capacity(x.lower.len());
+    let mut upper = Vec::with_capacity(x.lower.len());
+    for k in 0..x.lower.len() {
+        let (a, c) = ac(k);
+        let (lo, hi) = if a >= 0.0 {
+            (x.lower[k], x.upper[k])
+        } else {
+            (x.upper[k], x.lower[k])
+        };
+        let (yl, yu) = (a * lo + c, a * hi + c);
+        let err = 8.0 * U * (a.abs() * lo.abs().max(hi.abs()) + c.abs());
+        lower.push(down(yl, err));
+        upper.push(up(yu, err));
+    }
+    Bounds { lower, upper }
+}
+
+fn conv(x: &Bounds, shape: &[usize], out: &[usize], c: &netrepair_nn::Conv2d) -> Result<Bounds> {
+    let (w, b) = (c.weight().to_vec()?, c.bias().to_vec()?);
+    let (h, wd) = (shape[1], shape[2]);
+    let (co, ho, wo) = (out[0], out[1], out[2]);
+    let [kh, kw] = c.kernel();
+    let cg = shape[0] / c.groups();
+    let per_group = co / c.groups();
+    let (s, d, [pt, pl, _, _]) = (c.stride(), c.dilation(), c.padding());
+    Ok(affine(
+        x,
+        co * ho * wo,
+        |i| b[i / (ho * wo)],
+        |i, f| {
+            let (o, oh, ow) = (i / (ho * wo), (i / wo) % ho, i % wo);
+            let g = o / per_group;
+            for ci in 0..cg {
+                for a in 0..kh {
+                    let ih = (oh * s + a * d) as isize - pt as isize;
+                    if ih < 0 || ih as usize >= h {
+                        continue;
+                    }
+                    for e in 0..kw {
+                        let iw = (ow * s + e * d) as isize - pl as isize;
+                        if iw < 0 || iw as usize >= wd {
+                            continue;
+                        }
+                        let input = ((g * cg + ci) * h + ih as usize) * wd + iw as usize;
+                        f(input, w[((o * cg + ci) * kh + a) * kw + e]);
+                    }
+                }
+            }
+        },
+    ))
+}
+
+fn pool(x: &Bounds, shape: &[usize], p: &Pool2d, max: bool) -> Bounds {
+    let (c, h, w) = (shape[0], shape[1], shape[2]);
+    let [ho, wo] = p
+        .output_hw(h, w)
+        .expect("checked when the network was built");
+    let mut lower = Vec::with_capacity(c * ho * wo);
+    let mut upper = Vec::with_capacity(c * ho * wo);
+    for ch in 0..c {
+        for oh in 0..ho {
+            for ow in 0..wo {
+                let (mut lo, mut hi, mut mag, mut valid) =
+                    (f64::NEG_INFINITY, f64::NEG_INFINITY, 0.0, 0usize);
+                let (mut sl, mut su) = (0.0, 0.0);
+                for a in 0..p.kernel[0] {
+                    for e in 0..p.kernel[1] {
+                        let ih = (oh * p.stride[0] + a) as isize - p.padding[0] as isize;
+                        let iw = (ow * p.stride[1] + e) as isize - p.padding[1] as isize;
+                        if ih < 0 || iw < 0 || ih as usize >= h || iw as usize >= w {
+                            continue;
+                        }
+                        let k = (ch * h + ih as usize) * w + iw as usize;
+                        lo = lo.max(x.lower[k]);
+                        hi = hi.max(x.upper[k]);
+                        sl += x.lower[k];
+                        su += x.upper[k];
+                        mag += x.lower[k].abs().max(x.upper[k].abs());
+                        valid += 1;
+                    }
+                }
+                if max {
+                    lower.push(lo);
+                    upper.push(hi);
+                } else {
+                    let count = if p.count_include_pad {
+                        p.kernel[0] * p.kernel[1]
+                    } else {
+                        valid.max(1)
+                    } as f64;
+                    let err = gamma(valid + 2) * mag / count;
+                    lower.push(down(sl / count, err));
+                    upper.push(up(su / count, err));
+                }
+            }
+        }
+    }
+    Bounds { lower, upper }
+}
+
+/// Whether the outputs within `out` can never lie in `poly`: some constraint's minimum over
+/// the output box exceeds its right-hand side (computed with rounding downward).
+pub fn unreachable_polytope(out: &Bounds, poly: &Polytope) -> bool {
+    poly.constraints.iter().any(|c| {
+        let (mut min, mut mag) = (0.0, 0.0);
+        for &(j, a) in &c.coeffs {
+            let t = if a >= 0.0 {
+                a * out.lower[j]
+            } else {
+                a * out.upper[j]
+            };
+            min += t;
+            mag += t.abs();
+        }
+        down(min, gamma(c.coeffs.len() + 1) * mag) > c.rhs
+    })
+}

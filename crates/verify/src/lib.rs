@@ -1,0 +1,26 @@
+//! Sound verification: bounds on every value of a network over an input box, computed in f64
+//! by code independent of the forward pass that training and repair use, with outward
+//! rounding so that floating-point error can only widen them (see [`rounding`]).
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use netrepair_nn::{mlp, Activation};
+//! use netrepair_spec::BoxRegion;
+//!
+//! let net = mlp(&[2, 8, 3], Activation::Relu, 1).unwrap();
+//! let input = BoxRegion::new(vec![-1.0, 0.0], vec![1.0, 0.5]).unwrap();
+//! let bounds = netrepair_verify::interval_bounds(&net, &input).unwrap();
+//! let out = bounds.last().unwrap();
+//! let y = net.forward(&Tensor::new(&[[0.3f64, 0.2]], &Device::Cpu).unwrap()).unwrap();
+//! for (j, v) in y.flatten_all().unwrap().to_vec1::<f64>().unwrap().into_iter().enumerate() {
+//!     assert!(out.lower[j] <= v && v <= out.upper[j]);
+//! }
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+mod interval;
+pub mod rounding;
+
+pub use error::{Result, VerifyError};
+pub use interval::{interval_bounds, unreachable_polytope, Bounds};
