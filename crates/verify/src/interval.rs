@@ -1,6 +1,8 @@
 //! Interval bound propagation (IBP) through every layer type, sound in f64.
 
-use netrepair_nn::{ConstOp, Layer, Network, Pool2d};
+use netrepair_nn::{Layer, Network, Pool2d};
+
+use crate::affine::{affine_op, elementwise_op};
 use netrepair_spec::{BoxRegion, Polytope};
 
 use crate::error::{Result, VerifyError};
@@ -54,26 +56,31 @@ pub fn interval_bounds(net: &Network, input: &BoxRegion) -> Result<Vec<Bounds>> 
         lower: input.lower.clone(),
         upper: input.upper.clone(),
     }];
-    for node in net.nodes() {
+    for i in 0..net.nodes().len() {
+        let out = propagate_node(net, i, &values)?;
+        values.push(out);
+    }
+    Ok(values)
+}
+
+/// Interval bounds of node `i`'s output from the bounds of the values before it.
+pub(crate) fn propagate_node(net: &Network, i: usize, values: &[Bounds]) -> Result<Bounds> {
+    let node = &net.nodes()[i];
+    {
         let x = &values[node.inputs()[0]];
         let shape = net.value_shape(node.inputs()[0]);
+        if let Some(op) = affine_op(net, i)? {
+            return Ok(affine(
+                x,
+                op.bias.len(),
+                |o| op.bias[o],
+                |o, f| op.rows[o].iter().for_each(|&(j, w)| f(j as usize, w)),
+            ));
+        }
+        if let Some((a, c)) = elementwise_op(net, i)? {
+            return Ok(per_element(x, |k| (a[k], c[k])));
+        }
         let out = match node.layer() {
-            Layer::Linear(l) => {
-                let (w, b) = (l.weight().to_vec()?, l.bias().to_vec()?);
-                let n = l.in_features();
-                affine(
-                    x,
-                    b.len(),
-                    |i| b[i],
-                    |i, f| (0..n).for_each(|j| f(j, w[i * n + j])),
-                )
-            }
-            Layer::Conv2d(c) => conv(x, shape, node.output_shape(), c)?,
-            Layer::BatchNorm(bn) => {
-                let (a, c) = bn.affine()?;
-                let per = x.lower.len() / a.len();
-                per_element(x, |k| (a[k / per], c[k / per]))
-            }
             Layer::Relu => x.map(|v| v.max(0.0), |v| v.max(0.0)),
             Layer::Sigmoid => {
                 let s = |v: f64| 1.0 / (1.0 + (-v).exp());
@@ -84,7 +91,6 @@ pub fn interval_bounds(net: &Network, input: &BoxRegion) -> Result<Vec<Bounds>> 
                 |v| libm_up(v.tanh()).min(1.0),
             ),
             Layer::MaxPool2d(p) => pool(x, shape, p, true),
-            Layer::AvgPool2d(p) => pool(x, shape, p, false),
             Layer::Flatten | Layer::Reshape(_) => x.clone(),
             Layer::Add => {
                 let y = &values[node.inputs()[1]];
@@ -103,27 +109,16 @@ pub fn interval_bounds(net: &Network, input: &BoxRegion) -> Result<Vec<Bounds>> 
                         .collect(),
                 }
             }
-            Layer::Elementwise(e) => {
-                let mut full = vec![1];
-                full.extend_from_slice(shape);
-                let c = e
-                    .constant()
-                    .broadcast_as(full)
-                    .and_then(|t| t.flatten_all())
-                    .and_then(|t| t.to_vec1::<f64>())
-                    .map_err(netrepair_nn::NnError::from)?;
-                match e.op() {
-                    ConstOp::Add => per_element(x, |k| (1.0, c[k])),
-                    ConstOp::Sub => per_element(x, |k| (1.0, -c[k])),
-                    ConstOp::Mul => per_element(x, |k| (c[k], 0.0)),
-                    // x / c: the reciprocal is itself rounded; per_element widens for it.
-                    ConstOp::Div => per_element(x, |k| (1.0 / c[k], 0.0)),
-                }
+            Layer::Linear(_)
+            | Layer::Conv2d(_)
+            | Layer::AvgPool2d(_)
+            | Layer::BatchNorm(_)
+            | Layer::Elementwise(_) => {
+                unreachable!("handled as linear maps above")
             }
         };
-        values.push(out);
+        Ok(out)
     }
-    Ok(values)
 }
 
 /// Midpoints and radii with `[l, u]` inside `[m - r, m + r]`.
@@ -162,7 +157,7 @@ fn affine(
             n += 1;
         });
         // Rounding of the two dot products and the final subtraction / addition.
-        let err = gamma(n + 2) * (mag + 2.0 * rad);
+        let err = gamma(n + 4) * (mag + 2.0 * rad);
         lower.push(down(mid - rad, err));
         upper.push(up(mid + rad, err));
     }
@@ -186,41 +181,6 @@ fn per_element(x: &Bounds, ac: impl Fn(usize) -> (f64, f64)) -> Bounds {
         upper.push(up(yu, err));
     }
     Bounds { lower, upper }
-}
-
-fn conv(x: &Bounds, shape: &[usize], out: &[usize], c: &netrepair_nn::Conv2d) -> Result<Bounds> {
-    let (w, b) = (c.weight().to_vec()?, c.bias().to_vec()?);
-    let (h, wd) = (shape[1], shape[2]);
-    let (co, ho, wo) = (out[0], out[1], out[2]);
-    let [kh, kw] = c.kernel();
-    let cg = shape[0] / c.groups();
-    let per_group = co / c.groups();
-    let (s, d, [pt, pl, _, _]) = (c.stride(), c.dilation(), c.padding());
-    Ok(affine(
-        x,
-        co * ho * wo,
-        |i| b[i / (ho * wo)],
-        |i, f| {
-            let (o, oh, ow) = (i / (ho * wo), (i / wo) % ho, i % wo);
-            let g = o / per_group;
-            for ci in 0..cg {
-                for a in 0..kh {
-                    let ih = (oh * s + a * d) as isize - pt as isize;
-                    if ih < 0 || ih as usize >= h {
-                        continue;
-                    }
-                    for e in 0..kw {
-                        let iw = (ow * s + e * d) as isize - pl as isize;
-                        if iw < 0 || iw as usize >= wd {
-                            continue;
-                        }
-                        let input = ((g * cg + ci) * h + ih as usize) * wd + iw as usize;
-                        f(input, w[((o * cg + ci) * kh + a) * kw + e]);
-                    }
-                }
-            }
-        },
-    ))
 }
 
 fn pool(x: &Bounds, shape: &[usize], p: &Pool2d, max: bool) -> Bounds {

@@ -18,9 +18,12 @@
 //! ```
 #![deny(missing_docs)]
 
+mod affine;
+mod crown;
 mod error;
 mod interval;
 pub mod rounding;
 
+pub use crown::{linear_bounds, prove_case};
 pub use error::{Result, VerifyError};
 pub use interval::{interval_bounds, unreachable_polytope, Bounds};

@@ -1,0 +1,141 @@
+//! Layers as linear maps on flattened values, shared by the interval and linear bounds.
+
+use netrepair_nn::{ConstOp, Layer, Network, NnError, Pool2d};
+
+use crate::error::Result;
+
+/// `y_i = bias[i] + sum_{(j, w) in rows[i]} w x_j`.
+pub(crate) struct AffineOp {
+    pub bias: Vec<f64>,
+    pub rows: Vec<Vec<(u32, f64)>>,
+}
+
+/// Linear, convolution and average pooling as sparse affine maps; `None` for other layers.
+pub(crate) fn affine_op(net: &Network, node: usize) -> Result<Option<AffineOp>> {
+    let n = &net.nodes()[node];
+    let shape = net.value_shape(n.inputs()[0]);
+    let out = n.output_shape();
+    Ok(Some(match n.layer() {
+        Layer::Linear(l) => {
+            let (w, b) = (l.weight().to_vec()?, l.bias().to_vec()?);
+            let k = l.in_features();
+            AffineOp {
+                rows: (0..b.len())
+                    .map(|i| (0..k).map(|j| (j as u32, w[i * k + j])).collect())
+                    .collect(),
+                bias: b,
+            }
+        }
+        Layer::Conv2d(c) => {
+            let (w, b) = (c.weight().to_vec()?, c.bias().to_vec()?);
+            let (h, wd) = (shape[1], shape[2]);
+            let (co, ho, wo) = (out[0], out[1], out[2]);
+            let [kh, kw] = c.kernel();
+            let cg = shape[0] / c.groups();
+            let per_group = co / c.groups();
+            let (s, d, [pt, pl, _, _]) = (c.stride(), c.dilation(), c.padding());
+            let mut rows = Vec::with_capacity(co * ho * wo);
+            for o in 0..co {
+                let g = o / per_group;
+                for oh in 0..ho {
+                    for ow in 0..wo {
+                        let mut row = Vec::with_capacity(cg * kh * kw);
+                        for ci in 0..cg {
+                            for a in 0..kh {
+                                let ih = (oh * s + a * d) as isize - pt as isize;
+                                if ih < 0 || ih as usize >= h {
+                                    continue;
+                                }
+                                for e in 0..kw {
+                                    let iw = (ow * s + e * d) as isize - pl as isize;
+                                    if iw < 0 || iw as usize >= wd {
+                                        continue;
+                                    }
+                                    let input =
+                                        ((g * cg + ci) * h + ih as usize) * wd + iw as usize;
+                                    row.push((input as u32, w[((o * cg + ci) * kh + a) * kw + e]));
+                                }
+                            }
+                        }
+                        rows.push(row);
+                    }
+                }
+            }
+            AffineOp {
+                bias: (0..co * ho * wo).map(|i| b[i / (ho * wo)]).collect(),
+                rows,
+            }
+        }
+        Layer::AvgPool2d(p) => avg_pool(p, shape),
+        _ => return Ok(None),
+    }))
+}
+
+fn avg_pool(p: &Pool2d, shape: &[usize]) -> AffineOp {
+    let (c, h, w) = (shape[0], shape[1], shape[2]);
+    let [ho, wo] = p
+        .output_hw(h, w)
+        .expect("checked when the network was built");
+    let mut rows = Vec::with_capacity(c * ho * wo);
+    for ch in 0..c {
+        for oh in 0..ho {
+            for ow in 0..wo {
+                let mut cells = Vec::new();
+                for a in 0..p.kernel[0] {
+                    for e in 0..p.kernel[1] {
+                        let ih = (oh * p.stride[0] + a) as isize - p.padding[0] as isize;
+                        let iw = (ow * p.stride[1] + e) as isize - p.padding[1] as isize;
+                        if ih >= 0 && iw >= 0 && (ih as usize) < h && (iw as usize) < w {
+                            cells.push(((ch * h + ih as usize) * w + iw as usize) as u32);
+                        }
+                    }
+                }
+                let count = if p.count_include_pad {
+                    p.kernel[0] * p.kernel[1]
+                } else {
+                    cells.len().max(1)
+                } as f64;
+                rows.push(cells.into_iter().map(|j| (j, 1.0 / count)).collect());
+            }
+        }
+    }
+    AffineOp {
+        bias: vec![0.0; rows.len()],
+        rows,
+    }
+}
+
+/// Batch norm and constant operations as `y_k = a_k x_k + c_k`; `None` for other layers.
+pub(crate) fn elementwise_op(net: &Network, node: usize) -> Result<Option<(Vec<f64>, Vec<f64>)>> {
+    let n = &net.nodes()[node];
+    let shape = net.value_shape(n.inputs()[0]);
+    let len: usize = shape.iter().product();
+    Ok(Some(match n.layer() {
+        Layer::BatchNorm(bn) => {
+            let (a, c) = bn.affine()?;
+            let per = len / a.len();
+            (
+                (0..len).map(|k| a[k / per]).collect(),
+                (0..len).map(|k| c[k / per]).collect(),
+            )
+        }
+        Layer::Elementwise(e) => {
+            let mut full = vec![1];
+            full.extend_from_slice(shape);
+            let c = e
+                .constant()
+                .broadcast_as(full)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f64>())
+                .map_err(NnError::from)?;
+            match e.op() {
+                ConstOp::Add => (vec![1.0; len], c),
+                ConstOp::Sub => (vec![1.0; len], c.iter().map(|v| -v).collect()),
+                ConstOp::Mul => (c, vec![0.0; len]),
+                // x / c as x * (1 / c): the reciprocal's rounding is covered by the error terms.
+                ConstOp::Div => (c.iter().map(|v| 1.0 / v).collect(), vec![0.0; len]),
+            }
+        }
+        _ => return Ok(None),
+    }))
+}

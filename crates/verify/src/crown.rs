@@ -1,0 +1,317 @@
+//! Linear bounds by back-substitution (CROWN / DeepPoly style) over the network DAG.
+//!
+//! To bound rows `Λ · v` of a value `v` from above, the coefficients are pushed backwards
+//! through the nodes that produced `v`: affine layers multiply them by their weights; a ReLU
+//! with pre-activation bounds `[l, u]` crossing zero is replaced by its upper relaxation
+//! `u (x - l) / (u - l)` where the coefficient is positive and by `α x` (α = 1 if `u > -l`,
+//! else 0) where it is negative; Sigmoid, Tanh and MaxPool are replaced by their output
+//! intervals (a constant relaxation: sound, looser than a linear one). At the input the
+//! coefficients are concretised over the box. Lower bounds are minus the upper bounds of `-Λ`.
+//!
+//! Soundness in floating point: each step adds `gamma(n) * sum |Λ| |W| max|x|` (with `max|x|`
+//! from the interval bounds) to the row's constant, bounding the rounding of the coefficient
+//! products; the relaxation slopes and intercepts are rounded outward; the final sum is
+//! rounded up. Every value's bounds are intersected with the interval bounds, so they are never
+//! looser.
+
+use std::collections::HashSet;
+
+use netrepair_nn::{Layer, Network};
+use netrepair_spec::{BoxRegion, Case};
+
+use crate::affine::{affine_op, elementwise_op};
+use crate::error::Result;
+use crate::interval::{interval_bounds, propagate_node, Bounds};
+use crate::rounding::{gamma, up};
+
+/// A dense row-major matrix of coefficients.
+#[derive(Clone)]
+struct Mat {
+    rows: usize,
+    cols: usize,
+    data: Vec<f64>,
+}
+
+impl Mat {
+    fn zeros(rows: usize, cols: usize) -> Self {
+        Self {
+            rows,
+            cols,
+            data: vec![0.0; rows * cols],
+        }
+    }
+
+    fn row(&self, r: usize) -> &[f64] {
+        &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+
+    fn add_into(slot: &mut Option<Mat>, m: Mat) {
+        match slot {
+            Some(s) => s.data.iter_mut().zip(m.data).for_each(|(a, b)| *a += b),
+            None => *slot = Some(m),
+        }
+    }
+}
+
+fn max_abs(b: &Bounds) -> Vec<f64> {
+    b.lower
+        .iter()
+        .zip(&b.upper)
+        .map(|(l, u)| l.abs().max(u.abs()))
+        .collect()
+}
+
+/// Upper bounds of each row of `lambda · value[target]` over the input box, given sound bounds
+/// of every value (`bounds[0]` is the box).
+fn upper_rows(net: &Network, bounds: &[Bounds], target: usize, lambda: Mat) -> Result<Vec<f64>> {
+    let rows = lambda.rows;
+    let mut coef: Vec<Option<Mat>> = vec![None; target + 1];
+    coef[target] = Some(lambda);
+    let mut cst = vec![0.0; rows];
+    let mut err = vec![0.0; rows];
+    for i in (0..target).rev() {
+        let Some(l) = coef[i + 1].take() else {
+            continue;
+        };
+        let node = &net.nodes()[i];
+        let inp = node.inputs()[0];
+        let xmax = max_abs(&bounds[inp]);
+        let in_len = xmax.len();
+        if let Some(op) = affine_op(net, i)? {
+            let m: Vec<f64> = op
+                .rows
+                .iter()
+                .zip(&op.bias)
+                .map(|(row, b)| {
+                    b.abs()
+                        + row
+                            .iter()
+                            .map(|&(j, w)| w.abs() * xmax[j as usize])
+                            .sum::<f64>()
+                })
+                .collect();
+            let mut out = Mat::zeros(rows, in_len);
+            for r in 0..rows {
+                let lr = l.row(r);
+                let dst = &mut out.data[r * in_len..(r + 1) * in_len];
+                let (mut c, mut mag) = (0.0, 0.0);
+                for (o, &lo) in lr.iter().enumerate() {
+                    if lo == 0.0 {
+                        continue;
+                    }
+                    c += lo * op.bias[o];
+                    mag += lo.abs() * m[o];
+                    for &(j, w) in &op.rows[o] {
+                        dst[j as usize] += lo * w;
+                    }
+                }
+                cst[r] += c;
+                err[r] += gamma(l.cols + 4) * mag;
+            }
+            Mat::add_into(&mut coef[inp], out);
+            continue;
+        }
+        if let Some((a, c)) = elementwise_op(net, i)? {
+            let mut out = Mat::zeros(rows, in_len);
+            for r in 0..rows {
+                let (mut s, mut mag) = (0.0, 0.0);
+                for k in 0..in_len {
+                    let lk = l.data[r * in_len + k];
+                    out.data[r * in_len + k] = lk * a[k];
+                    s += lk * c[k];
+                    mag += lk.abs() * (a[k].abs() * xmax[k] + c[k].abs());
+                }
+                cst[r] += s;
+                err[r] += gamma(in_len + 6) * mag;
+            }
+            Mat::add_into(&mut coef[inp], out);
+            continue;
+        }
+        match node.layer() {
+            Layer::Flatten | Layer::Reshape(_) => Mat::add_into(&mut coef[inp], l),
+            Layer::Add => {
+                Mat::add_into(&mut coef[node.inputs()[1]], l.clone());
+                Mat::add_into(&mut coef[inp], l);
+            }
+            Layer::Relu => {
+                let pre = &bounds[inp];
+                // (upper slope, upper intercept, lower slope) per neuron.
+                let relax: Vec<(f64, f64, f64)> = pre
+                    .lower
+                    .iter()
+                    .zip(&pre.upper)
+                    .map(|(&lo, &hi)| {
+                        if lo >= 0.0 {
+                            (1.0, 0.0, 1.0)
+                        } else if hi <= 0.0 {
+                            (0.0, 0.0, 0.0)
+                        } else {
+                            let s = (hi / (hi - lo)).next_up();
+                            (s, (-s * lo).next_up(), if hi > -lo { 1.0 } else { 0.0 })
+                        }
+                    })
+                    .collect();
+                let mut out = Mat::zeros(rows, in_len);
+                for r in 0..rows {
+                    let (mut s, mut mag) = (0.0, 0.0);
+                    for (k, &(su, iu, sl)) in relax.iter().enumerate() {
+                        let lk = l.data[r * in_len + k];
+                        if lk >= 0.0 {
+                            out.data[r * in_len + k] = lk * su;
+                            s += lk * iu;
+                            mag += lk * (su * xmax[k] + iu);
+                        } else {
+                            out.data[r * in_len + k] = lk * sl;
+                            mag += -lk * sl * xmax[k];
+                        }
+                    }
+                    cst[r] += s;
+                    err[r] += gamma(in_len + 4) * mag;
+                }
+                Mat::add_into(&mut coef[inp], out);
+            }
+            Layer::Sigmoid | Layer::Tanh | Layer::MaxPool2d(_) => {
+                let ob = &bounds[i + 1];
+                for r in 0..rows {
+                    let (mut s, mut mag) = (0.0, 0.0);
+                    for (k, &lk) in l.row(r).iter().enumerate() {
+                        let t = if lk >= 0.0 {
+                            lk * ob.upper[k]
+                        } else {
+                            lk * ob.lower[k]
+                        };
+                        s += t;
+                        mag += t.abs();
+                    }
+                    cst[r] += s;
+                    err[r] += gamma(l.cols + 2) * mag;
+                }
+            }
+            Layer::Linear(_)
+            | Layer::Conv2d(_)
+            | Layer::AvgPool2d(_)
+            | Layer::BatchNorm(_)
+            | Layer::Elementwise(_) => {
+                unreachable!("linear maps handled above")
+            }
+        }
+    }
+    let input = &bounds[0];
+    let mut result = Vec::with_capacity(rows);
+    for r in 0..rows {
+        let (mut s, mut mag) = (cst[r], cst[r].abs());
+        if let Some(l0) = &coef[0] {
+            for (j, &c) in l0.row(r).iter().enumerate() {
+                let t = if c >= 0.0 {
+                    c * input.upper[j]
+                } else {
+                    c * input.lower[j]
+                };
+                s += t;
+                mag += t.abs();
+            }
+        }
+        result.push(up(s, err[r] + gamma(input.lower.len() + 4) * mag));
+    }
+    Ok(result)
+}
+
+/// Lower and upper bounds of `rows · value[target]` (each row a dense coefficient vector).
+fn bound_rows(
+    net: &Network,
+    bounds: &[Bounds],
+    target: usize,
+    rows: &[Vec<f64>],
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let cols = bounds[target].lower.len();
+    let pos = Mat {
+        rows: rows.len(),
+        cols,
+        data: rows.concat(),
+    };
+    let neg = Mat {
+        data: pos.data.iter().map(|v| -v).collect(),
+        ..pos.clone()
+    };
+    let upper = upper_rows(net, bounds, target, pos)?;
+    let lower = upper_rows(net, bounds, target, neg)?
+        .into_iter()
+        .map(|v| -v)
+        .collect();
+    Ok((lower, upper))
+}
+
+/// Sound bounds of every value, each the intersection of interval and linear bounds: linear
+/// bounds are computed for every value read by a ReLU (its pre-activation) and for the output,
+/// in order, and the interval bounds of later values are refreshed after each.
+pub fn linear_bounds(net: &Network, input: &BoxRegion) -> Result<Vec<Bounds>> {
+    let mut b = interval_bounds(net, input)?;
+    let last = net.nodes().len();
+    let mut targets: HashSet<usize> = net
+        .nodes()
+        .iter()
+        .filter(|n| matches!(n.layer(), Layer::Relu))
+        .map(|n| n.inputs()[0])
+        .collect();
+    targets.insert(last);
+    for v in 1..=last {
+        if !targets.contains(&v) {
+            continue;
+        }
+        let n = b[v].lower.len();
+        let identity: Vec<Vec<f64>> = (0..n)
+            .map(|k| (0..n).map(|j| if j == k { 1.0 } else { 0.0 }).collect())
+            .collect();
+        let (lo, hi) = bound_rows(net, &b, v, &identity)?;
+        intersect(&mut b[v], &lo, &hi);
+        for k in v..last {
+            let fresh = propagate_node(net, k, &b)?;
+            let (fl, fu) = (fresh.lower, fresh.upper);
+            intersect(&mut b[k + 1], &fl, &fu);
+        }
+    }
+    Ok(b)
+}
+
+fn intersect(b: &mut Bounds, lo: &[f64], hi: &[f64]) {
+    for k in 0..lo.len() {
+        b.lower[k] = b.lower[k].max(lo[k]);
+        b.upper[k] = b.upper[k].min(hi[k]);
+    }
+}
+
+/// Whether the linear bounds prove that no input of the case's box reaches its unsafe
+/// region: for every unsafe polytope, some constraint's lower bound over the box exceeds its
+/// right-hand side. `bounds` are sound bounds of every value over that box.
+pub fn prove_case(net: &Network, case: &Case, bounds: &[Bounds]) -> Result<bool> {
+    let out = net.nodes().len();
+    let m = bounds[out].lower.len();
+    let mut rows = Vec::new();
+    for poly in &case.unsafe_region {
+        for c in &poly.constraints {
+            let mut row = vec![0.0; m];
+            for &(j, a) in &c.coeffs {
+                row[j] += a;
+            }
+            rows.push(row);
+        }
+    }
+    let lower = if rows.is_empty() {
+        Vec::new()
+    } else {
+        bound_rows(net, bounds, out, &rows)?.0
+    };
+    let mut k = 0;
+    let mut all = true;
+    for poly in &case.unsafe_region {
+        let n = poly.constraints.len();
+        let excluded = poly
+            .constraints
+            .iter()
+            .zip(&lower[k..k + n])
+            .any(|(c, &lb)| lb > c.rhs);
+        all &= excluded;
+        k += n;
+    }
+    Ok(all)
+}

@@ -1,0 +1,128 @@
+//! Linear (back-substitution) bounds: sound on samples, never looser than intervals, exact
+//! where the network is linear on the box, and strong enough to prove properties.
+
+mod common;
+
+use common::{check_contains, random_box, random_cnn, t, Rng64};
+use netrepair_nn::{mlp, Activation, Layer, Linear, NetworkBuilder};
+use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope};
+use netrepair_verify::{interval_bounds, linear_bounds, prove_case};
+use rand::SeedableRng;
+
+fn width(b: &netrepair_verify::Bounds) -> f64 {
+    b.lower.iter().zip(&b.upper).map(|(l, u)| u - l).sum()
+}
+
+#[test]
+fn sampled_values_lie_within_linear_bounds() {
+    for seed in 0..10 {
+        let net = random_cnn(seed);
+        let mut rng = Rng64::seed_from_u64(200 + seed);
+        for w in [1e-3, 0.05, 0.5] {
+            let bx = random_box(&mut rng, net.input_len(), w);
+            let b = linear_bounds(&net, &bx).unwrap();
+            check_contains(&net, &bx, &b, &mut rng, 64);
+        }
+    }
+    for seed in 0..12 {
+        let act = [Activation::Relu, Activation::Sigmoid, Activation::Tanh][seed as usize % 3];
+        let net = mlp(&[5, 24, 24, 24, 4], act, seed).unwrap();
+        let mut rng = Rng64::seed_from_u64(seed);
+        let bx = random_box(&mut rng, 5, 0.4);
+        let b = linear_bounds(&net, &bx).unwrap();
+        check_contains(&net, &bx, &b, &mut rng, 300);
+    }
+}
+
+#[test]
+fn linear_bounds_are_never_looser_and_usually_tighter() {
+    let (mut tighter, mut total) = (0, 0);
+    for seed in 0..10 {
+        let net = mlp(&[4, 32, 32, 3], Activation::Relu, seed).unwrap();
+        let mut rng = Rng64::seed_from_u64(seed);
+        let bx = random_box(&mut rng, 4, 0.2);
+        let (ibp, lin) = (
+            interval_bounds(&net, &bx).unwrap(),
+            linear_bounds(&net, &bx).unwrap(),
+        );
+        for (a, b) in ibp.iter().zip(&lin) {
+            for k in 0..a.lower.len() {
+                assert!(b.lower[k] >= a.lower[k] && b.upper[k] <= a.upper[k]);
+            }
+        }
+        total += 1;
+        if width(lin.last().unwrap()) < 0.9 * width(ibp.last().unwrap()) {
+            tighter += 1;
+        }
+    }
+    assert!(
+        tighter >= 8,
+        "linear bounds tighter on only {tighter} of {total} networks"
+    );
+}
+
+#[test]
+fn exact_where_the_network_is_linear_on_the_box() {
+    // y = relu(x) - relu(x) through two copies: 0 everywhere. On x in [0.5, 1] both neurons
+    // are active, so back-substitution cancels exactly; intervals give [-0.5, 0.5].
+    let mut b = NetworkBuilder::new(vec![1]);
+    b.push(
+        "fc1",
+        Layer::Linear(
+            Linear::new("fc1", t(vec![1.0, 1.0], &[2, 1]), t(vec![0.0, 0.0], &[2])).unwrap(),
+        ),
+    )
+    .unwrap();
+    b.push("relu", Layer::Relu).unwrap();
+    b.push(
+        "fc2",
+        Layer::Linear(Linear::new("fc2", t(vec![1.0, -1.0], &[1, 2]), t(vec![0.0], &[1])).unwrap()),
+    )
+    .unwrap();
+    let net = b.build().unwrap();
+    let bx = BoxRegion::new(vec![0.5], vec![1.0]).unwrap();
+    let ibp = interval_bounds(&net, &bx).unwrap();
+    let lin = linear_bounds(&net, &bx).unwrap();
+    assert!((ibp[3].lower[0] + 0.5).abs() < 1e-12 && (ibp[3].upper[0] - 0.5).abs() < 1e-12);
+    assert!(lin[3].lower[0] <= 0.0 && lin[3].upper[0] >= 0.0);
+    assert!(lin[3].upper[0] - lin[3].lower[0] < 1e-12, "{:?}", lin[3]);
+}
+
+#[test]
+fn proves_a_property_intervals_cannot() {
+    // Same network: "y >= 0.25" is unreachable; IBP's upper bound 0.5 cannot show it.
+    let mut b = NetworkBuilder::new(vec![1]);
+    b.push(
+        "fc1",
+        Layer::Linear(
+            Linear::new("fc1", t(vec![1.0, 1.0], &[2, 1]), t(vec![0.0, 0.0], &[2])).unwrap(),
+        ),
+    )
+    .unwrap();
+    b.push("relu", Layer::Relu).unwrap();
+    b.push(
+        "fc2",
+        Layer::Linear(Linear::new("fc2", t(vec![1.0, -1.0], &[1, 2]), t(vec![0.0], &[1])).unwrap()),
+    )
+    .unwrap();
+    let net = b.build().unwrap();
+    let input = BoxRegion::new(vec![0.5], vec![1.0]).unwrap();
+    let case = |rhs: f64| Case {
+        input: input.clone(),
+        unsafe_region: vec![Polytope {
+            constraints: vec![LinearConstraint {
+                coeffs: vec![(0, -1.0)],
+                rhs,
+            }],
+        }],
+    };
+    let lin = linear_bounds(&net, &input).unwrap();
+    assert!(prove_case(&net, &case(-0.25), &lin).unwrap());
+    let ibp = interval_bounds(&net, &input).unwrap();
+    assert!(!netrepair_verify::unreachable_polytope(
+        ibp.last().unwrap(),
+        &case(-0.25).unsafe_region[0]
+    ));
+    // "y >= 0" is reachable (y = 0): not provable.
+    assert!(!prove_case(&net, &case(0.0), &lin).unwrap());
+}
