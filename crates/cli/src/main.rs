@@ -1,8 +1,8 @@
 //! `netrepair`: repair trained neural networks. This binary is argument parsing and glue; the
 //! work lives in the library crates.
 //!
-//! Exit codes: 0 success, 2 error (bad input, missing file, ...). Repair and verification
-//! commands will use 1 for "no repair found" / "property violated".
+//! Exit codes: 0 success, 2 error (bad input, missing file, ...). `verify` uses 0 holds,
+//! 1 violated, 3 unknown; repair will use 1 for "no repair found".
 
 use std::process::ExitCode;
 
@@ -33,25 +33,29 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Train a model preset (seeded) and save it as ONNX.
     Train(cmd::train::TrainArgs),
+    /// Check a VNN-LIB property: holds, violated (with a counterexample) or unknown.
+    Verify(cmd::verify::VerifyArgs),
     /// Benchmarks: tables on stdout, JSON on request.
     Bench(cmd::bench::BenchArgs),
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; the value is the exit code (0 unless a verdict says otherwise).
+fn run(cli: Cli) -> anyhow::Result<u8> {
     match &cli.command {
-        Command::Demo(a) => cmd::demo::run(a),
-        Command::Inspect(a) => cmd::inspect::run(a),
-        Command::Forward(a) => cmd::forward::run(a),
-        Command::Eval(a) => cmd::eval::run(a),
-        Command::Train(a) => cmd::train::run(a),
-        Command::Bench(a) => cmd::bench::run(a),
+        Command::Demo(a) => cmd::demo::run(a).map(|()| 0),
+        Command::Inspect(a) => cmd::inspect::run(a).map(|()| 0),
+        Command::Forward(a) => cmd::forward::run(a).map(|()| 0),
+        Command::Eval(a) => cmd::eval::run(a).map(|()| 0),
+        Command::Train(a) => cmd::train::run(a).map(|()| 0),
+        Command::Verify(a) => cmd::verify::run(a),
+        Command::Bench(a) => cmd::bench::run(a).map(|()| 0),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
             eprintln!("error: {}", chain.join(": "));

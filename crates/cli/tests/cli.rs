@@ -359,3 +359,99 @@ fn read_f64_or_f32_len(path: &Path) -> usize {
         .unwrap()
         .len()
 }
+
+/// The fixture is y = -0.5 x - 0.5 on [-2, 0]: "y >= v" is violated for v <= 0.5.
+fn vnnlib_above(v: f64, lo: f64, hi: f64) -> String {
+    format!("(declare-const X_0 Real)\n(declare-const Y_0 Real)\n(assert (>= X_0 {lo}))\n(assert (<= X_0 {hi}))\n(assert (>= Y_0 {v}))\n")
+}
+
+#[test]
+fn verify_reports_verdicts_with_exit_codes() {
+    let (dir, _) = setup();
+    let d = dir.path();
+    std::fs::write(d.join("violated.vnnlib"), vnnlib_above(0.2, -2.0, 0.0)).unwrap();
+    std::fs::write(d.join("holds.vnnlib"), vnnlib_above(0.6, -2.0, 0.0)).unwrap();
+    let o = run(
+        &[
+            "verify",
+            "--net",
+            "net.onnx",
+            "--spec",
+            "violated.vnnlib",
+            "--json",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["result"], "violated");
+    let (x, y) = (
+        v["counterexample"]["x"][0].as_f64().unwrap(),
+        v["counterexample"]["y"][0].as_f64().unwrap(),
+    );
+    assert!((-2.0..=0.0).contains(&x) && y >= 0.2 && (y - (-0.5 * x - 0.5)).abs() < 1e-12);
+    let o = run(
+        &[
+            "verify",
+            "--net",
+            "net.onnx",
+            "--spec",
+            "holds.vnnlib",
+            "--json",
+            "--timeout",
+            "10",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["result"], "holds");
+    assert!(v["time_s"].as_f64().unwrap() >= 0.0);
+    // An instance list.
+    std::fs::write(
+        d.join("list.csv"),
+        "net.onnx,holds.vnnlib,10\nnet.onnx,violated.vnnlib,10\n",
+    )
+    .unwrap();
+    let v = json(&run(&["verify", "--instances", "list.csv", "--json"], d));
+    assert_eq!(
+        (v["instances"].as_u64(), v["decided"].as_u64()),
+        (Some(2), Some(2))
+    );
+}
+
+#[test]
+fn verify_rejects_bad_specifications() {
+    let (dir, _) = setup();
+    let d = dir.path();
+    std::fs::write(
+        d.join("broken.vnnlib"),
+        "(declare-const X_0 Real)\n(declare-const Y_0 Real)\n(assert (>= X_0 0)\n",
+    )
+    .unwrap();
+    fails_with(
+        &run(
+            &["verify", "--net", "net.onnx", "--spec", "broken.vnnlib"],
+            d,
+        ),
+        "line 3",
+    );
+    let two = "(declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const Y_0 Real)\n(assert (>= X_0 0))(assert (<= X_0 1))(assert (>= X_1 0))(assert (<= X_1 1))(assert (>= Y_0 0))";
+    std::fs::write(d.join("two.vnnlib"), two).unwrap();
+    fails_with(
+        &run(&["verify", "--net", "net.onnx", "--spec", "two.vnnlib"], d),
+        "does not fit",
+    );
+    std::fs::write(d.join("empty.vnnlib"), vnnlib_above(0.0, 1.0, -1.0)).unwrap();
+    fails_with(
+        &run(
+            &["verify", "--net", "net.onnx", "--spec", "empty.vnnlib"],
+            d,
+        ),
+        "empty",
+    );
+    fails_with(
+        &run(&["verify", "--net", "net.onnx", "--spec", "nope.vnnlib"], d),
+        "nope.vnnlib",
+    );
+}

@@ -64,3 +64,25 @@ impl Network {
         })
     }
 }
+
+impl Network {
+    /// Gradient of `loss(output)` with respect to the input only (parameters are constants,
+    /// which makes it cheaper than [`Network::gradients`]); also returns the output.
+    pub fn input_gradient<F>(&self, x: &Tensor, loss: F) -> Result<(Tensor, Tensor)>
+    where
+        F: FnOnce(&Tensor) -> candle_core::Result<Tensor>,
+    {
+        let params = self.param_tensors(x.dtype())?;
+        let xv = Var::from_tensor(x)?;
+        let out = self
+            .forward_with(&params, xv.as_tensor(), false)?
+            .pop()
+            .expect("output");
+        let grads = loss(&out)?.backward()?;
+        let g = grads
+            .get(xv.as_tensor())
+            .cloned()
+            .unwrap_or(xv.as_tensor().zeros_like()?);
+        Ok((g, out.detach()))
+    }
+}

@@ -63,7 +63,12 @@ fn max_abs(b: &Bounds) -> Vec<f64> {
 
 /// Upper bounds of each row of `lambda · value[target]` over the input box, given sound bounds
 /// of every value (`bounds[0]` is the box).
-fn upper_rows(net: &Network, bounds: &[Bounds], target: usize, lambda: Mat) -> Result<Vec<f64>> {
+fn upper_rows(
+    net: &Network,
+    bounds: &[Bounds],
+    target: usize,
+    lambda: Mat,
+) -> Result<(Vec<f64>, Option<Mat>)> {
     let rows = lambda.rows;
     let mut coef: Vec<Option<Mat>> = vec![None; target + 1];
     coef[target] = Some(lambda);
@@ -213,7 +218,7 @@ fn upper_rows(net: &Network, bounds: &[Bounds], target: usize, lambda: Mat) -> R
         }
         result.push(up(s, err[r] + gamma(input.lower.len() + 4) * mag));
     }
-    Ok(result)
+    Ok((result, coef.swap_remove(0)))
 }
 
 /// Lower and upper bounds of `rows · value[target]` (each row a dense coefficient vector).
@@ -223,22 +228,30 @@ fn bound_rows(
     target: usize,
     rows: &[Vec<f64>],
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    let cols = bounds[target].lower.len();
+    let (lower, _) = lower_rows(net, bounds, target, rows)?;
     let pos = Mat {
         rows: rows.len(),
-        cols,
+        cols: bounds[target].lower.len(),
         data: rows.concat(),
     };
-    let neg = Mat {
-        data: pos.data.iter().map(|v| -v).collect(),
-        ..pos.clone()
-    };
-    let upper = upper_rows(net, bounds, target, pos)?;
-    let lower = upper_rows(net, bounds, target, neg)?
-        .into_iter()
-        .map(|v| -v)
-        .collect();
+    let (upper, _) = upper_rows(net, bounds, target, pos)?;
     Ok((lower, upper))
+}
+
+/// Lower bounds of `rows · value[target]`, with the input coefficients of the bound.
+fn lower_rows(
+    net: &Network,
+    bounds: &[Bounds],
+    target: usize,
+    rows: &[Vec<f64>],
+) -> Result<(Vec<f64>, Option<Mat>)> {
+    let neg = Mat {
+        rows: rows.len(),
+        cols: bounds[target].lower.len(),
+        data: rows.iter().flatten().map(|v| -v).collect(),
+    };
+    let (upper, coef) = upper_rows(net, bounds, target, neg)?;
+    Ok((upper.into_iter().map(|v| -v).collect(), coef))
 }
 
 /// Sound bounds of every value, each the intersection of interval and linear bounds: linear
@@ -284,8 +297,22 @@ fn intersect(b: &mut Bounds, lo: &[f64], hi: &[f64]) {
 /// region: for every unsafe polytope, some constraint's lower bound over the box exceeds its
 /// right-hand side. `bounds` are sound bounds of every value over that box.
 pub fn prove_case(net: &Network, case: &Case, bounds: &[Bounds]) -> Result<bool> {
+    Ok(case_analysis(net, case, bounds)?.proved)
+}
+
+/// The result of bounding one case over one box.
+pub(crate) struct CaseAnalysis {
+    /// Every unsafe polytope is excluded.
+    pub proved: bool,
+    /// Per input: how much the not-yet-excluded polytopes' best constraints depend on it
+    /// (|input coefficient of the linear bound| x box width), to choose where to split.
+    pub influence: Vec<f64>,
+}
+
+pub(crate) fn case_analysis(net: &Network, case: &Case, bounds: &[Bounds]) -> Result<CaseAnalysis> {
     let out = net.nodes().len();
     let m = bounds[out].lower.len();
+    let n = bounds[0].lower.len();
     let mut rows = Vec::new();
     for poly in &case.unsafe_region {
         for c in &poly.constraints {
@@ -296,22 +323,36 @@ pub fn prove_case(net: &Network, case: &Case, bounds: &[Bounds]) -> Result<bool>
             rows.push(row);
         }
     }
-    let lower = if rows.is_empty() {
-        Vec::new()
-    } else {
-        bound_rows(net, bounds, out, &rows)?.0
-    };
-    let mut k = 0;
-    let mut all = true;
-    for poly in &case.unsafe_region {
-        let n = poly.constraints.len();
-        let excluded = poly
-            .constraints
-            .iter()
-            .zip(&lower[k..k + n])
-            .any(|(c, &lb)| lb > c.rhs);
-        all &= excluded;
-        k += n;
+    let mut influence = vec![0.0; n];
+    if rows.is_empty() {
+        return Ok(CaseAnalysis {
+            proved: false,
+            influence,
+        });
     }
-    Ok(all)
+    let (lower, coef) = lower_rows(net, bounds, out, &rows)?;
+    let (mut k, mut proved) = (0, true);
+    for poly in &case.unsafe_region {
+        let cons = &poly.constraints;
+        let lows = &lower[k..k + cons.len()];
+        if !cons.iter().zip(lows).any(|(c, &lb)| lb > c.rhs) {
+            proved = false;
+            // The constraint closest to being excluded decides where splitting helps most.
+            if let Some((r, _)) = cons
+                .iter()
+                .zip(lows)
+                .enumerate()
+                .map(|(r, (c, &lb))| (r, lb - c.rhs))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+            {
+                if let Some(c0) = &coef {
+                    for (i, inf) in influence.iter_mut().enumerate() {
+                        *inf += c0.row(k + r)[i].abs() * (bounds[0].upper[i] - bounds[0].lower[i]);
+                    }
+                }
+            }
+        }
+        k += cons.len();
+    }
+    Ok(CaseAnalysis { proved, influence })
 }

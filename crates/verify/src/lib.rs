@@ -19,11 +19,15 @@
 #![deny(missing_docs)]
 
 mod affine;
+pub mod attack;
+mod check;
 mod crown;
 mod error;
 mod interval;
 pub mod rounding;
 
+pub use attack::{pgd, Counterexample, PgdOptions};
+pub use check::{check_property, CheckOptions, CheckReport, Verdict};
 pub use crown::{linear_bounds, prove_case};
 pub use error::{Result, VerifyError};
 pub use interval::{interval_bounds, unreachable_polytope, Bounds};

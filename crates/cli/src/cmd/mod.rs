@@ -6,3 +6,4 @@ pub mod eval;
 pub mod forward;
 pub mod inspect;
 pub mod train;
+pub mod verify;

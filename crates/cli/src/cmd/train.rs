@@ -89,13 +89,15 @@ pub fn run(a: &TrainArgs) -> Result<()> {
             pb.set_position(done as u64);
         },
         |e| {
-            pb.println(format!(
-                "epoch {:>3}: loss {:.4}, train accuracy {:.2}% ({:.1} s)",
-                e.epoch,
-                e.loss,
-                100.0 * e.accuracy,
-                e.seconds
-            ))
+            pb.suspend(|| {
+                eprintln!(
+                    "epoch {:>3}: loss {:.4}, train accuracy {:.2}% ({:.1} s)",
+                    e.epoch,
+                    e.loss,
+                    100.0 * e.accuracy,
+                    e.seconds
+                )
+            })
         },
     )?;
     pb.finish_and_clear();

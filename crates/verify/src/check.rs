@@ -1,0 +1,175 @@
+//! Deciding a property: attack first, then branch and bound on the input box with linear
+//! bounds, under a time limit.
+
+use std::time::{Duration, Instant};
+
+use netrepair_nn::Network;
+use netrepair_spec::{BoxRegion, Case, Property};
+
+use crate::attack::{confirm, pgd, Counterexample, PgdOptions};
+use rayon::prelude::*;
+
+use crate::crown::{case_analysis, linear_bounds};
+use crate::error::Result;
+
+/// The outcome of a check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// No input of any case reaches the unsafe region (proved with sound bounds).
+    Holds,
+    /// A counterexample, confirmed by an f64 forward pass.
+    Violated(Counterexample),
+    /// Neither proved nor refuted within the limits; the reason says which limit.
+    Unknown(String),
+}
+
+impl Verdict {
+    /// "holds", "violated" or "unknown".
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Holds => "holds",
+            Verdict::Violated(_) => "violated",
+            Verdict::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// Settings of [`check_property`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckOptions {
+    /// Wall-clock limit for the whole property.
+    pub timeout: Duration,
+    /// The attack run on every case before branching.
+    pub pgd: PgdOptions,
+    /// Stop splitting a box whose widest side is below this (unknown).
+    pub min_width: f64,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(60),
+            pgd: PgdOptions::default(),
+            min_width: 1e-9,
+        }
+    }
+}
+
+/// What a check did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckReport {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Wall time.
+    pub seconds: f64,
+    /// Boxes bounded during branch and bound.
+    pub boxes: usize,
+}
+
+/// Decides `prop` on `net`: for each case, PGD looks for a counterexample; then the box is
+/// split (halved along the input the linear bound depends on most) until linear bounds prove every
+/// sub-box safe, a box centre is a counterexample, or the time runs out.
+pub fn check_property(net: &Network, prop: &Property, opts: &CheckOptions) -> Result<CheckReport> {
+    prop.check_fits(net.input_len(), net.output_len())?;
+    let start = Instant::now();
+    let mut boxes = 0;
+    let report = |verdict, boxes| CheckReport {
+        verdict,
+        seconds: start.elapsed().as_secs_f64(),
+        boxes,
+    };
+    for case in &prop.cases {
+        if let Some(cex) = pgd(net, case, &opts.pgd)? {
+            return Ok(report(Verdict::Violated(cex), boxes));
+        }
+    }
+    for case in &prop.cases {
+        let mut stack = vec![case.input.clone()];
+        while !stack.is_empty() {
+            if start.elapsed() > opts.timeout {
+                return Ok(report(
+                    Verdict::Unknown(format!(
+                        "timeout after {boxes} boxes ({} left)",
+                        stack.len()
+                    )),
+                    boxes,
+                ));
+            }
+            // Bound a batch of boxes in parallel.
+            let batch: Vec<BoxRegion> =
+                stack.split_off(stack.len().saturating_sub(2 * rayon::current_num_threads()));
+            boxes += batch.len();
+            let outcomes = batch
+                .into_par_iter()
+                .map(|b| examine(net, case, b, opts.min_width))
+                .collect::<Result<Vec<_>>>()?;
+            for o in outcomes {
+                match o {
+                    Outcome::Proved => {}
+                    Outcome::Violated(cex) => return Ok(report(Verdict::Violated(cex), boxes)),
+                    Outcome::TooNarrow => {
+                        return Ok(report(
+                            Verdict::Unknown(format!(
+                                "box narrower than {} cannot be decided",
+                                opts.min_width
+                            )),
+                            boxes,
+                        ))
+                    }
+                    Outcome::Split(a, b) => {
+                        stack.push(b);
+                        stack.push(a);
+                    }
+                }
+            }
+        }
+    }
+    Ok(report(Verdict::Holds, boxes))
+}
+
+enum Outcome {
+    Proved,
+    Violated(Counterexample),
+    TooNarrow,
+    Split(BoxRegion, BoxRegion),
+}
+
+/// Bounds one box: proved, a counterexample at its centre, or its two halves along the input
+/// the bound depends on most.
+fn examine(net: &Network, case: &Case, b: BoxRegion, min_width: f64) -> Result<Outcome> {
+    let bounds = linear_bounds(net, &b)?;
+    let sub = Case {
+        input: b,
+        unsafe_region: case.unsafe_region.clone(),
+    };
+    let analysis = case_analysis(net, &sub, &bounds)?;
+    if analysis.proved {
+        return Ok(Outcome::Proved);
+    }
+    if let Some(cex) = confirm(net, case, &[sub.input.center()])? {
+        return Ok(Outcome::Violated(cex));
+    }
+    let b = sub.input;
+    let width = |i: usize| b.upper[i] - b.lower[i];
+    let score = |i: usize| {
+        if analysis.influence.iter().any(|&v| v > 0.0) {
+            analysis.influence[i]
+        } else {
+            width(i)
+        }
+    };
+    let dim = (0..b.dim())
+        .filter(|&i| width(i) > 0.0)
+        .max_by(|&x, &y| score(x).total_cmp(&score(y)));
+    let Some(dim) = dim.filter(|&d| width(d) >= min_width) else {
+        return Ok(Outcome::TooNarrow);
+    };
+    let mid = 0.5 * (b.lower[dim] + b.upper[dim]);
+    let (mut lo, mut hi) = (b.clone(), b);
+    lo.upper[dim] = mid;
+    hi.lower[dim] = mid;
+    Ok(Outcome::Split(
+        BoxRegion::new(lo.lower, lo.upper)?,
+        BoxRegion::new(hi.lower, hi.upper)?,
+    ))
+}

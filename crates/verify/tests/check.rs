@@ -1,0 +1,189 @@
+//! Deciding properties: verdicts agree with dense sampling on small networks, counterexamples
+//! are real, limits give "unknown".
+
+mod common;
+
+use std::time::Duration;
+
+use common::{t, Rng64};
+use netrepair_nn::{mlp, Activation, Layer, Linear, NetworkBuilder};
+use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
+use netrepair_verify::{check_property, pgd, CheckOptions, PgdOptions, Verdict};
+use rand::{Rng, SeedableRng};
+
+/// Unsafe when y0 >= y1 + margin, i.e. y1 - y0 <= -margin.
+fn prop(bx: BoxRegion, margin: f64) -> Property {
+    let poly = Polytope {
+        constraints: vec![LinearConstraint {
+            coeffs: vec![(0, -1.0), (1, 1.0)],
+            rhs: -margin,
+        }],
+    };
+    Property {
+        num_inputs: bx.dim(),
+        num_outputs: 2,
+        cases: vec![Case {
+            input: bx,
+            unsafe_region: vec![poly],
+        }],
+    }
+}
+
+#[test]
+fn verdicts_agree_with_dense_sampling() {
+    let (mut holds, mut violated) = (0, 0);
+    for seed in 0..30 {
+        let net = mlp(&[2, 12, 12, 2], Activation::Relu, seed).unwrap();
+        let mut rng = Rng64::seed_from_u64(seed);
+        let c: Vec<f64> = (0..2).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let bx = BoxRegion::new(
+            c.iter().map(|v| v - 0.3).collect(),
+            c.iter().map(|v| v + 0.3).collect(),
+        )
+        .unwrap();
+        // Margin: the largest sampled gap plus a little, so roughly half the cases hold.
+        let grid = 60;
+        let mut xs = Vec::new();
+        for i in 0..=grid {
+            for j in 0..=grid {
+                xs.push(bx.lower[0] + 0.6 * i as f64 / grid as f64);
+                xs.push(bx.lower[1] + 0.6 * j as f64 / grid as f64);
+            }
+        }
+        let n = xs.len() / 2;
+        let y = net
+            .forward(&t(xs.clone(), &[n, 2]))
+            .unwrap()
+            .to_vec2::<f64>()
+            .unwrap();
+        let max_gap = y
+            .iter()
+            .map(|r| r[0] - r[1])
+            .fold(f64::NEG_INFINITY, f64::max);
+        let margin = max_gap + if seed % 2 == 0 { 0.05 } else { -0.05 };
+        let p = prop(bx, margin);
+        let r = check_property(
+            &net,
+            &p,
+            &CheckOptions {
+                timeout: Duration::from_secs(20),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        match &r.verdict {
+            Verdict::Holds => {
+                holds += 1;
+                assert!(
+                    max_gap < margin,
+                    "seed {seed}: 'holds' but a sample reaches the unsafe region"
+                );
+            }
+            Verdict::Violated(cex) => {
+                violated += 1;
+                assert!(p.is_counterexample(&cex.x, &cex.y, 0.0));
+                let y = net
+                    .forward(&t(cex.x.clone(), &[1, 2]))
+                    .unwrap()
+                    .to_vec2::<f64>()
+                    .unwrap();
+                // Same output up to the rounding of a batched vs a single-row matmul.
+                assert!(
+                    y[0].iter().zip(&cex.y).all(|(a, b)| (a - b).abs() < 1e-12),
+                    "the reported output is the network's"
+                );
+            }
+            Verdict::Unknown(why) => panic!("seed {seed}: undecided ({why}) on a 2-D box"),
+        }
+        // Sampling found a violation (margin below the sampled gap): must not be "holds".
+        if seed % 2 == 1 {
+            assert!(
+                matches!(r.verdict, Verdict::Violated(_)),
+                "seed {seed}: sampled violation missed"
+            );
+        }
+    }
+    assert!(
+        holds >= 10 && violated >= 10,
+        "{holds} holds, {violated} violated"
+    );
+}
+
+fn aprnn_fixture() -> netrepair_nn::Network {
+    let mut b = NetworkBuilder::new(vec![1]);
+    b.push(
+        "fc1",
+        Layer::Linear(
+            Linear::new(
+                "fc1",
+                t(vec![-1.0, 1.0, 0.5], &[3, 1]),
+                t(vec![0.0, -2.0, 0.0], &[3]),
+            )
+            .unwrap(),
+        ),
+    )
+    .unwrap();
+    b.push("relu", Layer::Relu).unwrap();
+    b.push(
+        "fc2",
+        Layer::Linear(
+            Linear::new("fc2", t(vec![0.5, -0.5, 1.0], &[1, 3]), t(vec![-0.5], &[1])).unwrap(),
+        ),
+    )
+    .unwrap();
+    b.build().unwrap()
+}
+
+/// Unsafe when y >= v over x in [-2, 0] (where y = -0.5 x - 0.5, in [-0.5, 0.5]).
+fn above(v: f64) -> Property {
+    let poly = Polytope {
+        constraints: vec![LinearConstraint {
+            coeffs: vec![(0, -1.0)],
+            rhs: -v,
+        }],
+    };
+    Property {
+        num_inputs: 1,
+        num_outputs: 1,
+        cases: vec![Case {
+            input: BoxRegion::new(vec![-2.0], vec![0.0]).unwrap(),
+            unsafe_region: vec![poly],
+        }],
+    }
+}
+
+#[test]
+fn fixture_properties_by_hand() {
+    let net = aprnn_fixture();
+    let opts = CheckOptions::default();
+    // y reaches 0.5 at x = -2: "y >= 0.2" is violated, "y >= 0.6" holds.
+    match check_property(&net, &above(0.2), &opts).unwrap().verdict {
+        Verdict::Violated(c) => assert!(c.y[0] >= 0.2 && (-2.0..=0.0).contains(&c.x[0])),
+        v => panic!("expected violated, got {v:?}"),
+    }
+    assert_eq!(
+        check_property(&net, &above(0.6), &opts).unwrap().verdict,
+        Verdict::Holds
+    );
+    // PGD alone (FGSM from the centre x = -1, y = 0) steps to x = -2 where y = 0.5.
+    let case = &above(0.4).cases[0];
+    assert!(pgd(&net, case, &PgdOptions::fgsm()).unwrap().is_some());
+}
+
+#[test]
+fn limits_and_mismatches() {
+    let net = aprnn_fixture();
+    let zero = CheckOptions {
+        timeout: Duration::ZERO,
+        ..Default::default()
+    };
+    assert!(matches!(
+        check_property(&net, &above(0.6), &zero).unwrap().verdict,
+        Verdict::Unknown(_)
+    ));
+    let wide = mlp(&[3, 4, 2], Activation::Relu, 0).unwrap();
+    let err = check_property(&wide, &above(0.6), &CheckOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not fit"), "{err}");
+}
