@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks to build and test netrepair.
 #
-# System packages (Debian): protobuf-compiler (protoc, for the ONNX protobuf types).
+# System packages (Debian): protobuf-compiler (protoc, for the ONNX protobuf types), cmake and
+# libclang-dev (to build the bundled HiGHS solver and its bindings), g++.
 # Python packages (pip): onnxruntime, onnx, numpy (the reference for the cross-check tests and
 # the benchmarks; without them those tests are skipped unless NETREPAIR_REQUIRE_ORT=1).
 #
@@ -10,6 +11,11 @@ set -euo pipefail
 
 need=()
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v g++ >/dev/null 2>&1 || need+=(g++)
+if ! ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so'; then
+  need+=(libclang-dev)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need[*]} (apt-get)"

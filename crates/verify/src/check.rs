@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use crate::crown::{case_analysis, linear_bounds};
 use crate::error::Result;
+use crate::milp::{milp_polytope, MilpOutcome};
 
 /// The outcome of a check.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +44,11 @@ pub struct CheckOptions {
     pub pgd: PgdOptions,
     /// Stop splitting a box whose widest side is below this (unknown).
     pub min_width: f64,
+    /// Inputs with more dimensions than this are not split: the linear bounds of the whole
+    /// box are followed by an exact MILP per unsafe polytope they leave open.
+    pub max_split_dims: usize,
+    /// Whether to use the MILP (piecewise-linear networks only).
+    pub use_milp: bool,
 }
 
 impl Default for CheckOptions {
@@ -51,6 +57,8 @@ impl Default for CheckOptions {
             timeout: Duration::from_secs(60),
             pgd: PgdOptions::default(),
             min_width: 1e-9,
+            max_split_dims: 16,
+            use_milp: true,
         }
     }
 }
@@ -66,8 +74,9 @@ pub struct CheckReport {
     pub boxes: usize,
 }
 
-/// Decides `prop` on `net`: for each case, PGD looks for a counterexample; then the box is
-/// split (halved along the input the linear bound depends on most) until linear bounds prove every
+/// Decides `prop` on `net`: for each case, PGD looks for a counterexample; a high-dimensional
+/// box is then bounded whole and handed to the MILP where the bounds are not enough; a
+/// low-dimensional box is split (halved along the input the linear bound depends on most) until linear bounds prove every
 /// sub-box safe, a box centre is a counterexample, or the time runs out.
 pub fn check_property(net: &Network, prop: &Property, opts: &CheckOptions) -> Result<CheckReport> {
     prop.check_fits(net.input_len(), net.output_len())?;
@@ -84,6 +93,12 @@ pub fn check_property(net: &Network, prop: &Property, opts: &CheckOptions) -> Re
         }
     }
     for case in &prop.cases {
+        if case.input.dim() > opts.max_split_dims {
+            match whole_box(net, case, opts, start)? {
+                Verdict::Holds => continue,
+                v => return Ok(report(v, 1)),
+            }
+        }
         let mut stack = vec![case.input.clone()];
         while !stack.is_empty() {
             if start.elapsed() > opts.timeout {
@@ -127,6 +142,35 @@ pub fn check_property(net: &Network, prop: &Property, opts: &CheckOptions) -> Re
     Ok(report(Verdict::Holds, boxes))
 }
 
+/// Linear bounds over the whole box, then a MILP for every unsafe polytope they leave open.
+fn whole_box(net: &Network, case: &Case, opts: &CheckOptions, start: Instant) -> Result<Verdict> {
+    let bounds = linear_bounds(net, &case.input)?;
+    for poly in &case.unsafe_region {
+        let single = Case {
+            input: case.input.clone(),
+            unsafe_region: vec![poly.clone()],
+        };
+        if case_analysis(net, &single, &bounds)?.proved {
+            continue;
+        }
+        if !opts.use_milp {
+            return Ok(Verdict::Unknown(
+                "linear bounds do not exclude an unsafe polytope (MILP disabled)".into(),
+            ));
+        }
+        let left = opts.timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Ok(Verdict::Unknown("timeout before the MILP".into()));
+        }
+        match milp_polytope(net, case, poly, &bounds, left)? {
+            MilpOutcome::Unreachable => {}
+            MilpOutcome::Reached(cex) => return Ok(Verdict::Violated(cex)),
+            MilpOutcome::Unknown(why) => return Ok(Verdict::Unknown(why)),
+        }
+    }
+    Ok(Verdict::Holds)
+}
+
 enum Outcome {
     Proved,
     Violated(Counterexample),
@@ -151,12 +195,16 @@ fn examine(net: &Network, case: &Case, b: BoxRegion, min_width: f64) -> Result<O
     }
     let b = sub.input;
     let width = |i: usize| b.upper[i] - b.lower[i];
-    let score = |i: usize| {
-        if analysis.influence.iter().any(|&v| v > 0.0) {
-            analysis.influence[i]
-        } else {
-            width(i)
-        }
+    // Width relative to the case's box; inputs already 100x narrower than the widest are left
+    // alone, so one sensitive input cannot be cut forever while the others stay wide.
+    let rel =
+        |i: usize| width(i) / (case.input.upper[i] - case.input.lower[i]).max(f64::MIN_POSITIVE);
+    let widest = (0..b.dim()).map(rel).fold(0.0, f64::max);
+    let guided = analysis.influence.iter().any(|&v| v > 0.0);
+    let score = |i: usize| match (rel(i) < 0.01 * widest, guided) {
+        (true, _) => 0.0,
+        (false, true) => analysis.influence[i],
+        (false, false) => rel(i),
     };
     let dim = (0..b.dim())
         .filter(|&i| width(i) > 0.0)

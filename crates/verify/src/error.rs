@@ -11,6 +11,9 @@ pub enum VerifyError {
     /// From the specification layer.
     #[error(transparent)]
     Spec(#[from] netrepair_spec::SpecError),
+    /// The LP/MILP solver failed (not infeasibility: that is an outcome).
+    #[error("solver: {0}")]
+    Lp(String),
     /// The input region does not fit the network.
     #[error("the input box has {got} dimensions, the network takes {expected}")]
     InputSize {

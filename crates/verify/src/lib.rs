@@ -24,6 +24,7 @@ mod check;
 mod crown;
 mod error;
 mod interval;
+pub mod milp;
 pub mod rounding;
 
 pub use attack::{pgd, Counterexample, PgdOptions};

@@ -1,0 +1,343 @@
+//! A thin layer over the HiGHS LP/MILP solver.
+//!
+//! Models are built sparse (columns with bounds and costs, rows as sparse linear expressions);
+//! every solver status maps to an [`Outcome`], so a time-out or numerical trouble is never
+//! mistaken for an optimum; each solve reports its size and timings.
+//!
+//! ```
+//! use netrepair_lp::{LpModel, Outcome, Sense, SolveOptions};
+//! // maximise x + y  s.t.  x + 2y <= 4,  3x + y <= 6,  x, y >= 0   (optimum 2.8 at (1.6, 1.2))
+//! let mut m = LpModel::new();
+//! let x = m.add_var(0.0, f64::INFINITY, 1.0);
+//! let y = m.add_var(0.0, f64::INFINITY, 1.0);
+//! m.add_le(&[(x, 1.0), (y, 2.0)], 4.0);
+//! m.add_le(&[(x, 3.0), (y, 1.0)], 6.0);
+//! let s = m.solve(Sense::Maximise, &SolveOptions::default()).unwrap();
+//! let Outcome::Optimal { objective, values } = &s.outcome else { panic!() };
+//! assert!((objective - 2.8).abs() < 1e-9 && (values[x.index()] - 1.6).abs() < 1e-9);
+//! ```
+#![deny(missing_docs)]
+
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use highs::{HighsModelStatus, RowProblem};
+use thiserror::Error;
+
+pub use highs::Sense;
+
+/// Failures of the solver itself (not infeasibility, which is an [`Outcome`]).
+#[derive(Debug, Error)]
+pub enum LpError {
+    /// HiGHS rejected the model or failed while solving.
+    #[error("the LP solver failed: {0}")]
+    Solver(String),
+    /// A model-building mistake (NaN coefficient, empty bound range, unknown variable).
+    #[error("invalid LP model: {0}")]
+    Invalid(String),
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, LpError>;
+
+/// A variable of an [`LpModel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Var(usize);
+
+impl Var {
+    /// Column index (position in solution vectors).
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Column {
+    lower: f64,
+    upper: f64,
+    cost: f64,
+    integer: bool,
+}
+
+#[derive(Debug, Clone)]
+struct RowSpec {
+    lower: f64,
+    upper: f64,
+    terms: Vec<(usize, f64)>,
+}
+
+/// A linear (or mixed-integer) program under construction.
+#[derive(Debug, Clone, Default)]
+pub struct LpModel {
+    cols: Vec<Column>,
+    rows: Vec<RowSpec>,
+    invalid: Option<String>,
+}
+
+/// Which algorithm HiGHS uses for LPs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// HiGHS decides.
+    Choose,
+    /// Dual simplex.
+    Simplex,
+    /// Interior point.
+    Ipm,
+}
+
+/// Solve settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SolveOptions {
+    /// Wall-clock limit.
+    pub time_limit: Option<Duration>,
+    /// Solver threads.
+    pub threads: usize,
+    /// LP algorithm.
+    pub method: Method,
+    /// Relative MIP gap at which an incumbent counts as optimal.
+    pub mip_rel_gap: f64,
+}
+
+impl Default for SolveOptions {
+    fn default() -> Self {
+        Self {
+            time_limit: None,
+            threads: 1,
+            method: Method::Choose,
+            mip_rel_gap: 1e-6,
+        }
+    }
+}
+
+/// How a solve ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Proven optimal (within the solver's tolerances).
+    Optimal {
+        /// Objective value.
+        objective: f64,
+        /// Value per variable.
+        values: Vec<f64>,
+    },
+    /// No point satisfies the constraints.
+    Infeasible,
+    /// The objective is unbounded (or the model infeasible; HiGHS cannot tell which).
+    Unbounded,
+    /// A limit (time, iterations, ...) stopped the solve; the best feasible point, if any.
+    Limit {
+        /// Which limit.
+        reason: String,
+        /// Best feasible point found, if any.
+        values: Option<Vec<f64>>,
+    },
+    /// Numerical trouble or another failure to decide.
+    Failed(String),
+}
+
+/// Size and timing of one solve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SolveStats {
+    /// Constraints.
+    pub rows: usize,
+    /// Variables.
+    pub cols: usize,
+    /// Integer variables.
+    pub integers: usize,
+    /// Non-zero coefficients.
+    pub nonzeros: usize,
+    /// Seconds spent handing the model to HiGHS.
+    pub build_s: f64,
+    /// Seconds spent solving.
+    pub solve_s: f64,
+}
+
+/// The outcome of a solve with its statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Solution {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Size and time.
+    pub stats: SolveStats,
+}
+
+impl LpModel {
+    /// An empty model.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        if !ok && self.invalid.is_none() {
+            self.invalid = Some(what());
+        }
+    }
+
+    /// A continuous variable in `[lower, upper]` (infinite bounds allowed) with objective cost.
+    pub fn add_var(&mut self, lower: f64, upper: f64, cost: f64) -> Var {
+        let index = self.cols.len();
+        self.check(
+            !lower.is_nan() && !upper.is_nan() && lower <= upper && cost.is_finite(),
+            || format!("variable {index} has bounds [{lower}, {upper}] and cost {cost}"),
+        );
+        self.cols.push(Column {
+            lower,
+            upper,
+            cost,
+            integer: false,
+        });
+        Var(self.cols.len() - 1)
+    }
+
+    /// A binary (0/1) variable.
+    pub fn add_binary(&mut self) -> Var {
+        self.cols.push(Column {
+            lower: 0.0,
+            upper: 1.0,
+            cost: 0.0,
+            integer: true,
+        });
+        Var(self.cols.len() - 1)
+    }
+
+    /// `lower <= sum coef * var <= upper`.
+    pub fn add_row(&mut self, lower: f64, upper: f64, terms: &[(Var, f64)]) {
+        let n = self.cols.len();
+        let bad = terms
+            .iter()
+            .find(|(v, c)| v.0 >= n || !c.is_finite())
+            .copied();
+        let index = self.rows.len();
+        self.check(
+            bad.is_none() && !lower.is_nan() && !upper.is_nan() && lower <= upper,
+            || format!("row {index} has range [{lower}, {upper}] or a bad term {bad:?}"),
+        );
+        self.rows.push(RowSpec {
+            lower,
+            upper,
+            terms: terms.iter().map(|(v, c)| (v.0, *c)).collect(),
+        });
+    }
+
+    /// `sum coef * var <= rhs`.
+    pub fn add_le(&mut self, terms: &[(Var, f64)], rhs: f64) {
+        self.add_row(f64::NEG_INFINITY, rhs, terms);
+    }
+
+    /// `sum coef * var >= rhs`.
+    pub fn add_ge(&mut self, terms: &[(Var, f64)], rhs: f64) {
+        self.add_row(rhs, f64::INFINITY, terms);
+    }
+
+    /// `sum coef * var == rhs`.
+    pub fn add_eq(&mut self, terms: &[(Var, f64)], rhs: f64) {
+        self.add_row(rhs, rhs, terms);
+    }
+
+    /// A new variable `t >= |sum coef * var + constant|` (two rows), with objective cost
+    /// `cost`: minimising it gives the absolute value (L1 and L-inf norms are built from these).
+    pub fn add_abs(&mut self, terms: &[(Var, f64)], constant: f64, cost: f64) -> Var {
+        let t = self.add_var(0.0, f64::INFINITY, cost);
+        let mut plus: Vec<(Var, f64)> = terms.to_vec();
+        plus.push((t, -1.0));
+        self.add_le(&plus, -constant);
+        let mut minus: Vec<(Var, f64)> = terms.iter().map(|&(v, c)| (v, -c)).collect();
+        minus.push((t, -1.0));
+        self.add_le(&minus, constant);
+        t
+    }
+
+    /// Number of variables.
+    pub fn num_vars(&self) -> usize {
+        self.cols.len()
+    }
+
+    /// Number of constraints.
+    pub fn num_rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Solves the model.
+    pub fn solve(&self, sense: Sense, opts: &SolveOptions) -> Result<Solution> {
+        if let Some(why) = &self.invalid {
+            return Err(LpError::Invalid(why.clone()));
+        }
+        let start = Instant::now();
+        let mut pb = RowProblem::new();
+        let cols: Vec<highs::Col> = self
+            .cols
+            .iter()
+            .map(|c| {
+                if c.integer {
+                    pb.add_integer_column(c.cost, c.lower..=c.upper)
+                } else {
+                    pb.add_column(c.cost, c.lower..=c.upper)
+                }
+            })
+            .collect();
+        let mut nonzeros = 0;
+        for r in &self.rows {
+            nonzeros += r.terms.len();
+            pb.add_row(
+                r.lower..=r.upper,
+                r.terms.iter().map(|&(j, c)| (cols[j], c)),
+            );
+        }
+        let mut model = pb
+            .try_optimise(sense)
+            .map_err(|s| LpError::Solver(format!("{s:?}")))?;
+        model.make_quiet();
+        model.set_threads(NonZeroU32::new(opts.threads.max(1) as u32).expect("positive"));
+        if let Some(t) = opts.time_limit {
+            model.set_option("time_limit", t.as_secs_f64().max(1e-3));
+        }
+        model.set_option("mip_rel_gap", opts.mip_rel_gap);
+        model.set_option(
+            "solver",
+            match opts.method {
+                Method::Choose => "choose",
+                Method::Simplex => "simplex",
+                Method::Ipm => "ipm",
+            },
+        );
+        let build_s = start.elapsed().as_secs_f64();
+        let solved = model
+            .try_solve()
+            .map_err(|s| LpError::Solver(format!("{s:?}")))?;
+        let solve_s = start.elapsed().as_secs_f64() - build_s;
+        let values = || solved.get_solution().columns().to_vec();
+        let has_point = || solved.primal_solution_status() == highs::HighsSolutionStatus::Feasible;
+        let outcome = match solved.status() {
+            HighsModelStatus::Optimal => Outcome::Optimal {
+                objective: solved.objective_value(),
+                values: values(),
+            },
+            HighsModelStatus::Infeasible => Outcome::Infeasible,
+            HighsModelStatus::Unbounded | HighsModelStatus::UnboundedOrInfeasible => {
+                Outcome::Unbounded
+            }
+            s @ (HighsModelStatus::ReachedTimeLimit
+            | HighsModelStatus::ReachedIterationLimit
+            | HighsModelStatus::ReachedSolutionLimit
+            | HighsModelStatus::ReachedInterrupt
+            | HighsModelStatus::ReachedMemoryLimit
+            | HighsModelStatus::ObjectiveBound
+            | HighsModelStatus::ObjectiveTarget) => Outcome::Limit {
+                reason: format!("{s:?}"),
+                values: has_point().then(values),
+            },
+            s => Outcome::Failed(format!("{s:?}")),
+        };
+        let integers = self.cols.iter().filter(|c| c.integer).count();
+        Ok(Solution {
+            outcome,
+            stats: SolveStats {
+                rows: self.rows.len(),
+                cols: self.cols.len(),
+                integers,
+                nonzeros,
+                build_s,
+                solve_s,
+            },
+        })
+    }
+}

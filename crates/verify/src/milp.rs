@@ -1,0 +1,240 @@
+//! Exact checking of piecewise-linear networks by mixed-integer programming (HiGHS).
+//!
+//! Every value becomes LP variables bounded by the sound bounds; affine layers become
+//! equalities; an unstable ReLU `y = max(x, 0)` with pre-activation bounds `[l, u]` gets a
+//! binary `z` and `y >= x, y <= x - l (1 - z), y <= u z, 0 <= y <= u` (big-M taken from the
+//! bounds, which is what keeps the MILP small); a max pool gets one binary per window cell.
+//! The unsafe polytope is added as constraints, relaxed by a small margin so that an
+//! "infeasible" answer also covers the solver's feasibility tolerance. A feasible point is
+//! only reported after an f64 forward pass confirms it.
+
+use std::time::Duration;
+
+use netrepair_lp::{LpModel, Outcome, Sense, SolveOptions, Var};
+use netrepair_nn::{Layer, Network};
+use netrepair_spec::{Case, Polytope};
+
+use crate::affine::{affine_op, elementwise_op};
+use crate::attack::{confirm, Counterexample};
+use crate::error::Result;
+use crate::interval::Bounds;
+
+/// Margin added to each unsafe constraint's right-hand side (relative to 1 + |rhs|).
+pub const MILP_MARGIN: f64 = 1e-6;
+
+/// What the MILP concluded for one polytope.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MilpOutcome {
+    /// No input of the box reaches the polytope.
+    Unreachable,
+    /// A confirmed counterexample.
+    Reached(Counterexample),
+    /// Undecided (time limit, unsupported layer, unconfirmed solver point).
+    Unknown(String),
+}
+
+/// The network over `case`'s box as constraints; returns the model and the output variables.
+fn encode(net: &Network, bounds: &[Bounds]) -> std::result::Result<(LpModel, Vec<Var>), String> {
+    let mut m = LpModel::new();
+    let widen = |b: &Bounds, k: usize| {
+        (
+            b.lower[k] - 1e-9 * (1.0 + b.lower[k].abs()),
+            b.upper[k] + 1e-9 * (1.0 + b.upper[k].abs()),
+        )
+    };
+    let mut vars: Vec<Vec<Var>> = vec![(0..bounds[0].lower.len())
+        .map(|k| m.add_var(bounds[0].lower[k], bounds[0].upper[k], 0.0))
+        .collect()];
+    for (i, node) in net.nodes().iter().enumerate() {
+        let x = &vars[node.inputs()[0]];
+        let ob = &bounds[i + 1];
+        let fresh = |m: &mut LpModel| -> Vec<Var> {
+            (0..ob.lower.len())
+                .map(|k| {
+                    let (l, u) = widen(ob, k);
+                    m.add_var(l, u, 0.0)
+                })
+                .collect()
+        };
+        let out = if let Some(op) = affine_op(net, i).map_err(|e| e.to_string())? {
+            let y = fresh(&mut m);
+            for (o, row) in op.rows.iter().enumerate() {
+                let mut terms: Vec<(Var, f64)> =
+                    row.iter().map(|&(j, w)| (x[j as usize], -w)).collect();
+                terms.push((y[o], 1.0));
+                m.add_eq(&terms, op.bias[o]);
+            }
+            y
+        } else if let Some((a, c)) = elementwise_op(net, i).map_err(|e| e.to_string())? {
+            let y = fresh(&mut m);
+            for k in 0..y.len() {
+                m.add_eq(&[(y[k], 1.0), (x[k], -a[k])], c[k]);
+            }
+            y
+        } else {
+            match node.layer() {
+                Layer::Flatten | Layer::Reshape(_) => x.clone(),
+                Layer::Add => {
+                    let x2 = vars[node.inputs()[1]].clone();
+                    let y = fresh(&mut m);
+                    for k in 0..y.len() {
+                        m.add_eq(&[(y[k], 1.0), (x[k], -1.0), (x2[k], -1.0)], 0.0);
+                    }
+                    y
+                }
+                Layer::Relu => {
+                    let pre = &bounds[node.inputs()[0]];
+                    let x = x.clone();
+                    (0..x.len())
+                        .map(|k| {
+                            let (l, u) = (pre.lower[k], pre.upper[k]);
+                            if l >= 0.0 {
+                                x[k]
+                            } else if u <= 0.0 {
+                                m.add_var(0.0, 0.0, 0.0)
+                            } else {
+                                let y = m.add_var(0.0, u, 0.0);
+                                let z = m.add_binary();
+                                m.add_ge(&[(y, 1.0), (x[k], -1.0)], 0.0);
+                                // y <= x - l (1 - z)  <=>  y - x - l z <= -l
+                                m.add_le(&[(y, 1.0), (x[k], -1.0), (z, -l)], -l);
+                                m.add_le(&[(y, 1.0), (z, -u)], 0.0);
+                                y
+                            }
+                        })
+                        .collect()
+                }
+                Layer::MaxPool2d(p) => {
+                    let shape = net.value_shape(node.inputs()[0]);
+                    let pre = &bounds[node.inputs()[0]];
+                    let (c, h, w) = (shape[0], shape[1], shape[2]);
+                    let [ho, wo] = p.output_hw(h, w).expect("checked at build time");
+                    let y = fresh(&mut m);
+                    for ch in 0..c {
+                        for oh in 0..ho {
+                            for ow in 0..wo {
+                                let o = (ch * ho + oh) * wo + ow;
+                                let mut cells = Vec::new();
+                                for a in 0..p.kernel[0] {
+                                    for e in 0..p.kernel[1] {
+                                        let ih =
+                                            (oh * p.stride[0] + a) as isize - p.padding[0] as isize;
+                                        let iw =
+                                            (ow * p.stride[1] + e) as isize - p.padding[1] as isize;
+                                        if ih >= 0
+                                            && iw >= 0
+                                            && (ih as usize) < h
+                                            && (iw as usize) < w
+                                        {
+                                            cells.push((ch * h + ih as usize) * w + iw as usize);
+                                        }
+                                    }
+                                }
+                                let umax = cells
+                                    .iter()
+                                    .map(|&k| pre.upper[k])
+                                    .fold(f64::NEG_INFINITY, f64::max);
+                                let lmax = cells
+                                    .iter()
+                                    .map(|&k| pre.lower[k])
+                                    .fold(f64::NEG_INFINITY, f64::max);
+                                // Cells that can never be the maximum are skipped.
+                                let live: Vec<usize> = cells
+                                    .into_iter()
+                                    .filter(|&k| pre.upper[k] >= lmax)
+                                    .collect();
+                                let mut pick = Vec::new();
+                                for &k in &live {
+                                    m.add_ge(&[(y[o], 1.0), (x[k], -1.0)], 0.0);
+                                    if live.len() > 1 {
+                                        let z = m.add_binary();
+                                        let big = umax - pre.lower[k];
+                                        // y <= x_k + big (1 - z)
+                                        m.add_le(&[(y[o], 1.0), (x[k], -1.0), (z, big)], big);
+                                        pick.push((z, 1.0));
+                                    } else {
+                                        m.add_le(&[(y[o], 1.0), (x[k], -1.0)], 0.0);
+                                    }
+                                }
+                                if !pick.is_empty() {
+                                    m.add_eq(&pick, 1.0);
+                                }
+                            }
+                        }
+                    }
+                    y
+                }
+                Layer::Sigmoid | Layer::Tanh => {
+                    return Err(format!(
+                        "layer '{}' ({}) is not piecewise linear; MILP needs ReLU networks",
+                        node.name(),
+                        node.layer().kind()
+                    ))
+                }
+                Layer::Linear(_)
+                | Layer::Conv2d(_)
+                | Layer::AvgPool2d(_)
+                | Layer::BatchNorm(_)
+                | Layer::Elementwise(_) => {
+                    unreachable!("linear maps handled above")
+                }
+            }
+        };
+        vars.push(out);
+    }
+    let y = vars.pop().expect("output");
+    Ok((m, y))
+}
+
+/// Decides whether any input of the case's box reaches `poly`, within `time_limit`.
+pub fn milp_polytope(
+    net: &Network,
+    case: &Case,
+    poly: &Polytope,
+    bounds: &[Bounds],
+    time_limit: Duration,
+) -> Result<MilpOutcome> {
+    let (mut m, y) = match encode(net, bounds) {
+        Ok(e) => e,
+        Err(why) => return Ok(MilpOutcome::Unknown(why)),
+    };
+    for c in &poly.constraints {
+        let terms: Vec<(Var, f64)> = c.coeffs.iter().map(|&(j, a)| (y[j], a)).collect();
+        m.add_le(&terms, c.rhs + MILP_MARGIN * (1.0 + c.rhs.abs()));
+    }
+    let opts = SolveOptions {
+        time_limit: Some(time_limit),
+        threads: 2,
+        ..Default::default()
+    };
+    let s = m
+        .solve(Sense::Minimise, &opts)
+        .map_err(|e| crate::error::VerifyError::Lp(e.to_string()))?;
+    let n = bounds[0].lower.len();
+    let point = |values: &[f64]| -> Vec<f64> {
+        (0..n)
+            .map(|k| values[k].clamp(case.input.lower[k], case.input.upper[k]))
+            .collect()
+    };
+    Ok(match s.outcome {
+        Outcome::Infeasible => MilpOutcome::Unreachable,
+        Outcome::Optimal { values, .. }
+        | Outcome::Limit {
+            values: Some(values),
+            ..
+        } => match confirm(net, case, &[point(&values)])? {
+            Some(cex) => MilpOutcome::Reached(cex),
+            None => MilpOutcome::Unknown(
+                "the solver's point is within its tolerance of the unsafe region but not inside it"
+                    .into(),
+            ),
+        },
+        Outcome::Limit {
+            reason,
+            values: None,
+        } => MilpOutcome::Unknown(format!("MILP stopped: {reason}")),
+        Outcome::Unbounded | Outcome::Failed(_) => {
+            MilpOutcome::Unknown(format!("MILP failed: {:?}", s.outcome))
+        }
+    })
+}
