@@ -4,9 +4,10 @@
 //! equalities; an unstable ReLU `y = max(x, 0)` with pre-activation bounds `[l, u]` gets a
 //! binary `z` and `y >= x, y <= x - l (1 - z), y <= u z, 0 <= y <= u` (big-M taken from the
 //! bounds, which is what keeps the MILP small); a max pool gets one binary per window cell.
-//! The unsafe polytope is added as constraints, relaxed by a small margin so that an
-//! "infeasible" answer also covers the solver's feasibility tolerance. A feasible point is
-//! only reported after an f64 forward pass confirms it.
+//! The objective is the largest slack `t` of the unsafe polytope's constraints: an optimum
+//! above a small margin (covering the solver's tolerances) proves the polytope unreachable; an
+//! optimum at or below zero is the deepest unsafe point, reported only after an f64 forward
+//! pass confirms it.
 
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use crate::attack::{confirm, Counterexample};
 use crate::error::Result;
 use crate::interval::Bounds;
 
-/// Margin added to each unsafe constraint's right-hand side (relative to 1 + |rhs|).
+/// Slack above which the MILP optimum counts as unreachable (relative to 1 + |rhs|).
 pub const MILP_MARGIN: f64 = 1e-6;
 
 /// What the MILP concluded for one polytope.
@@ -198,13 +199,22 @@ pub fn milp_polytope(
         Ok(e) => e,
         Err(why) => return Ok(MilpOutcome::Unknown(why)),
     };
+    // Minimise the largest slack t of the polytope's constraints (c y - rhs <= t): t* <= 0
+    // means reachable, and the optimum is the deepest point, which survives the f64 re-check.
+    let t = m.add_var(f64::NEG_INFINITY, f64::INFINITY, 1.0);
     for c in &poly.constraints {
-        let terms: Vec<(Var, f64)> = c.coeffs.iter().map(|&(j, a)| (y[j], a)).collect();
-        m.add_le(&terms, c.rhs + MILP_MARGIN * (1.0 + c.rhs.abs()));
+        let mut terms: Vec<(Var, f64)> = c.coeffs.iter().map(|&(j, a)| (y[j], a)).collect();
+        terms.push((t, -1.0));
+        m.add_le(&terms, c.rhs);
     }
+    let margin = poly
+        .constraints
+        .iter()
+        .map(|c| MILP_MARGIN * (1.0 + c.rhs.abs()))
+        .fold(MILP_MARGIN, f64::max);
     let opts = SolveOptions {
         time_limit: Some(time_limit),
-        threads: 2,
+        threads: 1,
         ..Default::default()
     };
     let s = m
@@ -217,7 +227,9 @@ pub fn milp_polytope(
             .collect()
     };
     Ok(match s.outcome {
+        // No constraint set at all can be met (should not happen with finite bounds).
         Outcome::Infeasible => MilpOutcome::Unreachable,
+        Outcome::Optimal { objective, .. } if objective > margin => MilpOutcome::Unreachable,
         Outcome::Optimal { values, .. }
         | Outcome::Limit {
             values: Some(values),
