@@ -25,7 +25,8 @@ pub struct VerifyArgs {
     #[arg(long)]
     spec: Option<PathBuf>,
     /// A VNN-COMP instance list (CSV: network, property, timeout) to run instead; paths are
-    /// relative to the list's folder (a missing path is looked up by file name under it).
+    /// relative to the list's folder (a missing path is looked up by file name under it;
+    /// instances whose files cannot be found are skipped with a warning).
     #[arg(long, conflicts_with_all = ["net", "spec"])]
     instances: Option<PathBuf>,
     /// Time limit in seconds (for --instances: caps each instance's own timeout).
@@ -161,6 +162,7 @@ fn run_instances(a: &VerifyArgs, list: &Path) -> Result<u8> {
         std::fs::read_to_string(list).with_context(|| format!("cannot read {}", list.display()))?;
     let root = list.parent().unwrap_or(Path::new("."));
     let mut rows = Vec::new();
+    let mut skipped = 0;
     for (i, line) in text
         .lines()
         .enumerate()
@@ -183,7 +185,13 @@ fn run_instances(a: &VerifyArgs, list: &Path) -> Result<u8> {
         let t: f64 = timeout.parse().with_context(|| {
             format!("{} line {}: bad timeout '{timeout}'", list.display(), i + 1)
         })?;
-        rows.push((locate(root, net)?, locate(root, spec)?, t));
+        match (locate(root, net), locate(root, spec)) {
+            (Ok(n), Ok(p)) => rows.push((n, p, t)),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("warning: skipping line {}: {e}", i + 1);
+                skipped += 1;
+            }
+        }
     }
     let pb = util::progress(rows.len() as u64, "instances");
     let mut results = Vec::new();
@@ -218,7 +226,7 @@ fn run_instances(a: &VerifyArgs, list: &Path) -> Result<u8> {
         pb.inc(1);
     }
     pb.finish_and_clear();
-    let summary = json!({"instances": results.len(), "decided": decided, "total_time_s": total_time, "results": results});
+    let summary = json!({"instances": results.len(), "decided": decided, "skipped": skipped, "total_time_s": total_time, "results": results});
     if let Some(p) = &a.json_out {
         std::fs::write(p, serde_json::to_string_pretty(&summary)?)
             .with_context(|| format!("cannot write {}", p.display()))?;
