@@ -4,8 +4,9 @@
 //! through the nodes that produced `v`: affine layers multiply them by their weights; a ReLU
 //! with pre-activation bounds `[l, u]` crossing zero is replaced by its upper relaxation
 //! `u (x - l) / (u - l)` where the coefficient is positive and by `α x` (α = 1 if `u > -l`,
-//! else 0) where it is negative; Sigmoid, Tanh and MaxPool are replaced by their output
-//! intervals (a constant relaxation: sound, looser than a linear one). At the input the
+//! else 0) where it is negative; Sigmoid and Tanh by chord and tangent lines on one-signed
+//! intervals (see [`relaxation`]); MaxPool by its output interval (a constant relaxation:
+//! sound, looser than a linear one). At the input the
 //! coefficients are concretised over the box. Lower bounds are minus the upper bounds of `-Λ`.
 //!
 //! Soundness in floating point: each step adds `gamma(n) * sum |Λ| |W| max|x|` (with `max|x|`
@@ -23,6 +24,74 @@ use crate::affine::{affine_op, elementwise_op};
 use crate::error::Result;
 use crate::interval::{interval_bounds, propagate_node, Bounds};
 use crate::rounding::{gamma, up};
+
+/// Linear bounds `lower_slope x + lower_intercept <= f(x) <= upper_slope x + upper_intercept`
+/// of an activation on its pre-activation interval.
+struct Relax {
+    upper_slope: f64,
+    upper_intercept: f64,
+    lower_slope: f64,
+    lower_intercept: f64,
+}
+
+/// The relaxation of ReLU, Sigmoid or Tanh on `[l, u]` (`fl`, `fu`: sound bounds of the output).
+/// ReLU: identity or zero when stable, else the triangle's upper edge and slope 0 or 1 below.
+/// Sigmoid / Tanh (convex below 0, concave above): on a one-signed interval the chord bounds
+/// one side and the tangent at the midpoint the other, each moved outward by
+/// `1e-12 (1 + |l| + |u|)`, far above the rounding of the slopes and function values; across
+/// zero, the output interval (constant bounds).
+fn relaxation(layer: &Layer, l: f64, u: f64, fl: f64, fu: f64) -> Relax {
+    let constant = Relax {
+        upper_slope: 0.0,
+        upper_intercept: fu,
+        lower_slope: 0.0,
+        lower_intercept: fl,
+    };
+    let line = |s: f64, i: f64, t: f64, j: f64| Relax {
+        upper_slope: s,
+        upper_intercept: i,
+        lower_slope: t,
+        lower_intercept: j,
+    };
+    match layer {
+        Layer::Relu if l >= 0.0 => line(1.0, 0.0, 1.0, 0.0),
+        Layer::Relu if u <= 0.0 => line(0.0, 0.0, 0.0, 0.0),
+        Layer::Relu => {
+            let s = (u / (u - l)).next_up();
+            line(s, (-s * l).next_up(), if u > -l { 1.0 } else { 0.0 }, 0.0)
+        }
+        Layer::Sigmoid | Layer::Tanh => {
+            if !(u - l > 1e-9) || (l < 0.0 && u > 0.0) {
+                return constant;
+            }
+            let (f, df): (fn(f64) -> f64, fn(f64) -> f64) = if matches!(layer, Layer::Sigmoid) {
+                (
+                    |x| 1.0 / (1.0 + (-x).exp()),
+                    |x| {
+                        let s = 1.0 / (1.0 + (-x).exp());
+                        s * (1.0 - s)
+                    },
+                )
+            } else {
+                (f64::tanh, |x| 1.0 - x.tanh() * x.tanh())
+            };
+            let margin = 1e-12 * (1.0 + l.abs() + u.abs());
+            let chord = (f(u) - f(l)) / (u - l);
+            let chord_i = f(l) - chord * l;
+            let d = 0.5 * (l + u);
+            let tangent = df(d);
+            let tangent_i = f(d) - tangent * d;
+            if l >= 0.0 {
+                // Concave: tangent above, chord below.
+                line(tangent, tangent_i + margin, chord, chord_i - margin)
+            } else {
+                // Convex: chord above, tangent below.
+                line(chord, chord_i + margin, tangent, tangent_i - margin)
+            }
+        }
+        _ => constant,
+    }
+}
 
 /// A dense row-major matrix of coefficients.
 #[derive(Clone)]
@@ -138,44 +207,40 @@ fn upper_rows(
                 Mat::add_into(&mut coef[node.inputs()[1]], l.clone());
                 Mat::add_into(&mut coef[inp], l);
             }
-            Layer::Relu => {
-                let pre = &bounds[inp];
-                // (upper slope, upper intercept, lower slope) per neuron.
-                let relax: Vec<(f64, f64, f64)> = pre
-                    .lower
-                    .iter()
-                    .zip(&pre.upper)
-                    .map(|(&lo, &hi)| {
-                        if lo >= 0.0 {
-                            (1.0, 0.0, 1.0)
-                        } else if hi <= 0.0 {
-                            (0.0, 0.0, 0.0)
-                        } else {
-                            let s = (hi / (hi - lo)).next_up();
-                            (s, (-s * lo).next_up(), if hi > -lo { 1.0 } else { 0.0 })
-                        }
+            Layer::Relu | Layer::Sigmoid | Layer::Tanh => {
+                let (pre, post) = (&bounds[inp], &bounds[i + 1]);
+                let relax: Vec<Relax> = (0..in_len)
+                    .map(|k| {
+                        relaxation(
+                            node.layer(),
+                            pre.lower[k],
+                            pre.upper[k],
+                            post.lower[k],
+                            post.upper[k],
+                        )
                     })
                     .collect();
                 let mut out = Mat::zeros(rows, in_len);
                 for r in 0..rows {
                     let (mut s, mut mag) = (0.0, 0.0);
-                    for (k, &(su, iu, sl)) in relax.iter().enumerate() {
+                    for (k, rx) in relax.iter().enumerate() {
                         let lk = l.data[r * in_len + k];
-                        if lk >= 0.0 {
-                            out.data[r * in_len + k] = lk * su;
-                            s += lk * iu;
-                            mag += lk * (su * xmax[k] + iu);
+                        // Upper relaxation where the coefficient is positive, lower elsewhere.
+                        let (slope, intercept) = if lk >= 0.0 {
+                            (rx.upper_slope, rx.upper_intercept)
                         } else {
-                            out.data[r * in_len + k] = lk * sl;
-                            mag += -lk * sl * xmax[k];
-                        }
+                            (rx.lower_slope, rx.lower_intercept)
+                        };
+                        out.data[r * in_len + k] = lk * slope;
+                        s += lk * intercept;
+                        mag += lk.abs() * (slope.abs() * xmax[k] + intercept.abs());
                     }
                     cst[r] += s;
                     err[r] += gamma(in_len + 4) * mag;
                 }
                 Mat::add_into(&mut coef[inp], out);
             }
-            Layer::Sigmoid | Layer::Tanh | Layer::MaxPool2d(_) => {
+            Layer::MaxPool2d(_) => {
                 let ob = &bounds[i + 1];
                 for r in 0..rows {
                     let (mut s, mut mag) = (0.0, 0.0);

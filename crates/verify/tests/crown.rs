@@ -126,3 +126,27 @@ fn proves_a_property_intervals_cannot() {
     // "y >= 0" is reachable (y = 0): not provable.
     assert!(!prove_case(&net, &case(0.0), &lin).unwrap());
 }
+
+#[test]
+fn sigmoid_and_tanh_relaxations_tighten_bounds() {
+    let mut tighter = 0;
+    for seed in 0..10 {
+        let act = if seed % 2 == 0 {
+            Activation::Sigmoid
+        } else {
+            Activation::Tanh
+        };
+        let net = mlp(&[4, 32, 32, 3], act, seed).unwrap();
+        let mut rng = Rng64::seed_from_u64(seed);
+        let bx = random_box(&mut rng, 4, 0.05);
+        let (ibp, lin) = (
+            interval_bounds(&net, &bx).unwrap(),
+            linear_bounds(&net, &bx).unwrap(),
+        );
+        check_contains(&net, &bx, &lin, &mut rng, 200);
+        if width(lin.last().unwrap()) < 0.8 * width(ibp.last().unwrap()) {
+            tighter += 1;
+        }
+    }
+    assert!(tighter >= 8, "tighter on only {tighter} of 10 networks");
+}
