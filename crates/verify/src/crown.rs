@@ -61,19 +61,14 @@ fn relaxation(layer: &Layer, l: f64, u: f64, fl: f64, fu: f64) -> Relax {
             line(s, (-s * l).next_up(), if u > -l { 1.0 } else { 0.0 }, 0.0)
         }
         Layer::Sigmoid | Layer::Tanh => {
-            if !(u - l > 1e-9) || (l < 0.0 && u > 0.0) {
+            // Degenerate (or NaN-width) intervals and intervals across zero keep the constant bounds.
+            if u - l <= 1e-9 || u.is_nan() || l.is_nan() || (l < 0.0 && u > 0.0) {
                 return constant;
             }
-            let (f, df): (fn(f64) -> f64, fn(f64) -> f64) = if matches!(layer, Layer::Sigmoid) {
-                (
-                    |x| 1.0 / (1.0 + (-x).exp()),
-                    |x| {
-                        let s = 1.0 / (1.0 + (-x).exp());
-                        s * (1.0 - s)
-                    },
-                )
+            let (f, df): (Scalar, Scalar) = if matches!(layer, Layer::Sigmoid) {
+                (sigmoid, d_sigmoid)
             } else {
-                (f64::tanh, |x| 1.0 - x.tanh() * x.tanh())
+                (f64::tanh, d_tanh)
             };
             let margin = 1e-12 * (1.0 + l.abs() + u.abs());
             let chord = (f(u) - f(l)) / (u - l);
@@ -91,6 +86,21 @@ fn relaxation(layer: &Layer, l: f64, u: f64, fl: f64, fu: f64) -> Relax {
         }
         _ => constant,
     }
+}
+
+type Scalar = fn(f64) -> f64;
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn d_sigmoid(x: f64) -> f64 {
+    let s = sigmoid(x);
+    s * (1.0 - s)
+}
+
+fn d_tanh(x: f64) -> f64 {
+    1.0 - x.tanh() * x.tanh()
 }
 
 /// A dense row-major matrix of coefficients.
