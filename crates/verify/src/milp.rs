@@ -230,21 +230,18 @@ pub fn milp_polytope(
         // No constraint set at all can be met (should not happen with finite bounds).
         Outcome::Infeasible => MilpOutcome::Unreachable,
         Outcome::Optimal { objective, .. } if objective > margin => MilpOutcome::Unreachable,
-        Outcome::Optimal { values, .. }
-        | Outcome::Limit {
-            values: Some(values),
-            ..
-        } => match confirm(net, case, &[point(&values)])? {
+        Outcome::Optimal { values, .. } => match confirm(net, case, &[point(&values)])? {
             Some(cex) => MilpOutcome::Reached(cex),
-            None => MilpOutcome::Unknown(
-                "the solver's point is within its tolerance of the unsafe region but not inside it"
-                    .into(),
-            ),
+            None => MilpOutcome::Unknown("the MILP optimum is within the solver's tolerance of the unsafe region but not inside it".into()),
         },
-        Outcome::Limit {
-            reason,
-            values: None,
-        } => MilpOutcome::Unknown(format!("MILP stopped: {reason}")),
+        // Stopped early: the best point so far may already be a counterexample.
+        Outcome::Limit { reason, values } => match values {
+            Some(v) => match confirm(net, case, &[point(&v)])? {
+                Some(cex) => MilpOutcome::Reached(cex),
+                None => MilpOutcome::Unknown(format!("MILP stopped ({reason}) before deciding")),
+            },
+            None => MilpOutcome::Unknown(format!("MILP stopped ({reason}) before deciding")),
+        },
         Outcome::Unbounded | Outcome::Failed(_) => {
             MilpOutcome::Unknown(format!("MILP failed: {:?}", s.outcome))
         }
