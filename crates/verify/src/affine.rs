@@ -71,34 +71,46 @@ pub(crate) fn affine_op(net: &Network, node: usize) -> Result<Option<AffineOp>> 
     }))
 }
 
-fn avg_pool(p: &Pool2d, shape: &[usize]) -> AffineOp {
+/// The input cells (flat indices into `[C, H, W]`) of every pooling window, in output order
+/// (`[C, Ho, Wo]`); padding cells are left out.
+pub(crate) fn pool_windows(p: &Pool2d, shape: &[usize]) -> Vec<Vec<usize>> {
     let (c, h, w) = (shape[0], shape[1], shape[2]);
     let [ho, wo] = p
         .output_hw(h, w)
         .expect("checked when the network was built");
-    let mut rows = Vec::with_capacity(c * ho * wo);
+    let mut windows = Vec::with_capacity(c * ho * wo);
     for ch in 0..c {
         for oh in 0..ho {
             for ow in 0..wo {
-                let mut cells = Vec::new();
+                let mut cells = Vec::with_capacity(p.kernel[0] * p.kernel[1]);
                 for a in 0..p.kernel[0] {
                     for e in 0..p.kernel[1] {
                         let ih = (oh * p.stride[0] + a) as isize - p.padding[0] as isize;
                         let iw = (ow * p.stride[1] + e) as isize - p.padding[1] as isize;
                         if ih >= 0 && iw >= 0 && (ih as usize) < h && (iw as usize) < w {
-                            cells.push(((ch * h + ih as usize) * w + iw as usize) as u32);
+                            cells.push((ch * h + ih as usize) * w + iw as usize);
                         }
                     }
                 }
-                let count = if p.count_include_pad {
-                    p.kernel[0] * p.kernel[1]
-                } else {
-                    cells.len().max(1)
-                } as f64;
-                rows.push(cells.into_iter().map(|j| (j, 1.0 / count)).collect());
+                windows.push(cells);
             }
         }
     }
+    windows
+}
+
+fn avg_pool(p: &Pool2d, shape: &[usize]) -> AffineOp {
+    let rows: Vec<Vec<(u32, f64)>> = pool_windows(p, shape)
+        .into_iter()
+        .map(|cells| {
+            let count = if p.count_include_pad {
+                p.kernel[0] * p.kernel[1]
+            } else {
+                cells.len().max(1)
+            } as f64;
+            cells.into_iter().map(|j| (j as u32, 1.0 / count)).collect()
+        })
+        .collect();
     AffineOp {
         bias: vec![0.0; rows.len()],
         rows,

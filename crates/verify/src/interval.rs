@@ -2,7 +2,7 @@
 
 use netrepair_nn::{Layer, Network, Pool2d};
 
-use crate::affine::{affine_op, elementwise_op};
+use crate::affine::{affine_op, elementwise_op, pool_windows};
 use netrepair_spec::{BoxRegion, Polytope};
 
 use crate::error::{Result, VerifyError};
@@ -90,7 +90,7 @@ pub(crate) fn propagate_node(net: &Network, i: usize, values: &[Bounds]) -> Resu
                 |v| libm_down(v.tanh()).max(-1.0),
                 |v| libm_up(v.tanh()).min(1.0),
             ),
-            Layer::MaxPool2d(p) => pool(x, shape, p, true),
+            Layer::MaxPool2d(p) => max_pool(x, shape, p),
             Layer::Flatten | Layer::Reshape(_) => x.clone(),
             Layer::Add => {
                 let y = &values[node.inputs()[1]];
@@ -183,52 +183,25 @@ fn per_element(x: &Bounds, ac: impl Fn(usize) -> (f64, f64)) -> Bounds {
     Bounds { lower, upper }
 }
 
-fn pool(x: &Bounds, shape: &[usize], p: &Pool2d, max: bool) -> Bounds {
-    let (c, h, w) = (shape[0], shape[1], shape[2]);
-    let [ho, wo] = p
-        .output_hw(h, w)
-        .expect("checked when the network was built");
-    let mut lower = Vec::with_capacity(c * ho * wo);
-    let mut upper = Vec::with_capacity(c * ho * wo);
-    for ch in 0..c {
-        for oh in 0..ho {
-            for ow in 0..wo {
-                let (mut lo, mut hi, mut mag, mut valid) =
-                    (f64::NEG_INFINITY, f64::NEG_INFINITY, 0.0, 0usize);
-                let (mut sl, mut su) = (0.0, 0.0);
-                for a in 0..p.kernel[0] {
-                    for e in 0..p.kernel[1] {
-                        let ih = (oh * p.stride[0] + a) as isize - p.padding[0] as isize;
-                        let iw = (ow * p.stride[1] + e) as isize - p.padding[1] as isize;
-                        if ih < 0 || iw < 0 || ih as usize >= h || iw as usize >= w {
-                            continue;
-                        }
-                        let k = (ch * h + ih as usize) * w + iw as usize;
-                        lo = lo.max(x.lower[k]);
-                        hi = hi.max(x.upper[k]);
-                        sl += x.lower[k];
-                        su += x.upper[k];
-                        mag += x.lower[k].abs().max(x.upper[k].abs());
-                        valid += 1;
-                    }
-                }
-                if max {
-                    lower.push(lo);
-                    upper.push(hi);
-                } else {
-                    let count = if p.count_include_pad {
-                        p.kernel[0] * p.kernel[1]
-                    } else {
-                        valid.max(1)
-                    } as f64;
-                    let err = gamma(valid + 2) * mag / count;
-                    lower.push(down(sl / count, err));
-                    upper.push(up(su / count, err));
-                }
-            }
-        }
+/// Max pooling is monotone in every input: the bounds are the window maxima of the bounds.
+fn max_pool(x: &Bounds, shape: &[usize], p: &Pool2d) -> Bounds {
+    let windows = pool_windows(p, shape);
+    let max_of = |v: &[f64], cells: &[usize]| {
+        cells
+            .iter()
+            .map(|&k| v[k])
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    Bounds {
+        lower: windows
+            .iter()
+            .map(|cells| max_of(&x.lower, cells))
+            .collect(),
+        upper: windows
+            .iter()
+            .map(|cells| max_of(&x.upper, cells))
+            .collect(),
     }
-    Bounds { lower, upper }
 }
 
 /// Whether the outputs within `out` can never lie in `poly`: some constraint's minimum over

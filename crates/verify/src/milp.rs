@@ -15,7 +15,7 @@ use netrepair_lp::{LpModel, Outcome, Sense, SolveOptions, Var};
 use netrepair_nn::{Layer, Network};
 use netrepair_spec::{Case, Polytope};
 
-use crate::affine::{affine_op, elementwise_op};
+use crate::affine::{affine_op, elementwise_op, pool_windows};
 use crate::attack::{confirm, Counterexample};
 use crate::error::Result;
 use crate::interval::Bounds;
@@ -106,61 +106,40 @@ fn encode(net: &Network, bounds: &[Bounds]) -> std::result::Result<(LpModel, Vec
                         .collect()
                 }
                 Layer::MaxPool2d(p) => {
-                    let shape = net.value_shape(node.inputs()[0]);
                     let pre = &bounds[node.inputs()[0]];
-                    let (c, h, w) = (shape[0], shape[1], shape[2]);
-                    let [ho, wo] = p.output_hw(h, w).expect("checked at build time");
                     let y = fresh(&mut m);
-                    for ch in 0..c {
-                        for oh in 0..ho {
-                            for ow in 0..wo {
-                                let o = (ch * ho + oh) * wo + ow;
-                                let mut cells = Vec::new();
-                                for a in 0..p.kernel[0] {
-                                    for e in 0..p.kernel[1] {
-                                        let ih =
-                                            (oh * p.stride[0] + a) as isize - p.padding[0] as isize;
-                                        let iw =
-                                            (ow * p.stride[1] + e) as isize - p.padding[1] as isize;
-                                        if ih >= 0
-                                            && iw >= 0
-                                            && (ih as usize) < h
-                                            && (iw as usize) < w
-                                        {
-                                            cells.push((ch * h + ih as usize) * w + iw as usize);
-                                        }
-                                    }
-                                }
-                                let umax = cells
-                                    .iter()
-                                    .map(|&k| pre.upper[k])
-                                    .fold(f64::NEG_INFINITY, f64::max);
-                                let lmax = cells
-                                    .iter()
-                                    .map(|&k| pre.lower[k])
-                                    .fold(f64::NEG_INFINITY, f64::max);
-                                // Cells that can never be the maximum are skipped.
-                                let live: Vec<usize> = cells
-                                    .into_iter()
-                                    .filter(|&k| pre.upper[k] >= lmax)
-                                    .collect();
-                                let mut pick = Vec::new();
-                                for &k in &live {
-                                    m.add_ge(&[(y[o], 1.0), (x[k], -1.0)], 0.0);
-                                    if live.len() > 1 {
-                                        let z = m.add_binary();
-                                        let big = umax - pre.lower[k];
-                                        // y <= x_k + big (1 - z)
-                                        m.add_le(&[(y[o], 1.0), (x[k], -1.0), (z, big)], big);
-                                        pick.push((z, 1.0));
-                                    } else {
-                                        m.add_le(&[(y[o], 1.0), (x[k], -1.0)], 0.0);
-                                    }
-                                }
-                                if !pick.is_empty() {
-                                    m.add_eq(&pick, 1.0);
-                                }
+                    for (o, cells) in pool_windows(p, net.value_shape(node.inputs()[0]))
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let umax = cells
+                            .iter()
+                            .map(|&k| pre.upper[k])
+                            .fold(f64::NEG_INFINITY, f64::max);
+                        let lmax = cells
+                            .iter()
+                            .map(|&k| pre.lower[k])
+                            .fold(f64::NEG_INFINITY, f64::max);
+                        // Cells that can never be the maximum are skipped.
+                        let live: Vec<usize> = cells
+                            .into_iter()
+                            .filter(|&k| pre.upper[k] >= lmax)
+                            .collect();
+                        let mut pick = Vec::new();
+                        for &k in &live {
+                            m.add_ge(&[(y[o], 1.0), (x[k], -1.0)], 0.0);
+                            if live.len() > 1 {
+                                let z = m.add_binary();
+                                let big = umax - pre.lower[k];
+                                // y <= x_k + big (1 - z)
+                                m.add_le(&[(y[o], 1.0), (x[k], -1.0), (z, big)], big);
+                                pick.push((z, 1.0));
+                            } else {
+                                m.add_le(&[(y[o], 1.0), (x[k], -1.0)], 0.0);
                             }
+                        }
+                        if !pick.is_empty() {
+                            m.add_eq(&pick, 1.0);
                         }
                     }
                     y
