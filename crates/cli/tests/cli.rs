@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use candle_core::{Device, Tensor};
-use netrepair_nn::{save_onnx, Layer, Linear, Network, NetworkBuilder};
+use netrepair_nn::save_onnx;
 use npyz::WriterBuilder;
 use prost::Message;
 
@@ -37,36 +37,6 @@ fn fails_with(o: &Output, word: &str) {
     );
 }
 
-fn t(v: Vec<f64>, dims: &[usize]) -> Tensor {
-    Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
-}
-
-/// The APRNN fixture: N(-1.5) = 0.25, N(-0.5) = -0.25 (DESIGN.md section 4).
-fn fixture() -> Network {
-    let mut b = NetworkBuilder::new(vec![1]);
-    b.push(
-        "fc1",
-        Layer::Linear(
-            Linear::new(
-                "fc1",
-                t(vec![-1.0, 1.0, 0.5], &[3, 1]),
-                t(vec![0.0, -2.0, 0.0], &[3]),
-            )
-            .unwrap(),
-        ),
-    )
-    .unwrap();
-    b.push("relu", Layer::Relu).unwrap();
-    b.push(
-        "fc2",
-        Layer::Linear(
-            Linear::new("fc2", t(vec![0.5, -0.5, 1.0], &[1, 3]), t(vec![-0.5], &[1])).unwrap(),
-        ),
-    )
-    .unwrap();
-    b.build().unwrap()
-}
-
 fn write_f32(path: &Path, shape: &[u64], data: &[f32]) {
     let f = std::fs::File::create(path).unwrap();
     let mut w = npyz::WriteOptions::new()
@@ -88,7 +58,7 @@ fn read_f64(path: &Path) -> (Vec<u64>, Vec<f64>) {
 fn setup() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net.onnx");
-    save_onnx(&fixture(), &net).unwrap();
+    save_onnx(&netrepair_nn::aprnn_example(), &net).unwrap();
     (dir, net)
 }
 
@@ -273,13 +243,13 @@ fn bad_inputs_fail_cleanly() {
     fails_with(&run(&["inspect", "missing.onnx"], d), "missing.onnx");
 
     // Unsupported operator.
-    let mut model = netrepair_nn::onnx::to_model(&fixture()).unwrap();
+    let mut model = netrepair_nn::onnx::to_model(&netrepair_nn::aprnn_example()).unwrap();
     model.graph.as_mut().unwrap().node[1].op_type = "Softsign".into();
     std::fs::write(d.join("op.onnx"), model.encode_to_vec()).unwrap();
     fails_with(&run(&["inspect", "op.onnx"], d), "Softsign (node 'relu')");
 
     // NaN weights.
-    let mut model = netrepair_nn::onnx::to_model(&fixture()).unwrap();
+    let mut model = netrepair_nn::onnx::to_model(&netrepair_nn::aprnn_example()).unwrap();
     model.graph.as_mut().unwrap().initializer[0].raw_data[0..4]
         .copy_from_slice(&f32::NAN.to_le_bytes());
     std::fs::write(d.join("nan.onnx"), model.encode_to_vec()).unwrap();

@@ -161,3 +161,40 @@ pub fn cnn(spec: &CnnSpec, seed: u64) -> Result<Network> {
     }
     b.build()
 }
+
+/// The worked example of the APRNN paper (DESIGN.md section 4): `Linear(1 -> 3)` with
+/// `W = [-1, 1, 0.5]^T`, `b = [0, -2, 0]`; ReLU; `Linear(3 -> 1)` with `W = [0.5, -0.5, 1]`,
+/// `b = -0.5`. Nodes `fc1, relu, fc2`. The points x = -1.5 and x = -0.5 give 0.25 and -0.25,
+/// violating `-0.1 <= N(x) <= 0.1`: the standard fixture for repair and verification tests.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let net = netrepair_nn::aprnn_example();
+/// let x = Tensor::new(&[[-1.5f64], [-0.5]], &Device::Cpu).unwrap();
+/// let y = net.forward(&x).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+/// assert_eq!(y, vec![0.25, -0.25]);
+/// ```
+pub fn aprnn_example() -> Network {
+    let t =
+        |v: Vec<f64>, dims: &[usize]| Tensor::from_vec(v, dims, &Device::Cpu).expect("fixed shape");
+    let layer = |name: &str, w: Tensor, b: Tensor| {
+        Layer::Linear(Linear::new(name, w, b).expect("fixed, finite values"))
+    };
+    let mut b = NetworkBuilder::new(vec![1]);
+    b.push(
+        "fc1",
+        layer(
+            "fc1",
+            t(vec![-1.0, 1.0, 0.5], &[3, 1]),
+            t(vec![0.0, -2.0, 0.0], &[3]),
+        ),
+    )
+    .expect("shapes agree");
+    b.push("relu", Layer::Relu).expect("shapes agree");
+    b.push(
+        "fc2",
+        layer("fc2", t(vec![0.5, -0.5, 1.0], &[1, 3]), t(vec![-0.5], &[1])),
+    )
+    .expect("shapes agree");
+    b.build().expect("non-empty network")
+}

@@ -36,7 +36,7 @@ mod train;
 pub use error::{NnError, Result};
 pub use forward::Trace;
 pub use grad::Gradients;
-pub use init::{cnn, mlp, Activation, CnnSpec, ConvBlock};
+pub use init::{aprnn_example, cnn, mlp, Activation, CnnSpec, ConvBlock};
 pub use layer::{BatchNorm, ConstOp, Conv2d, Elementwise, Layer, Linear, Param, Pool2d};
 pub use network::{Network, NetworkBuilder, Node, ParamId, ValueId};
 pub use onnx::{load_onnx, save_onnx};

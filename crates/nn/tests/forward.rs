@@ -3,12 +3,12 @@
 mod common;
 
 use candle_core::{DType, Tensor};
-use common::{aprnn_fixture, t, to_vec, zoo, zoo_input};
+use common::{t, to_vec, zoo, zoo_input};
 use netrepair_nn::{Conv2d, Layer, NetworkBuilder, Param, Pool2d};
 
 #[test]
 fn aprnn_fixture_outputs_and_patterns() {
-    let net = aprnn_fixture();
+    let net = netrepair_nn::aprnn_example();
     let x = t(vec![-1.5, -0.5, 1.0, 3.0], &[4, 1]);
     // x = -1.5: pre = [1.5, -3.5, -0.75] -> relu [1.5, 0, 0] -> 0.75 - 0.5 = 0.25
     // x = -0.5: pre = [0.5, -2.5, -0.25] -> [0.5, 0, 0] -> 0.25 - 0.5 = -0.25
@@ -182,7 +182,7 @@ fn batchnorm_matches_its_affine_form() {
 
 #[test]
 fn wrong_input_shape_is_an_error() {
-    let net = aprnn_fixture();
+    let net = netrepair_nn::aprnn_example();
     let err = net
         .forward(&t(vec![1.0, 2.0], &[1, 2]))
         .unwrap_err()
@@ -197,7 +197,7 @@ fn wrong_input_shape_is_an_error() {
 
 #[test]
 fn parameters_by_name_and_index() {
-    let mut net = aprnn_fixture();
+    let mut net = netrepair_nn::aprnn_example();
     let id = net.find_param("fc2.bias").unwrap();
     assert_eq!((id.node, id.slot), (2, 1));
     assert_eq!(net.find_node("fc2").unwrap(), 2);

@@ -3,7 +3,7 @@
 mod common;
 
 use candle_core::Tensor;
-use common::{aprnn_fixture, t, to_vec, zoo, zoo_input};
+use common::{t, to_vec, zoo, zoo_input};
 use netrepair_nn::onnx::proto::{
     self, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
@@ -98,7 +98,7 @@ fn reemit_changes_only_the_edited_initializer() {
 fn save_is_atomic_and_loads_back() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("net.onnx");
-    let net = f32_exact(aprnn_fixture());
+    let net = f32_exact(netrepair_nn::aprnn_example());
     save_onnx(&net, &path).unwrap();
     let back = load_onnx(&path).unwrap();
     let x = t(vec![-1.5, -0.5], &[2, 1]);

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{t, Rng64};
-use netrepair_nn::{mlp, Activation, Layer, Linear, NetworkBuilder};
+use netrepair_nn::{mlp, Activation};
 use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
 use netrepair_verify::{check_property, pgd, CheckOptions, PgdOptions, Verdict};
 use rand::{Rng, SeedableRng};
@@ -109,31 +109,6 @@ fn verdicts_agree_with_dense_sampling() {
     );
 }
 
-fn aprnn_fixture() -> netrepair_nn::Network {
-    let mut b = NetworkBuilder::new(vec![1]);
-    b.push(
-        "fc1",
-        Layer::Linear(
-            Linear::new(
-                "fc1",
-                t(vec![-1.0, 1.0, 0.5], &[3, 1]),
-                t(vec![0.0, -2.0, 0.0], &[3]),
-            )
-            .unwrap(),
-        ),
-    )
-    .unwrap();
-    b.push("relu", Layer::Relu).unwrap();
-    b.push(
-        "fc2",
-        Layer::Linear(
-            Linear::new("fc2", t(vec![0.5, -0.5, 1.0], &[1, 3]), t(vec![-0.5], &[1])).unwrap(),
-        ),
-    )
-    .unwrap();
-    b.build().unwrap()
-}
-
 /// Unsafe when y >= v over x in [-2, 0] (where y = -0.5 x - 0.5, in [-0.5, 0.5]).
 fn above(v: f64) -> Property {
     let poly = Polytope {
@@ -154,7 +129,7 @@ fn above(v: f64) -> Property {
 
 #[test]
 fn fixture_properties_by_hand() {
-    let net = aprnn_fixture();
+    let net = netrepair_nn::aprnn_example();
     let opts = CheckOptions::default();
     // y reaches 0.5 at x = -2: "y >= 0.2" is violated, "y >= 0.6" holds.
     match check_property(&net, &above(0.2), &opts).unwrap().verdict {
@@ -172,7 +147,7 @@ fn fixture_properties_by_hand() {
 
 #[test]
 fn limits_and_mismatches() {
-    let net = aprnn_fixture();
+    let net = netrepair_nn::aprnn_example();
     let zero = CheckOptions {
         timeout: Duration::ZERO,
         ..Default::default()

@@ -65,21 +65,7 @@ fn linear_bounds_are_never_looser_and_usually_tighter() {
 fn exact_where_the_network_is_linear_on_the_box() {
     // y = relu(x) - relu(x) through two copies: 0 everywhere. On x in [0.5, 1] both neurons
     // are active, so back-substitution cancels exactly; intervals give [-0.5, 0.5].
-    let mut b = NetworkBuilder::new(vec![1]);
-    b.push(
-        "fc1",
-        Layer::Linear(
-            Linear::new("fc1", t(vec![1.0, 1.0], &[2, 1]), t(vec![0.0, 0.0], &[2])).unwrap(),
-        ),
-    )
-    .unwrap();
-    b.push("relu", Layer::Relu).unwrap();
-    b.push(
-        "fc2",
-        Layer::Linear(Linear::new("fc2", t(vec![1.0, -1.0], &[1, 2]), t(vec![0.0], &[1])).unwrap()),
-    )
-    .unwrap();
-    let net = b.build().unwrap();
+    let net = twin_relu();
     let bx = BoxRegion::new(vec![0.5], vec![1.0]).unwrap();
     let ibp = interval_bounds(&net, &bx).unwrap();
     let lin = linear_bounds(&net, &bx).unwrap();
@@ -91,21 +77,7 @@ fn exact_where_the_network_is_linear_on_the_box() {
 #[test]
 fn proves_a_property_intervals_cannot() {
     // Same network: "y >= 0.25" is unreachable; IBP's upper bound 0.5 cannot show it.
-    let mut b = NetworkBuilder::new(vec![1]);
-    b.push(
-        "fc1",
-        Layer::Linear(
-            Linear::new("fc1", t(vec![1.0, 1.0], &[2, 1]), t(vec![0.0, 0.0], &[2])).unwrap(),
-        ),
-    )
-    .unwrap();
-    b.push("relu", Layer::Relu).unwrap();
-    b.push(
-        "fc2",
-        Layer::Linear(Linear::new("fc2", t(vec![1.0, -1.0], &[1, 2]), t(vec![0.0], &[1])).unwrap()),
-    )
-    .unwrap();
-    let net = b.build().unwrap();
+    let net = twin_relu();
     let input = BoxRegion::new(vec![0.5], vec![1.0]).unwrap();
     let case = |rhs: f64| Case {
         input: input.clone(),
@@ -149,4 +121,23 @@ fn sigmoid_and_tanh_relaxations_tighten_bounds() {
         }
     }
     assert!(tighter >= 8, "tighter on only {tighter} of 10 networks");
+}
+
+/// y = relu(x) - relu(x) through two copies of the same neuron: 0 everywhere.
+fn twin_relu() -> netrepair_nn::Network {
+    let mut b = NetworkBuilder::new(vec![1]);
+    b.push(
+        "fc1",
+        Layer::Linear(
+            Linear::new("fc1", t(vec![1.0, 1.0], &[2, 1]), t(vec![0.0, 0.0], &[2])).unwrap(),
+        ),
+    )
+    .unwrap();
+    b.push("relu", Layer::Relu).unwrap();
+    b.push(
+        "fc2",
+        Layer::Linear(Linear::new("fc2", t(vec![1.0, -1.0], &[1, 2]), t(vec![0.0], &[1])).unwrap()),
+    )
+    .unwrap();
+    b.build().unwrap()
 }

@@ -28,32 +28,6 @@ pub fn to_vec(x: &Tensor) -> Vec<f64> {
         .unwrap()
 }
 
-/// The APRNN paper's fixture (DESIGN.md section 4): Linear(1->3), ReLU, Linear(3->1).
-pub fn aprnn_fixture() -> Network {
-    let mut b = NetworkBuilder::new(vec![1]);
-    b.push(
-        "fc1",
-        Layer::Linear(
-            Linear::new(
-                "fc1",
-                t(vec![-1.0, 1.0, 0.5], &[3, 1]),
-                t(vec![0.0, -2.0, 0.0], &[3]),
-            )
-            .unwrap(),
-        ),
-    )
-    .unwrap();
-    b.push("relu", Layer::Relu).unwrap();
-    b.push(
-        "fc2",
-        Layer::Linear(
-            Linear::new("fc2", t(vec![0.5, -0.5, 1.0], &[1, 3]), t(vec![-0.5], &[1])).unwrap(),
-        ),
-    )
-    .unwrap();
-    b.build().unwrap()
-}
-
 fn param(name: &str, v: Tensor) -> Param {
     Param::new(name, v).unwrap()
 }
