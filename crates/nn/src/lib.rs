@@ -31,6 +31,7 @@ mod layer;
 mod network;
 pub mod onnx;
 mod pool;
+mod taps;
 mod train;
 
 pub use error::{NnError, Result};
@@ -40,4 +41,5 @@ pub use init::{aprnn_example, cnn, mlp, Activation, CnnSpec, ConvBlock};
 pub use layer::{BatchNorm, ConstOp, Conv2d, Elementwise, Layer, Linear, Param, Pool2d};
 pub use network::{Network, NetworkBuilder, Node, ParamId, ValueId};
 pub use onnx::{load_onnx, save_onnx};
+pub use taps::AffineTaps;
 pub use train::{cross_entropy, fit, EpochStats, Optimizer, OptimizerKind, TrainConfig, Trainer};

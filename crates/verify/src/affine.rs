@@ -1,69 +1,36 @@
-//! Layers as linear maps on flattened values, shared by the interval and linear bounds.
+//! Layers as linear maps on flattened values, shared by the interval and linear bounds, the
+//! MILP encoding and the repair LPs.
 
 use netrepair_nn::{ConstOp, Layer, Network, NnError, Pool2d};
 
 use crate::error::Result;
 
 /// `y_i = bias[i] + sum_{(j, w) in rows[i]} w x_j`.
-pub(crate) struct AffineOp {
+pub struct AffineOp {
+    /// Constant term per output.
     pub bias: Vec<f64>,
+    /// Per output: `(input index, coefficient)`.
     pub rows: Vec<Vec<(u32, f64)>>,
 }
 
 /// Linear, convolution and average pooling as sparse affine maps; `None` for other layers.
-pub(crate) fn affine_op(net: &Network, node: usize) -> Result<Option<AffineOp>> {
+pub fn affine_op(net: &Network, node: usize) -> Result<Option<AffineOp>> {
     let n = &net.nodes()[node];
     let shape = net.value_shape(n.inputs()[0]);
-    let out = n.output_shape();
     Ok(Some(match n.layer() {
-        Layer::Linear(l) => {
-            let (w, b) = (l.weight().to_vec()?, l.bias().to_vec()?);
-            let k = l.in_features();
+        Layer::Linear(_) | Layer::Conv2d(_) => {
+            let params = n.layer().params();
+            let (w, b) = (params[0].to_vec()?, params[1].to_vec()?);
+            let taps = net
+                .affine_taps(node)
+                .expect("linear and conv layers have taps");
             AffineOp {
-                rows: (0..b.len())
-                    .map(|i| (0..k).map(|j| (j as u32, w[i * k + j])).collect())
+                bias: taps.bias.iter().map(|&i| b[i as usize]).collect(),
+                rows: taps
+                    .rows
+                    .into_iter()
+                    .map(|row| row.into_iter().map(|(j, k)| (j, w[k as usize])).collect())
                     .collect(),
-                bias: b,
-            }
-        }
-        Layer::Conv2d(c) => {
-            let (w, b) = (c.weight().to_vec()?, c.bias().to_vec()?);
-            let (h, wd) = (shape[1], shape[2]);
-            let (co, ho, wo) = (out[0], out[1], out[2]);
-            let [kh, kw] = c.kernel();
-            let cg = shape[0] / c.groups();
-            let per_group = co / c.groups();
-            let (s, d, [pt, pl, _, _]) = (c.stride(), c.dilation(), c.padding());
-            let mut rows = Vec::with_capacity(co * ho * wo);
-            for o in 0..co {
-                let g = o / per_group;
-                for oh in 0..ho {
-                    for ow in 0..wo {
-                        let mut row = Vec::with_capacity(cg * kh * kw);
-                        for ci in 0..cg {
-                            for a in 0..kh {
-                                let ih = (oh * s + a * d) as isize - pt as isize;
-                                if ih < 0 || ih as usize >= h {
-                                    continue;
-                                }
-                                for e in 0..kw {
-                                    let iw = (ow * s + e * d) as isize - pl as isize;
-                                    if iw < 0 || iw as usize >= wd {
-                                        continue;
-                                    }
-                                    let input =
-                                        ((g * cg + ci) * h + ih as usize) * wd + iw as usize;
-                                    row.push((input as u32, w[((o * cg + ci) * kh + a) * kw + e]));
-                                }
-                            }
-                        }
-                        rows.push(row);
-                    }
-                }
-            }
-            AffineOp {
-                bias: (0..co * ho * wo).map(|i| b[i / (ho * wo)]).collect(),
-                rows,
             }
         }
         Layer::AvgPool2d(p) => avg_pool(p, shape),
@@ -73,7 +40,7 @@ pub(crate) fn affine_op(net: &Network, node: usize) -> Result<Option<AffineOp>> 
 
 /// The input cells (flat indices into `[C, H, W]`) of every pooling window, in output order
 /// (`[C, Ho, Wo]`); padding cells are left out.
-pub(crate) fn pool_windows(p: &Pool2d, shape: &[usize]) -> Vec<Vec<usize>> {
+pub fn pool_windows(p: &Pool2d, shape: &[usize]) -> Vec<Vec<usize>> {
     let (c, h, w) = (shape[0], shape[1], shape[2]);
     let [ho, wo] = p
         .output_hw(h, w)
@@ -118,7 +85,7 @@ fn avg_pool(p: &Pool2d, shape: &[usize]) -> AffineOp {
 }
 
 /// Batch norm and constant operations as `y_k = a_k x_k + c_k`; `None` for other layers.
-pub(crate) fn elementwise_op(net: &Network, node: usize) -> Result<Option<(Vec<f64>, Vec<f64>)>> {
+pub fn elementwise_op(net: &Network, node: usize) -> Result<Option<(Vec<f64>, Vec<f64>)>> {
     let n = &net.nodes()[node];
     let shape = net.value_shape(n.inputs()[0]);
     let len: usize = shape.iter().product();

@@ -18,7 +18,7 @@
 //! ```
 #![deny(missing_docs)]
 
-mod affine;
+pub mod affine;
 pub mod attack;
 mod check;
 mod crown;

@@ -1,0 +1,495 @@
+//! APRNN: architecture-preserving provable repair of points and V-polytopes.
+//!
+//! The weight of a start layer `k` and the biases of `k` and every later affine layer become
+//! LP variables (deltas from the original values). Layer `k`'s input is concrete, so with
+//! every later ReLU held to a fixed activation pattern (and every max-pool to a fixed winner)
+//! the output is affine in the variables: requirements become linear constraints, the
+//! pattern becomes sign constraints, and the objective `||d||_inf + ||d||_1 / n` over
+//! parameter and output deltas keeps the change small.
+//!
+//! Points keep their own pattern. A V-polytope gives every vertex its centroid's pattern so
+//! the whole hull lies in one linear region; if the vertices disagree before layer `k`,
+//! "shift" passes first edit an earlier layer (pattern constraints only) until they agree.
+//! Boxes (VNN-LIB cases) are V-polytopes of their corners, optionally split into sub-boxes.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use netrepair_lp::LpModel;
+use netrepair_nn::{Layer, Network};
+use netrepair_verify::affine::{affine_op, elementwise_op, pool_windows, AffineOp};
+
+use crate::edit::{downstream, Edit};
+use crate::error::{RepairError, Result};
+use crate::expr::{materialize, Expr};
+use crate::outcome::{LpReport, RepairOutcome, Timings};
+use crate::pipeline::{finish, solve_edit, Solved};
+use crate::problem::{
+    box_vertices, case_requirements, split_box, RepairItem, RepairProblem, Requirement,
+};
+use crate::recheck::centroid;
+use crate::trace::{argmax_cell, outputs, pattern_mismatch, traces, Values};
+use crate::{start_layer, LpRepairOptions, Repair, RepairContext};
+
+/// APRNN settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aprnn {
+    /// The LP settings (start layer, delta bound, margin, solver).
+    pub lp: LpRepairOptions,
+    /// Each box of a property is split this many times (halving its widest side) before its
+    /// corners are taken: `2^box_splits` sub-boxes, each its own linear region.
+    pub box_splits: usize,
+    /// Boxes with more free dimensions than this are refused (2^d corners).
+    pub max_box_dims: usize,
+    /// Margin by which polytope vertices keep the centroid's pattern (so the f32-rounded
+    /// network still provably has one linear region on the hull).
+    pub pattern_margin: f64,
+}
+
+impl Default for Aprnn {
+    fn default() -> Self {
+        Self {
+            lp: LpRepairOptions::default(),
+            box_splits: 0,
+            max_box_dims: 12,
+            pattern_margin: 1e-6,
+        }
+    }
+}
+
+/// Vertices that share one activation pattern (a point alone, or a polytope's vertices with
+/// its centroid as the pattern's source), and what must hold there.
+struct Group {
+    vertices: Vec<Vec<f64>>,
+    centroid: Option<Vec<f64>>,
+    requirements: Vec<Requirement>,
+}
+
+/// One evaluation point of an encoding: its concrete values, the values whose activation
+/// pattern it must follow, and the margin of the pattern constraints.
+pub(crate) struct EvalPoint<'a> {
+    pub values: &'a Values,
+    pub reference: &'a Values,
+    pub margin: f64,
+}
+
+/// Cached constant-weight maps of the layers after the start layer.
+#[derive(Default)]
+pub(crate) struct OpCache {
+    affine: HashMap<usize, (AffineOp, Vec<u32>)>,
+    elementwise: HashMap<usize, (Vec<f64>, Vec<f64>)>,
+}
+
+/// Encodes the network from the start layer up to (not including) node `stop` at one point,
+/// with the reference's activation pattern enforced; returns the expressions of the value
+/// `stop` reads last (the network output when `stop` is the node count).
+pub(crate) fn encode_point(
+    model: &mut LpModel,
+    edit: &mut Edit,
+    net: &Network,
+    down: &[bool],
+    cache: &mut OpCache,
+    p: &EvalPoint,
+    stop: usize,
+    max_terms: usize,
+) -> Result<Vec<Expr>> {
+    let start = edit.start;
+    let mut exprs: Vec<Option<Vec<Expr>>> = vec![None; net.nodes().len() + 1];
+    let input = |exprs: &[Option<Vec<Expr>>], v: usize| -> Vec<Expr> {
+        match &exprs[v] {
+            Some(e) => e.clone(),
+            None => p.values[v].iter().map(|&c| Expr::constant(c)).collect(),
+        }
+    };
+    for i in start..stop {
+        if !down[i] {
+            continue;
+        }
+        let node = &net.nodes()[i];
+        let v = node.inputs()[0];
+        let out: Vec<Expr> = if i == start {
+            let taps = net.affine_taps(i).expect("the start layer is affine");
+            let x = &p.values[v];
+            let mut out = Vec::with_capacity(taps.rows.len());
+            for (row, &b) in taps.rows.iter().zip(&taps.bias) {
+                let mut e = edit.bias(model, i, b as usize);
+                for &(j, k) in row {
+                    let xj = x[j as usize];
+                    if xj != 0.0 {
+                        e.c += xj * edit.weight(k as usize);
+                        let var = edit.weight_var(model, k as usize);
+                        e.terms.push((var, xj));
+                    }
+                }
+                out.push(materialize(model, e, max_terms));
+            }
+            out
+        } else {
+            match node.layer() {
+                Layer::Linear(_) | Layer::Conv2d(_) | Layer::AvgPool2d(_) => {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = cache.affine.entry(i)
+                    {
+                        let op = affine_op(net, i)?.expect("affine layer");
+                        let bias = net.affine_taps(i).map(|t| t.bias).unwrap_or_default();
+                        slot.insert((op, bias));
+                    }
+                    let x = input(&exprs, v);
+                    let (op, bias_index) = &cache.affine[&i];
+                    let mut out = Vec::with_capacity(op.rows.len());
+                    for (o, row) in op.rows.iter().enumerate() {
+                        let mut e = if bias_index.is_empty() {
+                            Expr::constant(op.bias[o])
+                        } else {
+                            edit.bias(model, i, bias_index[o] as usize)
+                        };
+                        for &(j, w) in row {
+                            e.add_scaled(&x[j as usize], w);
+                        }
+                        out.push(materialize(model, e, max_terms));
+                    }
+                    out
+                }
+                Layer::BatchNorm(_) | Layer::Elementwise(_) => {
+                    if !cache.elementwise.contains_key(&i) {
+                        let op = elementwise_op(net, i)?.expect("elementwise layer");
+                        cache.elementwise.insert(i, op);
+                    }
+                    let (a, c) = &cache.elementwise[&i];
+                    input(&exprs, v)
+                        .iter()
+                        .enumerate()
+                        .map(|(k, e)| {
+                            let mut s = e.scaled(a[k]);
+                            s.c += c[k];
+                            s
+                        })
+                        .collect()
+                }
+                Layer::Relu => {
+                    let x = input(&exprs, v);
+                    x.into_iter()
+                        .zip(&p.reference[v])
+                        .map(|(e, &r)| {
+                            if r > 0.0 {
+                                e.ge(model, p.margin);
+                                e
+                            } else {
+                                e.le(model, -p.margin);
+                                Expr::constant(0.0)
+                            }
+                        })
+                        .collect()
+                }
+                Layer::MaxPool2d(pool) => {
+                    let x = input(&exprs, v);
+                    pool_windows(pool, net.value_shape(v))
+                        .iter()
+                        .map(|cells| {
+                            let a = argmax_cell(&p.reference[v], cells);
+                            for &c in cells {
+                                if c != a {
+                                    let mut d = x[a].clone();
+                                    d.add_scaled(&x[c], -1.0);
+                                    d.ge(model, 0.0);
+                                }
+                            }
+                            x[a].clone()
+                        })
+                        .collect()
+                }
+                Layer::Flatten | Layer::Reshape(_) => input(&exprs, v),
+                Layer::Add => {
+                    let mut x = input(&exprs, v);
+                    let y = input(&exprs, node.inputs()[1]);
+                    for (a, b) in x.iter_mut().zip(&y) {
+                        a.add_scaled(b, 1.0);
+                    }
+                    x
+                }
+                Layer::Sigmoid | Layer::Tanh => {
+                    return Err(RepairError::Unsupported(format!(
+                        "node '{}' ({}) follows the start layer; APRNN needs piecewise-linear layers after it (choose a later start layer)",
+                        node.name(),
+                        node.layer().kind()
+                    )))
+                }
+            }
+        };
+        exprs[i + 1] = Some(out);
+    }
+    let last = if stop == net.nodes().len() {
+        net.nodes().len()
+    } else {
+        net.nodes()[stop].inputs()[0]
+    };
+    Ok(input(&exprs, last))
+}
+
+/// Adds `requirements` (with margin `eps`) on output expressions `y`.
+pub(crate) fn add_requirements(model: &mut LpModel, y: &[Expr], reqs: &[Requirement], eps: f64) {
+    for r in reqs {
+        let mut e = Expr::constant(0.0);
+        for &(j, a) in &r.constraint.coeffs {
+            e.add_scaled(&y[j], a);
+        }
+        e.le(model, r.constraint.rhs - eps);
+    }
+}
+
+/// For each unsafe polytope of a case, the constraint whose negation the network is closest
+/// to meeting on average over `ys` (so the repair moves the fewest outputs).
+pub(crate) fn choose_requirements(
+    case: &netrepair_spec::Case,
+    ys: &[Vec<f64>],
+) -> Vec<Requirement> {
+    let choice: Vec<usize> = case
+        .unsafe_region
+        .iter()
+        .map(|poly| {
+            let score = |c: &netrepair_spec::LinearConstraint| {
+                ys.iter().map(|y| c.slack(y)).sum::<f64>() / ys.len().max(1) as f64
+            };
+            (0..poly.constraints.len())
+                .max_by(|&a, &b| {
+                    score(&poly.constraints[a]).total_cmp(&score(&poly.constraints[b]))
+                })
+                .unwrap_or(0)
+        })
+        .collect();
+    case_requirements(case, &choice)
+}
+
+impl Aprnn {
+    fn groups(&self, net: &Network, problem: &RepairProblem) -> Result<Vec<Group>> {
+        let mut groups = Vec::new();
+        for item in &problem.items {
+            match item {
+                RepairItem::Point { x, requirements } => groups.push(Group {
+                    vertices: vec![x.clone()],
+                    centroid: None,
+                    requirements: requirements.clone(),
+                }),
+                RepairItem::Polytope {
+                    vertices,
+                    requirements,
+                } => groups.push(Group {
+                    vertices: vertices.clone(),
+                    centroid: Some(centroid(vertices)),
+                    requirements: requirements.clone(),
+                }),
+                RepairItem::Property { name, property } => {
+                    for case in &property.cases {
+                        let mut boxes = vec![case.input.clone()];
+                        for _ in 0..self.box_splits {
+                            boxes = boxes
+                                .iter()
+                                .flat_map(|b| {
+                                    let d = (0..b.dim())
+                                        .max_by(|&i, &j| {
+                                            (b.upper[i] - b.lower[i])
+                                                .total_cmp(&(b.upper[j] - b.lower[j]))
+                                        })
+                                        .unwrap_or(0);
+                                    split_box(b, d)
+                                })
+                                .collect();
+                        }
+                        for b in boxes {
+                            let free = (0..b.dim()).filter(|&j| b.upper[j] > b.lower[j]).count();
+                            if free > self.max_box_dims {
+                                return Err(RepairError::Unsupported(format!(
+                                    "{name}: a box with {free} free dimensions has 2^{free} corners; APRNN takes at most {} (use --method prepared for high-dimensional boxes)",
+                                    self.max_box_dims
+                                )));
+                            }
+                            let vertices = box_vertices(&b);
+                            let ys = outputs(net, &vertices)?;
+                            groups.push(Group {
+                                requirements: choose_requirements(case, &ys),
+                                centroid: Some(b.center()),
+                                vertices,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Values at every vertex and at every group's pattern source, on `net`.
+    fn group_traces(net: &Network, groups: &[Group]) -> Result<Vec<(Vec<Values>, Option<Values>)>> {
+        groups
+            .iter()
+            .map(|g| {
+                let mut xs = g.vertices.clone();
+                if let Some(c) = &g.centroid {
+                    xs.push(c.clone());
+                }
+                let mut t = traces(net, &xs)?;
+                let reference = g.centroid.as_ref().map(|_| t.pop().expect("centroid"));
+                Ok((t, reference))
+            })
+            .collect()
+    }
+
+    /// One LP: edit at `start`, encode every vertex up to `stop`, with requirements and
+    /// output deltas only when `final_pass`.
+    #[allow(clippy::too_many_arguments)]
+    fn pass(
+        &self,
+        net: &Network,
+        groups: &[Group],
+        start: usize,
+        stop: usize,
+        final_pass: bool,
+        purpose: String,
+        lps: &mut Vec<LpReport>,
+        timings: &mut Timings,
+        ctx: &RepairContext,
+    ) -> Result<Solved> {
+        ctx.say(&format!("encoding {purpose}"));
+        let t = Instant::now();
+        let tr = Self::group_traces(net, groups)?;
+        let mut model = LpModel::new();
+        let mut edit = Edit::new(net, start, self.lp.delta_bound)?;
+        let down = downstream(net, start);
+        let mut cache = OpCache::default();
+        for (g, (vals, reference)) in groups.iter().zip(&tr) {
+            if !final_pass && reference.is_none() {
+                continue;
+            }
+            for v in vals {
+                let p = EvalPoint {
+                    values: v,
+                    reference: reference.as_ref().unwrap_or(v),
+                    margin: if reference.is_some() {
+                        self.pattern_margin
+                    } else {
+                        0.0
+                    },
+                };
+                let y = encode_point(
+                    &mut model,
+                    &mut edit,
+                    net,
+                    &down,
+                    &mut cache,
+                    &p,
+                    stop,
+                    self.lp.max_terms,
+                )?;
+                if final_pass {
+                    add_requirements(&mut model, &y, &g.requirements, self.lp.eps);
+                    let y0 = v.last().expect("output");
+                    for (e, &o) in y.into_iter().zip(y0) {
+                        edit.add_output_delta(e, o);
+                    }
+                }
+            }
+        }
+        edit.set_objective(&mut model);
+        let encode_s = t.elapsed().as_secs_f64();
+        ctx.say(&format!(
+            "solving {purpose}: {} rows, {} columns",
+            model.num_rows(),
+            model.num_vars()
+        ));
+        solve_edit(
+            net, &model, &edit, &self.lp, purpose, encode_s, lps, timings,
+        )
+    }
+}
+
+impl Repair for Aprnn {
+    fn name(&self) -> &'static str {
+        "aprnn"
+    }
+
+    fn repair(
+        &self,
+        net: &Network,
+        problem: &RepairProblem,
+        ctx: &RepairContext,
+    ) -> Result<RepairOutcome> {
+        let started = Instant::now();
+        problem.validate(net.input_len(), net.output_len())?;
+        let start = start_layer(net, self.lp.layer)?;
+        Edit::new(net, start, self.lp.delta_bound)?;
+        let groups = self.groups(net, problem)?;
+        let (mut lps, mut timings) = (Vec::new(), Timings::default());
+        // Shift passes: make every polytope's vertices share its centroid's pattern before
+        // the start layer, editing the affine layer just before the first disagreement.
+        let mut current = net.clone();
+        let affine = crate::affine_layers(net);
+        for _ in 0..affine.len() {
+            let tr = Self::group_traces(&current, &groups)?;
+            let first = tr
+                .iter()
+                .filter_map(|(vals, reference)| {
+                    let r = reference.as_ref()?;
+                    vals.iter()
+                        .filter_map(|v| pattern_mismatch(&current, 0..start, v, r))
+                        .min()
+                })
+                .min();
+            let Some(first) = first else { break };
+            let Some(&j) = affine.iter().rev().find(|&&j| j < first) else {
+                return Err(RepairError::Unsupported(format!(
+                    "the polytope vertices disagree at node '{}', which no affine layer precedes",
+                    net.nodes()[first].name()
+                )));
+            };
+            let purpose = format!("shift pass at '{}'", net.nodes()[j].name());
+            match self.pass(
+                &current,
+                &groups,
+                j,
+                start,
+                false,
+                purpose,
+                &mut lps,
+                &mut timings,
+                ctx,
+            )? {
+                Solved::Network(n) => current = n,
+                other => {
+                    return finish(
+                        self.name(),
+                        net,
+                        start,
+                        problem,
+                        other,
+                        lps,
+                        timings,
+                        ctx,
+                        started,
+                    )
+                }
+            }
+        }
+        let end = net.nodes().len();
+        let solved = self.pass(
+            &current,
+            &groups,
+            start,
+            end,
+            true,
+            "repair LP".into(),
+            &mut lps,
+            &mut timings,
+            ctx,
+        )?;
+        finish(
+            self.name(),
+            net,
+            start,
+            problem,
+            solved,
+            lps,
+            timings,
+            ctx,
+            started,
+        )
+    }
+}

@@ -1,0 +1,215 @@
+//! The parameters a provable repair may change, as LP variables (deltas from the original
+//! values), the norm objective over them, and writing a solution back into a network.
+
+use std::collections::BTreeMap;
+
+use candle_core::Tensor;
+use netrepair_lp::{LpModel, Var};
+use netrepair_nn::{Layer, Network, ParamId};
+use serde::Serialize;
+
+use crate::error::{RepairError, Result};
+use crate::expr::Expr;
+
+/// The edited parameters: the weight of the start layer and the biases of the start layer
+/// and of every affine layer downstream of it (APRNN's variable set, shared by PREPARED).
+/// Variables are created on first use, so weight entries no repair point touches cost nothing.
+pub(crate) struct Edit {
+    pub start: usize,
+    weight: Vec<f64>,
+    weight_vars: Vec<Option<Var>>,
+    biases: BTreeMap<usize, (Vec<f64>, Vec<Option<Var>>)>,
+    bound: f64,
+    /// Output-delta terms of the objective (APRNN): expression minus original value.
+    output_deltas: Vec<Expr>,
+}
+
+/// Whether node `i` reads (transitively) the output of node `start`.
+pub(crate) fn downstream(net: &Network, start: usize) -> Vec<bool> {
+    let mut down = vec![false; net.nodes().len()];
+    down[start] = true;
+    for i in start + 1..net.nodes().len() {
+        down[i] = net.nodes()[i]
+            .inputs()
+            .iter()
+            .any(|&v| v > 0 && down[v - 1]);
+    }
+    down
+}
+
+impl Edit {
+    /// Sets up the edit of start node `start` (must be Linear or Conv2d); deltas bounded by
+    /// `delta_bound` in absolute value when given.
+    pub fn new(net: &Network, start: usize, delta_bound: Option<f64>) -> Result<Self> {
+        let node = net
+            .nodes()
+            .get(start)
+            .ok_or_else(|| RepairError::Unsupported(format!("the network has no node {start}")))?;
+        if !matches!(node.layer(), Layer::Linear(_) | Layer::Conv2d(_)) {
+            return Err(RepairError::Unsupported(format!(
+                "node '{}' is a {} layer; the start layer must be Linear (Gemm/MatMul) or Conv",
+                node.name(),
+                node.layer().kind()
+            )));
+        }
+        let weight = node.layer().params()[0].to_vec()?;
+        let down = downstream(net, start);
+        let mut biases = BTreeMap::new();
+        for (i, n) in net.nodes().iter().enumerate() {
+            if down[i] && matches!(n.layer(), Layer::Linear(_) | Layer::Conv2d(_)) {
+                let b = n.layer().params()[1].to_vec()?;
+                let vars = vec![None; b.len()];
+                biases.insert(i, (b, vars));
+            }
+        }
+        Ok(Self {
+            start,
+            weight_vars: vec![None; weight.len()],
+            weight,
+            biases,
+            bound: delta_bound.unwrap_or(f64::INFINITY),
+            output_deltas: Vec::new(),
+        })
+    }
+
+    fn var(model: &mut LpModel, slot: &mut Option<Var>, bound: f64) -> Var {
+        *slot.get_or_insert_with(|| model.add_var(-bound, bound, 0.0))
+    }
+
+    /// Original value of weight entry `k` of the start layer.
+    pub fn weight(&self, k: usize) -> f64 {
+        self.weight[k]
+    }
+
+    /// The delta variable of weight entry `k` of the start layer.
+    pub fn weight_var(&mut self, model: &mut LpModel, k: usize) -> Var {
+        Self::var(model, &mut self.weight_vars[k], self.bound)
+    }
+
+    /// `original + delta` of bias entry `k` of node `node` (must be the start node or an
+    /// affine node downstream of it).
+    pub fn bias(&mut self, model: &mut LpModel, node: usize, k: usize) -> Expr {
+        let bound = self.bound;
+        let (b, vars) = self.biases.get_mut(&node).expect("an edited affine node");
+        let v = Self::var(model, &mut vars[k], bound);
+        Expr {
+            c: b[k],
+            terms: vec![(v, 1.0)],
+        }
+    }
+
+    /// Adds `|e - original|` to the objective (APRNN's output deltas).
+    pub fn add_output_delta(&mut self, e: Expr, original: f64) {
+        let mut d = e;
+        d.c -= original;
+        self.output_deltas.push(d);
+    }
+
+    fn all_vars(&self) -> impl Iterator<Item = Var> + '_ {
+        self.weight_vars
+            .iter()
+            .chain(self.biases.values().flat_map(|(_, v)| v.iter()))
+            .filter_map(|v| *v)
+    }
+
+    /// Sets the objective `||d||_inf + ||d||_1 / n`, `d` stacking every parameter delta and
+    /// every output delta (`n` entries in all).
+    pub fn set_objective(&self, model: &mut LpModel) {
+        let vars: Vec<Var> = self.all_vars().collect();
+        let n = (vars.len() + self.output_deltas.len()).max(1) as f64;
+        let m = model.add_var(0.0, f64::INFINITY, 1.0);
+        let cap = |t: Var, model: &mut LpModel| model.add_le(&[(t, 1.0), (m, -1.0)], 0.0);
+        for v in vars {
+            let t = model.add_abs(&[(v, 1.0)], 0.0, 1.0 / n);
+            cap(t, model);
+        }
+        for e in &self.output_deltas {
+            let mut e = e.clone();
+            e.compact();
+            let t = model.add_abs(&e.terms, e.c, 1.0 / n);
+            cap(t, model);
+        }
+    }
+
+    /// The network with the solution's deltas applied, every edited parameter rounded to f32
+    /// (the precision the exported ONNX file stores), so that what is re-checked is what the
+    /// user gets.
+    pub fn apply(&self, net: &Network, values: &[f64]) -> Result<Network> {
+        let mut out = net.clone();
+        let set = |out: &mut Network, id: ParamId, orig: &[f64], vars: &[Option<Var>]| {
+            let dims = out.param(id)?.dims().to_vec();
+            let new: Vec<f64> = orig
+                .iter()
+                .zip(vars)
+                .map(|(&w, v)| {
+                    let w = w + v.map_or(0.0, |v| values[v.index()]);
+                    w as f32 as f64
+                })
+                .collect();
+            let dev = candle_core::Device::Cpu;
+            let t = Tensor::from_vec(new, dims, &dev).map_err(netrepair_nn::NnError::from)?;
+            out.set_param(id, t)?;
+            Ok::<_, RepairError>(())
+        };
+        if self.weight_vars.iter().any(Option::is_some) {
+            let id = ParamId {
+                node: self.start,
+                slot: 0,
+            };
+            set(&mut out, id, &self.weight, &self.weight_vars)?;
+        }
+        for (&node, (b, vars)) in &self.biases {
+            if vars.iter().any(Option::is_some) {
+                set(&mut out, ParamId { node, slot: 1 }, b, vars)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// How much one parameter tensor changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamChange {
+    /// The parameter's name (the ONNX initializer name for imported networks).
+    pub param: String,
+    /// The node it belongs to.
+    pub node: String,
+    /// Sum of absolute changes.
+    pub l1: f64,
+    /// Largest absolute change.
+    pub linf: f64,
+    /// Entries that changed.
+    pub changed: usize,
+    /// Entries in all.
+    pub entries: usize,
+}
+
+/// Per-parameter changes between two networks of the same architecture (only parameters that
+/// changed are listed).
+pub fn param_changes(before: &Network, after: &Network) -> Result<Vec<ParamChange>> {
+    let mut out = Vec::new();
+    for id in before.param_ids() {
+        let (a, b) = (before.param(id)?, after.param(id)?);
+        let (x, y) = (a.to_vec()?, b.to_vec()?);
+        let mut c = ParamChange {
+            param: a.name().to_string(),
+            node: before.nodes()[id.node].name().to_string(),
+            l1: 0.0,
+            linf: 0.0,
+            changed: 0,
+            entries: x.len(),
+        };
+        for (u, v) in x.iter().zip(&y) {
+            let d = (v - u).abs();
+            if d > 0.0 {
+                c.changed += 1;
+                c.l1 += d;
+                c.linf = c.linf.max(d);
+            }
+        }
+        if c.changed > 0 {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,178 @@
+//! Repair methods: given a network and what it gets wrong, a network with the same
+//! architecture that gets it right, and a report of what changed.
+//!
+//! Every method implements [`Repair`]. The provable ones ([`Aprnn`], [`Prepared`]) solve one
+//! LP (HiGHS, through `netrepair-lp`) over deltas of a chosen layer's weight and the biases of
+//! it and every later affine layer, then hand the result, with the edited parameters rounded
+//! to f32 as the ONNX file stores them, to an independent re-check: an f64 forward pass for
+//! points and V-polytopes, the sound verifier for input boxes. Only what that re-check
+//! confirms is reported as repaired; [`RepairOutcome::proved`] is true only when it confirms
+//! everything.
+//!
+//! ```
+//! use netrepair_nn::aprnn_example;
+//! use netrepair_repair::{Aprnn, Repair, RepairContext, RepairItem, RepairProblem, Requirement};
+//!
+//! // The APRNN paper's network outputs 0.25 and -0.25 at these points; the spec is |y| <= 0.1.
+//! let net = aprnn_example();
+//! let reqs = Requirement::output_box(&[-0.1], &[0.1]);
+//! let problem = RepairProblem {
+//!     items: [-1.5, -0.5]
+//!         .iter()
+//!         .map(|&x| RepairItem::Point { x: vec![x], requirements: reqs.clone() })
+//!         .collect(),
+//! };
+//! let out = Aprnn::default().repair(&net, &problem, &RepairContext::default()).unwrap();
+//! assert!(out.proved);
+//! ```
+#![deny(missing_docs)]
+
+mod aprnn;
+mod edit;
+mod error;
+mod expr;
+mod outcome;
+mod pipeline;
+mod prepared;
+mod problem;
+mod recheck;
+mod trace;
+
+use std::time::Duration;
+
+use netrepair_lp::Method;
+use netrepair_nn::{Layer, Network};
+use netrepair_verify::CheckOptions;
+
+pub use aprnn::Aprnn;
+pub use edit::{param_changes, ParamChange};
+pub use error::{RepairError, Result};
+pub use outcome::{
+    DeltaSummary, ItemReport, ItemStatus, LpReport, RepairOutcome, RepairStatus, Timings,
+};
+pub use prepared::Prepared;
+pub use problem::{box_vertices, split_box, RepairItem, RepairProblem, Requirement};
+pub use recheck::recheck;
+
+/// One interface for every repair method.
+pub trait Repair {
+    /// Short name used in reports ("aprnn", "prepared", ...).
+    fn name(&self) -> &'static str;
+
+    /// Repairs `net` so that `problem` holds. An infeasible or unconfirmed repair is an
+    /// outcome ([`RepairOutcome::status`]), not an error; errors are for bad input and
+    /// solver failures. The input network is never modified.
+    fn repair(
+        &self,
+        net: &Network,
+        problem: &RepairProblem,
+        ctx: &RepairContext,
+    ) -> Result<RepairOutcome>;
+}
+
+/// Settings shared by the LP-based methods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LpRepairOptions {
+    /// The start layer (a node index of a Linear or Conv node); `None`: the last affine layer.
+    pub layer: Option<usize>,
+    /// Bound on every parameter delta's absolute value; `None`: unbounded.
+    pub delta_bound: Option<f64>,
+    /// Margin by which the LP enforces every requirement (absorbs f32 rounding).
+    pub eps: f64,
+    /// Wall-clock limit of each LP.
+    pub time_limit: Option<Duration>,
+    /// Solver threads.
+    pub threads: usize,
+    /// LP algorithm.
+    pub method: Method,
+    /// Expressions longer than this get their own LP variable (keeps deep LPs sparse).
+    pub max_terms: usize,
+}
+
+impl Default for LpRepairOptions {
+    fn default() -> Self {
+        Self {
+            layer: None,
+            delta_bound: None,
+            eps: 1e-3,
+            time_limit: None,
+            threads: 1,
+            method: Method::Choose,
+            max_terms: 24,
+        }
+    }
+}
+
+/// What a repair run gets from its caller besides the problem: the re-check's limits and a
+/// progress callback.
+pub struct RepairContext {
+    /// Settings of the verifier that re-checks property items.
+    pub check: CheckOptions,
+    /// Called with a short message at each phase (for progress bars).
+    pub progress: Option<Box<dyn Fn(&str) + Sync>>,
+}
+
+impl Default for RepairContext {
+    fn default() -> Self {
+        Self {
+            check: CheckOptions::default(),
+            progress: None,
+        }
+    }
+}
+
+impl RepairContext {
+    pub(crate) fn say(&self, msg: &str) {
+        if let Some(p) = &self.progress {
+            p(msg);
+        }
+    }
+}
+
+/// The node indices of the affine (Linear/Conv) layers, in order: what `--layer K` counts.
+pub fn affine_layers(net: &Network) -> Vec<usize> {
+    net.nodes()
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| matches!(n.layer(), Layer::Linear(_) | Layer::Conv2d(_)))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Resolves a layer given as an affine-layer index (`0` = first Linear/Conv), a negative
+/// index from the end (`-1` = last), or a node name.
+pub fn resolve_layer(net: &Network, key: &str) -> Result<usize> {
+    let affine = affine_layers(net);
+    if let Ok(k) = key.parse::<i64>() {
+        let n = affine.len() as i64;
+        let idx = if k < 0 { n + k } else { k };
+        return if (0..n).contains(&idx) {
+            Ok(affine[idx as usize])
+        } else {
+            Err(RepairError::Unsupported(format!(
+                "layer {k} does not exist: the network has {n} affine (Linear/Conv) layers, numbered 0..{}",
+                n - 1
+            )))
+        };
+    }
+    let node = net.find_node(key)?;
+    if affine.contains(&node) {
+        Ok(node)
+    } else {
+        Err(RepairError::Unsupported(format!(
+            "node '{key}' is a {} layer; the repair layer must be Linear or Conv",
+            net.nodes()[node].layer().kind()
+        )))
+    }
+}
+
+/// The start layer an option names, or the last affine layer.
+pub(crate) fn start_layer(net: &Network, layer: Option<usize>) -> Result<usize> {
+    match layer {
+        Some(i) => Ok(i),
+        None => affine_layers(net)
+            .last()
+            .copied()
+            .ok_or_else(|| RepairError::Unsupported("the network has no affine layer".into())),
+    }
+}

@@ -1,0 +1,160 @@
+//! What a repair returns: the new network and a report of what changed, what holds and what
+//! it cost.
+
+use netrepair_lp::SolveStats;
+use netrepair_nn::Network;
+use serde::Serialize;
+
+use crate::edit::ParamChange;
+
+/// How one item came out, after the independent re-check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemStatus {
+    /// The re-check confirmed the requirement (f64 forward pass for points and polytopes,
+    /// the verifier for properties).
+    Repaired,
+    /// The re-check found the requirement violated, or no repair was found.
+    Failed,
+    /// The verifier could neither prove nor refute it within its limits.
+    Unconfirmed,
+}
+
+/// One item's line of the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemReport {
+    /// Position in the problem.
+    pub index: usize,
+    /// "point", "polytope" or "property".
+    pub kind: &'static str,
+    /// The outcome.
+    pub status: ItemStatus,
+    /// Whether the original network already met the requirement (points and polytope
+    /// vertices: by forward pass; properties: not evaluated, `None`).
+    pub held_before: Option<bool>,
+    /// The smallest margin by which the requirements hold (negative: violated), for points
+    /// and polytopes.
+    pub margin: Option<f64>,
+    /// A short explanation.
+    pub detail: String,
+}
+
+/// How the whole repair ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepairStatus {
+    /// Every item re-checked and repaired.
+    Proved,
+    /// A network was produced but the re-check did not confirm every item.
+    Unconfirmed,
+    /// No network with these parameters changed (within the delta bound) meets the
+    /// requirements under the method's encoding; the network is returned unchanged.
+    Infeasible,
+    /// The solver stopped at a limit (time) without a usable solution; network unchanged.
+    Limit,
+}
+
+/// Size and time of one LP solve.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LpReport {
+    /// What the LP was for (e.g. "final", "shift pass at fc1", "split round 2").
+    pub purpose: String,
+    /// "optimal", "infeasible", "limit: ...", ...
+    pub outcome: String,
+    /// Constraints.
+    pub rows: usize,
+    /// Variables.
+    pub cols: usize,
+    /// Non-zero coefficients.
+    pub nonzeros: usize,
+    /// Seconds spent building the model (our encoding plus handing it to HiGHS).
+    pub build_s: f64,
+    /// Seconds HiGHS spent solving.
+    pub solve_s: f64,
+}
+
+impl LpReport {
+    pub(crate) fn new(purpose: String, outcome: &str, stats: &SolveStats, encode_s: f64) -> Self {
+        Self {
+            purpose,
+            outcome: outcome.to_string(),
+            rows: stats.rows,
+            cols: stats.cols,
+            nonzeros: stats.nonzeros,
+            build_s: encode_s + stats.build_s,
+            solve_s: stats.solve_s,
+        }
+    }
+}
+
+/// Totals of the parameter change.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct DeltaSummary {
+    /// Sum of absolute changes over all parameters.
+    pub l1: f64,
+    /// Largest absolute change.
+    pub linf: f64,
+    /// Entries changed.
+    pub changed: usize,
+    /// Per parameter tensor (only those that changed).
+    pub params: Vec<ParamChange>,
+}
+
+impl DeltaSummary {
+    pub(crate) fn from_changes(params: Vec<ParamChange>) -> Self {
+        Self {
+            l1: params.iter().map(|p| p.l1).sum(),
+            linf: params.iter().map(|p| p.linf).fold(0.0, f64::max),
+            changed: params.iter().map(|p| p.changed).sum(),
+            params,
+        }
+    }
+}
+
+/// Wall time by phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Timings {
+    /// Building the LPs (our encoding and the hand-over to HiGHS).
+    pub build_s: f64,
+    /// HiGHS solving.
+    pub solve_s: f64,
+    /// The independent re-check.
+    pub recheck_s: f64,
+}
+
+/// The result of a repair method.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairOutcome {
+    /// The repaired network (the input network, unchanged, when no repair was found).
+    #[serde(skip)]
+    pub network: Network,
+    /// The method's name.
+    pub method: String,
+    /// Name of the start layer (the node whose weight was edited).
+    pub layer: String,
+    /// Its position among the affine (Linear/Conv) layers, from 0.
+    pub layer_index: usize,
+    /// How it ended.
+    pub status: RepairStatus,
+    /// True only when every item was repaired and confirmed by the re-check.
+    pub proved: bool,
+    /// One line for people.
+    pub message: String,
+    /// Per item.
+    pub items: Vec<ItemReport>,
+    /// What changed.
+    pub param_delta: DeltaSummary,
+    /// Total wall time.
+    pub time_s: f64,
+    /// Wall time by phase.
+    pub timings: Timings,
+    /// Every LP solved.
+    pub lp: Vec<LpReport>,
+}
+
+impl RepairOutcome {
+    /// Number of items with the given status.
+    pub fn count(&self, status: ItemStatus) -> usize {
+        self.items.iter().filter(|i| i.status == status).count()
+    }
+}

@@ -1,0 +1,168 @@
+//! The steps every LP-based method shares: solve the encoded LP, apply its solution, re-check
+//! the result independently and assemble the report.
+
+use std::time::Instant;
+
+use netrepair_lp::{LpModel, Outcome, Sense, SolveOptions};
+use netrepair_nn::Network;
+
+use crate::edit::{param_changes, Edit};
+use crate::error::Result;
+use crate::outcome::{
+    DeltaSummary, ItemReport, ItemStatus, LpReport, RepairOutcome, RepairStatus, Timings,
+};
+use crate::problem::RepairProblem;
+use crate::recheck::recheck;
+use crate::{affine_layers, LpRepairOptions, RepairContext};
+
+/// What one LP gave.
+pub(crate) enum Solved {
+    /// A solution, applied (edited parameters rounded to f32).
+    Network(Network),
+    /// No solution exists.
+    Infeasible,
+    /// The solver stopped without a usable solution.
+    Limit(String),
+}
+
+/// Solves `model` (minimising the objective `edit` set) and applies the solution to `net`.
+pub(crate) fn solve_edit(
+    net: &Network,
+    model: &LpModel,
+    edit: &Edit,
+    opts: &LpRepairOptions,
+    purpose: String,
+    encode_s: f64,
+    lps: &mut Vec<LpReport>,
+    timings: &mut Timings,
+) -> Result<Solved> {
+    let solution = model.solve(
+        Sense::Minimise,
+        &SolveOptions {
+            time_limit: opts.time_limit,
+            threads: opts.threads,
+            method: opts.method,
+            ..SolveOptions::default()
+        },
+    )?;
+    let (solved, what) = match &solution.outcome {
+        Outcome::Optimal { values, .. } => (
+            Solved::Network(edit.apply(net, values)?),
+            "optimal".to_string(),
+        ),
+        Outcome::Limit {
+            values: Some(values),
+            reason,
+        } => (
+            Solved::Network(edit.apply(net, values)?),
+            format!("limit ({reason}), best point used"),
+        ),
+        Outcome::Limit {
+            values: None,
+            reason,
+        } => (
+            Solved::Limit(format!(
+                "the solver stopped ({reason}) before finding a repair"
+            )),
+            format!("limit ({reason})"),
+        ),
+        Outcome::Infeasible => (Solved::Infeasible, "infeasible".to_string()),
+        // Every delta is bounded below by the norm objective, so "unbounded" here means the
+        // solver could not tell infeasible from unbounded.
+        Outcome::Unbounded => (Solved::Infeasible, "infeasible or unbounded".to_string()),
+        Outcome::Failed(why) => (
+            Solved::Limit(format!("the solver gave up: {why}")),
+            format!("failed ({why})"),
+        ),
+    };
+    let report = LpReport::new(purpose, &what, &solution.stats, encode_s);
+    timings.build_s += report.build_s;
+    timings.solve_s += report.solve_s;
+    lps.push(report);
+    Ok(solved)
+}
+
+/// Re-checks the result (if any) and assembles the report.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finish(
+    method: &str,
+    net: &Network,
+    start: usize,
+    problem: &RepairProblem,
+    solved: Solved,
+    lps: Vec<LpReport>,
+    mut timings: Timings,
+    ctx: &RepairContext,
+    started: Instant,
+) -> Result<RepairOutcome> {
+    let layer = net.nodes()[start].name().to_string();
+    let layer_index = affine_layers(net)
+        .iter()
+        .position(|&i| i == start)
+        .unwrap_or(0);
+    let (network, status, items, message) = match solved {
+        Solved::Network(repaired) => {
+            ctx.say("re-checking");
+            let t = Instant::now();
+            let items = recheck(net, &repaired, problem, &ctx.check)?;
+            timings.recheck_s = t.elapsed().as_secs_f64();
+            let ok = items
+                .iter()
+                .filter(|i| i.status == ItemStatus::Repaired)
+                .count();
+            let (status, message) = if ok == items.len() {
+                (
+                    RepairStatus::Proved,
+                    format!("all {ok} items repaired and confirmed by the re-check"),
+                )
+            } else {
+                (
+                    RepairStatus::Unconfirmed,
+                    format!(
+                        "{ok} of {} items confirmed by the re-check; the rest are not repaired",
+                        items.len()
+                    ),
+                )
+            };
+            (repaired, status, items, message)
+        }
+        Solved::Infeasible | Solved::Limit(_) => {
+            let (status, why) = match solved {
+                Solved::Limit(why) => (RepairStatus::Limit, why),
+                _ => (
+                    RepairStatus::Infeasible,
+                    format!("no repair exists at layer '{layer}' within these bounds (the LP is infeasible)"),
+                ),
+            };
+            let items = problem
+                .items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| ItemReport {
+                    index,
+                    kind: item.kind(),
+                    status: ItemStatus::Failed,
+                    held_before: None,
+                    margin: None,
+                    detail: why.clone(),
+                })
+                .collect();
+            (net.clone(), status, items, why)
+        }
+    };
+    let param_delta = DeltaSummary::from_changes(param_changes(net, &network)?);
+    Ok(RepairOutcome {
+        proved: status == RepairStatus::Proved,
+        network,
+        method: method.to_string(),
+        layer,
+        layer_index,
+        status,
+        message,
+        items,
+        param_delta,
+        time_s: started.elapsed().as_secs_f64(),
+        timings,
+        lp: lps,
+    })
+}

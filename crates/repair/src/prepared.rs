@@ -1,0 +1,597 @@
+//! PREPARED: provable editing for properties over input sets, by a parametric linear
+//! relaxation solved as one LP.
+//!
+//! The edited parameters are APRNN's (the start layer's weight and the biases of it and of
+//! every later affine layer). For each input region (a box: a VNN-LIB case, a sub-box of one,
+//! or a point) the start layer's input is bounded by sound linear bounds through the frozen
+//! prefix, `x in [l, u]`. A neuron `v = sum_j w_j x_j + b` with variable `w` has the exact
+//! bounds `sum_j max(w_j l_j, w_j u_j)` and `sum_j min(...)`, each term an auxiliary LP
+//! variable with two rows (one term when the sign of `w_j` is fixed by the delta bound or
+//! `l_j = u_j`). When the start layer is the output layer a requirement `a y <= r` is bounded
+//! exactly in one go (`sum_j max(e_j l_j, e_j u_j)` with `e_j = sum_o a_o w_oj`); otherwise
+//! bounds go through the later layers: ReLU's upper bound by its epigraph, its lower bound as
+//! `alpha L` with `alpha` from the original network, fixed affine layers by sign split.
+//!
+//! Whatever the LP returns satisfies every requirement over every region by construction;
+//! the verifier re-checks it all the same. When the relaxation is too loose (the LP is
+//! infeasible) the regions whose requirements an elastic LP cannot meet are halved and the LP
+//! is solved again, up to a number of rounds.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use netrepair_lp::{LpModel, Outcome, Sense, SolveOptions, Var};
+use netrepair_nn::{Layer, Network};
+use netrepair_spec::BoxRegion;
+use netrepair_verify::affine::{affine_op, elementwise_op, pool_windows};
+use netrepair_verify::linear_bounds;
+use rand::{Rng, SeedableRng};
+
+use crate::aprnn::choose_requirements;
+use crate::edit::{downstream, Edit};
+use crate::error::{RepairError, Result};
+use crate::expr::{materialize, Expr};
+use crate::outcome::{LpReport, RepairOutcome, Timings};
+use crate::pipeline::{finish, solve_edit, Solved};
+use crate::problem::{split_box, RepairItem, RepairProblem, Requirement};
+use crate::trace::{outputs, traces};
+use crate::{start_layer, LpRepairOptions, Repair, RepairContext};
+
+/// PREPARED settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    /// The LP settings (start layer, delta bound, margin, solver).
+    pub lp: LpRepairOptions,
+    /// Rounds of input splitting after an infeasible LP (0: none).
+    pub split_rounds: usize,
+    /// Never encode more regions than this.
+    pub max_regions: usize,
+}
+
+impl Default for Prepared {
+    fn default() -> Self {
+        Self {
+            lp: LpRepairOptions::default(),
+            split_rounds: 6,
+            max_regions: 2048,
+        }
+    }
+}
+
+/// One input region with what must hold on it.
+#[derive(Debug, Clone)]
+struct Region {
+    /// The case box it was split from (its widths guide the splits).
+    case_box: BoxRegion,
+    region: BoxRegion,
+    requirements: Vec<Requirement>,
+    /// Points keep their requirements; property regions re-choose them after a split.
+    case: Option<netrepair_spec::Case>,
+}
+
+/// Bounds of an expression: `lower <= value <= upper`.
+#[derive(Clone)]
+struct Interval {
+    lower: Expr,
+    upper: Expr,
+}
+
+/// Samples of a box: its centre and random points (seeded), for choosing requirements.
+fn samples(b: &BoxRegion, n: usize, seed: u64) -> Vec<Vec<f64>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out = vec![b.center()];
+    for _ in 0..n {
+        out.push(
+            b.lower
+                .iter()
+                .zip(&b.upper)
+                .map(|(&l, &u)| if u > l { rng.random_range(l..=u) } else { l })
+                .collect(),
+        );
+    }
+    out
+}
+
+impl Prepared {
+    fn regions(&self, net: &Network, problem: &RepairProblem) -> Result<Vec<Region>> {
+        let mut out = Vec::new();
+        for (item, it) in problem.items.iter().enumerate() {
+            match it {
+                RepairItem::Point { x, requirements } => {
+                    let b = BoxRegion::new(x.clone(), x.clone())?;
+                    out.push(Region {
+                        case_box: b.clone(),
+                        region: b,
+                        requirements: requirements.clone(),
+                        case: None,
+                    });
+                }
+                RepairItem::Polytope {
+                    vertices,
+                    requirements,
+                } => {
+                    // The bounding box contains the hull: meeting the requirements on it is
+                    // sufficient (and may be stricter than needed).
+                    let d = vertices[0].len();
+                    let lo = (0..d)
+                        .map(|j| vertices.iter().map(|v| v[j]).fold(f64::INFINITY, f64::min))
+                        .collect();
+                    let hi = (0..d)
+                        .map(|j| {
+                            vertices
+                                .iter()
+                                .map(|v| v[j])
+                                .fold(f64::NEG_INFINITY, f64::max)
+                        })
+                        .collect();
+                    let b = BoxRegion::new(lo, hi)?;
+                    out.push(Region {
+                        case_box: b.clone(),
+                        region: b,
+                        requirements: requirements.clone(),
+                        case: None,
+                    });
+                }
+                RepairItem::Property { property, .. } => {
+                    for case in &property.cases {
+                        let ys = outputs(net, &samples(&case.input, 32, item as u64))?;
+                        out.push(Region {
+                            case_box: case.input.clone(),
+                            region: case.input.clone(),
+                            requirements: choose_requirements(case, &ys),
+                            case: Some(case.clone()),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Halves a region along its relatively widest side; property regions re-choose their
+    /// requirements on each half.
+    fn split(net: &Network, r: &Region) -> Result<Vec<Region>> {
+        let b = &r.region;
+        let rel = |j: usize| {
+            let w = r.case_box.upper[j] - r.case_box.lower[j];
+            if w > 0.0 {
+                (b.upper[j] - b.lower[j]) / w
+            } else {
+                0.0
+            }
+        };
+        let d = (0..b.dim())
+            .max_by(|&i, &j| rel(i).total_cmp(&rel(j)))
+            .unwrap_or(0);
+        if rel(d) == 0.0 {
+            return Ok(vec![r.clone()]);
+        }
+        split_box(b, d)
+            .into_iter()
+            .enumerate()
+            .map(|(k, half)| {
+                let mut n = r.clone();
+                if let Some(case) = &r.case {
+                    let ys = outputs(net, &samples(&half, 16, k as u64))?;
+                    n.requirements = choose_requirements(case, &ys);
+                }
+                n.region = half;
+                Ok(n)
+            })
+            .collect()
+    }
+
+    /// Encodes every region; returns the rows' slack variables when `elastic` (the
+    /// requirement rows then read `... - s <= rhs`, `s >= 0`, objective `sum s`).
+    fn encode(
+        &self,
+        net: &Network,
+        start: usize,
+        regions: &[Region],
+        elastic: bool,
+    ) -> Result<(LpModel, Edit, Vec<Vec<Var>>)> {
+        let mut model = LpModel::new();
+        let mut edit = Edit::new(net, start, self.lp.delta_bound)?;
+        let down = downstream(net, start);
+        let last = start + 1 == net.nodes().len();
+        let taps = net.affine_taps(start).expect("affine start layer");
+        let mut slacks = Vec::with_capacity(regions.len());
+        for r in regions {
+            let point = r.region.lower == r.region.upper;
+            let bounds = if point {
+                let v = traces(net, std::slice::from_ref(&r.region.lower))?.remove(0);
+                v.into_iter()
+                    .map(|x| netrepair_verify::Bounds {
+                        lower: x.clone(),
+                        upper: x,
+                    })
+                    .collect()
+            } else {
+                linear_bounds(net, &r.region)?
+            };
+            let input = net.nodes()[start].inputs()[0];
+            let (l, u) = (&bounds[input].lower, &bounds[input].upper);
+            let mut row_slacks = Vec::new();
+            let mut require = |model: &mut LpModel, mut e: Expr, rhs: f64| {
+                if elastic {
+                    let s = model.add_var(0.0, f64::INFINITY, 1.0);
+                    e.terms.push((s, -1.0));
+                    row_slacks.push(s);
+                }
+                e.le(model, rhs);
+            };
+            if last {
+                // Exact: bound each requirement's combination of outputs directly.
+                for req in &r.requirements {
+                    let mut coef: HashMap<u32, Expr> = HashMap::new();
+                    let mut e = Expr::constant(0.0);
+                    for &(o, a) in &req.constraint.coeffs {
+                        e.add_scaled(&edit.bias(&mut model, start, taps.bias[o] as usize), a);
+                        for &(j, k) in &taps.rows[o] {
+                            let w = Expr {
+                                c: edit.weight(k as usize),
+                                terms: vec![(edit.weight_var(&mut model, k as usize), 1.0)],
+                            };
+                            coef.entry(j).or_default().add_scaled(&w, a);
+                        }
+                    }
+                    let mut js: Vec<u32> = coef.keys().copied().collect();
+                    js.sort_unstable();
+                    for j in js {
+                        let c = &coef[&j];
+                        let (lj, uj) = (l[j as usize], u[j as usize]);
+                        e.add_scaled(&upper_term(&mut model, c, lj, uj, None), 1.0);
+                    }
+                    require(&mut model, e, req.constraint.rhs - self.lp.eps);
+                }
+            } else {
+                let y = self.propagate(&mut model, &mut edit, net, &down, &bounds, l, u)?;
+                for req in &r.requirements {
+                    let mut e = Expr::constant(0.0);
+                    for &(o, a) in &req.constraint.coeffs {
+                        let side = if a > 0.0 { &y[o].upper } else { &y[o].lower };
+                        e.add_scaled(side, a);
+                    }
+                    require(&mut model, e, req.constraint.rhs - self.lp.eps);
+                }
+            }
+            slacks.push(row_slacks);
+        }
+        if !elastic {
+            edit.set_objective(&mut model);
+        }
+        Ok((model, edit, slacks))
+    }
+
+    /// Bounds of every value after the start layer as expressions, for one region.
+    #[allow(clippy::too_many_arguments)]
+    fn propagate(
+        &self,
+        model: &mut LpModel,
+        edit: &mut Edit,
+        net: &Network,
+        down: &[bool],
+        bounds: &[netrepair_verify::Bounds],
+        l: &[f64],
+        u: &[f64],
+    ) -> Result<Vec<Interval>> {
+        let start = edit.start;
+        let mt = self.lp.max_terms;
+        let mut vals: Vec<Option<Vec<Interval>>> = vec![None; net.nodes().len() + 1];
+        let input = |vals: &[Option<Vec<Interval>>], v: usize| -> Vec<Interval> {
+            match &vals[v] {
+                Some(x) => x.clone(),
+                None => bounds[v]
+                    .lower
+                    .iter()
+                    .zip(&bounds[v].upper)
+                    .map(|(&a, &b)| Interval {
+                        lower: Expr::constant(a),
+                        upper: Expr::constant(b),
+                    })
+                    .collect(),
+            }
+        };
+        let bound = edit_bound(self.lp.delta_bound);
+        for i in start..net.nodes().len() {
+            if !down[i] {
+                continue;
+            }
+            let node = &net.nodes()[i];
+            let v = node.inputs()[0];
+            let out: Vec<Interval> = if i == start {
+                let taps = net.affine_taps(i).expect("affine");
+                let mut out = Vec::with_capacity(taps.rows.len());
+                for (row, &b) in taps.rows.iter().zip(&taps.bias) {
+                    let bias = edit.bias(model, i, b as usize);
+                    let (mut lo, mut hi) = (bias.clone(), bias);
+                    for &(j, k) in row {
+                        let w0 = edit.weight(k as usize);
+                        let w = Expr {
+                            c: w0,
+                            terms: vec![(edit.weight_var(model, k as usize), 1.0)],
+                        };
+                        let sign = if w0 - bound >= 0.0 {
+                            Some(1.0)
+                        } else if w0 + bound <= 0.0 {
+                            Some(-1.0)
+                        } else {
+                            None
+                        };
+                        let (lj, uj) = (l[j as usize], u[j as usize]);
+                        hi.add_scaled(&upper_term(model, &w, lj, uj, sign), 1.0);
+                        lo.add_scaled(
+                            &upper_term(model, &w.scaled(-1.0), lj, uj, sign.map(|s| -s)),
+                            -1.0,
+                        );
+                    }
+                    out.push(Interval {
+                        lower: materialize(model, lo, mt),
+                        upper: materialize(model, hi, mt),
+                    });
+                }
+                out
+            } else {
+                let x = input(&vals, v);
+                match node.layer() {
+                    Layer::Linear(_) | Layer::Conv2d(_) | Layer::AvgPool2d(_) => {
+                        let op = affine_op(net, i)?.expect("affine");
+                        let bias_index = net.affine_taps(i).map(|t| t.bias);
+                        let mut out = Vec::with_capacity(op.rows.len());
+                        for (o, row) in op.rows.iter().enumerate() {
+                            let b = match &bias_index {
+                                Some(idx) => edit.bias(model, i, idx[o] as usize),
+                                None => Expr::constant(op.bias[o]),
+                            };
+                            let (mut lo, mut hi) = (b.clone(), b);
+                            for &(j, w) in row {
+                                let xj = &x[j as usize];
+                                let (a, c) = if w > 0.0 { (&xj.lower, &xj.upper) } else { (&xj.upper, &xj.lower) };
+                                lo.add_scaled(a, w);
+                                hi.add_scaled(c, w);
+                            }
+                            out.push(Interval {
+                                lower: materialize(model, lo, mt),
+                                upper: materialize(model, hi, mt),
+                            });
+                        }
+                        out
+                    }
+                    Layer::BatchNorm(_) | Layer::Elementwise(_) => {
+                        let (a, c) = elementwise_op(net, i)?.expect("elementwise");
+                        x.iter()
+                            .enumerate()
+                            .map(|(k, iv)| {
+                                let (mut lo, mut hi) = if a[k] >= 0.0 {
+                                    (iv.lower.scaled(a[k]), iv.upper.scaled(a[k]))
+                                } else {
+                                    (iv.upper.scaled(a[k]), iv.lower.scaled(a[k]))
+                                };
+                                lo.c += c[k];
+                                hi.c += c[k];
+                                Interval { lower: lo, upper: hi }
+                            })
+                            .collect()
+                    }
+                    Layer::Relu => x
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, iv)| {
+                            let (ol, ou) = (bounds[v].lower[k], bounds[v].upper[k]);
+                            // Upper: epigraph of max(0, U). Lower: alpha L, alpha in [0, 1].
+                            let up = model.add_var(0.0, f64::INFINITY, 0.0);
+                            let mut d = iv.upper.clone();
+                            d.terms.push((up, -1.0));
+                            d.le(model, 0.0);
+                            let alpha = if ol >= 0.0 || (ou > 0.0 && ou >= -ol) { 1.0 } else { 0.0 };
+                            Interval {
+                                lower: iv.lower.scaled(alpha),
+                                upper: Expr::var(up),
+                            }
+                        })
+                        .collect(),
+                    Layer::MaxPool2d(p) => pool_windows(p, net.value_shape(v))
+                        .iter()
+                        .map(|cells| {
+                            let up = model.add_var(f64::NEG_INFINITY, f64::INFINITY, 0.0);
+                            for &c in cells {
+                                let mut d = x[c].upper.clone();
+                                d.terms.push((up, -1.0));
+                                d.le(model, 0.0);
+                            }
+                            let best = cells
+                                .iter()
+                                .copied()
+                                .max_by(|&a, &b| bounds[v].lower[a].total_cmp(&bounds[v].lower[b]))
+                                .expect("non-empty window");
+                            Interval {
+                                lower: x[best].lower.clone(),
+                                upper: Expr::var(up),
+                            }
+                        })
+                        .collect(),
+                    Layer::Flatten | Layer::Reshape(_) => x,
+                    Layer::Add => {
+                        let y = input(&vals, node.inputs()[1]);
+                        x.into_iter()
+                            .zip(y)
+                            .map(|(mut a, b)| {
+                                a.lower.add_scaled(&b.lower, 1.0);
+                                a.upper.add_scaled(&b.upper, 1.0);
+                                a
+                            })
+                            .collect()
+                    }
+                    Layer::Sigmoid | Layer::Tanh => {
+                        return Err(RepairError::Unsupported(format!(
+                            "node '{}' ({}) follows the edited layer; PREPARED's LP needs piecewise-linear layers after it",
+                            node.name(),
+                            node.layer().kind()
+                        )))
+                    }
+                }
+            };
+            vals[i + 1] = Some(out);
+        }
+        Ok(vals
+            .pop()
+            .flatten()
+            .expect("the output follows the start layer"))
+    }
+}
+
+fn edit_bound(b: Option<f64>) -> f64 {
+    b.unwrap_or(f64::INFINITY)
+}
+
+/// An expression bounding `max over x in [l, u] of c * x` from above, where `c` is an
+/// expression in the LP variables: `c l` or `c u` when the sign of `c` is known (`sign`) or
+/// `l = u`, else a fresh variable `s >= c l, s >= c u`.
+fn upper_term(model: &mut LpModel, c: &Expr, l: f64, u: f64, sign: Option<f64>) -> Expr {
+    if l == u {
+        return c.scaled(l);
+    }
+    match sign {
+        Some(s) if s > 0.0 => c.scaled(u),
+        Some(_) => c.scaled(l),
+        None => {
+            let s = model.add_var(f64::NEG_INFINITY, f64::INFINITY, 0.0);
+            for x in [l, u] {
+                let mut d = c.scaled(x);
+                d.terms.push((s, -1.0));
+                d.le(model, 0.0);
+            }
+            Expr::var(s)
+        }
+    }
+}
+
+impl Repair for Prepared {
+    fn name(&self) -> &'static str {
+        "prepared"
+    }
+
+    fn repair(
+        &self,
+        net: &Network,
+        problem: &RepairProblem,
+        ctx: &RepairContext,
+    ) -> Result<RepairOutcome> {
+        let started = Instant::now();
+        problem.validate(net.input_len(), net.output_len())?;
+        let start = start_layer(net, self.lp.layer)?;
+        Edit::new(net, start, self.lp.delta_bound)?;
+        let mut regions = self.regions(net, problem)?;
+        let (mut lps, mut timings) = (Vec::new(), Timings::default());
+        let mut round = 0;
+        loop {
+            let purpose = format!("repair LP, {} regions", regions.len());
+            ctx.say(&format!("encoding {purpose}"));
+            let t = Instant::now();
+            let (model, edit, _) = self.encode(net, start, &regions, false)?;
+            let encode_s = t.elapsed().as_secs_f64();
+            ctx.say(&format!(
+                "solving {purpose}: {} rows, {} columns",
+                model.num_rows(),
+                model.num_vars()
+            ));
+            let solved = solve_edit(
+                net,
+                &model,
+                &edit,
+                &self.lp,
+                purpose,
+                encode_s,
+                &mut lps,
+                &mut timings,
+            )?;
+            let splittable = regions.iter().any(|r| r.region.lower != r.region.upper);
+            if !matches!(solved, Solved::Infeasible)
+                || round >= self.split_rounds
+                || !splittable
+                || regions.len() >= self.max_regions
+            {
+                return finish(
+                    self.name(),
+                    net,
+                    start,
+                    problem,
+                    solved,
+                    lps,
+                    timings,
+                    ctx,
+                    started,
+                );
+            }
+            // Which regions' requirements cannot be met? An elastic LP says.
+            round += 1;
+            ctx.say(&format!(
+                "split round {round}: finding the regions the relaxation fails on"
+            ));
+            let t = Instant::now();
+            let (model, _, slacks) = self.encode(net, start, &regions, true)?;
+            let encode_s = t.elapsed().as_secs_f64();
+            let sol = model.solve(
+                Sense::Minimise,
+                &SolveOptions {
+                    time_limit: self.lp.time_limit,
+                    threads: self.lp.threads,
+                    method: self.lp.method,
+                    ..SolveOptions::default()
+                },
+            )?;
+            let what = match &sol.outcome {
+                Outcome::Optimal { .. } => "optimal".to_string(),
+                o => format!("{o:?}").chars().take(40).collect(),
+            };
+            let report = LpReport::new(
+                format!("elastic LP, split round {round}"),
+                &what,
+                &sol.stats,
+                encode_s,
+            );
+            timings.build_s += report.build_s;
+            timings.solve_s += report.solve_s;
+            lps.push(report);
+            let Outcome::Optimal { values, .. } = sol.outcome else {
+                let solved =
+                    Solved::Limit("the elastic LP used to choose splits did not solve".into());
+                return finish(
+                    self.name(),
+                    net,
+                    start,
+                    problem,
+                    solved,
+                    lps,
+                    timings,
+                    ctx,
+                    started,
+                );
+            };
+            let mut next = Vec::with_capacity(regions.len() * 2);
+            for (r, s) in regions.iter().zip(&slacks) {
+                let bad = s.iter().any(|v| values[v.index()] > 1e-9);
+                if bad && next.len() + regions.len() < self.max_regions {
+                    next.extend(Self::split(net, r)?);
+                } else {
+                    next.push(r.clone());
+                }
+            }
+            if next.len() == regions.len() {
+                // Nothing left to split: the relaxation is exact where it fails.
+                return finish(
+                    self.name(),
+                    net,
+                    start,
+                    problem,
+                    Solved::Infeasible,
+                    lps,
+                    timings,
+                    ctx,
+                    started,
+                );
+            }
+            regions = next;
+        }
+    }
+}

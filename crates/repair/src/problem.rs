@@ -1,0 +1,307 @@
+//! What a repair must achieve: requirements on outputs, attached to points, V-polytopes or
+//! input boxes (VNN-LIB properties).
+
+use netrepair_spec::{BoxRegion, Case, LinearConstraint, Property};
+
+use crate::error::{RepairError, Result};
+
+/// One linear requirement on the output `y`: `sum coeffs * y <= rhs`, or `< rhs` when
+/// `strict`. A repair LP enforces it with the margin `eps` (`<= rhs - eps`); the re-check
+/// accepts `<= rhs` (`< rhs` when strict).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Requirement {
+    /// The constraint.
+    pub constraint: LinearConstraint,
+    /// Whether equality is a violation.
+    pub strict: bool,
+}
+
+impl Requirement {
+    /// `y_label > y_j` for every other output `j`: the point is classified as `label`.
+    pub fn label(label: usize, outputs: usize) -> Vec<Requirement> {
+        (0..outputs)
+            .filter(|&j| j != label)
+            .map(|j| Requirement {
+                constraint: LinearConstraint {
+                    coeffs: vec![(j, 1.0), (label, -1.0)],
+                    rhs: 0.0,
+                },
+                strict: true,
+            })
+            .collect()
+    }
+
+    /// `lower <= y_i <= upper` (non-strict), for every output `i`.
+    pub fn output_box(lower: &[f64], upper: &[f64]) -> Vec<Requirement> {
+        let mut out = Vec::new();
+        for (i, (&l, &u)) in lower.iter().zip(upper).enumerate() {
+            if u.is_finite() {
+                out.push(Requirement {
+                    constraint: LinearConstraint {
+                        coeffs: vec![(i, 1.0)],
+                        rhs: u,
+                    },
+                    strict: false,
+                });
+            }
+            if l.is_finite() {
+                out.push(Requirement {
+                    constraint: LinearConstraint {
+                        coeffs: vec![(i, -1.0)],
+                        rhs: -l,
+                    },
+                    strict: false,
+                });
+            }
+        }
+        out
+    }
+
+    /// The value `sum coeffs * y - rhs` (non-positive when met, negative when strictly met).
+    pub fn slack(&self, y: &[f64]) -> f64 {
+        self.constraint.slack(y)
+    }
+
+    /// Whether `y` meets the requirement.
+    pub fn holds(&self, y: &[f64]) -> bool {
+        let s = self.slack(y);
+        if self.strict {
+            s < 0.0
+        } else {
+            s <= 0.0
+        }
+    }
+
+    /// The negation of an unsafe-region constraint `a y <= rhs`: `-a y < -rhs`.
+    pub fn negation_of(c: &LinearConstraint) -> Requirement {
+        Requirement {
+            constraint: LinearConstraint {
+                coeffs: c.coeffs.iter().map(|&(i, a)| (i, -a)).collect(),
+                rhs: -c.rhs,
+            },
+            strict: true,
+        }
+    }
+}
+
+/// One thing the repaired network must get right.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RepairItem {
+    /// All requirements hold at the input `x`.
+    Point {
+        /// The input (flattened).
+        x: Vec<f64>,
+        /// What must hold at the output.
+        requirements: Vec<Requirement>,
+    },
+    /// All requirements hold on the convex hull of the vertices.
+    Polytope {
+        /// The vertices (flattened inputs).
+        vertices: Vec<Vec<f64>>,
+        /// What must hold at the output.
+        requirements: Vec<Requirement>,
+    },
+    /// A VNN-LIB property: for every case, no input of its box reaches the unsafe region.
+    Property {
+        /// A name for reports (usually the file name).
+        name: String,
+        /// The property.
+        property: Property,
+    },
+}
+
+impl RepairItem {
+    /// "point", "polytope" or "property".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RepairItem::Point { .. } => "point",
+            RepairItem::Polytope { .. } => "polytope",
+            RepairItem::Property { .. } => "property",
+        }
+    }
+}
+
+/// The items of one repair.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RepairProblem {
+    /// The items, each reported separately.
+    pub items: Vec<RepairItem>,
+}
+
+impl RepairProblem {
+    /// Labelled points: `inputs` holds `labels.len()` rows of `input_len` values.
+    pub fn from_labels(
+        inputs: &[f64],
+        labels: &[usize],
+        input_len: usize,
+        outputs: usize,
+    ) -> Result<Self> {
+        if labels.is_empty() {
+            return Err(RepairError::Problem("the repair set is empty".into()));
+        }
+        if input_len == 0 || inputs.len() != labels.len() * input_len {
+            return Err(RepairError::Problem(format!(
+                "{} input values for {} labels of inputs with {} values each",
+                inputs.len(),
+                labels.len(),
+                input_len
+            )));
+        }
+        let items = labels
+            .iter()
+            .zip(inputs.chunks(input_len))
+            .map(|(&c, x)| RepairItem::Point {
+                x: x.to_vec(),
+                requirements: Requirement::label(c, outputs),
+            })
+            .collect();
+        let problem = Self { items };
+        for (i, &c) in labels.iter().enumerate() {
+            if c >= outputs {
+                return Err(RepairError::Problem(format!(
+                    "label {c} of item {i} is out of range: the network has {outputs} outputs"
+                )));
+            }
+        }
+        Ok(problem)
+    }
+
+    /// Checks sizes and values against a network with `inputs` inputs and `outputs` outputs.
+    pub fn validate(&self, inputs: usize, outputs: usize) -> Result<()> {
+        if self.items.is_empty() {
+            return Err(RepairError::Problem("the repair set is empty".into()));
+        }
+        let bad = |i: usize, what: String| Err(RepairError::Problem(format!("item {i}: {what}")));
+        let check_reqs = |i: usize, reqs: &[Requirement]| -> Result<()> {
+            if reqs.is_empty() {
+                return bad(i, "no requirement on the output".into());
+            }
+            for r in reqs {
+                if !r.constraint.rhs.is_finite() {
+                    return bad(i, "a requirement has a non-finite bound".into());
+                }
+                for &(j, a) in &r.constraint.coeffs {
+                    if j >= outputs || !a.is_finite() {
+                        return bad(
+                            i,
+                            format!("a requirement names output {j} (of {outputs}) or has a non-finite coefficient"),
+                        );
+                    }
+                }
+            }
+            Ok(())
+        };
+        let check_x = |i: usize, x: &[f64]| -> Result<()> {
+            if x.len() != inputs {
+                return bad(
+                    i,
+                    format!("input has {} values, the network takes {inputs}", x.len()),
+                );
+            }
+            if x.iter().any(|v| !v.is_finite()) {
+                return bad(i, "input contains NaN or infinity".into());
+            }
+            Ok(())
+        };
+        for (i, item) in self.items.iter().enumerate() {
+            match item {
+                RepairItem::Point { x, requirements } => {
+                    check_x(i, x)?;
+                    check_reqs(i, requirements)?;
+                }
+                RepairItem::Polytope {
+                    vertices,
+                    requirements,
+                } => {
+                    if vertices.is_empty() {
+                        return bad(i, "a polytope without vertices".into());
+                    }
+                    for v in vertices {
+                        check_x(i, v)?;
+                    }
+                    check_reqs(i, requirements)?;
+                }
+                RepairItem::Property { property, .. } => {
+                    property.check_fits(inputs, outputs)?;
+                    if property.cases.is_empty() {
+                        return bad(i, "the property has no case".into());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The corners of a box (2^d of them): the V-polytope form of a box, for APRNN.
+pub fn box_vertices(b: &BoxRegion) -> Vec<Vec<f64>> {
+    let free: Vec<usize> = (0..b.dim()).filter(|&j| b.upper[j] > b.lower[j]).collect();
+    (0..1usize << free.len())
+        .map(|mask| {
+            let mut v = b.lower.clone();
+            for (bit, &j) in free.iter().enumerate() {
+                if mask >> bit & 1 == 1 {
+                    v[j] = b.upper[j];
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+/// Splits a box in two halves along dimension `dim`.
+pub fn split_box(b: &BoxRegion, dim: usize) -> [BoxRegion; 2] {
+    let mid = 0.5 * (b.lower[dim] + b.upper[dim]);
+    let mut left = b.clone();
+    left.upper[dim] = mid;
+    let mut right = b.clone();
+    right.lower[dim] = mid;
+    [left, right]
+}
+
+/// The requirements that make one case safe given which constraint of each unsafe polytope
+/// to violate (`choice[p]` indexes polytope `p`'s constraints).
+pub fn case_requirements(case: &Case, choice: &[usize]) -> Vec<Requirement> {
+    case.unsafe_region
+        .iter()
+        .zip(choice)
+        .map(|(poly, &c)| Requirement::negation_of(&poly.constraints[c]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_requirements_hold_only_for_a_strict_winner() {
+        let reqs = Requirement::label(1, 3);
+        assert_eq!(reqs.len(), 2);
+        assert!(reqs.iter().all(|r| r.holds(&[0.0, 1.0, 0.5])));
+        assert!(!reqs.iter().all(|r| r.holds(&[1.0, 1.0, 0.5])));
+    }
+
+    #[test]
+    fn box_corners_skip_flat_dimensions() {
+        let b = BoxRegion::new(vec![0.0, 1.0, -1.0], vec![1.0, 1.0, 1.0]).unwrap();
+        let v = box_vertices(&b);
+        assert_eq!(v.len(), 4);
+        assert!(v.contains(&vec![1.0, 1.0, -1.0]));
+        assert!(v.contains(&vec![0.0, 1.0, 1.0]));
+    }
+
+    #[test]
+    fn bad_problems_are_named() {
+        let err = RepairProblem::from_labels(&[0.0, 1.0], &[3], 2, 2).unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
+        let err = RepairProblem::from_labels(&[], &[], 2, 2).unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+        let p = RepairProblem::from_labels(&[f64::NAN, 1.0], &[0], 2, 2).unwrap();
+        assert!(p.validate(2, 2).unwrap_err().to_string().contains("NaN"));
+        assert!(p
+            .validate(3, 2)
+            .unwrap_err()
+            .to_string()
+            .contains("takes 3"));
+    }
+}

@@ -1,0 +1,160 @@
+//! The independent re-check of a repaired network: what the report may call "repaired".
+//!
+//! Points: an f64 forward pass must meet every requirement. V-polytopes: every vertex must
+//! keep the centroid's activation pattern (ReLU signs, max-pool winners) at every layer, so the
+//! network is affine on the hull, and every vertex must meet the requirements; linear
+//! requirements then hold on the whole hull. Properties: the sound verifier must prove them.
+
+use netrepair_nn::Network;
+use netrepair_verify::{check_property, CheckOptions, Verdict};
+
+use crate::error::Result;
+use crate::outcome::{ItemReport, ItemStatus};
+use crate::problem::{RepairItem, RepairProblem, Requirement};
+use crate::trace::{outputs, pattern_mismatch, traces};
+
+/// Smallest margin by which `y` meets the requirements (negative: violated) and whether it
+/// meets them (strict ones strictly).
+fn margin(reqs: &[Requirement], y: &[f64]) -> (f64, bool) {
+    let m = reqs
+        .iter()
+        .map(|r| -r.slack(y))
+        .fold(f64::INFINITY, f64::min);
+    (m, reqs.iter().all(|r| r.holds(y)))
+}
+
+/// Centroid of a vertex set.
+pub(crate) fn centroid(vertices: &[Vec<f64>]) -> Vec<f64> {
+    let n = vertices.len() as f64;
+    let mut c = vec![0.0; vertices[0].len()];
+    for v in vertices {
+        for (a, b) in c.iter_mut().zip(v) {
+            *a += b / n;
+        }
+    }
+    c
+}
+
+/// Re-checks every item of `problem` on `after`; `before` (the original network) gives the
+/// "held before" column.
+pub fn recheck(
+    before: &Network,
+    after: &Network,
+    problem: &RepairProblem,
+    check: &CheckOptions,
+) -> Result<Vec<ItemReport>> {
+    let points: Vec<Vec<f64>> = problem
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            RepairItem::Point { x, .. } => Some(x.clone()),
+            _ => None,
+        })
+        .collect();
+    let (y_before, y_after) = (outputs(before, &points)?, outputs(after, &points)?);
+    let mut next_point = 0;
+    let mut out = Vec::with_capacity(problem.items.len());
+    for (index, item) in problem.items.iter().enumerate() {
+        let report = match item {
+            RepairItem::Point { requirements, .. } => {
+                let (yb, ya) = (&y_before[next_point], &y_after[next_point]);
+                next_point += 1;
+                let (m, ok) = margin(requirements, ya);
+                ItemReport {
+                    index,
+                    kind: item.kind(),
+                    status: if ok {
+                        ItemStatus::Repaired
+                    } else {
+                        ItemStatus::Failed
+                    },
+                    held_before: Some(margin(requirements, yb).1),
+                    margin: Some(m),
+                    detail: if ok {
+                        "f64 forward pass meets every requirement".into()
+                    } else {
+                        "f64 forward pass violates a requirement".into()
+                    },
+                }
+            }
+            RepairItem::Polytope {
+                vertices,
+                requirements,
+            } => {
+                let mut xs = vertices.clone();
+                xs.push(centroid(vertices));
+                let held_before = outputs(before, vertices)?
+                    .iter()
+                    .all(|y| margin(requirements, y).1);
+                let vals = traces(after, &xs)?;
+                let (reference, vals) = vals.split_last().expect("at least the centroid");
+                let all_nodes = 0..after.nodes().len();
+                let leak = vals.iter().enumerate().find_map(|(k, v)| {
+                    pattern_mismatch(after, all_nodes.clone(), v, reference).map(|n| (k, n))
+                });
+                let (m, ok) = vals
+                    .iter()
+                    .map(|v| margin(requirements, v.last().expect("output")))
+                    .fold((f64::INFINITY, true), |(m, ok), (m2, ok2)| {
+                        (m.min(m2), ok && ok2)
+                    });
+                let (status, detail) = match (leak, ok) {
+                    (Some((k, n)), _) => (
+                        ItemStatus::Failed,
+                        format!(
+                            "vertex {k} leaves the centroid's linear region at node '{}'",
+                            after.nodes()[n].name()
+                        ),
+                    ),
+                    (None, false) => (
+                        ItemStatus::Failed,
+                        "a vertex violates a requirement".to_string(),
+                    ),
+                    (None, true) => (
+                        ItemStatus::Repaired,
+                        "one linear region holds the hull and every vertex meets the requirements"
+                            .to_string(),
+                    ),
+                };
+                ItemReport {
+                    index,
+                    kind: item.kind(),
+                    status,
+                    held_before: Some(held_before),
+                    margin: Some(m),
+                    detail,
+                }
+            }
+            RepairItem::Property { name, property } => {
+                let r = check_property(after, property, check)?;
+                let (status, detail) = match r.verdict {
+                    Verdict::Holds => (
+                        ItemStatus::Repaired,
+                        format!("{name}: proved by the verifier in {:.2} s", r.seconds),
+                    ),
+                    Verdict::Violated(c) => (
+                        ItemStatus::Failed,
+                        format!(
+                            "{name}: counterexample found, e.g. x = {:?}",
+                            &c.x[..c.x.len().min(8)]
+                        ),
+                    ),
+                    Verdict::Unknown(why) => (
+                        ItemStatus::Unconfirmed,
+                        format!("{name}: the verifier could not decide ({why})"),
+                    ),
+                };
+                ItemReport {
+                    index,
+                    kind: item.kind(),
+                    status,
+                    held_before: None,
+                    margin: None,
+                    detail,
+                }
+            }
+        };
+        out.push(report);
+    }
+    Ok(out)
+}

@@ -1,0 +1,115 @@
+//! PREPARED end to end: properties over boxes edited at the last layer (exact bounds) and at
+//! an earlier layer (propagated relaxation), with input splitting; every claim re-checked.
+
+use candle_core::{Device, Tensor};
+use netrepair_nn::{mlp, Activation, Network};
+use netrepair_repair::{
+    resolve_layer, LpRepairOptions, Prepared, Repair, RepairContext, RepairItem, RepairProblem,
+    RepairStatus,
+};
+use netrepair_spec::parse_vnnlib;
+use netrepair_verify::{check_property, CheckOptions, Verdict};
+
+fn out(net: &Network, x: &[f64]) -> Vec<f64> {
+    let t = Tensor::from_vec(x.to_vec(), (1, x.len()), &Device::Cpu).unwrap();
+    net.forward_f64(&t)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+/// "Output `o` never beats output `w` on the box": violated when `o` wins somewhere.
+fn property(w: usize, o: usize, lo: f64, hi: f64) -> RepairItem {
+    let text = format!(
+        "(declare-const X_0 Real)(declare-const X_1 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)(declare-const Y_2 Real)
+         (assert (>= X_0 {lo}))(assert (<= X_0 {hi}))(assert (>= X_1 {lo}))(assert (<= X_1 {hi}))
+         (assert (>= Y_{w} Y_{o}))"
+    );
+    RepairItem::Property {
+        name: format!("y{o} beats y{w}"),
+        property: parse_vnnlib(&text).unwrap(),
+    }
+}
+
+fn violated(net: &Network, item: &RepairItem) -> bool {
+    let RepairItem::Property { property, .. } = item else {
+        unreachable!()
+    };
+    matches!(
+        check_property(net, property, &CheckOptions::default())
+            .unwrap()
+            .verdict,
+        Verdict::Violated(_)
+    )
+}
+
+#[test]
+fn properties_over_boxes_are_proved_after_editing_the_last_layer() {
+    let net = mlp(&[2, 16, 16, 3], Activation::Relu, 21).unwrap();
+    let y = out(&net, &[0.0, 0.0]);
+    let w = (0..3).max_by(|&a, &b| y[a].total_cmp(&y[b])).unwrap();
+    let items = vec![
+        property(w, (w + 1) % 3, -0.5, 0.5),
+        property(w, (w + 2) % 3, -0.5, 0.5),
+    ];
+    assert!(items.iter().all(|i| violated(&net, i)));
+    let problem = RepairProblem { items };
+    let r = Prepared::default()
+        .repair(&net, &problem, &RepairContext::default())
+        .unwrap();
+    assert_eq!(
+        r.status,
+        RepairStatus::Proved,
+        "{}: {:?}",
+        r.message,
+        r.items
+    );
+    assert!(problem.items.iter().all(|i| !violated(&r.network, i)));
+    // Only the last layer moved.
+    let last = net.nodes().len() - 1;
+    assert!(r
+        .param_delta
+        .params
+        .iter()
+        .all(|p| p.node == net.nodes()[last].name()));
+}
+
+#[test]
+fn an_earlier_layer_needs_splitting_and_still_proves() {
+    let net = mlp(&[2, 12, 12, 3], Activation::Relu, 4).unwrap();
+    let y = out(&net, &[0.2, 0.2]);
+    let w = (0..3).max_by(|&a, &b| y[a].total_cmp(&y[b])).unwrap();
+    let item = property(w, (w + 1) % 3, 0.0, 0.4);
+    assert!(violated(&net, &item));
+    let problem = RepairProblem { items: vec![item] };
+    let method = Prepared {
+        lp: LpRepairOptions {
+            layer: Some(resolve_layer(&net, "1").unwrap()),
+            ..LpRepairOptions::default()
+        },
+        ..Prepared::default()
+    };
+    let r = method
+        .repair(&net, &problem, &RepairContext::default())
+        .unwrap();
+    assert_eq!(r.status, RepairStatus::Proved, "{}: {:?}", r.message, r.lp);
+    assert!(!violated(&r.network, &problem.items[0]));
+}
+
+#[test]
+fn labelled_points_work_too_and_contradictions_are_infeasible() {
+    let net = mlp(&[2, 8, 3], Activation::Relu, 2).unwrap();
+    let ok = RepairProblem::from_labels(&[0.1, 0.2, -0.3, 0.4], &[2, 1], 2, 3).unwrap();
+    let r = Prepared::default()
+        .repair(&net, &ok, &RepairContext::default())
+        .unwrap();
+    assert!(r.proved, "{}", r.message);
+    let bad = RepairProblem::from_labels(&[0.1, 0.2, 0.1, 0.2], &[2, 1], 2, 3).unwrap();
+    let r = Prepared::default()
+        .repair(&net, &bad, &RepairContext::default())
+        .unwrap();
+    assert_eq!(r.status, RepairStatus::Infeasible);
+    assert!(r.param_delta.params.is_empty());
+}
