@@ -2,7 +2,7 @@
 //! work lives in the library crates.
 //!
 //! Exit codes: 0 success, 2 error (bad input, missing file, ...). `verify` uses 0 holds,
-//! 1 violated, 3 unknown; repair will use 1 for "no repair found".
+//! 1 violated, 3 unknown; `repair` uses 0 proved, 1 not proved.
 
 use std::process::ExitCode;
 
@@ -35,6 +35,8 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Check a VNN-LIB property: holds, violated (with a counterexample) or unknown.
     Verify(cmd::verify::VerifyArgs),
+    /// Repair a network provably (APRNN, PREPARED) and export the drop-in replacement.
+    Repair(cmd::repair::RepairArgs),
     /// Benchmarks: tables on stdout, JSON on request.
     Bench(cmd::bench::BenchArgs),
 }
@@ -48,6 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Eval(a) => cmd::eval::run(a).map(|()| 0),
         Command::Train(a) => cmd::train::run(a).map(|()| 0),
         Command::Verify(a) => cmd::verify::run(a),
+        Command::Repair(a) => cmd::repair::run(a),
         Command::Bench(a) => cmd::bench::run(a).map(|()| 0),
     }
 }

@@ -81,3 +81,37 @@ pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
 pub fn write_i64(path: &Path, shape: &[usize], data: &[i64]) -> Result<()> {
     write(path, shape, data)
 }
+
+/// Reads integer class labels (int64, int32, uint8 ... any plain integer NPY) as usize.
+pub fn read_labels(path: &Path) -> Result<Vec<usize>> {
+    let npy = open(path)?;
+    let npyz::DType::Plain(ts) = npy.dtype() else {
+        bail!("{}: structured arrays are not supported", path.display())
+    };
+    let values: Vec<i64> = match (ts.type_char(), ts.size_field()) {
+        (TypeChar::Int, 8) => npy.into_vec::<i64>()?,
+        (TypeChar::Int, 4) => npy.into_vec::<i32>()?.into_iter().map(i64::from).collect(),
+        (TypeChar::Int, 2) => npy.into_vec::<i16>()?.into_iter().map(i64::from).collect(),
+        (TypeChar::Int, 1) => npy.into_vec::<i8>()?.into_iter().map(i64::from).collect(),
+        (TypeChar::Uint, 1) => npy.into_vec::<u8>()?.into_iter().map(i64::from).collect(),
+        (TypeChar::Uint, 4) => npy.into_vec::<u32>()?.into_iter().map(i64::from).collect(),
+        (TypeChar::Uint, 8) => npy
+            .into_vec::<u64>()?
+            .into_iter()
+            .map(|v| v.min(i64::MAX as u64) as i64)
+            .collect(),
+        _ => bail!(
+            "{}: dtype {ts} is not supported for labels (an integer type expected)",
+            path.display()
+        ),
+    };
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            usize::try_from(v).map_err(|_| {
+                anyhow::anyhow!("{}: label {v} at index {i} is negative", path.display())
+            })
+        })
+        .collect()
+}

@@ -104,7 +104,7 @@ fn inspect_lists_layers() {
 }
 
 #[test]
-fn demo_trains_finds_errors_and_saves_a_repair_set() {
+fn demo_trains_finds_errors_repairs_them_and_plots() {
     let dir = tempfile::tempdir().unwrap();
     let v = json(&run(&["demo", "--out-dir", "out", "--json"], dir.path()));
     let wrong = v["misclassified"].as_u64().unwrap();
@@ -120,6 +120,13 @@ fn demo_trains_finds_errors_and_saves_a_repair_set() {
     };
     assert_eq!(shape, vec![wrong, 2]);
     assert!(dir.path().join("out/moons_mlp.onnx").exists());
+    // The repair: every training error fixed, proved, saved, plotted.
+    assert_eq!(v["repair"]["proved"], true, "{}", v["repair"]);
+    assert_eq!(v["repair"]["items"].as_array().unwrap().len() as u64, wrong);
+    assert!(v["repaired_train_accuracy"].as_f64().unwrap() > 0.5);
+    assert!(dir.path().join("out/moons_mlp_repaired.onnx").exists());
+    let png = std::fs::read(dir.path().join("out/decision_boundary.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
 }
 
 #[test]
@@ -424,4 +431,172 @@ fn verify_rejects_bad_specifications() {
         &run(&["verify", "--net", "net.onnx", "--spec", "nope.vnnlib"], d),
         "nope.vnnlib",
     );
+}
+
+fn write_i64(path: &Path, data: &[i64]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&[data.len() as u64])
+        .writer(f)
+        .begin_nd()
+        .unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+/// A 2-8-8-3 MLP and four points labelled with a class it does not predict.
+fn repair_setup() -> (tempfile::TempDir, Vec<f32>, Vec<i64>) {
+    let dir = tempfile::tempdir().unwrap();
+    let net = netrepair_nn::mlp(&[2, 8, 8, 3], netrepair_nn::Activation::Relu, 5).unwrap();
+    save_onnx(&net, dir.path().join("net.onnx")).unwrap();
+    let xs: Vec<f32> = vec![0.1, 0.2, -0.4, 0.3, 0.5, -0.5, -0.2, -0.7];
+    let x = Tensor::from_vec(xs.clone(), (4, 2), &Device::Cpu).unwrap();
+    let labels: Vec<i64> = net
+        .predict(&x)
+        .unwrap()
+        .into_iter()
+        .map(|p| i64::from((p + 1) % 3))
+        .collect();
+    write_f32(&dir.path().join("x.npy"), &[4, 2], &xs);
+    write_i64(&dir.path().join("y.npy"), &labels);
+    (dir, xs, labels)
+}
+
+#[test]
+fn repair_fixes_labelled_points_and_writes_a_checked_network() {
+    let (dir, xs, labels) = repair_setup();
+    let d = dir.path();
+    let o = run(
+        &[
+            "repair", "--net", "net.onnx", "--inputs", "x.npy", "--labels", "y.npy", "--layer",
+            "auto", "--out", "r.onnx", "--report", "r.json", "--json",
+        ],
+        d,
+    );
+    let v = json(&o);
+    assert_eq!(v["proved"], true, "{v}");
+    assert_eq!(v["method"], "aprnn");
+    assert!(v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["status"] == "repaired" && i["held_before"] == false));
+    assert!(v["param_delta"]["l1"].as_f64().unwrap() > 0.0);
+    assert!(v["param_delta"]["linf"].as_f64().unwrap() > 0.0);
+    assert!(v["time_s"].as_f64().unwrap() >= 0.0);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["layer"], v["layer"]);
+    // The written network classifies every point as asked (f32, as a user would run it).
+    let repaired = netrepair_nn::load_onnx(d.join("r.onnx")).unwrap();
+    let x = Tensor::from_vec(xs, (4, 2), &Device::Cpu).unwrap();
+    let pred: Vec<i64> = repaired
+        .predict(&x)
+        .unwrap()
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    assert_eq!(pred, labels);
+    // The human summary says the same.
+    let o = run(
+        &[
+            "repair", "--net", "net.onnx", "--inputs", "x.npy", "--labels", "y.npy", "--out",
+            "r2.onnx",
+        ],
+        d,
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("PROVED") && text.contains("4 repaired"),
+        "{text}"
+    );
+}
+
+#[test]
+fn prepared_makes_a_violated_property_hold() {
+    let (dir, _) = setup();
+    let d = dir.path();
+    // The fixture reaches y >= 0.2 on [-2, 0]; after the edit the verifier must prove it cannot.
+    std::fs::write(d.join("p.vnnlib"), vnnlib_above(0.2, -2.0, 0.0)).unwrap();
+    let o = run(&["verify", "--net", "net.onnx", "--spec", "p.vnnlib"], d);
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&run(
+        &[
+            "repair", "--net", "net.onnx", "--method", "prepared", "--spec", "p.vnnlib", "--out",
+            "r.onnx", "--json",
+        ],
+        d,
+    ));
+    assert_eq!(v["proved"], true, "{v}");
+    assert_eq!(v["items"][0]["kind"], "property");
+    let o = run(&["verify", "--net", "r.onnx", "--spec", "p.vnnlib"], d);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+#[test]
+fn an_impossible_repair_is_reported_not_written() {
+    let (dir, _, _) = repair_setup();
+    let d = dir.path();
+    write_f32(&d.join("same.npy"), &[2, 2], &[0.1, 0.2, 0.1, 0.2]);
+    write_i64(&d.join("contra.npy"), &[0, 1]);
+    let o = run(
+        &[
+            "repair",
+            "--net",
+            "net.onnx",
+            "--inputs",
+            "same.npy",
+            "--labels",
+            "contra.npy",
+            "--out",
+            "r.onnx",
+            "--report",
+            "r.json",
+        ],
+        d,
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("no repair exists"), "{text}");
+    assert!(!d.join("r.onnx").exists());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["status"], "infeasible");
+    assert_eq!(report["proved"], false);
+}
+
+#[test]
+fn repair_rejects_bad_input() {
+    let (dir, _, _) = repair_setup();
+    let d = dir.path();
+    let base = ["repair", "--net", "net.onnx", "--inputs", "x.npy"];
+    let with = |extra: &[&str]| {
+        let mut a = base.to_vec();
+        a.extend_from_slice(extra);
+        run(&a, d)
+    };
+    fails_with(&with(&["--labels", "missing.npy"]), "missing.npy");
+    write_i64(&d.join("three.npy"), &[0, 1, 2]);
+    fails_with(&with(&["--labels", "three.npy"]), "3 labels");
+    write_i64(&d.join("big.npy"), &[0, 1, 7, 2]);
+    fails_with(&with(&["--labels", "big.npy"]), "out of range");
+    fails_with(
+        &with(&["--labels", "y.npy", "--out", "net.onnx"]),
+        "refusing",
+    );
+    fails_with(&with(&["--labels", "y.npy", "--layer", "9"]), "layer 9");
+    fails_with(
+        &run(&["repair", "--net", "net.onnx"], d),
+        "nothing to repair",
+    );
+    let before = std::fs::read(d.join("net.onnx")).unwrap();
+    fails_with(&with(&["--labels", "x.npy"]), "integer");
+    assert_eq!(std::fs::read(d.join("net.onnx")).unwrap(), before);
 }

@@ -3,4 +3,5 @@
 #![deny(missing_docs)]
 
 pub mod forward_bench;
+pub mod plot;
 pub mod training;

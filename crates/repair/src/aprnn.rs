@@ -83,6 +83,7 @@ pub(crate) struct OpCache {
 /// Encodes the network from the start layer up to (not including) node `stop` at one point,
 /// with the reference's activation pattern enforced; returns the expressions of the value
 /// `stop` reads last (the network output when `stop` is the node count).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn encode_point(
     model: &mut LpModel,
     edit: &mut Edit,
@@ -150,9 +151,10 @@ pub(crate) fn encode_point(
                     out
                 }
                 Layer::BatchNorm(_) | Layer::Elementwise(_) => {
-                    if !cache.elementwise.contains_key(&i) {
-                        let op = elementwise_op(net, i)?.expect("elementwise layer");
-                        cache.elementwise.insert(i, op);
+                    if let std::collections::hash_map::Entry::Vacant(slot) =
+                        cache.elementwise.entry(i)
+                    {
+                        slot.insert(elementwise_op(net, i)?.expect("elementwise layer"));
                     }
                     let (a, c) = &cache.elementwise[&i];
                     input(&exprs, v)

@@ -103,22 +103,17 @@ impl Default for LpRepairOptions {
     }
 }
 
+/// A progress callback: receives a short message at each phase.
+pub type ProgressFn = Box<dyn Fn(&str) + Sync>;
+
 /// What a repair run gets from its caller besides the problem: the re-check's limits and a
 /// progress callback.
+#[derive(Default)]
 pub struct RepairContext {
     /// Settings of the verifier that re-checks property items.
     pub check: CheckOptions,
     /// Called with a short message at each phase (for progress bars).
-    pub progress: Option<Box<dyn Fn(&str) + Sync>>,
-}
-
-impl Default for RepairContext {
-    fn default() -> Self {
-        Self {
-            check: CheckOptions::default(),
-            progress: None,
-        }
-    }
+    pub progress: Option<ProgressFn>,
 }
 
 impl RepairContext {

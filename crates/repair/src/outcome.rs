@@ -103,7 +103,7 @@ pub struct DeltaSummary {
 impl DeltaSummary {
     pub(crate) fn from_changes(params: Vec<ParamChange>) -> Self {
         Self {
-            l1: params.iter().map(|p| p.l1).sum(),
+            l1: params.iter().map(|p| p.l1).fold(0.0, |a, b| a + b),
             linf: params.iter().map(|p| p.linf).fold(0.0, f64::max),
             changed: params.iter().map(|p| p.changed).sum(),
             params,

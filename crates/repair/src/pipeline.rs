@@ -26,6 +26,7 @@ pub(crate) enum Solved {
 }
 
 /// Solves `model` (minimising the objective `edit` set) and applies the solution to `net`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn solve_edit(
     net: &Network,
     model: &LpModel,

@@ -1,17 +1,57 @@
 //! `netrepair demo`: the end-to-end showcase on an embedded default (no data files needed).
 //!
-//! Today: generate make_moons, train a deliberately under-trained MLP, save it as ONNX, reload
-//! it and check the round trip, list its misclassified points and save them as a repair set.
-//! Repair, verification and the report join as those capabilities land.
+//! Generate make_moons, train a deliberately under-trained MLP, save it as ONNX, reload it and
+//! check the round trip, list its misclassified points, repair them with APRNN (proved, re-checked
+//! in f64), make boxes around test errors provably correct with PREPARED, and draw the decision
+//! regions before and after.
 
 use std::path::PathBuf;
 
 use anyhow::{ensure, Context, Result};
 use clap::Args;
+use netrepair_experiments::plot::{decision_boundaries, LabelledPoint, Panel};
 use netrepair_experiments::training::{accuracy, tensors, train_preset, Preset, TrainRequest};
+use netrepair_repair::{
+    affine_layers, Aprnn, LpRepairOptions, Prepared, Repair, RepairContext, RepairItem,
+    RepairOutcome, RepairProblem,
+};
+use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
 use serde_json::json;
 
 use crate::{npy, util};
+
+/// "Every input within `radius` (L-inf) of `center` is classified `label`" as a property.
+fn local_robustness(
+    center: &[f64],
+    radius: f64,
+    label: usize,
+    classes: usize,
+) -> Result<RepairItem> {
+    let input = BoxRegion::new(
+        center.iter().map(|c| c - radius).collect(),
+        center.iter().map(|c| c + radius).collect(),
+    )?;
+    let unsafe_region = (0..classes)
+        .filter(|&j| j != label)
+        .map(|j| Polytope {
+            constraints: vec![LinearConstraint {
+                coeffs: vec![(label, 1.0), (j, -1.0)],
+                rhs: 0.0,
+            }],
+        })
+        .collect();
+    Ok(RepairItem::Property {
+        name: format!("robust around {center:.3?}"),
+        property: Property {
+            num_inputs: center.len(),
+            num_outputs: classes,
+            cases: vec![Case {
+                input,
+                unsafe_region,
+            }],
+        },
+    })
+}
 
 /// End-to-end showcase on generated data: train, find errors, prepare the repair.
 #[derive(Debug, Args)]
@@ -123,8 +163,145 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         xp.display(),
         lp.display()
     ));
+    // 6. Repair the training errors with APRNN at every layer; keep the proved repair that
+    // keeps the most training accuracy (the layer choice matters: seed 000).
+    let problem = RepairProblem::from_labels(
+        &xs.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
+        &ls.iter().map(|&l| l as usize).collect::<Vec<_>>(),
+        2,
+        2,
+    )?;
+    let ctx = RepairContext::default();
+    let before_train = accuracy(&reloaded, &data.train)?;
     say(format!(
-        "\nnext (as those capabilities land): netrepair repair --net {} --method aprnn --layer auto --inputs {} --labels {} --out repaired.onnx --report report.json",
+        "6. APRNN repairs of the {} errors, one per start layer (accuracy before: train {:.1}%, test {:.1}%):",
+        wrong.len(),
+        100.0 * before_train,
+        100.0 * reloaded_acc
+    ));
+    say(format!(
+        "   {:<6} {:<10} {:>8} {:>10} {:>10} {:>10} {:>8}",
+        "layer", "result", "changed", "Linf", "train acc", "test acc", "time"
+    ));
+    let mut repaired: Option<(RepairOutcome, f64)> = None;
+    for &layer in affine_layers(&reloaded).iter().rev() {
+        let method = Aprnn {
+            lp: LpRepairOptions {
+                layer: Some(layer),
+                ..LpRepairOptions::default()
+            },
+            ..Aprnn::default()
+        };
+        let r = method.repair(&reloaded, &problem, &ctx)?;
+        let (tr, te) = (
+            accuracy(&r.network, &data.train)?,
+            accuracy(&r.network, &data.test)?,
+        );
+        say(format!(
+            "   {:<6} {:<10} {:>8} {:>10.3} {:>9.1}% {:>9.1}% {:>7.2}s",
+            r.layer,
+            if r.proved { "proved" } else { "no repair" },
+            r.param_delta.changed,
+            r.param_delta.linf,
+            100.0 * tr,
+            100.0 * te,
+            r.time_s
+        ));
+        if r.proved && repaired.as_ref().is_none_or(|(_, best)| tr > *best) {
+            repaired = Some((r, tr));
+        }
+    }
+    let (repaired, _) = repaired.context("APRNN found no repair at any layer")?;
+    let repaired_path = a.out_dir.join("moons_mlp_repaired.onnx");
+    netrepair_nn::save_onnx(&repaired.network, &repaired_path)?;
+    let report_path = a.out_dir.join("repair_report.json");
+    std::fs::write(&report_path, serde_json::to_string_pretty(&repaired)?)?;
+    let after = util::load_net(&repaired_path)?;
+    let (acc_train, acc_test) = (
+        accuracy(&after, &data.train)?,
+        accuracy(&after, &data.test)?,
+    );
+    say(format!(
+        "   kept the repair at '{}': every error fixed and re-checked in f64; {} parameters changed ({})",
+        repaired.layer,
+        repaired.param_delta.changed,
+        repaired.param_delta.params.iter().map(|p| p.param.as_str()).collect::<Vec<_>>().join(", "),
+    ));
+    say(format!(
+        "   saved {} and {}",
+        repaired_path.display(),
+        report_path.display()
+    ));
+
+    // 7. PREPARED: make small boxes around test errors provably correct (not just the points).
+    let (xe, ye) = tensors(&after, &data.test)?;
+    let pe = after.predict(&xe)?;
+    let radius = 0.03;
+    let boxes: Vec<usize> = (0..ye.len()).filter(|&i| pe[i] != ye[i]).take(3).collect();
+    let mut edited = None;
+    if !boxes.is_empty() {
+        let items = boxes
+            .iter()
+            .map(|&i| {
+                let c: Vec<f64> = data.test.sample(i).iter().map(|&v| f64::from(v)).collect();
+                local_robustness(&c, radius, ye[i] as usize, 2)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let r = Prepared::default().repair(&after, &RepairProblem { items }, &ctx)?;
+        say(format!(
+            "7. PREPARED: the boxes of radius {radius} around {} test errors must be classified correctly: {} ({:.2} s); test accuracy {:.1}% -> {:.1}%",
+            boxes.len(),
+            if r.proved { "proved by the verifier".to_string() } else { r.message.clone() },
+            r.time_s,
+            100.0 * acc_test,
+            100.0 * accuracy(&r.network, &data.test)?
+        ));
+        edited = Some(r);
+    }
+
+    // 8. The picture.
+    let mut points: Vec<LabelledPoint> = (0..data.train.len())
+        .map(|i| {
+            let p = data.train.sample(i);
+            LabelledPoint {
+                xy: (f64::from(p[0]), f64::from(p[1])),
+                label: yt[i],
+                marked: pred[i] != yt[i],
+            }
+        })
+        .collect();
+    points.extend(boxes.iter().map(|&i| {
+        let p = data.test.sample(i);
+        LabelledPoint {
+            xy: (f64::from(p[0]), f64::from(p[1])),
+            label: ye[i],
+            marked: true,
+        }
+    }));
+    let mut panels = vec![
+        Panel {
+            title: "original".into(),
+            net: &reloaded,
+        },
+        Panel {
+            title: format!("APRNN at {}", repaired.layer),
+            net: &after,
+        },
+    ];
+    if let Some(r) = &edited {
+        panels.push(Panel {
+            title: format!("+ PREPARED at {}", r.layer),
+            net: &r.network,
+        });
+    }
+    let plot = a.out_dir.join("decision_boundary.png");
+    decision_boundaries(&plot, &panels, &points, (-1.5, 2.5), (-1.0, 1.5))?;
+    say(format!(
+        "8. decision regions before and after: {} (circled: the repaired points)",
+        plot.display()
+    ));
+    say(format!(
+        "\nthe same from the command line: netrepair repair --net {} --method aprnn --layer auto --inputs {} --labels {} --out repaired.onnx --report report.json",
         net_path.display(),
         xp.display(),
         lp.display()
@@ -134,6 +311,10 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             "network": net_path, "train_accuracy": trained.train_accuracy, "test_accuracy": trained.test_accuracy,
             "round_trip_max_abs_diff": gap, "misclassified": wrong.len(), "train_samples": yt.len(),
             "repair_inputs": xp, "repair_labels": lp,
+            "repair": serde_json::to_value(&repaired)?,
+            "repaired_train_accuracy": acc_train, "repaired_test_accuracy": acc_test,
+            "prepared": edited.as_ref().map(serde_json::to_value).transpose()?,
+            "plot": plot,
         });
         println!("{v}");
     }

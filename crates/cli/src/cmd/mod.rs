@@ -5,5 +5,6 @@ pub mod demo;
 pub mod eval;
 pub mod forward;
 pub mod inspect;
+pub mod repair;
 pub mod train;
 pub mod verify;
