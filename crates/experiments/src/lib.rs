@@ -2,6 +2,9 @@
 //! throughput against onnxruntime, and (as later layers land) the seeds' tables.
 #![deny(missing_docs)]
 
+pub mod acas_bench;
+pub mod corrupt;
 pub mod forward_bench;
 pub mod plot;
+pub mod repair_bench;
 pub mod training;

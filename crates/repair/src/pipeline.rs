@@ -132,7 +132,14 @@ pub(crate) fn finish(
                 Solved::Limit(why) => (RepairStatus::Limit, why),
                 _ => (
                     RepairStatus::Infeasible,
-                    format!("no repair exists at layer '{layer}' within these bounds (the LP is infeasible)"),
+                    format!(
+                        "no repair exists at layer '{layer}' within these bounds: {}",
+                        if method == "aprnn" {
+                            "the LP is infeasible with every activation pattern held (try another layer, or a looser delta bound)"
+                        } else {
+                            "the LP is infeasible under the linear relaxation, after input splitting (try another layer, or more split rounds)"
+                        }
+                    ),
                 ),
             };
             let items = problem

@@ -23,7 +23,7 @@ use netrepair_spec::{BoxRegion, Case};
 use crate::affine::{affine_op, elementwise_op};
 use crate::error::Result;
 use crate::interval::{interval_bounds, propagate_node, Bounds};
-use crate::rounding::{gamma, up};
+use crate::rounding::{down, gamma, up};
 
 /// Linear bounds `lower_slope x + lower_intercept <= f(x) <= upper_slope x + upper_intercept`
 /// of an activation on its pre-activation interval.
@@ -384,6 +384,55 @@ pub(crate) struct CaseAnalysis {
     pub influence: Vec<f64>,
 }
 
+/// Lower bounds of `row . y` when the output node is affine (`y = W h + b`): the row is folded
+/// into the last layer (`e = row W`) and bounded exactly over the box of `h`,
+/// `sum_j min(e_j l_j, e_j u_j) + row . b`, widened by the rounding error. Often tighter than
+/// back-substitution through the ReLUs below, e.g. after an edit of the last layer.
+fn last_layer_lower(
+    net: &Network,
+    bounds: &[Bounds],
+    rows: &[Vec<f64>],
+) -> Result<Option<Vec<f64>>> {
+    let last = net.nodes().len() - 1;
+    let Some(op) = affine_op(net, last)? else {
+        return Ok(None);
+    };
+    let h = &bounds[net.nodes()[last].inputs()[0]];
+    let k = h.lower.len();
+    Ok(Some(
+        rows.iter()
+            .map(|row| {
+                let mut e = vec![0.0; k];
+                let mut e_abs = vec![0.0; k];
+                let (mut c, mut c_abs) = (0.0, 0.0);
+                for (o, &r) in row.iter().enumerate() {
+                    if r == 0.0 {
+                        continue;
+                    }
+                    c += r * op.bias[o];
+                    c_abs += (r * op.bias[o]).abs();
+                    for &(j, w) in &op.rows[o] {
+                        e[j as usize] += r * w;
+                        e_abs[j as usize] += (r * w).abs();
+                    }
+                }
+                let (mut sum, mut mag) = (c, c_abs);
+                for j in 0..k {
+                    let (l, u) = (h.lower[j], h.upper[j]);
+                    sum += (e[j] * l).min(e[j] * u);
+                    mag += e_abs[j] * l.abs().max(u.abs());
+                }
+                let terms = row.len() + op.rows.iter().map(Vec::len).max().unwrap_or(0) + k + 4;
+                if sum.is_finite() && mag.is_finite() {
+                    down(sum, gamma(terms) * mag)
+                } else {
+                    f64::NEG_INFINITY
+                }
+            })
+            .collect(),
+    ))
+}
+
 pub(crate) fn case_analysis(net: &Network, case: &Case, bounds: &[Bounds]) -> Result<CaseAnalysis> {
     let out = net.nodes().len();
     let m = bounds[out].lower.len();
@@ -405,7 +454,12 @@ pub(crate) fn case_analysis(net: &Network, case: &Case, bounds: &[Bounds]) -> Re
             influence,
         });
     }
-    let (lower, coef) = lower_rows(net, bounds, out, &rows)?;
+    let (mut lower, coef) = lower_rows(net, bounds, out, &rows)?;
+    if let Some(alt) = last_layer_lower(net, bounds, &rows)? {
+        for (l, a) in lower.iter_mut().zip(alt) {
+            *l = l.max(a);
+        }
+    }
     let (mut k, mut proved) = (0, true);
     for poly in &case.unsafe_region {
         let cons = &poly.constraints;

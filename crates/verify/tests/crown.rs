@@ -141,3 +141,65 @@ fn twin_relu() -> netrepair_nn::Network {
     .unwrap();
     b.build().unwrap()
 }
+
+/// Whatever `prove_case` proves (back-substitution or the last-layer fold) no sampled input
+/// contradicts: random MLPs, boxes and output differences `y_a - y_b >= c`.
+#[test]
+fn proved_cases_have_no_sampled_counterexample() {
+    use rand::Rng;
+    let mut rng = Rng64::seed_from_u64(17);
+    let mut proved = 0;
+    for seed in 0..40u64 {
+        let net = mlp(&[3, 12, 10, 3], Activation::Relu, seed).unwrap();
+        let input = random_box(&mut rng, 3, 0.3);
+        let ys: Vec<Vec<f64>> = (0..400)
+            .map(|_| {
+                let x: Vec<f64> = (0..3)
+                    .map(|j| rng.random_range(input.lower[j]..=input.upper[j]))
+                    .collect();
+                net.forward_f64(&t(x, &[1, 3]))
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f64>()
+                    .unwrap()
+            })
+            .collect();
+        let lin = linear_bounds(&net, &input).unwrap();
+        // Unsafe: y_0 - y_1 >= c, for the smallest c no sample reaches (so it may be provable).
+        let max = ys
+            .iter()
+            .map(|y| y[0] - y[1])
+            .fold(f64::NEG_INFINITY, f64::max);
+        for margin in [1e-3, 0.05, 0.5] {
+            let case = Case {
+                input: input.clone(),
+                unsafe_region: vec![Polytope {
+                    constraints: vec![LinearConstraint {
+                        coeffs: vec![(1, 1.0), (0, -1.0)],
+                        rhs: -(max + margin),
+                    }],
+                }],
+            };
+            if prove_case(&net, &case, &lin).unwrap() {
+                proved += 1;
+                assert!(ys.iter().all(|y| y[0] - y[1] < max + margin));
+            }
+            // Just below the largest sampled value: reachable, so never proved.
+            let reachable = Case {
+                unsafe_region: vec![Polytope {
+                    constraints: vec![LinearConstraint {
+                        coeffs: vec![(1, 1.0), (0, -1.0)],
+                        rhs: -(max - 1e-9),
+                    }],
+                }],
+                ..case
+            };
+            assert!(!prove_case(&net, &reachable, &lin).unwrap(), "seed {seed}");
+        }
+    }
+    assert!(
+        proved > 10,
+        "only {proved} cases proved: the test shows nothing"
+    );
+}

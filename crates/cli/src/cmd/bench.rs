@@ -36,17 +36,271 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// APRNN repair of MNIST errors at every layer: efficacy, drawdown, generalisation to
+    /// corrupted images, time, LP size.
+    Repair(RepairBenchArgs),
+    /// ACAS Xu property editing: PREPARED on every violated instance of the chosen
+    /// properties, all-properties editing of N2,9, APRNN box repair; time and fidelity.
+    Acas(AcasBenchArgs),
+}
+
+/// Settings of `bench acas`.
+#[derive(Debug, Args)]
+pub struct AcasBenchArgs {
+    /// Folder holding acasxu/ (default: ../shared/benchmarks).
+    #[arg(long)]
+    benchmarks: Option<PathBuf>,
+    /// Properties whose violated instances are edited.
+    #[arg(long, default_value = "2,7,8")]
+    props: String,
+    /// Verifier time limit to find the violation before editing, and for each re-check.
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+    /// Uniform domain samples for the fidelity figure.
+    #[arg(long, default_value_t = 100_000)]
+    samples: usize,
+    /// APRNN box splits for the N2,9 box repairs.
+    #[arg(long, default_value_t = 3)]
+    box_splits: usize,
+    /// Only instances whose network name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Write the rows as JSON here.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+    /// Write the table as Markdown here.
+    #[arg(long)]
+    markdown_out: Option<PathBuf>,
+}
+
+fn run_acas(a: &AcasBenchArgs) -> Result<()> {
+    use netrepair_experiments::acas_bench::{
+        domain_samples, edit, is_violated, load_instance, markdown,
+    };
+    use netrepair_repair::{Aprnn, Prepared, RepairContext};
+    let dir = a
+        .benchmarks
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("../shared/benchmarks"))
+        .join("acasxu");
+    let list = std::fs::read_to_string(dir.join("acasxu_instances.csv"))
+        .with_context(|| format!("cannot read the instance list under {}", dir.display()))?;
+    let props: Vec<String> = crate::util::parse_list::<u32>(&a.props)?
+        .iter()
+        .map(|p| format!("prop_{p}.vnnlib"))
+        .collect();
+    let instances: Vec<(String, String)> = list
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            Some((f.next()?.trim().to_string(), f.next()?.trim().to_string()))
+        })
+        .collect();
+    let timeout = std::time::Duration::from_secs_f64(a.timeout);
+    let ctx = RepairContext {
+        check: netrepair_verify::CheckOptions {
+            timeout,
+            ..Default::default()
+        },
+        progress: None,
+    };
+    let mut rows = Vec::new();
+    let save = |rows: &Vec<netrepair_experiments::acas_bench::AcasRow>| -> Result<()> {
+        if let Some(p) = &a.json_out {
+            std::fs::write(p, serde_json::to_string_pretty(rows)?)?;
+        }
+        if let Some(p) = &a.markdown_out {
+            std::fs::write(p, markdown(rows))?;
+        }
+        Ok(())
+    };
+    println!("{}", markdown(&[]).trim_end());
+    let print =
+        |row: netrepair_experiments::acas_bench::AcasRow, rows: &mut Vec<_>| -> Result<()> {
+            println!(
+                "{}",
+                markdown(std::slice::from_ref(&row))
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+            );
+            rows.push(row);
+            save(rows)
+        };
+    let wanted = |net: &str| a.filter.as_deref().is_none_or(|f| net.contains(f));
+    let prepared = Prepared::default();
+    let mut samples = None;
+    for (net_name, prop) in instances
+        .iter()
+        .filter(|(n, p)| props.contains(p) && wanted(n))
+    {
+        let (net, ps) = load_instance(&dir, net_name, &[prop])?;
+        if !is_violated(&net, &ps[0].1, timeout)? {
+            continue;
+        }
+        let xs = match &samples {
+            Some(x) => x,
+            None => samples.insert(domain_samples(&net, a.samples, 0)?),
+        };
+        let (row, _) = edit(&net, net_name, &ps, &prepared, "PREPARED", &ctx, xs)?;
+        print(row, &mut rows)?;
+    }
+    // All properties of N2,9 at once, and APRNN on its phi_2 / phi_8 boxes.
+    let n29 = "ACASXU_run2a_2_9_batch_2000.onnx";
+    if wanted(n29) {
+        let all: Vec<&str> = instances
+            .iter()
+            .filter(|(n, _)| n == n29)
+            .map(|(_, p)| p.as_str())
+            .collect();
+        let (net, ps) = load_instance(&dir, n29, &all)?;
+        let xs = domain_samples(&net, a.samples, 0)?;
+        let (row, _) = edit(
+            &net,
+            n29,
+            &ps,
+            &prepared,
+            "PREPARED, all properties",
+            &ctx,
+            &xs,
+        )?;
+        print(row, &mut rows)?;
+        let aprnn = Aprnn {
+            box_splits: a.box_splits,
+            ..Aprnn::default()
+        };
+        for p in ["prop_2.vnnlib", "prop_8.vnnlib"] {
+            let (net, ps) = load_instance(&dir, n29, &[p])?;
+            let what = format!("APRNN, box split {}x", 1 << a.box_splits);
+            let (row, _) = edit(&net, n29, &ps, &aprnn, &what, &ctx, &xs)?;
+            print(row, &mut rows)?;
+        }
+    }
+    Ok(())
+}
+
+/// Settings of `bench repair`.
+#[derive(Debug, Args)]
+pub struct RepairBenchArgs {
+    /// Networks (default: mnist-net_256x2 and mnist_relu_9_200 under --benchmarks).
+    #[arg(long)]
+    net: Vec<PathBuf>,
+    /// Folder holding the VNN-COMP networks (default: ../shared/benchmarks).
+    #[arg(long)]
+    benchmarks: Option<PathBuf>,
+    /// Folder holding mnist/ (default: ../shared/data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Repair-set size.
+    #[arg(long, default_value_t = 100)]
+    n: usize,
+    /// Start layers (affine indices, comma-separated; default: all).
+    #[arg(long)]
+    layers: Option<String>,
+    /// Repair sets: clean, noise[:sd], brightness[:delta], rotation[:deg], fog[:strength]
+    /// (repeatable; default: clean and each corruption).
+    #[arg(long)]
+    set: Vec<String>,
+    /// Time limit of each LP, seconds.
+    #[arg(long, default_value_t = 300.0)]
+    lp_timeout: f64,
+    /// Write the rows as JSON here.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+    /// Write the table as Markdown here.
+    #[arg(long)]
+    markdown_out: Option<PathBuf>,
+}
+
+fn run_repair(a: &RepairBenchArgs) -> Result<()> {
+    use netrepair_experiments::corrupt::Corruption;
+    use netrepair_experiments::repair_bench::{markdown, repair_errors, RepairBenchOptions};
+    let dir = a
+        .benchmarks
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("../shared/benchmarks"));
+    let nets = if a.net.is_empty() {
+        vec![
+            dir.join("mnistfc/mnist-net_256x2.onnx"),
+            dir.join("eran/mnist_relu_9_200.onnx"),
+        ]
+    } else {
+        a.net.clone()
+    };
+    let sets: Vec<Option<Corruption>> = if a.set.is_empty() {
+        vec![
+            None,
+            Some(Corruption::Noise(0.3)),
+            Some(Corruption::Brightness(0.4)),
+            Some(Corruption::Rotation(20.0)),
+            Some(Corruption::Fog(0.5)),
+        ]
+    } else {
+        a.set
+            .iter()
+            .map(|s| {
+                if s == "clean" {
+                    Ok(None)
+                } else {
+                    s.parse().map(Some)
+                }
+            })
+            .collect::<Result<_>>()?
+    };
+    let layers = match &a.layers {
+        Some(l) => crate::util::parse_list(l)?,
+        None => Vec::new(),
+    };
+    let data_dir = netrepair_data::resolve_data_dir(a.data_dir.as_deref())?;
+    let test = netrepair_data::load(netrepair_data::DatasetName::Mnist, &data_dir, "test")?;
+    let mut rows = Vec::new();
+    println!("{}", markdown(&[]).trim_end());
+    for path in &nets {
+        let net = crate::util::load_net(path)?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for set in &sets {
+            let opts = RepairBenchOptions {
+                n: a.n,
+                layers: layers.clone(),
+                corruption: *set,
+                lp_timeout: std::time::Duration::from_secs_f64(a.lp_timeout),
+                generalisation_n: 500,
+                seed: 0,
+            };
+            rows.extend(repair_errors(&net, &name, &test, &opts, |r| {
+                let t = markdown(std::slice::from_ref(r));
+                println!("{}", t.lines().last().unwrap_or_default());
+            })?);
+            if let Some(p) = &a.json_out {
+                std::fs::write(p, serde_json::to_string_pretty(&rows)?)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+            }
+        }
+    }
+    if let Some(p) = &a.markdown_out {
+        std::fs::write(p, markdown(&rows))
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(())
 }
 
 pub fn run(a: &BenchArgs) -> Result<()> {
-    let BenchWhat::Forward {
-        benchmarks,
-        net,
-        batch,
-        repeats,
-        json_out,
-        json,
-    } = &a.what;
+    let (benchmarks, net, batch, repeats, json_out, json) = match &a.what {
+        BenchWhat::Repair(r) => return run_repair(r),
+        BenchWhat::Acas(r) => return run_acas(r),
+        BenchWhat::Forward {
+            benchmarks,
+            net,
+            batch,
+            repeats,
+            json_out,
+            json,
+        } => (benchmarks, net, batch, repeats, json_out, json),
+    };
+
     if *batch == 0 || *repeats == 0 {
         bail!("--batch and --repeats must be positive");
     }
