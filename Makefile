@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` (main job) and `make test` (tests).
 CARGO ?= cargo
 
-.PHONY: setup demo test lint crosscheck bench-forward
+.PHONY: setup demo test lint crosscheck bench-forward bench-repair bench-acas
 
 setup:
 	@bash scripts/setup.sh
@@ -23,3 +23,11 @@ crosscheck: setup
 
 bench-forward: setup
 	$(CARGO) run --release -p netrepair-cli -- bench forward --benchmarks ../shared/benchmarks --json-out docs/bench_forward.json
+
+# APRNN on 100 MNIST errors per layer (clean and corrupted repair sets); needs ../shared.
+bench-repair: setup
+	$(CARGO) run --release -p netrepair-cli -- bench repair --json-out docs/repair_mnist.json --markdown-out docs/repair_mnist.md
+
+# PREPARED on every violated ACAS Xu instance of props 2, 7, 8; needs ../shared.
+bench-acas: setup
+	$(CARGO) run --release -p netrepair-cli -- bench acas --json-out docs/repair_acasxu.json --markdown-out docs/repair_acasxu.md

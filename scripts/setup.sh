@@ -3,6 +3,7 @@
 #
 # System packages (Debian): protobuf-compiler (protoc, for the ONNX protobuf types), cmake and
 # libclang-dev (to build the bundled HiGHS solver and its bindings), g++.
+# Optional: fonts-dejavu-core (labels in the PNG plots).
 # Python packages (pip): onnxruntime, onnx, numpy (the reference for the cross-check tests and
 # the benchmarks; without them those tests are skipped unless NETREPAIR_REQUIRE_ORT=1).
 #
@@ -25,6 +26,17 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "setup: missing system packages: ${need[*]}" >&2
     echo "setup: install them with: sudo apt-get install -y ${need[*]}" >&2
     exit 1
+  fi
+fi
+
+# Optional: a TrueType font for the labels of the plots (plots are drawn without labels otherwise).
+if [ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing fonts-dejavu-core (apt-get) for plot labels"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >/dev/null) \
+      || echo "setup: could not install fonts-dejavu-core; plots will have no labels" >&2
+  else
+    echo "setup: optional: sudo apt-get install -y fonts-dejavu-core (labels in plots)" >&2
   fi
 fi
 

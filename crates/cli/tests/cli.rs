@@ -600,3 +600,56 @@ fn repair_rejects_bad_input() {
     fails_with(&with(&["--labels", "x.npy"]), "integer");
     assert_eq!(std::fs::read(d.join("net.onnx")).unwrap(), before);
 }
+
+#[test]
+fn repair_takes_polytopes_from_json() {
+    let (dir, _, _) = repair_setup();
+    let d = dir.path();
+    let net = netrepair_nn::load_onnx(d.join("net.onnx")).unwrap();
+    let c = Tensor::from_vec(vec![0.1f32, 0.1], (1, 2), &Device::Cpu).unwrap();
+    let label = (net.predict(&c).unwrap()[0] + 1) % 3;
+    std::fs::write(
+        d.join("p.json"),
+        format!(
+            r#"[{{"vertices": [[0.08, 0.08], [0.13, 0.09], [0.09, 0.13]], "label": {label}}}]"#
+        ),
+    )
+    .unwrap();
+    let v = json(&run(
+        &[
+            "repair",
+            "--net",
+            "net.onnx",
+            "--polytopes",
+            "p.json",
+            "--layer",
+            "1",
+            "--out",
+            "r.onnx",
+            "--json",
+        ],
+        d,
+    ));
+    assert_eq!(v["proved"], true, "{v}");
+    assert_eq!(v["items"][0]["kind"], "polytope");
+    let repaired = netrepair_nn::load_onnx(d.join("r.onnx")).unwrap();
+    let inside = Tensor::from_vec(
+        vec![0.1f32, 0.1, 0.09, 0.1, 0.1, 0.09],
+        (3, 2),
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert!(repaired
+        .predict(&inside)
+        .unwrap()
+        .iter()
+        .all(|&p| p == label));
+    std::fs::write(d.join("bad.json"), r#"[{"vertices": [[0.1, 0.1]]}]"#).unwrap();
+    fails_with(
+        &run(
+            &["repair", "--net", "net.onnx", "--polytopes", "bad.json"],
+            d,
+        ),
+        "label",
+    );
+}

@@ -7,4 +7,5 @@ pub mod corrupt;
 pub mod forward_bench;
 pub mod plot;
 pub mod repair_bench;
+pub mod robust_bench;
 pub mod training;

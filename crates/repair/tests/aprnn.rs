@@ -145,10 +145,10 @@ fn labelled_points_are_fixed_at_every_layer_and_tight_bounds_are_infeasible() {
 #[test]
 fn a_polytope_is_repaired_on_its_whole_hull() {
     let net = mlp(&[2, 12, 12, 2], Activation::Relu, 11).unwrap();
-    let vertices = vec![vec![0.2, 0.1], vec![0.35, 0.1], vec![0.25, 0.3]];
+    let vertices = vec![vec![-0.6, -0.5], vec![0.7, -0.4], vec![0.1, 0.8]];
     // Ask for the class the centroid does not get.
     let c = {
-        let y = out(&net, &[0.2667, 0.1667]);
+        let y = out(&net, &[0.0667, -0.0333]);
         usize::from(y[0] >= y[1])
     };
     let problem = RepairProblem {
@@ -161,6 +161,11 @@ fn a_polytope_is_repaired_on_its_whole_hull() {
         .repair(&net, &problem, &RepairContext::default())
         .unwrap();
     assert!(r.proved, "{}: {:?}", r.message, r.items);
+    assert!(
+        r.lp.iter().any(|l| l.purpose.contains("shift")),
+        "the vertices straddle a first-layer ReLU: a shift pass must run first: {:?}",
+        r.lp
+    );
     // Every convex combination is classified c.
     for a in 0..=10 {
         for b in 0..=(10 - a) {

@@ -42,6 +42,90 @@ enum BenchWhat {
     /// ACAS Xu property editing: PREPARED on every violated instance of the chosen
     /// properties, all-properties editing of N2,9, APRNN box repair; time and fidelity.
     Acas(AcasBenchArgs),
+    /// CIFAR-10 local robustness editing: PGD-breakable test images made provably robust
+    /// (PREPARED, last layer); clean and certified accuracy before and after.
+    Robust(RobustBenchArgs),
+}
+
+/// Settings of `bench robust`.
+#[derive(Debug, Args)]
+pub struct RobustBenchArgs {
+    /// The network (default: resnet_2b under --benchmarks).
+    #[arg(long)]
+    net: Option<PathBuf>,
+    /// Folder holding cifar10_resnet/ (default: ../shared/benchmarks).
+    #[arg(long)]
+    benchmarks: Option<PathBuf>,
+    /// Folder holding cifar10/ (default: ../shared/data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// L-inf radius in pixel space.
+    #[arg(long, default_value_t = 0.008)]
+    eps: f64,
+    /// Test images scanned with PGD.
+    #[arg(long, default_value_t = 200)]
+    scan: usize,
+    /// Non-robust images to edit.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Other test images for the certified-accuracy figure.
+    #[arg(long, default_value_t = 30)]
+    certified: usize,
+    /// Per-channel mean of the network's normalisation.
+    #[arg(long, default_value = "0.4914,0.4822,0.4465")]
+    mean: String,
+    /// Per-channel standard deviation.
+    #[arg(long, default_value = "0.2471,0.2435,0.2616")]
+    std: String,
+    /// Verifier time limit per property re-check, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+    /// Write the row as JSON here.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+}
+
+fn run_robust(a: &RobustBenchArgs) -> Result<()> {
+    let dir = a
+        .benchmarks
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("../shared/benchmarks"));
+    let path = a
+        .net
+        .clone()
+        .unwrap_or_else(|| dir.join("cifar10_resnet/resnet_2b.onnx"));
+    let net = crate::util::load_net(&path)?;
+    let data_dir = netrepair_data::resolve_data_dir(a.data_dir.as_deref())?;
+    let pixels = netrepair_data::load(netrepair_data::DatasetName::Cifar10, &data_dir, "test")?;
+    let (mean, std): (Vec<f32>, Vec<f32>) = (
+        crate::util::parse_list(&a.mean)?,
+        crate::util::parse_list(&a.std)?,
+    );
+    let mut normalized = pixels.clone();
+    normalized.normalize(&mean, &std)?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let row = netrepair_experiments::robust_bench::robustness_edit(
+        &net,
+        &name,
+        &pixels,
+        &normalized,
+        &mean,
+        &std,
+        a.eps,
+        a.scan,
+        a.k,
+        a.certified,
+        std::time::Duration::from_secs_f64(a.timeout),
+    )?;
+    let text = serde_json::to_string_pretty(&row)?;
+    if let Some(p) = &a.json_out {
+        std::fs::write(p, &text).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    println!("{text}");
+    Ok(())
 }
 
 /// Settings of `bench acas`.
@@ -291,6 +375,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let (benchmarks, net, batch, repeats, json_out, json) = match &a.what {
         BenchWhat::Repair(r) => return run_repair(r),
         BenchWhat::Acas(r) => return run_acas(r),
+        BenchWhat::Robust(r) => return run_robust(r),
         BenchWhat::Forward {
             benchmarks,
             net,
