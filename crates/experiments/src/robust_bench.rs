@@ -130,8 +130,8 @@ pub fn robustness_edit(
     let mut broken = Vec::new();
     let mut scanned = 0;
     let mut robust_others = Vec::new();
-    for i in 0..pixels.len().min(scan) {
-        if pred[i] != pixels.labels[i] {
+    for (i, &p) in pred.iter().enumerate().take(pixels.len().min(scan)) {
+        if p != pixels.labels[i] {
             continue;
         }
         scanned += 1;
