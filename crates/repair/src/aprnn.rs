@@ -60,6 +60,8 @@ impl Default for Aprnn {
 /// Vertices that share one activation pattern (a point alone, or a polytope's vertices with
 /// its centroid as the pattern's source), and what must hold there.
 struct Group {
+    /// The problem item it comes from.
+    item: usize,
     vertices: Vec<Vec<f64>>,
     centroid: Option<Vec<f64>>,
     requirements: Vec<Requirement>,
@@ -264,9 +266,10 @@ pub(crate) fn choose_requirements(
 impl Aprnn {
     fn groups(&self, net: &Network, problem: &RepairProblem) -> Result<Vec<Group>> {
         let mut groups = Vec::new();
-        for item in &problem.items {
+        for (index, item) in problem.items.iter().enumerate() {
             match item {
                 RepairItem::Point { x, requirements } => groups.push(Group {
+                    item: index,
                     vertices: vec![x.clone()],
                     centroid: None,
                     requirements: requirements.clone(),
@@ -275,6 +278,7 @@ impl Aprnn {
                     vertices,
                     requirements,
                 } => groups.push(Group {
+                    item: index,
                     vertices: vertices.clone(),
                     centroid: Some(centroid(vertices)),
                     requirements: requirements.clone(),
@@ -307,6 +311,7 @@ impl Aprnn {
                             let vertices = box_vertices(&b);
                             let ys = outputs(net, &vertices)?;
                             groups.push(Group {
+                                item: index,
                                 requirements: choose_requirements(case, &ys),
                                 centroid: Some(b.center()),
                                 vertices,
@@ -317,6 +322,47 @@ impl Aprnn {
             }
         }
         Ok(groups)
+    }
+
+    /// Notes on repair items whose whole ReLU layer after the start layer is inactive: with
+    /// patterns held, nothing that layer feeds can depend on them, so only biases after it
+    /// can move their outputs (often at a large cost in accuracy elsewhere).
+    fn dead_layer_notes(
+        &self,
+        net: &Network,
+        groups: &[Group],
+        start: usize,
+    ) -> Result<Vec<String>> {
+        let down = downstream(net, start);
+        let relus: Vec<usize> = (start..net.nodes().len())
+            .filter(|&i| down[i] && matches!(net.nodes()[i].layer(), Layer::Relu))
+            .collect();
+        let mut dead: Vec<(usize, String)> = Vec::new();
+        for (g, (vals, reference)) in groups.iter().zip(Self::group_traces(net, groups)?) {
+            let v = reference.as_ref().unwrap_or(&vals[0]);
+            if let Some(&i) = relus.iter().find(|&&i| {
+                let pre = &v[net.nodes()[i].inputs()[0]];
+                pre.iter().all(|&x| x <= 0.0)
+            }) {
+                if dead.last().map(|d| d.0) != Some(g.item) {
+                    dead.push((g.item, net.nodes()[i].name().to_string()));
+                }
+            }
+        }
+        if dead.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = dead
+            .iter()
+            .take(10)
+            .map(|(g, n)| format!("{g} (at '{n}')"))
+            .collect();
+        Ok(vec![format!(
+            "{} repair item(s) have an entirely inactive ReLU layer after the start layer: {}{}; with activation patterns held, only the biases after that layer can change their outputs, which moves every input's outputs (expect drawdown; consider leaving them out or another method)",
+            dead.len(),
+            list.join(", "),
+            if dead.len() > 10 { ", ..." } else { "" }
+        )])
     }
 
     /// Values at every vertex and at every group's pattern source, on `net`.
@@ -470,6 +516,7 @@ impl Repair for Aprnn {
                 }
             }
         }
+        let notes = self.dead_layer_notes(&current, &groups, start)?;
         let end = net.nodes().len();
         let solved = self.pass(
             &current,
@@ -482,7 +529,7 @@ impl Repair for Aprnn {
             &mut timings,
             ctx,
         )?;
-        finish(
+        let mut out = finish(
             self.name(),
             net,
             start,
@@ -492,6 +539,8 @@ impl Repair for Aprnn {
             timings,
             ctx,
             started,
-        )
+        )?;
+        out.notes = notes;
+        Ok(out)
     }
 }

@@ -141,9 +141,10 @@ impl Edit {
             let new: Vec<f64> = orig
                 .iter()
                 .zip(vars)
-                .map(|(&w, v)| {
-                    let w = w + v.map_or(0.0, |v| values[v.index()]);
-                    w as f32 as f64
+                .map(|(&w, v)| match v.map(|v| values[v.index()]) {
+                    // Entries the solution moves are rounded to f32; the rest stay bit-identical.
+                    Some(d) if d != 0.0 => (w + d) as f32 as f64,
+                    _ => w,
                 })
                 .collect();
             let dev = candle_core::Device::Cpu;

@@ -150,6 +150,9 @@ pub struct RepairOutcome {
     pub timings: Timings,
     /// Every LP solved.
     pub lp: Vec<LpReport>,
+    /// Observations about the problem worth a person's attention (e.g. points whose whole
+    /// hidden layer is inactive, which APRNN can only fix through later biases).
+    pub notes: Vec<String>,
 }
 
 impl RepairOutcome {

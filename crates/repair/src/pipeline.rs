@@ -172,5 +172,6 @@ pub(crate) fn finish(
         time_s: started.elapsed().as_secs_f64(),
         timings,
         lp: lps,
+        notes: Vec::new(),
     })
 }

@@ -222,3 +222,31 @@ fn sigmoid_after_the_start_layer_is_refused_with_its_name() {
         .unwrap();
     assert!(r.proved, "{}", r.message);
 }
+
+#[test]
+fn a_point_whose_hidden_layer_is_dead_is_flagged() {
+    let mut net = mlp(&[2, 3, 2], Activation::Relu, 9).unwrap();
+    let id = net
+        .find_param(net.nodes()[0].layer().params()[1].name())
+        .unwrap();
+    net.set_param(
+        id,
+        Tensor::new(&[-100f64, -100.0, -100.0], &Device::Cpu).unwrap(),
+    )
+    .unwrap();
+    let y = out(&net, &[0.1, 0.2]);
+    let wrong = usize::from(y[0] >= y[1]);
+    let problem = RepairProblem::from_labels(&[0.1, 0.2], &[wrong], 2, 2).unwrap();
+    let r = aprnn_at(&net, "0")
+        .repair(&net, &problem, &RepairContext::default())
+        .unwrap();
+    // Still repairable, but only through the output bias: the report says so.
+    assert!(r.proved, "{}", r.message);
+    assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
+    assert!(r.notes[0].contains("entirely inactive"), "{}", r.notes[0]);
+    assert!(r
+        .param_delta
+        .params
+        .iter()
+        .all(|p| p.node == net.nodes()[2].name()));
+}

@@ -359,6 +359,9 @@ fn print_summary(r: &RepairOutcome, affine: usize) {
             l.purpose, l.rows, l.cols, l.nonzeros, l.build_s, l.solve_s, l.outcome
         );
     }
+    for n in &r.notes {
+        println!("note: {n}");
+    }
     println!(
         "time: {:.2} s (LP build {:.2} s, solve {:.2} s, re-check {:.2} s)",
         r.time_s, r.timings.build_s, r.timings.solve_s, r.timings.recheck_s
