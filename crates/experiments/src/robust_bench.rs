@@ -12,6 +12,8 @@ use netrepair_repair::{
 };
 use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
 use netrepair_verify::{linear_bounds, pgd, prove_case, CheckOptions, PgdOptions};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use serde::Serialize;
 
 use crate::training::accuracy;
@@ -23,7 +25,7 @@ pub struct RobustRow {
     pub network: String,
     /// Radius in pixel space ([0, 1]).
     pub eps: f64,
-    /// Correctly classified test images scanned with PGD.
+    /// Correctly classified test images scanned with PGD (in a seeded random order).
     pub scanned: usize,
     /// Of which PGD broke (the first `edited` of them were edited).
     pub non_robust: usize,
@@ -124,14 +126,18 @@ pub fn robustness_edit(
     k: usize,
     certified_n: usize,
     timeout: Duration,
-) -> Result<RobustRow> {
+) -> Result<(RobustRow, Network, Vec<usize>)> {
     let classes = net.output_len();
     let pred = net.predict(&crate::training::tensors(net, normalized)?.0)?;
     let mut broken = Vec::new();
     let mut scanned = 0;
     let mut robust_others = Vec::new();
-    for (i, &p) in pred.iter().enumerate().take(pixels.len().min(scan)) {
-        if p != pixels.labels[i] {
+    let mut other_index = Vec::new();
+    // A seeded shuffle: image folders are sorted by class, and the scan must mix them.
+    let mut order: Vec<usize> = (0..pixels.len()).collect();
+    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(0));
+    for &i in order.iter().take(scan) {
+        if pred[i] != pixels.labels[i] {
             continue;
         }
         scanned += 1;
@@ -143,12 +149,24 @@ pub fn robustness_edit(
             mean,
             std,
         )?;
-        if broken.len() < k && pgd(net, &prop.cases[0], &PgdOptions::default())?.is_some() {
+        let attack = PgdOptions {
+            restarts: 8,
+            steps: 20,
+            ..PgdOptions::default()
+        };
+        if broken.len() < k && pgd(net, &prop.cases[0], &attack)?.is_some() {
+            eprintln!("image {i}: PGD finds an adversarial example");
             broken.push(prop);
         } else if robust_others.len() < certified_n {
             robust_others.push(prop);
+            other_index.push(i);
         }
     }
+    eprintln!(
+        "scanned {scanned} images: {} broken by PGD, {} others for certification",
+        broken.len(),
+        robust_others.len()
+    );
     if broken.is_empty() {
         bail!("PGD broke none of the {scanned} correctly classified images scanned");
     }
@@ -180,7 +198,7 @@ pub fn robustness_edit(
     let r = method.repair(net, &problem, &ctx)?;
     let time_s = t.elapsed().as_secs_f64();
     let lp = r.lp.last();
-    Ok(RobustRow {
+    let row = RobustRow {
         network: name.to_string(),
         eps,
         scanned,
@@ -202,5 +220,6 @@ pub fn robustness_edit(
         recheck_s: r.timings.recheck_s,
         lp_rows: lp.map_or(0, |l| l.rows),
         lp_cols: lp.map_or(0, |l| l.cols),
-    })
+    };
+    Ok((row, r.network, other_index))
 }

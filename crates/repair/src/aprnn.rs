@@ -349,20 +349,93 @@ impl Aprnn {
                 }
             }
         }
+        let mut notes = Vec::new();
+        // Points whose start-layer input is all zero: the weight cannot act on them. Points that
+        // share their start-layer input but not their requirements: contradictory here.
+        let input = net.nodes()[start].inputs()[0];
+        let mut zero = Vec::new();
+        let mut seen: HashMap<Vec<u64>, (usize, &Vec<Requirement>)> = HashMap::new();
+        let mut clashes = Vec::new();
+        for (g, (vals, _)) in groups.iter().zip(Self::group_traces(net, groups)?) {
+            if g.centroid.is_some() {
+                continue;
+            }
+            let x = &vals[0][input];
+            if x.iter().all(|&v| v == 0.0) {
+                zero.push(g.item);
+            }
+            let key: Vec<u64> = x.iter().map(|v| v.to_bits()).collect();
+            match seen.get(&key) {
+                Some((other, reqs)) if *reqs != &g.requirements => clashes.push((*other, g.item)),
+                Some(_) => {}
+                None => {
+                    seen.insert(key, (g.item, &g.requirements));
+                }
+            }
+        }
+        if !zero.is_empty() {
+            notes.push(format!(
+                "{} repair point(s) reach the start layer with an all-zero input (items {:?}{}): its weight cannot act on them, only the biases can",
+                zero.len(),
+                &zero[..zero.len().min(10)],
+                if zero.len() > 10 { ", ..." } else { "" }
+            ));
+        }
+        if !clashes.is_empty() {
+            notes.push(format!(
+                "{} pair(s) of repair points reach the start layer with identical inputs but different requirements (e.g. items {} and {}): no repair at this layer can separate them",
+                clashes.len(),
+                clashes[0].0,
+                clashes[0].1
+            ));
+        }
+        // A final ReLU held inactive keeps an output at 0 and every other output >= 0, so a
+        // requirement `sum a_o y_o < rhs <= 0` whose negative-coefficient outputs are all
+        // clamped (e.g. "y_7 > y_3" with y_7's logit negative) cannot hold.
+        let last = net.nodes().len() - 1;
+        if down[last] && matches!(net.nodes()[last].layer(), Layer::Relu) {
+            let pre = net.nodes()[last].inputs()[0];
+            let mut clamped = Vec::new();
+            for (g, (vals, reference)) in groups.iter().zip(Self::group_traces(net, groups)?) {
+                let v = reference.as_ref().unwrap_or(&vals[0]);
+                let stuck = g.requirements.iter().any(|r| {
+                    r.strict
+                        && r.constraint.rhs <= 0.0
+                        && r.constraint
+                            .coeffs
+                            .iter()
+                            .filter(|&&(_, a)| a < 0.0)
+                            .all(|&(j, _)| v[pre][j] <= 0.0)
+                });
+                if stuck && clamped.last() != Some(&g.item) {
+                    clamped.push(g.item);
+                }
+            }
+            if !clamped.is_empty() {
+                notes.push(format!(
+                    "{} repair item(s) need an output that the final ReLU '{}' clamps to 0 at them (items {:?}{}): with its pattern held, APRNN cannot raise it at any start layer",
+                    clamped.len(),
+                    net.nodes()[last].name(),
+                    &clamped[..clamped.len().min(10)],
+                    if clamped.len() > 10 { ", ..." } else { "" }
+                ));
+            }
+        }
         if dead.is_empty() {
-            return Ok(Vec::new());
+            return Ok(notes);
         }
         let list: Vec<String> = dead
             .iter()
             .take(10)
             .map(|(g, n)| format!("{g} (at '{n}')"))
             .collect();
-        Ok(vec![format!(
+        notes.push(format!(
             "{} repair item(s) have an entirely inactive ReLU layer after the start layer: {}{}; with activation patterns held, only the biases after that layer can change their outputs, which moves every input's outputs (expect drawdown; consider leaving them out or another method)",
             dead.len(),
             list.join(", "),
             if dead.len() > 10 { ", ..." } else { "" }
-        )])
+        ));
+        Ok(notes)
     }
 
     /// Values at every vertex and at every group's pattern source, on `net`.

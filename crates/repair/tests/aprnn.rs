@@ -250,3 +250,46 @@ fn a_point_whose_hidden_layer_is_dead_is_flagged() {
         .iter()
         .all(|p| p.node == net.nodes()[2].name()));
 }
+
+#[test]
+fn an_output_clamped_by_a_final_relu_is_flagged_and_infeasible() {
+    use netrepair_nn::{Layer, Linear, NetworkBuilder};
+    let t = |v: Vec<f64>, d: &[usize]| Tensor::from_vec(v, d, &Device::Cpu).unwrap();
+    let mut b = NetworkBuilder::new(vec![1]);
+    b.push(
+        "fc1",
+        Layer::Linear(
+            Linear::new("fc1", t(vec![1.0, -1.0], &[2, 1]), t(vec![0.0, 0.0], &[2])).unwrap(),
+        ),
+    )
+    .unwrap();
+    b.push("relu1", Layer::Relu).unwrap();
+    b.push(
+        "fc2",
+        Layer::Linear(
+            Linear::new(
+                "fc2",
+                t(vec![1.0, 0.0, -1.0, 0.0], &[2, 2]),
+                t(vec![0.0, 0.0], &[2]),
+            )
+            .unwrap(),
+        ),
+    )
+    .unwrap();
+    b.push("relu_out", Layer::Relu).unwrap();
+    let net = b.build().unwrap();
+    // At x = 1: logits (1, -1) -> outputs (1, 0). Asking for class 1 needs y_1 > y_0 >= 0,
+    // but the final ReLU holds y_1 at 0.
+    let problem = RepairProblem::from_labels(&[1.0], &[1], 1, 2).unwrap();
+    for layer in ["0", "1"] {
+        let r = aprnn_at(&net, layer)
+            .repair(&net, &problem, &RepairContext::default())
+            .unwrap();
+        assert_eq!(r.status, RepairStatus::Infeasible, "layer {layer}");
+        assert!(
+            r.notes.iter().any(|n| n.contains("final ReLU 'relu_out'")),
+            "{:?}",
+            r.notes
+        );
+    }
+}

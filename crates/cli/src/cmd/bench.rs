@@ -83,6 +83,9 @@ pub struct RobustBenchArgs {
     /// Write the row as JSON here.
     #[arg(long)]
     json_out: Option<PathBuf>,
+    /// Save the edited network here (ONNX).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn run_robust(a: &RobustBenchArgs) -> Result<()> {
@@ -107,7 +110,7 @@ fn run_robust(a: &RobustBenchArgs) -> Result<()> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let row = netrepair_experiments::robust_bench::robustness_edit(
+    let (row, edited, others) = netrepair_experiments::robust_bench::robustness_edit(
         &net,
         &name,
         &pixels,
@@ -120,7 +123,12 @@ fn run_robust(a: &RobustBenchArgs) -> Result<()> {
         a.certified,
         std::time::Duration::from_secs_f64(a.timeout),
     )?;
-    let text = serde_json::to_string_pretty(&row)?;
+    if let Some(out) = &a.out {
+        netrepair_nn::save_onnx(&edited, out)?;
+    }
+    let mut v = serde_json::to_value(&row)?;
+    v["certified_images"] = serde_json::json!(others);
+    let text = serde_json::to_string_pretty(&v)?;
     if let Some(p) = &a.json_out {
         std::fs::write(p, &text).with_context(|| format!("cannot write {}", p.display()))?;
     }

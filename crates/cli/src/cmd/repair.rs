@@ -62,7 +62,7 @@ pub struct RepairArgs {
     method: MethodName,
     /// Start layer: an index among the Linear/Conv layers (0 = first, -1 = last), a node name,
     /// or "auto" (try from the last layer backwards until one is proved).
-    #[arg(long, default_value = "-1")]
+    #[arg(long, default_value = "-1", allow_hyphen_values = true)]
     layer: String,
     /// Repair inputs (NPY, float32/float64, [N, input shape...] or [N, input size]).
     #[arg(long, requires = "labels")]
