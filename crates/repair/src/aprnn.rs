@@ -29,7 +29,7 @@ use crate::problem::{
 };
 use crate::recheck::centroid;
 use crate::trace::{argmax_cell, outputs, pattern_mismatch, traces, Values};
-use crate::{start_layer, LpRepairOptions, Repair, RepairContext};
+use crate::{not_piecewise_linear, start_layer, LpRepairOptions, Repair, RepairContext};
 
 /// APRNN settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,8 +130,7 @@ pub(crate) fn encode_point(
         } else {
             match node.layer() {
                 Layer::Linear(_) | Layer::Conv2d(_) | Layer::AvgPool2d(_) => {
-                    if let std::collections::hash_map::Entry::Vacant(slot) = cache.affine.entry(i)
-                    {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = cache.affine.entry(i) {
                         let op = affine_op(net, i)?.expect("affine layer");
                         let bias = net.affine_taps(i).map(|t| t.bias).unwrap_or_default();
                         slot.insert((op, bias));
@@ -210,13 +209,7 @@ pub(crate) fn encode_point(
                     }
                     x
                 }
-                Layer::Sigmoid | Layer::Tanh => {
-                    return Err(RepairError::Unsupported(format!(
-                        "node '{}' ({}) follows the start layer; APRNN needs piecewise-linear layers after it (choose a later start layer)",
-                        node.name(),
-                        node.layer().kind()
-                    )))
-                }
+                Layer::Sigmoid | Layer::Tanh => return Err(not_piecewise_linear(net, i, "APRNN")),
             }
         };
         exprs[i + 1] = Some(out);

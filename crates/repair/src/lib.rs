@@ -106,6 +106,28 @@ impl Default for LpRepairOptions {
 /// A progress callback: receives a short message at each phase.
 pub type ProgressFn = Box<dyn Fn(&str) + Sync>;
 
+impl LpRepairOptions {
+    /// The solver settings these options imply.
+    pub fn solve_options(&self) -> netrepair_lp::SolveOptions {
+        netrepair_lp::SolveOptions {
+            time_limit: self.time_limit,
+            threads: self.threads,
+            method: self.method,
+            ..netrepair_lp::SolveOptions::default()
+        }
+    }
+}
+
+/// The error for a layer an LP encoding cannot pass through (Sigmoid, Tanh).
+pub(crate) fn not_piecewise_linear(net: &Network, node: usize, what: &str) -> RepairError {
+    let n = &net.nodes()[node];
+    RepairError::Unsupported(format!(
+        "node '{}' ({}) follows the start layer; {what} needs piecewise-linear layers after it (choose a later start layer)",
+        n.name(),
+        n.layer().kind()
+    ))
+}
+
 /// What a repair run gets from its caller besides the problem: the re-check's limits and a
 /// progress callback.
 #[derive(Default)]

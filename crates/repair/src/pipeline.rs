@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use netrepair_lp::{LpModel, Outcome, Sense, SolveOptions};
+use netrepair_lp::{LpModel, Outcome, Sense};
 use netrepair_nn::Network;
 
 use crate::edit::{param_changes, Edit};
@@ -37,15 +37,7 @@ pub(crate) fn solve_edit(
     lps: &mut Vec<LpReport>,
     timings: &mut Timings,
 ) -> Result<Solved> {
-    let solution = model.solve(
-        Sense::Minimise,
-        &SolveOptions {
-            time_limit: opts.time_limit,
-            threads: opts.threads,
-            method: opts.method,
-            ..SolveOptions::default()
-        },
-    )?;
+    let solution = model.solve(Sense::Minimise, &opts.solve_options())?;
     let (solved, what) = match &solution.outcome {
         Outcome::Optimal { values, .. } => (
             Solved::Network(edit.apply(net, values)?),

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use netrepair_lp::{LpModel, Outcome, Sense, SolveOptions, Var};
+use netrepair_lp::{LpModel, Outcome, Sense, Var};
 use netrepair_nn::{Layer, Network};
 use netrepair_spec::BoxRegion;
 use netrepair_verify::affine::{affine_op, elementwise_op, pool_windows};
@@ -29,13 +29,13 @@ use rand::{Rng, SeedableRng};
 
 use crate::aprnn::choose_requirements;
 use crate::edit::{downstream, Edit};
-use crate::error::{RepairError, Result};
+use crate::error::Result;
 use crate::expr::{materialize, Expr};
 use crate::outcome::{LpReport, RepairOutcome, Timings};
 use crate::pipeline::{finish, solve_edit, Solved};
 use crate::problem::{split_box, RepairItem, RepairProblem, Requirement};
 use crate::trace::{outputs, traces};
-use crate::{start_layer, LpRepairOptions, Repair, RepairContext};
+use crate::{not_piecewise_linear, start_layer, LpRepairOptions, Repair, RepairContext};
 
 /// PREPARED settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -346,7 +346,11 @@ impl Prepared {
                             let (mut lo, mut hi) = (b.clone(), b);
                             for &(j, w) in row {
                                 let xj = &x[j as usize];
-                                let (a, c) = if w > 0.0 { (&xj.lower, &xj.upper) } else { (&xj.upper, &xj.lower) };
+                                let (a, c) = if w > 0.0 {
+                                    (&xj.lower, &xj.upper)
+                                } else {
+                                    (&xj.upper, &xj.lower)
+                                };
                                 lo.add_scaled(a, w);
                                 hi.add_scaled(c, w);
                             }
@@ -369,7 +373,10 @@ impl Prepared {
                                 };
                                 lo.c += c[k];
                                 hi.c += c[k];
-                                Interval { lower: lo, upper: hi }
+                                Interval {
+                                    lower: lo,
+                                    upper: hi,
+                                }
                             })
                             .collect()
                     }
@@ -383,7 +390,11 @@ impl Prepared {
                             let mut d = iv.upper.clone();
                             d.terms.push((up, -1.0));
                             d.le(model, 0.0);
-                            let alpha = if ol >= 0.0 || (ou > 0.0 && ou >= -ol) { 1.0 } else { 0.0 };
+                            let alpha = if ol >= 0.0 || (ou > 0.0 && ou >= -ol) {
+                                1.0
+                            } else {
+                                0.0
+                            };
                             Interval {
                                 lower: iv.lower.scaled(alpha),
                                 upper: Expr::var(up),
@@ -423,11 +434,7 @@ impl Prepared {
                             .collect()
                     }
                     Layer::Sigmoid | Layer::Tanh => {
-                        return Err(RepairError::Unsupported(format!(
-                            "node '{}' ({}) follows the edited layer; PREPARED's LP needs piecewise-linear layers after it",
-                            node.name(),
-                            node.layer().kind()
-                        )))
+                        return Err(not_piecewise_linear(net, i, "PREPARED's relaxation"))
                     }
                 }
             };
@@ -483,6 +490,19 @@ impl Repair for Prepared {
         Edit::new(net, start, self.lp.delta_bound)?;
         let mut regions = self.regions(net, problem)?;
         let (mut lps, mut timings) = (Vec::new(), Timings::default());
+        let done = |solved, lps, timings| {
+            finish(
+                self.name(),
+                net,
+                start,
+                problem,
+                solved,
+                lps,
+                timings,
+                ctx,
+                started,
+            )
+        };
         let mut round = 0;
         loop {
             let purpose = format!("repair LP, {} regions", regions.len());
@@ -511,17 +531,7 @@ impl Repair for Prepared {
                 || !splittable
                 || regions.len() >= self.max_regions
             {
-                return finish(
-                    self.name(),
-                    net,
-                    start,
-                    problem,
-                    solved,
-                    lps,
-                    timings,
-                    ctx,
-                    started,
-                );
+                return done(solved, lps, timings);
             }
             // Which regions' requirements cannot be met? An elastic LP says.
             round += 1;
@@ -531,15 +541,7 @@ impl Repair for Prepared {
             let t = Instant::now();
             let (model, _, slacks) = self.encode(net, start, &regions, true)?;
             let encode_s = t.elapsed().as_secs_f64();
-            let sol = model.solve(
-                Sense::Minimise,
-                &SolveOptions {
-                    time_limit: self.lp.time_limit,
-                    threads: self.lp.threads,
-                    method: self.lp.method,
-                    ..SolveOptions::default()
-                },
-            )?;
+            let sol = model.solve(Sense::Minimise, &self.lp.solve_options())?;
             let what = match &sol.outcome {
                 Outcome::Optimal { .. } => "optimal".to_string(),
                 o => format!("{o:?}").chars().take(40).collect(),
@@ -556,17 +558,7 @@ impl Repair for Prepared {
             let Outcome::Optimal { values, .. } = sol.outcome else {
                 let solved =
                     Solved::Limit("the elastic LP used to choose splits did not solve".into());
-                return finish(
-                    self.name(),
-                    net,
-                    start,
-                    problem,
-                    solved,
-                    lps,
-                    timings,
-                    ctx,
-                    started,
-                );
+                return done(solved, lps, timings);
             };
             let mut next = Vec::with_capacity(regions.len() * 2);
             for (r, s) in regions.iter().zip(&slacks) {
@@ -579,17 +571,7 @@ impl Repair for Prepared {
             }
             if next.len() == regions.len() {
                 // Nothing left to split: the relaxation is exact where it fails.
-                return finish(
-                    self.name(),
-                    net,
-                    start,
-                    problem,
-                    Solved::Infeasible,
-                    lps,
-                    timings,
-                    ctx,
-                    started,
-                );
+                return done(Solved::Infeasible, lps, timings);
             }
             regions = next;
         }

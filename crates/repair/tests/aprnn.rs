@@ -1,23 +1,16 @@
 //! APRNN end to end on small generated networks: the paper's fixture, labelled points,
 //! polytopes, boxes and the infeasible cases.
 
+mod common;
+
 use candle_core::{Device, Tensor};
+use common::out;
 use netrepair_nn::{aprnn_example, mlp, Activation, Network};
 use netrepair_repair::{
     param_changes, resolve_layer, Aprnn, ItemStatus, LpRepairOptions, Repair, RepairContext,
     RepairItem, RepairProblem, RepairStatus, Requirement,
 };
 use netrepair_spec::parse_vnnlib;
-
-fn out(net: &Network, x: &[f64]) -> Vec<f64> {
-    let t = Tensor::from_vec(x.to_vec(), (1, x.len()), &Device::Cpu).unwrap();
-    net.forward_f64(&t)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
 
 fn fixture_problem() -> RepairProblem {
     let reqs = Requirement::output_box(&[-0.1], &[0.1]);

@@ -1,7 +1,9 @@
 //! PREPARED end to end: properties over boxes edited at the last layer (exact bounds) and at
 //! an earlier layer (propagated relaxation), with input splitting; every claim re-checked.
 
-use candle_core::{Device, Tensor};
+mod common;
+
+use common::out;
 use netrepair_nn::{mlp, Activation, Network};
 use netrepair_repair::{
     resolve_layer, LpRepairOptions, Prepared, Repair, RepairContext, RepairItem, RepairProblem,
@@ -9,16 +11,6 @@ use netrepair_repair::{
 };
 use netrepair_spec::parse_vnnlib;
 use netrepair_verify::{check_property, CheckOptions, Verdict};
-
-fn out(net: &Network, x: &[f64]) -> Vec<f64> {
-    let t = Tensor::from_vec(x.to_vec(), (1, x.len()), &Device::Cpu).unwrap();
-    net.forward_f64(&t)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
 
 /// "Output `o` never beats output `w` on the box": violated when `o` wins somewhere.
 fn property(w: usize, o: usize, lo: f64, hi: f64) -> RepairItem {
