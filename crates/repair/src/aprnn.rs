@@ -23,13 +23,13 @@ use crate::edit::{downstream, Edit};
 use crate::error::{RepairError, Result};
 use crate::expr::{materialize, Expr};
 use crate::outcome::{LpReport, RepairOutcome, Timings};
-use crate::pipeline::{finish, solve_edit, Solved};
+use crate::pipeline::{checked_start, finish, solve_edit, Solved};
 use crate::problem::{
     box_vertices, case_requirements, split_box, RepairItem, RepairProblem, Requirement,
 };
 use crate::recheck::centroid;
 use crate::trace::{argmax_cell, outputs, pattern_mismatch, traces, Values};
-use crate::{not_piecewise_linear, start_layer, LpRepairOptions, Repair, RepairContext};
+use crate::{not_piecewise_linear, LpRepairOptions, Repair, RepairContext};
 
 /// APRNN settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -527,9 +527,7 @@ impl Repair for Aprnn {
         ctx: &RepairContext,
     ) -> Result<RepairOutcome> {
         let started = Instant::now();
-        problem.validate(net.input_len(), net.output_len())?;
-        let start = start_layer(net, self.lp.layer)?;
-        Edit::new(net, start, self.lp.delta_bound)?;
+        let start = checked_start(net, problem, &self.lp)?;
         let groups = self.groups(net, problem)?;
         let (mut lps, mut timings) = (Vec::new(), Timings::default());
         // Shift passes: make every polytope's vertices share its centroid's pattern before

@@ -15,6 +15,19 @@ use crate::problem::RepairProblem;
 use crate::recheck::recheck;
 use crate::{affine_layers, LpRepairOptions, RepairContext};
 
+/// Checks the problem against the network and resolves the start layer (which must be a
+/// Linear or Conv node): the common first step of the LP-based methods.
+pub(crate) fn checked_start(
+    net: &Network,
+    problem: &RepairProblem,
+    opts: &LpRepairOptions,
+) -> Result<usize> {
+    problem.validate(net.input_len(), net.output_len())?;
+    let start = crate::start_layer(net, opts.layer)?;
+    Edit::new(net, start, opts.delta_bound)?;
+    Ok(start)
+}
+
 /// What one LP gave.
 pub(crate) enum Solved {
     /// A solution, applied (edited parameters rounded to f32).

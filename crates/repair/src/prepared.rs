@@ -32,10 +32,10 @@ use crate::edit::{downstream, Edit};
 use crate::error::Result;
 use crate::expr::{materialize, Expr};
 use crate::outcome::{LpReport, RepairOutcome, Timings};
-use crate::pipeline::{finish, solve_edit, Solved};
+use crate::pipeline::{checked_start, finish, solve_edit, Solved};
 use crate::problem::{split_box, RepairItem, RepairProblem, Requirement};
 use crate::trace::{outputs, traces};
-use crate::{not_piecewise_linear, start_layer, LpRepairOptions, Repair, RepairContext};
+use crate::{not_piecewise_linear, LpRepairOptions, Repair, RepairContext};
 
 /// PREPARED settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -485,9 +485,7 @@ impl Repair for Prepared {
         ctx: &RepairContext,
     ) -> Result<RepairOutcome> {
         let started = Instant::now();
-        problem.validate(net.input_len(), net.output_len())?;
-        let start = start_layer(net, self.lp.layer)?;
-        Edit::new(net, start, self.lp.delta_bound)?;
+        let start = checked_start(net, problem, &self.lp)?;
         let mut regions = self.regions(net, problem)?;
         let (mut lps, mut timings) = (Vec::new(), Timings::default());
         let done = |solved, lps, timings| {
