@@ -119,12 +119,9 @@ impl Edit {
         let n = (vars.len() + self.output_deltas.len()).max(1) as f64;
         let m = model.add_var(0.0, f64::INFINITY, 1.0);
         let cap = |t: Var, model: &mut LpModel| model.add_le(&[(t, 1.0), (m, -1.0)], 0.0);
-        let l1_only = std::env::var_os("NETREPAIR_EXPERIMENT_L1").is_some();
         for v in vars {
             let t = model.add_abs(&[(v, 1.0)], 0.0, 1.0 / n);
-            if !l1_only {
-                cap(t, model);
-            }
+            cap(t, model);
         }
         for e in &self.output_deltas {
             let mut e = e.clone();
