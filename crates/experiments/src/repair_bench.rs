@@ -31,6 +31,8 @@ pub struct RepairRow {
     pub status: String,
     /// Repair-set size.
     pub n: usize,
+    /// Items left out because APRNN's screening flagged them (with `drop_flagged`).
+    pub dropped: usize,
     /// Share of the repair set repaired and confirmed.
     pub efficacy: f64,
     /// Accuracy on the held-out clean test images before and after.
@@ -77,6 +79,9 @@ pub struct RepairBenchOptions {
     pub generalisation_n: usize,
     /// Seed of the corruption.
     pub seed: u64,
+    /// Leave out the items APRNN's screening flags (e.g. a dead hidden layer) and repair the
+    /// rest.
+    pub drop_flagged: bool,
 }
 
 fn correct_share(net: &Network, data: &Dataset) -> Result<f64> {
@@ -153,7 +158,19 @@ pub fn repair_errors(
             },
             ..Aprnn::default()
         };
-        let r = method.repair(net, &problem, &RepairContext::default())?;
+        let mut r = method.repair(net, &problem, &RepairContext::default())?;
+        let mut kept = problem.clone();
+        if opts.drop_flagged && !r.flagged.is_empty() {
+            kept.items = kept
+                .items
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !r.flagged.contains(i))
+                .map(|(_, item)| item)
+                .collect();
+            r = method.repair(net, &kept, &RepairContext::default())?;
+        }
+        let n = kept.items.len();
         let after = correct_share(&r.network, &clean)?;
         let lp = r.lp.last();
         let row = RepairRow {
@@ -165,8 +182,9 @@ pub fn repair_errors(
                 .as_str()
                 .unwrap_or("?")
                 .to_string(),
-            n: opts.n,
-            efficacy: r.count(ItemStatus::Repaired) as f64 / opts.n as f64,
+            n,
+            dropped: opts.n - n,
+            efficacy: r.count(ItemStatus::Repaired) as f64 / n.max(1) as f64,
             accuracy_before: before,
             accuracy_after: after,
             drawdown_pp: 100.0 * (before - after),
@@ -200,7 +218,11 @@ pub fn markdown(rows: &[RepairRow]) -> String {
             "| {} | {} x {} | {} ({}) | {} | {:.0}% | {:.2} | {} | {} | {:.3} | {:.1} | {} x {} ({}) | {:.2} / {:.1} |\n",
             r.network,
             r.n,
-            r.setting,
+            if r.dropped > 0 {
+                format!("{} ({} flagged left out)", r.setting, r.dropped)
+            } else {
+                r.setting.clone()
+            },
             r.layer_index,
             r.layer,
             r.status,

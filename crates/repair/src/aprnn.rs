@@ -317,45 +317,63 @@ impl Aprnn {
         Ok(groups)
     }
 
-    /// Notes on repair items whose whole ReLU layer after the start layer is inactive: with
-    /// patterns held, nothing that layer feeds can depend on them, so only biases after it
-    /// can move their outputs (often at a large cost in accuracy elsewhere).
-    fn dead_layer_notes(
+    /// Screens the repair items for what APRNN cannot fix well at this start layer, with the
+    /// activation patterns held: a whole ReLU layer inactive (only later biases can move the
+    /// item, at a cost to every other input), an all-zero start-layer input (the weight cannot
+    /// act), identical start-layer inputs with different requirements (contradictory), and an
+    /// output that a final ReLU clamps to 0. Returns notes for people and the items flagged.
+    fn screen(
         &self,
         net: &Network,
         groups: &[Group],
         start: usize,
-    ) -> Result<Vec<String>> {
+    ) -> Result<(Vec<String>, Vec<usize>)> {
         let down = downstream(net, start);
         let relus: Vec<usize> = (start..net.nodes().len())
             .filter(|&i| down[i] && matches!(net.nodes()[i].layer(), Layer::Relu))
             .collect();
-        let mut dead: Vec<(usize, String)> = Vec::new();
+        let last = net.nodes().len() - 1;
+        let final_relu = down[last] && matches!(net.nodes()[last].layer(), Layer::Relu);
+        let input = net.nodes()[start].inputs()[0];
+        let (mut dead, mut zero, mut clamped) = (Vec::new(), Vec::new(), Vec::new());
+        let mut clashes: Vec<(usize, usize)> = Vec::new();
+        let mut seen: HashMap<Vec<u64>, (usize, &Vec<Requirement>)> = HashMap::new();
+        let push = |list: &mut Vec<usize>, item: usize| {
+            if list.last() != Some(&item) {
+                list.push(item);
+            }
+        };
         for (g, (vals, reference)) in groups.iter().zip(Self::group_traces(net, groups)?) {
             let v = reference.as_ref().unwrap_or(&vals[0]);
-            if let Some(&i) = relus.iter().find(|&&i| {
-                let pre = &v[net.nodes()[i].inputs()[0]];
-                pre.iter().all(|&x| x <= 0.0)
-            }) {
-                if dead.last().map(|d| d.0) != Some(g.item) {
-                    dead.push((g.item, net.nodes()[i].name().to_string()));
+            if relus
+                .iter()
+                .any(|&i| v[net.nodes()[i].inputs()[0]].iter().all(|&x| x <= 0.0))
+            {
+                push(&mut dead, g.item);
+            }
+            // A final ReLU held inactive keeps an output at 0 and every other output >= 0, so
+            // a requirement `sum a_o y_o < rhs <= 0` whose negative-coefficient outputs are all
+            // clamped (e.g. "y_7 > y_3" with y_7's logit negative) cannot hold.
+            if final_relu {
+                let pre = &v[net.nodes()[last].inputs()[0]];
+                if g.requirements.iter().any(|r| {
+                    r.strict
+                        && r.constraint.rhs <= 0.0
+                        && r.constraint
+                            .coeffs
+                            .iter()
+                            .filter(|&&(_, a)| a < 0.0)
+                            .all(|&(j, _)| pre[j] <= 0.0)
+                }) {
+                    push(&mut clamped, g.item);
                 }
             }
-        }
-        let mut notes = Vec::new();
-        // Points whose start-layer input is all zero: the weight cannot act on them. Points that
-        // share their start-layer input but not their requirements: contradictory here.
-        let input = net.nodes()[start].inputs()[0];
-        let mut zero = Vec::new();
-        let mut seen: HashMap<Vec<u64>, (usize, &Vec<Requirement>)> = HashMap::new();
-        let mut clashes = Vec::new();
-        for (g, (vals, _)) in groups.iter().zip(Self::group_traces(net, groups)?) {
             if g.centroid.is_some() {
                 continue;
             }
             let x = &vals[0][input];
             if x.iter().all(|&v| v == 0.0) {
-                zero.push(g.item);
+                push(&mut zero, g.item);
             }
             let key: Vec<u64> = x.iter().map(|v| v.to_bits()).collect();
             match seen.get(&key) {
@@ -366,12 +384,26 @@ impl Aprnn {
                 }
             }
         }
+        let list = |items: &[usize]| {
+            format!(
+                "{:?}{}",
+                &items[..items.len().min(10)],
+                if items.len() > 10 { " ..." } else { "" }
+            )
+        };
+        let mut notes = Vec::new();
+        if !dead.is_empty() {
+            notes.push(format!(
+                "{} repair item(s) have an entirely inactive ReLU layer after the start layer (items {}): with activation patterns held, only the biases after that layer can change their outputs, which moves every input's outputs (expect drawdown; consider leaving them out or another layer)",
+                dead.len(),
+                list(&dead)
+            ));
+        }
         if !zero.is_empty() {
             notes.push(format!(
-                "{} repair point(s) reach the start layer with an all-zero input (items {:?}{}): its weight cannot act on them, only the biases can",
+                "{} repair point(s) reach the start layer with an all-zero input (items {}): its weight cannot act on them, only the biases can",
                 zero.len(),
-                &zero[..zero.len().min(10)],
-                if zero.len() > 10 { ", ..." } else { "" }
+                list(&zero)
             ));
         }
         if !clashes.is_empty() {
@@ -382,53 +414,23 @@ impl Aprnn {
                 clashes[0].1
             ));
         }
-        // A final ReLU held inactive keeps an output at 0 and every other output >= 0, so a
-        // requirement `sum a_o y_o < rhs <= 0` whose negative-coefficient outputs are all
-        // clamped (e.g. "y_7 > y_3" with y_7's logit negative) cannot hold.
-        let last = net.nodes().len() - 1;
-        if down[last] && matches!(net.nodes()[last].layer(), Layer::Relu) {
-            let pre = net.nodes()[last].inputs()[0];
-            let mut clamped = Vec::new();
-            for (g, (vals, reference)) in groups.iter().zip(Self::group_traces(net, groups)?) {
-                let v = reference.as_ref().unwrap_or(&vals[0]);
-                let stuck = g.requirements.iter().any(|r| {
-                    r.strict
-                        && r.constraint.rhs <= 0.0
-                        && r.constraint
-                            .coeffs
-                            .iter()
-                            .filter(|&&(_, a)| a < 0.0)
-                            .all(|&(j, _)| v[pre][j] <= 0.0)
-                });
-                if stuck && clamped.last() != Some(&g.item) {
-                    clamped.push(g.item);
-                }
-            }
-            if !clamped.is_empty() {
-                notes.push(format!(
-                    "{} repair item(s) need an output that the final ReLU '{}' clamps to 0 at them (items {:?}{}): with its pattern held, APRNN cannot raise it at any start layer",
-                    clamped.len(),
-                    net.nodes()[last].name(),
-                    &clamped[..clamped.len().min(10)],
-                    if clamped.len() > 10 { ", ..." } else { "" }
-                ));
-            }
+        if !clamped.is_empty() {
+            notes.push(format!(
+                "{} repair item(s) need an output that the final ReLU '{}' clamps to 0 at them (items {}): with its pattern held, APRNN cannot raise it at any start layer",
+                clamped.len(),
+                net.nodes()[last].name(),
+                list(&clamped)
+            ));
         }
-        if dead.is_empty() {
-            return Ok(notes);
-        }
-        let list: Vec<String> = dead
-            .iter()
-            .take(10)
-            .map(|(g, n)| format!("{g} (at '{n}')"))
+        let mut flagged: Vec<usize> = dead
+            .into_iter()
+            .chain(zero)
+            .chain(clamped)
+            .chain(clashes.into_iter().map(|(_, b)| b))
             .collect();
-        notes.push(format!(
-            "{} repair item(s) have an entirely inactive ReLU layer after the start layer: {}{}; with activation patterns held, only the biases after that layer can change their outputs, which moves every input's outputs (expect drawdown; consider leaving them out or another method)",
-            dead.len(),
-            list.join(", "),
-            if dead.len() > 10 { ", ..." } else { "" }
-        ));
-        Ok(notes)
+        flagged.sort_unstable();
+        flagged.dedup();
+        Ok((notes, flagged))
     }
 
     /// Values at every vertex and at every group's pattern source, on `net`.
@@ -580,7 +582,7 @@ impl Repair for Aprnn {
                 }
             }
         }
-        let notes = self.dead_layer_notes(&current, &groups, start)?;
+        let (notes, flagged) = self.screen(&current, &groups, start)?;
         let end = net.nodes().len();
         let solved = self.pass(
             &current,
@@ -605,6 +607,7 @@ impl Repair for Aprnn {
             started,
         )?;
         out.notes = notes;
+        out.flagged = flagged;
         Ok(out)
     }
 }

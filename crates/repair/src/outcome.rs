@@ -153,6 +153,8 @@ pub struct RepairOutcome {
     /// Observations about the problem worth a person's attention (e.g. points whose whole
     /// hidden layer is inactive, which APRNN can only fix through later biases).
     pub notes: Vec<String>,
+    /// Items the method's screening found it cannot fix well (see `notes`), by index.
+    pub flagged: Vec<usize>,
 }
 
 impl RepairOutcome {

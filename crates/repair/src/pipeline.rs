@@ -178,5 +178,6 @@ pub(crate) fn finish(
         timings,
         lp: lps,
         notes: Vec::new(),
+        flagged: Vec::new(),
     })
 }

@@ -237,6 +237,7 @@ fn a_point_whose_hidden_layer_is_dead_is_flagged() {
     assert!(r.proved, "{}", r.message);
     assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
     assert!(r.notes[0].contains("entirely inactive"), "{}", r.notes[0]);
+    assert_eq!(r.flagged, vec![0]);
     assert!(r
         .param_delta
         .params
@@ -284,5 +285,6 @@ fn an_output_clamped_by_a_final_relu_is_flagged_and_infeasible() {
             "{:?}",
             r.notes
         );
+        assert_eq!(r.flagged, vec![0]);
     }
 }

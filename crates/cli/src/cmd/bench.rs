@@ -296,6 +296,10 @@ pub struct RepairBenchArgs {
     /// Time limit of each LP, seconds.
     #[arg(long, default_value_t = 300.0)]
     lp_timeout: f64,
+    /// Leave out the errors APRNN's screening flags (dead hidden layer, clamped output, ...)
+    /// and repair the rest.
+    #[arg(long)]
+    drop_flagged: bool,
     /// Write the rows as JSON here.
     #[arg(long)]
     json_out: Option<PathBuf>,
@@ -361,6 +365,7 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
                 lp_timeout: std::time::Duration::from_secs_f64(a.lp_timeout),
                 generalisation_n: 500,
                 seed: 0,
+                drop_flagged: a.drop_flagged,
             };
             rows.extend(repair_errors(&net, &name, &test, &opts, |r| {
                 let t = markdown(std::slice::from_ref(r));
