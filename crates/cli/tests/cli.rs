@@ -512,6 +512,20 @@ fn repair_fixes_labelled_points_and_writes_a_checked_network() {
         text.contains("PROVED") && text.contains("4 repaired"),
         "{text}"
     );
+    // Anchors (--keep) are APRNN's; PREPARED refuses them.
+    write_f32(
+        &d.join("keep.npy"),
+        &[3, 2],
+        &[0.9, 0.9, -0.9, 0.9, 0.0, -0.9],
+    );
+    let base = [
+        "repair", "--net", "net.onnx", "--inputs", "x.npy", "--labels", "y.npy", "--keep",
+        "keep.npy", "--json",
+    ];
+    assert_eq!(json(&run(&base, d))["proved"], true);
+    let mut bad = base.to_vec();
+    bad.extend(["--method", "prepared"]);
+    fails_with(&run(&bad, d), "--keep");
 }
 
 #[test]

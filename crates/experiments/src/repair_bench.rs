@@ -21,7 +21,7 @@ use crate::training::tensors;
 pub struct RepairRow {
     /// Network file name.
     pub network: String,
-    /// "clean" or the corruption.
+    /// "clean" or the corruption (with the number of anchors, if any).
     pub setting: String,
     /// Start layer (node name) and its affine index.
     pub layer: String,
@@ -79,6 +79,8 @@ pub struct RepairBenchOptions {
     pub generalisation_n: usize,
     /// Seed of the corruption.
     pub seed: u64,
+    /// Correctly classified training samples whose outputs APRNN keeps close (anchors).
+    pub anchors: Vec<Vec<f64>>,
     /// Leave out the items APRNN's screening flags (e.g. a dead hidden layer) and repair the
     /// rest.
     pub drop_flagged: bool,
@@ -156,6 +158,7 @@ pub fn repair_errors(
                 time_limit: Some(opts.lp_timeout),
                 ..LpRepairOptions::default()
             },
+            anchors: opts.anchors.clone(),
             ..Aprnn::default()
         };
         let mut r = method.repair(net, &problem, &RepairContext::default())?;
@@ -175,7 +178,15 @@ pub fn repair_errors(
         let lp = r.lp.last();
         let row = RepairRow {
             network: name.to_string(),
-            setting: opts.corruption.map_or("clean".into(), |c| c.label()),
+            setting: format!(
+                "{}{}",
+                opts.corruption.map_or("clean".into(), |c| c.label()),
+                if opts.anchors.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} anchors", opts.anchors.len())
+                }
+            ),
             layer: r.layer.clone(),
             layer_index: k,
             status: serde_json::to_value(r.status)?

@@ -44,6 +44,11 @@ pub struct Aprnn {
     /// Margin by which polytope vertices keep the centroid's pattern (so the f32-rounded
     /// network still provably has one linear region on the hull).
     pub pattern_margin: f64,
+    /// Inputs whose outputs should move as little as possible (e.g. correctly classified
+    /// samples): their output deltas join the objective, and their activation patterns after
+    /// the start layer are held (at the last layer there are none, so they only steer the
+    /// objective). This trades some freedom for less drawdown.
+    pub anchors: Vec<Vec<f64>>,
 }
 
 impl Default for Aprnn {
@@ -53,6 +58,7 @@ impl Default for Aprnn {
             box_splits: 0,
             max_box_dims: 12,
             pattern_margin: 1e-6,
+            anchors: Vec::new(),
         }
     }
 }
@@ -471,6 +477,14 @@ impl Aprnn {
         let mut edit = Edit::new(net, start, self.lp.delta_bound)?;
         let down = downstream(net, start);
         let mut cache = OpCache::default();
+        // Every evaluation point: the groups' vertices (requirements only in the final pass)
+        // and, in the final pass, the anchors (no requirement; their outputs kept close).
+        let anchor_values = if final_pass && !self.anchors.is_empty() {
+            traces(net, &self.anchors)?
+        } else {
+            Vec::new()
+        };
+        let mut points: Vec<(EvalPoint, Option<&[Requirement]>)> = Vec::new();
         for (g, (vals, reference)) in groups.iter().zip(&tr) {
             if !final_pass && reference.is_none() {
                 continue;
@@ -485,22 +499,35 @@ impl Aprnn {
                         0.0
                     },
                 };
-                let y = encode_point(
-                    &mut model,
-                    &mut edit,
-                    net,
-                    &down,
-                    &mut cache,
-                    &p,
-                    stop,
-                    self.lp.max_terms,
-                )?;
-                if final_pass {
-                    add_requirements(&mut model, &y, &g.requirements, self.lp.eps);
-                    let y0 = v.last().expect("output");
-                    for (e, &o) in y.into_iter().zip(y0) {
-                        edit.add_output_delta(e, o);
-                    }
+                points.push((p, Some(&g.requirements)));
+            }
+        }
+        for v in &anchor_values {
+            let p = EvalPoint {
+                values: v,
+                reference: v,
+                margin: 0.0,
+            };
+            points.push((p, None));
+        }
+        for (p, reqs) in &points {
+            let y = encode_point(
+                &mut model,
+                &mut edit,
+                net,
+                &down,
+                &mut cache,
+                p,
+                stop,
+                self.lp.max_terms,
+            )?;
+            if final_pass {
+                if let Some(reqs) = reqs {
+                    add_requirements(&mut model, &y, reqs, self.lp.eps);
+                }
+                let y0 = p.values.last().expect("output");
+                for (e, &o) in y.into_iter().zip(y0) {
+                    edit.add_output_delta(e, o);
                 }
             }
         }

@@ -288,3 +288,40 @@ fn an_output_clamped_by_a_final_relu_is_flagged_and_infeasible() {
         assert_eq!(r.flagged, vec![0]);
     }
 }
+
+#[test]
+fn anchors_keep_other_outputs_closer() {
+    let net = mlp(&[2, 16, 16, 3], Activation::Relu, 7).unwrap();
+    let (xs, ys) = wrong_points(&net, 6);
+    let problem = RepairProblem::from_labels(&xs, &ys, 2, 3).unwrap();
+    let anchors: Vec<Vec<f64>> = (0..40)
+        .map(|k| vec![(k % 8) as f64 / 4.0 - 1.0, (k / 8) as f64 / 2.5 - 1.0])
+        .collect();
+    let moved = |r: &netrepair_repair::RepairOutcome| -> f64 {
+        anchors
+            .iter()
+            .map(|a| {
+                out(&r.network, a)
+                    .iter()
+                    .zip(out(&net, a))
+                    .map(|(p, q)| (p - q).abs())
+                    .sum::<f64>()
+            })
+            .sum()
+    };
+    let plain = aprnn_at(&net, "2")
+        .repair(&net, &problem, &RepairContext::default())
+        .unwrap();
+    let mut method = aprnn_at(&net, "2");
+    method.anchors = anchors.clone();
+    let anchored = method
+        .repair(&net, &problem, &RepairContext::default())
+        .unwrap();
+    assert!(plain.proved && anchored.proved);
+    assert!(
+        moved(&anchored) < moved(&plain),
+        "anchored {} vs plain {}",
+        moved(&anchored),
+        moved(&plain)
+    );
+}

@@ -300,6 +300,10 @@ pub struct RepairBenchArgs {
     /// and repair the rest.
     #[arg(long)]
     drop_flagged: bool,
+    /// Keep the outputs of this many correctly classified training images close (APRNN
+    /// anchors; their patterns after the start layer are held).
+    #[arg(long, default_value_t = 0)]
+    anchors: usize,
     /// Write the rows as JSON here.
     #[arg(long)]
     json_out: Option<PathBuf>,
@@ -349,6 +353,15 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
     };
     let data_dir = netrepair_data::resolve_data_dir(a.data_dir.as_deref())?;
     let test = netrepair_data::load(netrepair_data::DatasetName::Mnist, &data_dir, "test")?;
+    let train = if a.anchors > 0 {
+        Some(netrepair_data::load(
+            netrepair_data::DatasetName::Mnist,
+            &data_dir,
+            "train",
+        )?)
+    } else {
+        None
+    };
     let mut rows = Vec::new();
     println!("{}", markdown(&[]).trim_end());
     for path in &nets {
@@ -357,8 +370,24 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // Anchors: the first correctly classified training images.
+        let anchors: Vec<Vec<f64>> = match &train {
+            Some(train) => {
+                let head =
+                    train.subset(&(0..(a.anchors * 2).min(train.len())).collect::<Vec<_>>())?;
+                let (x, y) = netrepair_experiments::training::tensors(&net, &head)?;
+                let pred = net.predict(&x)?;
+                (0..head.len())
+                    .filter(|&i| pred[i] == y[i])
+                    .take(a.anchors)
+                    .map(|i| head.sample(i).iter().map(|&v| f64::from(v)).collect())
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         for set in &sets {
             let opts = RepairBenchOptions {
+                anchors: anchors.clone(),
                 n: a.n,
                 layers: layers.clone(),
                 corruption: *set,

@@ -95,6 +95,11 @@ pub struct RepairArgs {
     /// output bounds instead of "label".
     #[arg(long)]
     polytopes: Option<PathBuf>,
+    /// APRNN: inputs whose outputs should move as little as possible (NPY, like --inputs),
+    /// e.g. correctly classified samples; their activation patterns after the start layer
+    /// are held. Less drawdown, less freedom.
+    #[arg(long)]
+    keep: Option<PathBuf>,
     /// Where to write the repaired network (ONNX; never over the input).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -259,7 +264,20 @@ fn problem(a: &RepairArgs, net: &Network) -> Result<RepairProblem> {
     Ok(problem)
 }
 
-fn method(a: &RepairArgs, layer: usize) -> Result<Box<dyn Repair>> {
+fn anchors(a: &RepairArgs, net: &Network) -> Result<Vec<Vec<f64>>> {
+    let Some(path) = &a.keep else {
+        return Ok(Vec::new());
+    };
+    if a.method != MethodName::Aprnn {
+        bail!("--keep works with --method aprnn");
+    }
+    let x = npy::read_floats(path)?;
+    let batch = util::batch_for(net, &x.shape, x.data)?;
+    let flat: Vec<f64> = batch.flatten_all()?.to_vec1()?;
+    Ok(flat.chunks(net.input_len()).map(<[f64]>::to_vec).collect())
+}
+
+fn method(a: &RepairArgs, layer: usize, anchors: &[Vec<f64>]) -> Result<Box<dyn Repair>> {
     if !(a.eps >= 0.0 && a.eps.is_finite()) {
         bail!("--eps must be a non-negative number, got {}", a.eps);
     }
@@ -285,6 +303,7 @@ fn method(a: &RepairArgs, layer: usize) -> Result<Box<dyn Repair>> {
         MethodName::Aprnn => Box::new(Aprnn {
             lp,
             box_splits: a.box_splits,
+            anchors: anchors.to_vec(),
             ..Aprnn::default()
         }),
         MethodName::Prepared => Box::new(Prepared {
@@ -377,6 +396,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     }
     let net = util::load_net(&a.net)?;
     let problem = problem(a, &net)?;
+    let keep = anchors(a, &net)?;
     let affine = affine_layers(&net);
     let layers: Vec<usize> = if a.layer == "auto" {
         affine.iter().rev().copied().collect()
@@ -397,7 +417,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     let mut best: Option<RepairOutcome> = None;
     let mut tried = Vec::new();
     for &layer in &layers {
-        let m = method(a, layer)?;
+        let m = method(a, layer, &keep)?;
         pb.set_message(format!("{} at '{}'", m.name(), net.nodes()[layer].name()));
         let r = m.repair(&net, &problem, &ctx)?;
         tried.push(json!({"layer": r.layer, "status": r.status, "repaired": r.count(ItemStatus::Repaired)}));
