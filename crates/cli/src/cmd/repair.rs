@@ -70,7 +70,8 @@ pub struct RepairArgs {
     /// Their correct labels (NPY, integer, [N]).
     #[arg(long, requires = "inputs")]
     labels: Option<PathBuf>,
-    /// Take the first N points of --dataset/--split that the network misclassifies.
+    /// Take the first N points of --dataset/--split that the network misclassifies (in file
+    /// order, or shuffled with --shuffle).
     #[arg(long, requires = "dataset")]
     misclassified: Option<usize>,
     /// Data set for --misclassified: mnist, cifar10, german, adult.
@@ -79,6 +80,10 @@ pub struct RepairArgs {
     /// Split for --misclassified.
     #[arg(long, default_value = "test")]
     split: String,
+    /// Take --misclassified's samples in a random order with this seed instead of file order
+    /// (image folders are sorted by class, so the first errors would all share one class).
+    #[arg(long)]
+    shuffle: Option<u64>,
     /// Folder holding the data sets (default: ../shared/data when present).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -194,7 +199,14 @@ fn misclassified(a: &RepairArgs, net: &Network, n: usize) -> Result<RepairProble
     }
     let x = util::dataset_batch(net, &data)?;
     let pred = util::predict_all(net, &x, 500, |_| {})?;
-    let wrong: Vec<usize> = (0..data.len())
+    // File order, or a seeded shuffle (image folders are sorted by class).
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    if let Some(seed) = a.shuffle {
+        use rand::{seq::SliceRandom, SeedableRng};
+        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    }
+    let wrong: Vec<usize> = order
+        .into_iter()
         .filter(|&i| pred[i] != data.labels[i])
         .take(n)
         .collect();
