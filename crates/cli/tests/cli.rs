@@ -234,6 +234,39 @@ fn eval_on_a_small_data_directory() {
         .map(|c| c.as_u64().unwrap())
         .sum();
     assert_eq!(confusion, 20);
+    // The same split's errors as a repair set, in file order and shuffled.
+    let wrong = 20 - correct;
+    assert!(wrong >= 2, "the random network must err on German credit");
+    for extra in [&[][..], &["--shuffle", "7"][..]] {
+        let mut args = vec![
+            "repair",
+            "--net",
+            "g.onnx",
+            "--misclassified",
+            "2",
+            "--dataset",
+            "german",
+            "--data-dir",
+            "data",
+            "--split",
+            "all",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args, dir.path());
+        assert!(
+            o.status.code().unwrap() <= 1,
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(r["items"].as_array().unwrap().len(), 2);
+        assert!(r["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["held_before"] == false));
+    }
 }
 
 #[test]
