@@ -24,7 +24,7 @@ use netrepair_lp::{LpModel, Outcome, Sense, Var};
 use netrepair_nn::{Layer, Network};
 use netrepair_spec::BoxRegion;
 use netrepair_verify::affine::{affine_op, elementwise_op, pool_windows};
-use netrepair_verify::linear_bounds;
+use netrepair_verify::{linear_bounds, Bounds};
 use rand::{Rng, SeedableRng};
 
 use crate::aprnn::choose_requirements;
@@ -67,6 +67,24 @@ struct Region {
     requirements: Vec<Requirement>,
     /// Points keep their requirements; property regions re-choose them after a split.
     case: Option<netrepair_spec::Case>,
+    /// Sound bounds of every value over the region (exact values for a point), computed once
+    /// and shared by the main and the elastic LP of a round.
+    bounds: Vec<Bounds>,
+}
+
+/// Bounds of every value over `b`: the f64 forward pass for a point, linear bounds otherwise.
+fn region_bounds(net: &Network, b: &BoxRegion) -> Result<Vec<Bounds>> {
+    if b.lower == b.upper {
+        let v = traces(net, std::slice::from_ref(&b.lower))?.remove(0);
+        return Ok(v
+            .into_iter()
+            .map(|x| Bounds {
+                lower: x.clone(),
+                upper: x,
+            })
+            .collect());
+    }
+    Ok(linear_bounds(net, b)?)
 }
 
 /// Bounds of an expression: `lower <= value <= upper`.
@@ -101,6 +119,7 @@ impl Prepared {
                     let b = BoxRegion::new(x.clone(), x.clone())?;
                     out.push(Region {
                         case_box: b.clone(),
+                        bounds: region_bounds(net, &b)?,
                         region: b,
                         requirements: requirements.clone(),
                         case: None,
@@ -127,6 +146,7 @@ impl Prepared {
                     let b = BoxRegion::new(lo, hi)?;
                     out.push(Region {
                         case_box: b.clone(),
+                        bounds: region_bounds(net, &b)?,
                         region: b,
                         requirements: requirements.clone(),
                         case: None,
@@ -140,6 +160,7 @@ impl Prepared {
                             region: case.input.clone(),
                             requirements: choose_requirements(case, &ys),
                             case: Some(case.clone()),
+                            bounds: region_bounds(net, &case.input)?,
                         });
                     }
                 }
@@ -175,6 +196,7 @@ impl Prepared {
                     let ys = outputs(net, &samples(&half, 16, k as u64))?;
                     n.requirements = choose_requirements(case, &ys);
                 }
+                n.bounds = region_bounds(net, &half)?;
                 n.region = half;
                 Ok(n)
             })
@@ -197,18 +219,7 @@ impl Prepared {
         let taps = net.affine_taps(start).expect("affine start layer");
         let mut slacks = Vec::with_capacity(regions.len());
         for r in regions {
-            let point = r.region.lower == r.region.upper;
-            let bounds = if point {
-                let v = traces(net, std::slice::from_ref(&r.region.lower))?.remove(0);
-                v.into_iter()
-                    .map(|x| netrepair_verify::Bounds {
-                        lower: x.clone(),
-                        upper: x,
-                    })
-                    .collect()
-            } else {
-                linear_bounds(net, &r.region)?
-            };
+            let bounds = &r.bounds;
             let input = net.nodes()[start].inputs()[0];
             let (l, u) = (&bounds[input].lower, &bounds[input].upper);
             let mut row_slacks = Vec::new();
@@ -245,7 +256,7 @@ impl Prepared {
                     require(&mut model, e, req.constraint.rhs - self.lp.eps);
                 }
             } else {
-                let y = self.propagate(&mut model, &mut edit, net, &down, &bounds, l, u)?;
+                let y = self.propagate(&mut model, &mut edit, net, &down, bounds, l, u)?;
                 for req in &r.requirements {
                     let mut e = Expr::constant(0.0);
                     for &(o, a) in &req.constraint.coeffs {
@@ -271,7 +282,7 @@ impl Prepared {
         edit: &mut Edit,
         net: &Network,
         down: &[bool],
-        bounds: &[netrepair_verify::Bounds],
+        bounds: &[Bounds],
         l: &[f64],
         u: &[f64],
     ) -> Result<Vec<Interval>> {

@@ -11,14 +11,19 @@ use crate::error::Result;
 /// node `i`'s output.
 pub(crate) type Values = Vec<Vec<f64>>;
 
+/// Inputs (flattened) as one batch `[N, input shape...]`.
+fn batch(net: &Network, xs: &[Vec<f64>]) -> Result<Tensor> {
+    let flat: Vec<f64> = xs.iter().flatten().copied().collect();
+    let mut dims = vec![xs.len()];
+    dims.extend_from_slice(net.input_shape());
+    Ok(Tensor::from_vec(flat, dims, &Device::Cpu).map_err(NnError::from)?)
+}
+
 /// The values of every node at each input (f64 forward passes, in batches).
 pub(crate) fn traces(net: &Network, xs: &[Vec<f64>]) -> Result<Vec<Values>> {
     let mut out = Vec::with_capacity(xs.len());
     for chunk in xs.chunks(256) {
-        let flat: Vec<f64> = chunk.iter().flatten().copied().collect();
-        let mut dims = vec![chunk.len()];
-        dims.extend_from_slice(net.input_shape());
-        let x = Tensor::from_vec(flat, dims, &Device::Cpu).map_err(NnError::from)?;
+        let x = batch(net, chunk)?;
         let trace = net.forward_trace(&x)?;
         let per_value: Vec<Vec<f64>> = trace
             .values()
@@ -46,10 +51,18 @@ pub(crate) fn traces(net: &Network, xs: &[Vec<f64>]) -> Result<Vec<Values>> {
 
 /// The network output at each input.
 pub(crate) fn outputs(net: &Network, xs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
-    Ok(traces(net, xs)?
-        .into_iter()
-        .map(|mut v| v.pop().expect("a trace holds the input"))
-        .collect())
+    // A plain forward pass: no intermediate values kept.
+    let mut out = Vec::with_capacity(xs.len());
+    for chunk in xs.chunks(256) {
+        let x = batch(net, chunk)?;
+        let y = net
+            .forward_f64(&x)?
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f64>())
+            .map_err(NnError::from)?;
+        out.extend(y.chunks(net.output_len()).map(<[f64]>::to_vec));
+    }
+    Ok(out)
 }
 
 /// Index of the first maximum of `v` over `cells`.

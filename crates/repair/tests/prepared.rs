@@ -69,7 +69,7 @@ fn properties_over_boxes_are_proved_after_editing_the_last_layer() {
 }
 
 #[test]
-fn an_earlier_layer_needs_splitting_and_still_proves() {
+fn an_earlier_layer_is_edited_through_the_propagated_relaxation() {
     let net = mlp(&[2, 12, 12, 3], Activation::Relu, 4).unwrap();
     let y = out(&net, &[0.2, 0.2]);
     let w = (0..3).max_by(|&a, &b| y[a].total_cmp(&y[b])).unwrap();
