@@ -136,3 +136,101 @@ pub fn decision_boundaries(
         .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
     Ok(())
 }
+
+/// One line of [`line_chart`]: points `(x, y, error)` (error: half-height of an error bar, 0
+/// for none).
+pub struct Series {
+    /// Legend entry.
+    pub name: String,
+    /// The points, in x order.
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+const LINE: [RGBColor; 8] = [
+    RGBColor(33, 102, 172),
+    RGBColor(217, 72, 1),
+    RGBColor(35, 139, 69),
+    RGBColor(117, 107, 177),
+    RGBColor(206, 18, 86),
+    RGBColor(140, 81, 10),
+    RGBColor(1, 133, 113),
+    RGBColor(99, 99, 99),
+];
+
+/// A line chart with error bars and a legend (labels only when a font is available).
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<()> {
+    let labels = font_available();
+    let all: Vec<(f64, f64, f64)> = series.iter().flat_map(|s| s.points.clone()).collect();
+    if all.is_empty() {
+        return Err(anyhow!("nothing to plot"));
+    }
+    let (mut x0, mut x1) = (f64::INFINITY, f64::NEG_INFINITY);
+    let (mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y, e) in &all {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y - e);
+        y1 = y1.max(y + e);
+    }
+    let pad_x = ((x1 - x0) * 0.05).max(1e-3);
+    let pad_y = ((y1 - y0) * 0.08).max(1e-3);
+    let root = BitMapBackend::new(path, (760, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let mut b = ChartBuilder::on(&root);
+    b.margin(14);
+    if labels {
+        b.caption(title, ("sans-serif", 20))
+            .x_label_area_size(40)
+            .y_label_area_size(56);
+    }
+    let mut chart = b
+        .build_cartesian_2d(x0 - pad_x..x1 + pad_x, y0 - pad_y..y1 + pad_y)
+        .map_err(|e| anyhow!("{e}"))?;
+    if labels {
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    for (k, s) in series.iter().enumerate() {
+        let color = LINE[k % LINE.len()];
+        let line = chart
+            .draw_series(LineSeries::new(
+                s.points.iter().map(|&(x, y, _)| (x, y)),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| anyhow!("{e}"))?;
+        if labels {
+            line.label(s.name.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+        }
+        chart
+            .draw_series(s.points.iter().map(|&(x, y, _)| Circle::new((x, y), 3, color.filled())))
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .draw_series(s.points.iter().filter(|p| p.2 > 0.0).map(|&(x, y, e)| {
+                ErrorBar::new_vertical(x, y - e, y, y + e, color.stroke_width(1), 6)
+            }))
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    if labels {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    root.present()
+        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}

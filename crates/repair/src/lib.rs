@@ -31,6 +31,7 @@ mod aprnn;
 mod edit;
 mod error;
 mod expr;
+mod gradient;
 mod outcome;
 mod pipeline;
 mod prepared;
@@ -47,6 +48,10 @@ use netrepair_verify::CheckOptions;
 pub use aprnn::Aprnn;
 pub use edit::{param_changes, ParamChange};
 pub use error::{RepairError, Result};
+pub use gradient::{
+    influence_mask, CorrectLoss, GradientOptions, GradientRepair, InfluenceMask, IterationStat,
+    LabelledSet, Locking, TrainingReport,
+};
 pub use outcome::{
     DeltaSummary, ItemReport, ItemStatus, LpReport, RepairOutcome, RepairStatus, Timings,
 };

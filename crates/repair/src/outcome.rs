@@ -120,6 +120,8 @@ pub struct Timings {
     pub solve_s: f64,
     /// The independent re-check.
     pub recheck_s: f64,
+    /// Gradient steps (the gradient-based methods).
+    pub train_s: f64,
 }
 
 /// The result of a repair method.
@@ -132,8 +134,9 @@ pub struct RepairOutcome {
     pub method: String,
     /// Name of the start layer (the node whose weight was edited).
     pub layer: String,
-    /// Its position among the affine (Linear/Conv) layers, from 0.
-    pub layer_index: usize,
+    /// Its position among the affine (Linear/Conv) layers, from 0 (`None`: the method moves
+    /// parameters of every layer, e.g. the gradient methods, whose `layer` is "all").
+    pub layer_index: Option<usize>,
     /// How it ended.
     pub status: RepairStatus,
     /// True only when every item was repaired and confirmed by the re-check.
@@ -155,6 +158,9 @@ pub struct RepairOutcome {
     pub notes: Vec<String>,
     /// Items the method's screening found it cannot fix well (see `notes`), by index.
     pub flagged: Vec<usize>,
+    /// What the optimisation did (gradient-based methods only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training: Option<crate::gradient::TrainingReport>,
 }
 
 impl RepairOutcome {

@@ -102,10 +102,7 @@ pub(crate) fn finish(
     started: Instant,
 ) -> Result<RepairOutcome> {
     let layer = net.nodes()[start].name().to_string();
-    let layer_index = affine_layers(net)
-        .iter()
-        .position(|&i| i == start)
-        .unwrap_or(0);
+    let layer_index = affine_layers(net).iter().position(|&i| i == start);
     let (network, status, items, message) = match solved {
         Solved::Network(repaired) => {
             ctx.say("re-checking");
@@ -179,5 +176,6 @@ pub(crate) fn finish(
         lp: lps,
         notes: Vec::new(),
         flagged: Vec::new(),
+        training: None,
     })
 }

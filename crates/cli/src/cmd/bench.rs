@@ -45,6 +45,9 @@ enum BenchWhat {
     /// CIFAR-10 local robustness editing: PGD-breakable test images made provably robust
     /// (PREPARED, last layer); clean and certified accuracy before and after.
     Robust(RobustBenchArgs),
+    /// I-REPAIR against retraining and random locking on single-class repair sets (seed 001,
+    /// Table 1 and Figure 1a-b): accuracy drop beside the paper's numbers, time, plots.
+    Irepair(super::bench_irepair::IRepairBenchArgs),
 }
 
 /// Settings of `bench robust`.
@@ -418,6 +421,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         BenchWhat::Repair(r) => return run_repair(r),
         BenchWhat::Acas(r) => return run_acas(r),
         BenchWhat::Robust(r) => return run_robust(r),
+        BenchWhat::Irepair(r) => return super::bench_irepair::run(r),
         BenchWhat::Forward {
             benchmarks,
             net,

@@ -12,9 +12,11 @@ use clap::{Args, ValueEnum};
 use netrepair_data::{load, resolve_data_dir, DatasetName};
 use netrepair_lp::Method;
 use netrepair_nn::Network;
+use netrepair_nn::OptimizerKind;
 use netrepair_repair::{
-    affine_layers, resolve_layer, Aprnn, ItemStatus, LpRepairOptions, Prepared, Repair,
-    RepairContext, RepairItem, RepairOutcome, RepairProblem, Requirement,
+    affine_layers, resolve_layer, Aprnn, CorrectLoss, GradientOptions, GradientRepair,
+    ItemStatus, LabelledSet, Locking, LpRepairOptions, Prepared, Repair, RepairContext,
+    RepairItem, RepairOutcome, RepairProblem, Requirement,
 };
 use netrepair_spec::read_vnnlib;
 use netrepair_verify::{CheckOptions, PgdOptions};
@@ -32,6 +34,42 @@ pub enum MethodName {
     /// Provable editing over input sets (boxes, VNN-LIB properties) by parametric linear
     /// relaxation, with input splitting.
     Prepared,
+    /// I-REPAIR: gradient steps on the parameters that influence the repair set more than the
+    /// correct set (points only; no guarantee beyond the re-checked points).
+    Irepair,
+    /// Fine-tuning ("retraining") on the correct set plus the unfixed repair points.
+    Finetune,
+    /// Fine-tuning with each parameter frozen with probability --lock-prob in each step.
+    RandomLock,
+}
+
+impl MethodName {
+    fn is_gradient(self) -> bool {
+        matches!(
+            self,
+            MethodName::Irepair | MethodName::Finetune | MethodName::RandomLock
+        )
+    }
+}
+
+/// Optimiser choice of the gradient methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerName {
+    /// RMSprop (PyTorch's defaults), as in I-REPAIR.
+    Rmsprop,
+    /// Adam.
+    Adam,
+    /// SGD with momentum 0.9.
+    Sgd,
+}
+
+/// I-REPAIR's correct-set influence loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CorrectLossName {
+    /// Mean of sum_i |y_i| (the paper's choice).
+    Magnitude,
+    /// Cross-entropy.
+    CrossEntropy,
 }
 
 /// LP algorithm choice.
@@ -135,6 +173,42 @@ pub struct RepairArgs {
     /// Time limit of the verifier for each property re-check, seconds.
     #[arg(long, default_value_t = 60.0)]
     verify_timeout: f64,
+    /// Gradient methods: the correct set's inputs (NPY, like --inputs): samples the network
+    /// gets right and should keep getting right.
+    #[arg(long, requires = "correct_labels")]
+    correct_inputs: Option<PathBuf>,
+    /// Their labels (NPY, integer).
+    #[arg(long, requires = "correct_inputs")]
+    correct_labels: Option<PathBuf>,
+    /// Gradient methods with --misclassified: also take this many correctly classified samples
+    /// of the same split (spread over the classes) as the correct set.
+    #[arg(long)]
+    correct_size: Option<usize>,
+    /// I-REPAIR: weight of the correct set's influence (0: plain fine-tuning).
+    #[arg(long, default_value_t = 1.0)]
+    gamma: f64,
+    /// I-REPAIR: the correct set's influence loss.
+    #[arg(long, value_enum, default_value = "magnitude")]
+    correct_loss: CorrectLossName,
+    /// Gradient methods: learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    /// Gradient methods: most optimiser steps.
+    #[arg(long, default_value_t = 5000)]
+    max_iters: usize,
+    /// Gradient methods: optimiser.
+    #[arg(long, value_enum, default_value = "rmsprop")]
+    optimizer: OptimizerName,
+    /// Gradient methods: a point counts as fixed when its true class's softmax probability
+    /// beats every other by more than this.
+    #[arg(long, default_value_t = 0.0)]
+    margin: f64,
+    /// Random locking: probability that a parameter is frozen in a step.
+    #[arg(long, default_value_t = 0.5)]
+    lock_prob: f64,
+    /// Gradient methods: seed (random locking).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -187,8 +261,9 @@ fn read_polytopes(path: &Path, outputs: usize) -> Result<Vec<RepairItem>> {
         .collect()
 }
 
-/// The first `n` misclassified samples of a data split, with their true labels.
-fn misclassified(a: &RepairArgs, net: &Network, n: usize) -> Result<RepairProblem> {
+/// The first `n` misclassified samples of a data split, with their true labels, and (with
+/// --correct-size) correctly classified samples of it, spread over the classes.
+fn misclassified(a: &RepairArgs, net: &Network, n: usize) -> Result<(RepairProblem, LabelledSet)> {
     let name: DatasetName = a.dataset.as_deref().unwrap_or_default().parse()?;
     let dir = resolve_data_dir(a.data_dir.as_deref())?;
     let mut data = load(name, &dir, &a.split)?;
@@ -205,6 +280,7 @@ fn misclassified(a: &RepairArgs, net: &Network, n: usize) -> Result<RepairProble
         use rand::{seq::SliceRandom, SeedableRng};
         order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
     }
+    let order_all = order.clone();
     let wrong: Vec<usize> = order
         .into_iter()
         .filter(|&i| pred[i] != data.labels[i])
@@ -221,30 +297,46 @@ fn misclassified(a: &RepairArgs, net: &Network, n: usize) -> Result<RepairProble
         .flat_map(|&i| data.sample(i).iter().map(|&v| f64::from(v)))
         .collect();
     let ys: Vec<usize> = wrong.iter().map(|&i| data.labels[i] as usize).collect();
-    Ok(RepairProblem::from_labels(
-        &xs,
-        &ys,
-        net.input_len(),
-        net.output_len(),
-    )?)
+    let problem = RepairProblem::from_labels(&xs, &ys, net.input_len(), net.output_len())?;
+    let mut correct = LabelledSet::default();
+    if let Some(k) = a.correct_size {
+        let classes = net.output_len();
+        let mut taken = vec![0usize; classes];
+        for i in order_all.iter().copied().filter(|&i| pred[i] == data.labels[i]) {
+            let c = data.labels[i] as usize;
+            if c < classes && taken[c] < k / classes + usize::from(c < k % classes) {
+                taken[c] += 1;
+                correct.inputs.push(data.sample(i).iter().map(|&v| f64::from(v)).collect());
+                correct.labels.push(c);
+            }
+        }
+    }
+    Ok((problem, correct))
 }
 
-fn problem(a: &RepairArgs, net: &Network) -> Result<RepairProblem> {
+/// Labelled points from an NPY pair, flattened for `net`.
+fn labelled_npy(net: &Network, xp: &Path, lp: &Path) -> Result<(Vec<f64>, Vec<usize>)> {
+    let x = npy::read_floats(xp)?;
+    let labels = npy::read_labels(lp)?;
+    let batch = util::batch_for(net, &x.shape, x.data)?;
+    if batch.dims()[0] != labels.len() {
+        bail!(
+            "{} holds {} inputs but {} holds {} labels",
+            xp.display(),
+            batch.dims()[0],
+            lp.display(),
+            labels.len()
+        );
+    }
+    Ok((batch.flatten_all()?.to_vec1()?, labels))
+}
+
+/// The repair items and the correct set (gradient methods).
+fn problem(a: &RepairArgs, net: &Network) -> Result<(RepairProblem, LabelledSet)> {
     let mut items = Vec::new();
+    let mut correct = LabelledSet::default();
     if let (Some(xp), Some(lp)) = (&a.inputs, &a.labels) {
-        let x = npy::read_floats(xp)?;
-        let labels = npy::read_labels(lp)?;
-        let batch = util::batch_for(net, &x.shape, x.data)?;
-        if batch.dims()[0] != labels.len() {
-            bail!(
-                "{} holds {} inputs but {} holds {} labels",
-                xp.display(),
-                batch.dims()[0],
-                lp.display(),
-                labels.len()
-            );
-        }
-        let flat: Vec<f64> = batch.flatten_all()?.to_vec1()?;
+        let (flat, labels) = labelled_npy(net, xp, lp)?;
         items.extend(
             RepairProblem::from_labels(&flat, &labels, net.input_len(), net.output_len())
                 .with_context(|| format!("repair set {}", xp.display()))?
@@ -252,7 +344,21 @@ fn problem(a: &RepairArgs, net: &Network) -> Result<RepairProblem> {
         );
     }
     if let Some(n) = a.misclassified {
-        items.extend(misclassified(a, net, n)?.items);
+        let (p, c) = misclassified(a, net, n)?;
+        items.extend(p.items);
+        correct = c;
+    } else if a.correct_size.is_some() {
+        bail!("--correct-size draws the correct set from --misclassified's data set; give --correct-inputs/--correct-labels otherwise");
+    }
+    if let (Some(xp), Some(lp)) = (&a.correct_inputs, &a.correct_labels) {
+        let (flat, labels) = labelled_npy(net, xp, lp)?;
+        let more = LabelledSet::from_flat(&flat, &labels, net.input_len())
+            .with_context(|| format!("correct set {}", xp.display()))?;
+        correct.inputs.extend(more.inputs);
+        correct.labels.extend(more.labels);
+    }
+    if !correct.is_empty() && !a.method.is_gradient() {
+        bail!("a correct set (--correct-inputs, --correct-size) is for --method irepair, finetune or random-lock; APRNN takes --keep");
     }
     for path in &a.spec {
         let property = read_vnnlib(path)
@@ -273,7 +379,7 @@ fn problem(a: &RepairArgs, net: &Network) -> Result<RepairProblem> {
     }
     let problem = RepairProblem { items };
     problem.validate(net.input_len(), net.output_len())?;
-    Ok(problem)
+    Ok((problem, correct))
 }
 
 fn anchors(a: &RepairArgs, net: &Network) -> Result<Vec<Vec<f64>>> {
@@ -287,6 +393,36 @@ fn anchors(a: &RepairArgs, net: &Network) -> Result<Vec<Vec<f64>>> {
     let batch = util::batch_for(net, &x.shape, x.data)?;
     let flat: Vec<f64> = batch.flatten_all()?.to_vec1()?;
     Ok(flat.chunks(net.input_len()).map(<[f64]>::to_vec).collect())
+}
+
+/// The gradient method the arguments name.
+fn gradient_method(a: &RepairArgs, correct: LabelledSet) -> GradientRepair {
+    let mut m = match a.method {
+        MethodName::Irepair => GradientRepair {
+            locking: Locking::Influence {
+                gamma: a.gamma,
+                correct_loss: match a.correct_loss {
+                    CorrectLossName::Magnitude => CorrectLoss::Magnitude,
+                    CorrectLossName::CrossEntropy => CorrectLoss::CrossEntropy,
+                },
+            },
+            ..GradientRepair::finetune(correct)
+        },
+        MethodName::RandomLock => GradientRepair::random_lock(a.lock_prob, correct),
+        _ => GradientRepair::finetune(correct),
+    };
+    m.options = GradientOptions {
+        lr: a.lr,
+        max_iters: a.max_iters,
+        optimizer: match a.optimizer {
+            OptimizerName::Rmsprop => OptimizerKind::rmsprop(),
+            OptimizerName::Adam => OptimizerKind::adam(),
+            OptimizerName::Sgd => OptimizerKind::sgd(),
+        },
+        margin: a.margin,
+        seed: a.seed,
+    };
+    m
 }
 
 fn method(a: &RepairArgs, layer: usize, anchors: &[Vec<f64>]) -> Result<Box<dyn Repair>> {
@@ -323,6 +459,7 @@ fn method(a: &RepairArgs, layer: usize, anchors: &[Vec<f64>]) -> Result<Box<dyn 
             split_rounds: a.split_rounds,
             ..Prepared::default()
         }),
+        _ => bail!("not an LP method"),
     })
 }
 
@@ -345,10 +482,13 @@ fn export(repaired: &Network, out: &Path) -> Result<()> {
 
 fn print_summary(r: &RepairOutcome, affine: usize) {
     let verdict = if r.proved { "PROVED" } else { "NOT PROVED" };
-    println!(
-        "{} at layer '{}' (affine layer {} of {affine}): {verdict}: {}",
-        r.method, r.layer, r.layer_index, r.message
-    );
+    match r.layer_index {
+        Some(k) => println!(
+            "{} at layer '{}' (affine layer {k} of {affine}): {verdict}: {}",
+            r.method, r.layer, r.message
+        ),
+        None => println!("{} (all layers): {verdict}: {}", r.method, r.message),
+    }
     println!(
         "items: {} repaired, {} failed, {} unconfirmed",
         r.count(ItemStatus::Repaired),
@@ -393,6 +533,22 @@ fn print_summary(r: &RepairOutcome, affine: usize) {
     for n in &r.notes {
         println!("note: {n}");
     }
+    if let Some(t) = &r.training {
+        println!(
+            "training: {} steps{}, {:.1}% of the parameters frozen per step on average; correct set {} of {} right (before: {})",
+            t.iterations,
+            if t.converged { "" } else { " (the iteration limit)" },
+            100.0 * t.mean_frozen,
+            t.correct_after,
+            t.correct_total,
+            t.correct_before
+        );
+        println!(
+            "time: {:.2} s (training {:.2} s, re-check {:.2} s)",
+            r.time_s, r.timings.train_s, r.timings.recheck_s
+        );
+        return;
+    }
     println!(
         "time: {:.2} s (LP build {:.2} s, solve {:.2} s, re-check {:.2} s)",
         r.time_s, r.timings.build_s, r.timings.solve_s, r.timings.recheck_s
@@ -407,10 +563,12 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         util::check_not_input(rep, &[a.net.as_path()])?;
     }
     let net = util::load_net(&a.net)?;
-    let problem = problem(a, &net)?;
+    let (problem, correct) = problem(a, &net)?;
     let keep = anchors(a, &net)?;
     let affine = affine_layers(&net);
-    let layers: Vec<usize> = if a.layer == "auto" {
+    let layers: Vec<usize> = if a.method.is_gradient() {
+        vec![0]
+    } else if a.layer == "auto" {
         affine.iter().rev().copied().collect()
     } else {
         vec![resolve_layer(&net, &a.layer)?]
@@ -429,7 +587,11 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     let mut best: Option<RepairOutcome> = None;
     let mut tried = Vec::new();
     for &layer in &layers {
-        let m = method(a, layer, &keep)?;
+        let m = if a.method.is_gradient() {
+            Box::new(gradient_method(a, correct.clone()))
+        } else {
+            method(a, layer, &keep)?
+        };
         pb.set_message(format!("{} at '{}'", m.name(), net.nodes()[layer].name()));
         let r = m.repair(&net, &problem, &ctx)?;
         tried.push(json!({"layer": r.layer, "status": r.status, "repaired": r.count(ItemStatus::Repaired)}));

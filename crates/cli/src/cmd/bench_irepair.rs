@@ -1,0 +1,289 @@
+//! `netrepair bench irepair`: I-REPAIR against retraining and random locking on single-class
+//! repair problems (seed 001, Table 1 and Figure 1a-b), with a table beside the paper's
+//! numbers, JSON and plots.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use netrepair_data::{load, resolve_data_dir, split_indices, DatasetName};
+use netrepair_experiments::irepair_bench::{
+    markdown, single_class_runs, summarise, BenchMethod, IRepairSetup, IRepairSummary,
+};
+use netrepair_experiments::plot::{line_chart, Series};
+use netrepair_repair::GradientOptions;
+
+use crate::util;
+
+/// Settings of `bench irepair`.
+#[derive(Debug, Args)]
+pub struct IRepairBenchArgs {
+    /// The network (default: mnist-net_256x2 under --benchmarks for mnist, resnet_2b for
+    /// cifar10).
+    #[arg(long)]
+    net: Option<PathBuf>,
+    /// Folder holding the VNN-COMP networks (default: ../shared/benchmarks).
+    #[arg(long)]
+    benchmarks: Option<PathBuf>,
+    /// Data set: mnist or cifar10 (its test split is cut into the pool and evaluation splits).
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    /// Folder holding the data sets (default: ../shared/data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Per-channel mean of the network's normalisation (default: none for mnist, the usual
+    /// CIFAR-10 values for cifar10).
+    #[arg(long)]
+    mean: Option<String>,
+    /// Per-channel standard deviation (with --mean).
+    #[arg(long)]
+    std: Option<String>,
+    /// Samples of the pool split the repair and correct sets are drawn from.
+    #[arg(long, default_value_t = 5000)]
+    pool_size: usize,
+    /// Samples of the evaluation split (accuracy drop).
+    #[arg(long, default_value_t = 5000)]
+    eval_size: usize,
+    /// Seed of the pool/evaluation split.
+    #[arg(long, default_value_t = 0)]
+    split_seed: u64,
+    /// Seeds per configuration (0..seeds).
+    #[arg(long, default_value_t = 20)]
+    seeds: usize,
+    /// Repair-set sizes per class.
+    #[arg(long, default_value = "1,2,4")]
+    sizes: String,
+    /// Classes repaired (default: all).
+    #[arg(long)]
+    classes: Option<String>,
+    /// I-REPAIR gammas.
+    #[arg(long, default_value = "0.01,0.05,0.1,0.5,1")]
+    gammas: String,
+    /// Random-locking probabilities (none by default).
+    #[arg(long)]
+    lock_probs: Option<String>,
+    /// Leave out retraining.
+    #[arg(long)]
+    no_retrain: bool,
+    /// Correct-set size.
+    #[arg(long, default_value_t = 40)]
+    correct_size: usize,
+    /// Learning rate (the paper: 1e-4 for the MNIST MLP, 1e-5 for the CIFAR ResNet).
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    /// Most optimiser steps per repair.
+    #[arg(long, default_value_t = 5000)]
+    max_iters: usize,
+    /// Write the runs and the summary as JSON here.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+    /// Write the summary as Markdown here.
+    #[arg(long)]
+    markdown_out: Option<PathBuf>,
+    /// Plot the accuracy drop against the repair-set size (PNG).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Plot the accuracy drop against the locking probability (PNG; with --lock-probs).
+    #[arg(long)]
+    plot_locking: Option<PathBuf>,
+}
+
+fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<Vec<T>> {
+    s.split(',')
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| {
+            t.trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("{what}: cannot read '{t}'"))
+        })
+        .collect()
+}
+
+/// Mean drop with a 95% confidence half-width, per x value, for one method.
+fn series_by<F: Fn(&IRepairSummary) -> Option<f64>>(
+    summary: &[IRepairSummary],
+    name: &str,
+    pick: F,
+) -> Series {
+    Series {
+        name: name.to_string(),
+        points: summary
+            .iter()
+            .filter_map(|r| {
+                pick(r).map(|x| {
+                    (x, r.mean_drop, 1.96 * r.std_drop / (r.runs.max(1) as f64).sqrt())
+                })
+            })
+            .collect(),
+    }
+}
+
+pub fn run(a: &IRepairBenchArgs) -> Result<()> {
+    let name: DatasetName = a.dataset.parse()?;
+    let cifar = matches!(name, DatasetName::Cifar10);
+    let dir = a
+        .benchmarks
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("../shared/benchmarks"));
+    let path = a.net.clone().unwrap_or_else(|| {
+        dir.join(if cifar {
+            "cifar10_resnet/resnet_2b.onnx"
+        } else {
+            "mnistfc/mnist-net_256x2.onnx"
+        })
+    });
+    let net = util::load_net(&path)?;
+    let data_dir = resolve_data_dir(a.data_dir.as_deref())?;
+    let mut data = load(name, &data_dir, "test")?;
+    let norm = match (&a.mean, &a.std, cifar) {
+        (Some(m), Some(s), _) => Some((m.clone(), s.clone())),
+        (None, None, true) => Some((
+            "0.4914,0.4822,0.4465".to_string(),
+            "0.2471,0.2435,0.2616".to_string(),
+        )),
+        (None, None, false) => None,
+        _ => bail!("--mean and --std go together"),
+    };
+    if let Some((m, s)) = norm {
+        data.normalize(&util::parse_list(&m)?, &util::parse_list(&s)?)?;
+    }
+    if a.pool_size + a.eval_size > data.len() {
+        bail!(
+            "--pool-size {} + --eval-size {} exceed the {} test samples",
+            a.pool_size,
+            a.eval_size,
+            data.len()
+        );
+    }
+    let parts = split_indices(data.len(), &[a.pool_size, a.eval_size], a.split_seed)?;
+    let (pool, eval) = (data.subset(&parts[0])?, data.subset(&parts[1])?);
+    let mut methods = Vec::new();
+    if !a.no_retrain {
+        methods.push(BenchMethod::Retrain);
+    }
+    for g in parse::<f64>(&a.gammas, "--gammas")? {
+        methods.push(BenchMethod::IRepair { gamma: g });
+    }
+    if let Some(p) = &a.lock_probs {
+        for p in parse::<f64>(p, "--lock-probs")? {
+            methods.push(BenchMethod::RandomLock { p });
+        }
+    }
+    if methods.is_empty() {
+        bail!("no method to run");
+    }
+    let classes = match &a.classes {
+        Some(c) => parse::<usize>(c, "--classes")?,
+        None => (0..net.output_len()).collect(),
+    };
+    let setup = IRepairSetup {
+        sizes: parse(&a.sizes, "--sizes")?,
+        methods: methods.clone(),
+        seeds: a.seeds,
+        classes,
+        correct_size: a.correct_size,
+        options: GradientOptions {
+            lr: a.lr,
+            max_iters: a.max_iters,
+            ..GradientOptions::default()
+        },
+    };
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    println!(
+        "{stem}: pool {} / evaluation {} samples of the {} test split (seed {}), correct set {}, lr {}, at most {} steps",
+        pool.len(),
+        eval.len(),
+        a.dataset,
+        a.split_seed,
+        a.correct_size,
+        a.lr,
+        a.max_iters
+    );
+    let pb = indicatif::ProgressBar::new(0);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {elapsed} ({eta} left) {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let runs = single_class_runs(&net, &pool, &eval, &setup, |r, done, total| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+        pb.set_message(format!(
+            "{} |R|={} class {}: drop {:.2} pp",
+            r.method, r.size, r.class, r.drop_pp
+        ));
+    })?;
+    pb.finish_and_clear();
+    let summary = summarise(&runs, &methods);
+    let table = markdown(&summary);
+    println!("{table}");
+    if let Some(p) = &a.markdown_out {
+        std::fs::write(p, &table).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &a.json_out {
+        let v = serde_json::json!({"network": stem, "summary": summary, "runs": runs});
+        std::fs::write(p, serde_json::to_string_pretty(&v)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &a.plot {
+        let series: Vec<Series> = methods
+            .iter()
+            .map(|m| {
+                let label = m.label();
+                series_by(&summary, &label, |r| {
+                    (r.method == label).then_some(r.size as f64)
+                })
+            })
+            .collect();
+        line_chart(
+            p,
+            &format!("{stem}: accuracy drop after single-class repair (95% CI)"),
+            "repair-set size per class",
+            "accuracy drop (pp)",
+            &series,
+        )?;
+        println!("wrote {}", p.display());
+    }
+    if let Some(p) = &a.plot_locking {
+        let mut series = Vec::new();
+        for &size in &setup.sizes {
+            series.push(series_by(&summary, &format!("random locking, |R| = {size}"), |r| {
+                methods
+                    .iter()
+                    .find(|m| m.label() == r.method)
+                    .and_then(|m| match m {
+                        BenchMethod::RandomLock { p } if r.size == size => Some(*p),
+                        _ => None,
+                    })
+            }));
+            let probs: Vec<f64> = methods
+                .iter()
+                .filter_map(|m| match m {
+                    BenchMethod::RandomLock { p } => Some(*p),
+                    _ => None,
+                })
+                .collect();
+            for m in &methods {
+                if let BenchMethod::IRepair { .. } = m {
+                    if let Some(r) = summary.iter().find(|r| r.method == m.label() && r.size == size) {
+                        series.push(Series {
+                            name: format!("{}, |R| = {size}", m.label()),
+                            points: probs.iter().map(|&p| (p, r.mean_drop, 0.0)).collect(),
+                        });
+                    }
+                }
+            }
+        }
+        line_chart(
+            p,
+            &format!("{stem}: influence-based vs random locking"),
+            "locking probability p",
+            "accuracy drop (pp)",
+            &series,
+        )?;
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}

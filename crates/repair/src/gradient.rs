@@ -1,0 +1,738 @@
+//! Gradient-based repair for when only a few data points are at hand and no guarantee is
+//! needed: I-REPAIR (seed 001) and the baselines it is compared with, fine-tuning
+//! ("retraining" on the available data) and random locking.
+//!
+//! All three run the same loop and differ only in which parameters may move:
+//!
+//! 1. the repair points the network still gets wrong (`R⊥`) are found by a forward pass; if
+//!    none is left (by `margin`), stop;
+//! 2. I-REPAIR: `g_C`, the gradient of the correct-set influence loss (mean of `sum_i |y_i|`,
+//!    or cross-entropy) and `g_R`, the gradient of cross-entropy over `R⊥`; a parameter may
+//!    move only when `(|g_R| + 1e-8) / (gamma |g_C| + 1e-8) >= 1`. Random locking freezes each
+//!    parameter with probability `p`, drawn afresh each iteration. Fine-tuning freezes nothing;
+//! 3. one optimiser step (RMSprop by default) on the mean cross-entropy over `C ∪ R⊥`, with
+//!    the frozen entries' gradients zeroed (as the reference implementation does, so the
+//!    optimiser state of a frozen entry decays instead of accumulating).
+//!
+//! With `gamma = 0` every score is at least one and I-REPAIR is exactly fine-tuning
+//! (Observation 2 of the paper); a test checks this bit for bit. Training runs in f32, so the
+//! result is exactly what an ONNX float32 file stores; the points are then re-checked by an f64
+//! forward pass ([`crate::recheck`]) and only those are reported repaired.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use netrepair_nn::{cross_entropy, Network, NnError, Optimizer, OptimizerKind, ParamId, Trainer};
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::edit::param_changes;
+use crate::error::{RepairError, Result};
+use crate::outcome::{DeltaSummary, ItemStatus, RepairOutcome, RepairStatus, Timings};
+use crate::problem::{RepairItem, RepairProblem, Requirement};
+use crate::recheck::recheck;
+use crate::{Repair, RepairContext};
+
+/// The loss whose gradient measures a parameter's influence on the correct set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CorrectLoss {
+    /// Mean over the set of `sum_i |y_i|` (the paper's choice: large for every parameter that
+    /// moves the output, so those get locked).
+    Magnitude,
+    /// Cross-entropy against the labels.
+    CrossEntropy,
+}
+
+/// Which parameters may move in each step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Locking {
+    /// Every parameter moves (fine-tuning / retraining on the available data).
+    Nothing,
+    /// I-REPAIR's influence mask.
+    Influence {
+        /// Weight of the correct set's influence (`>= 0`; 0 makes this plain fine-tuning).
+        gamma: f64,
+        /// The correct-set influence loss.
+        correct_loss: CorrectLoss,
+    },
+    /// Each parameter is frozen with probability `p` in each step.
+    Random {
+        /// Locking probability in `[0, 1]`.
+        p: f64,
+    },
+}
+
+/// Settings of the optimisation loop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradientOptions {
+    /// Learning rate.
+    pub lr: f64,
+    /// Largest number of iterations (each one optimiser step).
+    pub max_iters: usize,
+    /// Optimiser (RMSprop as in the paper by default).
+    pub optimizer: OptimizerKind,
+    /// A labelled point counts as fixed when its softmax probability of the true class exceeds
+    /// every other class's by more than this (0: the true class is the strict arg-max); a
+    /// point with general requirements when every requirement holds by this much.
+    pub margin: f64,
+    /// Seed of random locking.
+    pub seed: u64,
+}
+
+impl Default for GradientOptions {
+    fn default() -> Self {
+        Self {
+            lr: 1e-4,
+            max_iters: 5000,
+            optimizer: OptimizerKind::rmsprop(),
+            margin: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+/// Labelled inputs (flattened), e.g. I-REPAIR's correct set.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LabelledSet {
+    /// The inputs, each flattened.
+    pub inputs: Vec<Vec<f64>>,
+    /// Their labels.
+    pub labels: Vec<usize>,
+}
+
+impl LabelledSet {
+    /// Rows of `input_len` values from `inputs`, one per label.
+    pub fn from_flat(inputs: &[f64], labels: &[usize], input_len: usize) -> Result<Self> {
+        if input_len == 0 || inputs.len() != labels.len() * input_len {
+            return Err(RepairError::Problem(format!(
+                "{} input values for {} labels of inputs with {input_len} values each",
+                inputs.len(),
+                labels.len()
+            )));
+        }
+        Ok(Self {
+            inputs: inputs.chunks(input_len).map(<[f64]>::to_vec).collect(),
+            labels: labels.to_vec(),
+        })
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there is no sample.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    fn check(&self, net: &Network, what: &str) -> Result<()> {
+        if self.inputs.len() != self.labels.len() {
+            return Err(RepairError::Problem(format!(
+                "the {what} has {} inputs but {} labels",
+                self.inputs.len(),
+                self.labels.len()
+            )));
+        }
+        let (n, m) = (net.input_len(), net.output_len());
+        for (i, (x, &c)) in self.inputs.iter().zip(&self.labels).enumerate() {
+            if x.len() != n {
+                return Err(RepairError::Problem(format!(
+                    "{what} sample {i} has {} values, the network takes {n}",
+                    x.len()
+                )));
+            }
+            if x.iter().any(|v| !v.is_finite()) {
+                return Err(RepairError::Problem(format!(
+                    "{what} sample {i} contains NaN or infinity"
+                )));
+            }
+            if c >= m {
+                return Err(RepairError::Problem(format!(
+                    "label {c} of {what} sample {i} is out of range: the network has {m} outputs"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One recorded iteration of the loop.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IterationStat {
+    /// Iteration number (from 0).
+    pub iter: usize,
+    /// Repair points not yet fixed before this iteration's step.
+    pub remaining: usize,
+    /// The step's loss (mean cross-entropy over `C ∪ R⊥`, or the hinge for requirements).
+    pub loss: f64,
+    /// Share of parameters frozen in this step.
+    pub frozen: f64,
+}
+
+/// What the optimisation did (in [`RepairOutcome::training`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainingReport {
+    /// The locking rule used.
+    pub locking: Locking,
+    /// Learning rate.
+    pub lr: f64,
+    /// Iterations run (optimiser steps taken).
+    pub iterations: usize,
+    /// Whether every repair point was fixed (by the margin, in f32) before `max_iters`.
+    pub converged: bool,
+    /// Mean share of parameters frozen per step.
+    pub mean_frozen: f64,
+    /// Correct-set samples classified correctly before and after (f64 forward pass).
+    pub correct_before: usize,
+    /// See `correct_before`.
+    pub correct_after: usize,
+    /// Size of the correct set.
+    pub correct_total: usize,
+    /// Every `stride`-th iteration (at most about 250 entries) and the last.
+    pub history: Vec<IterationStat>,
+}
+
+/// What a repair point must satisfy.
+#[derive(Debug, Clone)]
+enum Target {
+    Label(usize),
+    Requirements(Vec<Requirement>),
+}
+
+impl Target {
+    fn of(reqs: &[Requirement], outputs: usize) -> Self {
+        (0..outputs)
+            .find(|&c| reqs == Requirement::label(c, outputs).as_slice())
+            .map_or_else(|| Target::Requirements(reqs.to_vec()), Target::Label)
+    }
+
+    /// Whether `y` meets the target with `margin` to spare.
+    fn met(&self, y: &[f64], margin: f64) -> bool {
+        match self {
+            Target::Label(c) => {
+                if margin <= 0.0 {
+                    return y.iter().enumerate().all(|(j, &v)| j == *c || y[*c] > v);
+                }
+                let top = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = y.iter().map(|v| (v - top).exp()).collect();
+                let z: f64 = e.iter().sum();
+                e.iter()
+                    .enumerate()
+                    .all(|(j, &v)| j == *c || (e[*c] - v) / z > margin)
+            }
+            Target::Requirements(reqs) => reqs
+                .iter()
+                .all(|r| r.holds(y) && -r.constraint.slack(y) >= margin),
+        }
+    }
+}
+
+/// Inputs as one f32 batch `[N, input shape...]`.
+fn batch(net: &Network, xs: &[Vec<f64>]) -> Result<Tensor> {
+    let flat: Vec<f32> = xs.iter().flatten().map(|&v| v as f32).collect();
+    let mut dims = vec![xs.len()];
+    dims.extend_from_slice(net.input_shape());
+    Ok(Tensor::from_vec(flat, dims, &Device::Cpu).map_err(NnError::from)?)
+}
+
+fn rows(t: &Tensor) -> Result<Vec<Vec<f64>>> {
+    let n = t.dims()[0];
+    Ok(t.reshape((n, ()))
+        .and_then(|t| t.to_dtype(DType::F64))
+        .and_then(|t| t.to_vec2::<f64>())
+        .map_err(NnError::from)?)
+}
+
+fn labels_tensor(labels: &[usize]) -> Result<Tensor> {
+    let l: Vec<u32> = labels.iter().map(|&c| c as u32).collect();
+    Ok(Tensor::from_vec(l, labels.len(), &Device::Cpu).map_err(NnError::from)?)
+}
+
+/// The repair loss over the rows `wrong` of `out`: cross-entropy when every target is a
+/// label, otherwise a hinge on every requirement (shifted by `max(margin, 1e-3)`).
+fn repair_loss(out: &Tensor, targets: &[Target], wrong: &[usize], margin: f64) -> Result<Tensor> {
+    let idx: Vec<u32> = wrong.iter().map(|&i| i as u32).collect();
+    let ids = Tensor::from_vec(idx, wrong.len(), &Device::Cpu).map_err(NnError::from)?;
+    let n = out.dims()[0];
+    let sel = out
+        .reshape((n, ()))
+        .and_then(|o| o.index_select(&ids, 0))
+        .map_err(NnError::from)?;
+    let labels: Option<Vec<usize>> = wrong
+        .iter()
+        .map(|&i| match &targets[i] {
+            Target::Label(c) => Some(*c),
+            Target::Requirements(_) => None,
+        })
+        .collect();
+    if let Some(labels) = labels {
+        return Ok(cross_entropy(&sel, &labels_tensor(&labels)?)?);
+    }
+    let m = sel.dims()[1];
+    let shift = margin.max(1e-3);
+    let mut total: Option<Tensor> = None;
+    for (row, &i) in wrong.iter().enumerate() {
+        let reqs = match &targets[i] {
+            Target::Label(c) => Requirement::label(*c, m),
+            Target::Requirements(r) => r.clone(),
+        };
+        let mut a = vec![0f32; reqs.len() * m];
+        let mut b = Vec::with_capacity(reqs.len());
+        for (k, r) in reqs.iter().enumerate() {
+            for &(j, v) in &r.constraint.coeffs {
+                a[k * m + j] = v as f32;
+            }
+            b.push((r.constraint.rhs - shift) as f32);
+        }
+        let term = (|| {
+            let a = Tensor::from_vec(a, (reqs.len(), m), &Device::Cpu)?;
+            let b = Tensor::from_vec(b, reqs.len(), &Device::Cpu)?;
+            let y = sel.get(row)?.unsqueeze(1)?;
+            a.matmul(&y)?.squeeze(1)?.sub(&b)?.relu()?.sum_all()
+        })()
+        .map_err(NnError::from)?;
+        total = Some(match total {
+            Some(t) => (t + term).map_err(NnError::from)?,
+            None => term,
+        });
+    }
+    let total = total.expect("at least one wrong row");
+    Ok(total
+        .affine(1.0 / wrong.len() as f64, 0.0)
+        .map_err(NnError::from)?)
+}
+
+/// Per trainable parameter: I-REPAIR's scores and the resulting mask (1: may move).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InfluenceMask {
+    /// The parameter.
+    pub param: ParamId,
+    /// `(|g_R| + 1e-8) / (gamma |g_C| + 1e-8)` per entry (row-major).
+    pub scores: Vec<f64>,
+    /// Whether each entry may move (`score >= 1`).
+    pub free: Vec<bool>,
+}
+
+/// Per-entry scores from the two gradients; a missing gradient (the loss does not depend on
+/// the parameter) counts as zero. `None` when both are missing.
+fn influence(g_r: Option<&Tensor>, g_c: Option<&Tensor>, gamma: f64) -> Result<Option<Tensor>> {
+    let Some(like) = g_r.or(g_c) else {
+        return Ok(None);
+    };
+    let abs_or_zero = |g: Option<&Tensor>| match g {
+        Some(g) => g.abs(),
+        None => like.zeros_like(),
+    };
+    let run = || -> candle_core::Result<Tensor> {
+        let num = (abs_or_zero(g_r)? + 1e-8)?;
+        let den = (abs_or_zero(g_c)?.affine(gamma, 0.0)? + 1e-8)?;
+        num / den
+    };
+    Ok(Some(run().map_err(NnError::from)?))
+}
+
+fn grads_of(trainer: &Trainer, loss: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    Ok(trainer.grads(loss)?)
+}
+
+/// The correct-set influence loss.
+fn correct_influence_loss(out_c: &Tensor, yc: &Tensor, loss: CorrectLoss) -> Result<Tensor> {
+    Ok(match loss {
+        CorrectLoss::Magnitude => {
+            let n = out_c.dims()[0] as f64;
+            out_c
+                .abs()
+                .and_then(|a| a.sum_all())
+                .and_then(|s| s.affine(1.0 / n, 0.0))
+                .map_err(NnError::from)?
+        }
+        CorrectLoss::CrossEntropy => cross_entropy(out_c, yc)?,
+    })
+}
+
+/// I-REPAIR's scores and mask for `net` on correct set `correct` and the labelled repair
+/// points `repair` (all of them are taken as still wrong), computed in f64: what one
+/// iteration of the loop uses.
+pub fn influence_mask(
+    net: &Network,
+    correct: &LabelledSet,
+    repair: &LabelledSet,
+    gamma: f64,
+    correct_loss: CorrectLoss,
+) -> Result<Vec<InfluenceMask>> {
+    correct.check(net, "correct set")?;
+    repair.check(net, "repair set")?;
+    if repair.is_empty() {
+        return Err(RepairError::Problem("the repair set is empty".into()));
+    }
+    let trainer = Trainer::new(net, DType::F64)?;
+    let to64 = |t: Tensor| t.to_dtype(DType::F64).map_err(NnError::from);
+    let out_r = trainer.forward(&to64(batch(net, &repair.inputs)?)?)?;
+    let g_r = grads_of(&trainer, &cross_entropy(&out_r, &labels_tensor(&repair.labels)?)?)?;
+    let g_c = if correct.is_empty() {
+        vec![None; g_r.len()]
+    } else {
+        let out_c = trainer.forward(&to64(batch(net, &correct.inputs)?)?)?;
+        let yc = labels_tensor(&correct.labels)?;
+        grads_of(&trainer, &correct_influence_loss(&out_c, &yc, correct_loss)?)?
+    };
+    let mut out = Vec::new();
+    for ((id, gr), gc) in trainer.var_ids().into_iter().zip(&g_r).zip(&g_c) {
+        let entries = net.param(id)?.to_vec()?.len();
+        let scores = match influence(gr.as_ref(), gc.as_ref(), gamma)? {
+            Some(s) => s
+                .flatten_all()
+                .and_then(|s| s.to_vec1::<f64>())
+                .map_err(NnError::from)?,
+            None => vec![0.0; entries],
+        };
+        let free = scores.iter().map(|&s| s >= 1.0).collect();
+        out.push(InfluenceMask {
+            param: id,
+            scores,
+            free,
+        });
+    }
+    Ok(out)
+}
+
+/// I-REPAIR, fine-tuning and random locking (see the module documentation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradientRepair {
+    /// Which parameters may move.
+    pub locking: Locking,
+    /// The optimisation loop's settings.
+    pub options: GradientOptions,
+    /// The correct set `C`: samples the network classifies correctly and should keep
+    /// classifying correctly (I-REPAIR needs one; the baselines train on it too).
+    pub correct: LabelledSet,
+}
+
+impl GradientRepair {
+    /// I-REPAIR with weight `gamma` and the magnitude loss for the correct set.
+    pub fn irepair(gamma: f64, correct: LabelledSet) -> Self {
+        Self {
+            locking: Locking::Influence {
+                gamma,
+                correct_loss: CorrectLoss::Magnitude,
+            },
+            options: GradientOptions::default(),
+            correct,
+        }
+    }
+
+    /// Fine-tuning on the correct set plus the unfixed repair points (no locking).
+    pub fn finetune(correct: LabelledSet) -> Self {
+        Self {
+            locking: Locking::Nothing,
+            options: GradientOptions::default(),
+            correct,
+        }
+    }
+
+    /// Fine-tuning with each parameter frozen with probability `p` in each step.
+    pub fn random_lock(p: f64, correct: LabelledSet) -> Self {
+        Self {
+            locking: Locking::Random { p },
+            options: GradientOptions::default(),
+            correct,
+        }
+    }
+
+    /// Validates the settings against `net`, naming the first rule broken.
+    pub fn check(&self, net: &Network) -> Result<()> {
+        let o = &self.options;
+        let bad = |m: String| Err(RepairError::Problem(m));
+        if !(o.lr > 0.0 && o.lr.is_finite()) {
+            return bad(format!("the learning rate must be positive, got {}", o.lr));
+        }
+        if o.max_iters == 0 {
+            return bad("max-iters must be at least 1".into());
+        }
+        if !(o.margin >= 0.0 && o.margin < 1.0) {
+            return bad(format!("the margin must lie in [0, 1), got {}", o.margin));
+        }
+        match self.locking {
+            Locking::Influence { gamma, .. } => {
+                if !(gamma >= 0.0 && gamma.is_finite()) {
+                    return bad(format!("gamma must be a non-negative number, got {gamma}"));
+                }
+                if self.correct.is_empty() {
+                    return bad(
+                        "I-REPAIR needs a correct set (samples the network gets right) to measure influence on"
+                            .into(),
+                    );
+                }
+            }
+            Locking::Random { p } => {
+                if !(0.0..=1.0).contains(&p) {
+                    return bad(format!("the locking probability must lie in [0, 1], got {p}"));
+                }
+            }
+            Locking::Nothing => {}
+        }
+        self.correct.check(net, "correct set")
+    }
+}
+
+/// Correct-set samples `net` classifies correctly (f64 forward pass).
+fn count_correct(net: &Network, set: &LabelledSet) -> Result<usize> {
+    if set.is_empty() {
+        return Ok(0);
+    }
+    let ys = crate::trace::outputs(net, &set.inputs)?;
+    Ok(ys
+        .iter()
+        .zip(&set.labels)
+        .filter(|(y, &c)| Target::Label(c).met(y, 0.0))
+        .count())
+}
+
+impl Repair for GradientRepair {
+    fn name(&self) -> &'static str {
+        match self.locking {
+            Locking::Nothing => "finetune",
+            Locking::Influence { .. } => "irepair",
+            Locking::Random { .. } => "random-lock",
+        }
+    }
+
+    fn repair(
+        &self,
+        net: &Network,
+        problem: &RepairProblem,
+        ctx: &RepairContext,
+    ) -> Result<RepairOutcome> {
+        let started = Instant::now();
+        problem.validate(net.input_len(), net.output_len())?;
+        self.check(net)?;
+        let m = net.output_len();
+        let mut xs = Vec::new();
+        let mut targets = Vec::new();
+        for (i, item) in problem.items.iter().enumerate() {
+            match item {
+                RepairItem::Point { x, requirements } => {
+                    xs.push(x.clone());
+                    targets.push(Target::of(requirements, m));
+                }
+                other => {
+                    return Err(RepairError::Unsupported(format!(
+                        "item {i} is a {}: {} repairs points only (use --method pft or prepared for properties, aprnn for polytopes)",
+                        other.kind(),
+                        self.name()
+                    )))
+                }
+            }
+        }
+        let o = &self.options;
+        let mut notes = Vec::new();
+        let correct_before = count_correct(net, &self.correct)?;
+        if correct_before < self.correct.len() {
+            notes.push(format!(
+                "{} of the {} correct-set samples are misclassified by the original network; they are trained on all the same",
+                self.correct.len() - correct_before,
+                self.correct.len()
+            ));
+        }
+
+        let trainer = Trainer::new(net, DType::F32)?;
+        let vars = trainer.vars();
+        let sizes: Vec<usize> = vars.iter().map(|v| v.as_tensor().elem_count()).collect();
+        let total_params: usize = sizes.iter().sum();
+        let mut opt = Optimizer::new(o.optimizer, o.lr, 0.0, vars.len())?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(o.seed);
+        let xr = batch(net, &xs)?;
+        let (xc, yc) = if self.correct.is_empty() {
+            (None, None)
+        } else {
+            (
+                Some(batch(net, &self.correct.inputs)?),
+                Some(labels_tensor(&self.correct.labels)?),
+            )
+        };
+        let nc = self.correct.len() as f64;
+        let stride = (o.max_iters / 250).max(1);
+        let mut history = Vec::new();
+        let (mut iterations, mut converged, mut frozen_sum) = (0, false, 0.0);
+        let train_start = Instant::now();
+        for iter in 0..=o.max_iters {
+            let out_r = trainer.forward(&xr)?;
+            let wrong: Vec<usize> = rows(&out_r)?
+                .iter()
+                .enumerate()
+                .filter(|(i, y)| !targets[*i].met(y, o.margin))
+                .map(|(i, _)| i)
+                .collect();
+            if wrong.is_empty() {
+                converged = true;
+                break;
+            }
+            if iter == o.max_iters {
+                break;
+            }
+            let loss_r = repair_loss(&out_r, &targets, &wrong, o.margin)?;
+            let g_r = grads_of(&trainer, &loss_r)?;
+            let nw = wrong.len() as f64;
+            let (g_ce_c, g_infl_c, loss_c) = match (&xc, &yc) {
+                (Some(xc), Some(yc)) => {
+                    let out_c = trainer.forward(xc)?;
+                    let ce = cross_entropy(&out_c, yc)?;
+                    let g_ce = grads_of(&trainer, &ce)?;
+                    let g_infl = match self.locking {
+                        Locking::Influence {
+                            correct_loss: CorrectLoss::Magnitude,
+                            ..
+                        } => Some(grads_of(
+                            &trainer,
+                            &correct_influence_loss(&out_c, yc, CorrectLoss::Magnitude)?,
+                        )?),
+                        _ => None,
+                    };
+                    let lc = ce.to_dtype(DType::F64).and_then(|t| t.to_scalar::<f64>());
+                    (Some(g_ce), g_infl, lc.map_err(NnError::from)?)
+                }
+                _ => (None, None, 0.0),
+            };
+            let lr_val = loss_r
+                .to_dtype(DType::F64)
+                .and_then(|t| t.to_scalar::<f64>())
+                .map_err(NnError::from)?;
+            let mut frozen = 0usize;
+            let mut step = Vec::with_capacity(vars.len());
+            for k in 0..vars.len() {
+                let gc = g_ce_c.as_ref().and_then(|g| g[k].as_ref());
+                let combined = match (g_r[k].as_ref(), gc) {
+                    (None, None) => None,
+                    (Some(r), None) => Some(r.affine(nw / (nw + nc), 0.0)),
+                    (None, Some(c)) => Some(c.affine(nc / (nw + nc), 0.0)),
+                    (Some(r), Some(c)) => Some(
+                        r.affine(nw / (nw + nc), 0.0)
+                            .and_then(|r| r + c.affine(nc / (nw + nc), 0.0)?),
+                    ),
+                }
+                .transpose()
+                .map_err(NnError::from)?;
+                let mask = match self.locking {
+                    Locking::Nothing => None,
+                    Locking::Influence {
+                        gamma,
+                        correct_loss,
+                    } => {
+                        let gi = match correct_loss {
+                            CorrectLoss::Magnitude => {
+                                g_infl_c.as_ref().and_then(|g| g[k].as_ref())
+                            }
+                            CorrectLoss::CrossEntropy => gc,
+                        };
+                        influence(g_r[k].as_ref(), gi, gamma)?
+                            .map(|s| s.ge(1.0).and_then(|b| b.to_dtype(DType::F32)))
+                            .transpose()
+                            .map_err(NnError::from)?
+                    }
+                    Locking::Random { p } => {
+                        let keep: Vec<f32> = (0..sizes[k])
+                            .map(|_| if rng.random::<f64>() < p { 0.0 } else { 1.0 })
+                            .collect();
+                        Some(
+                            Tensor::from_vec(keep, vars[k].as_tensor().shape(), &Device::Cpu)
+                                .map_err(NnError::from)?,
+                        )
+                    }
+                };
+                let g = match (combined, mask) {
+                    (Some(g), Some(mk)) => {
+                        let free = mk
+                            .sum_all()
+                            .and_then(|s| s.to_scalar::<f32>())
+                            .map_err(NnError::from)?;
+                        frozen += sizes[k] - free as usize;
+                        Some((g * mk).map_err(NnError::from)?)
+                    }
+                    (g, _) => g,
+                };
+                step.push(g);
+            }
+            opt.step(&vars, &step, None)?;
+            iterations = iter + 1;
+            let frozen = frozen as f64 / total_params.max(1) as f64;
+            frozen_sum += frozen;
+            if iter % stride == 0 {
+                history.push(IterationStat {
+                    iter,
+                    remaining: wrong.len(),
+                    loss: (nw * lr_val + nc * loss_c) / (nw + nc),
+                    frozen,
+                });
+                ctx.say(&format!(
+                    "{}: iteration {iter}, {} of {} points left",
+                    self.name(),
+                    wrong.len(),
+                    xs.len()
+                ));
+            }
+        }
+        let train_s = train_start.elapsed().as_secs_f64();
+        let mut repaired = net.clone();
+        trainer.write_back(&mut repaired)?;
+
+        ctx.say("re-checking");
+        let t = Instant::now();
+        let items = recheck(net, &repaired, problem, &ctx.check)?;
+        let recheck_s = t.elapsed().as_secs_f64();
+        let correct_after = count_correct(&repaired, &self.correct)?;
+        let ok = items
+            .iter()
+            .filter(|i| i.status == ItemStatus::Repaired)
+            .count();
+        let proved = ok == items.len();
+        let message = format!(
+            "{ok} of {} points repaired (f64 forward pass) after {iterations} iterations{}; correct set: {correct_after} of {} right (before: {correct_before})",
+            items.len(),
+            if converged { "" } else { ", the iteration limit" },
+            self.correct.len()
+        );
+        let param_delta = DeltaSummary::from_changes(param_changes(net, &repaired)?);
+        Ok(RepairOutcome {
+            network: repaired,
+            method: self.name().to_string(),
+            layer: "all".into(),
+            layer_index: None,
+            status: if proved {
+                RepairStatus::Proved
+            } else {
+                RepairStatus::Unconfirmed
+            },
+            proved,
+            message,
+            items,
+            param_delta,
+            time_s: started.elapsed().as_secs_f64(),
+            timings: Timings {
+                train_s,
+                recheck_s,
+                ..Timings::default()
+            },
+            lp: Vec::new(),
+            notes,
+            flagged: Vec::new(),
+            training: Some(TrainingReport {
+                locking: self.locking,
+                lr: o.lr,
+                iterations,
+                converged,
+                mean_frozen: if iterations > 0 {
+                    frozen_sum / iterations as f64
+                } else {
+                    0.0
+                },
+                correct_before,
+                correct_after,
+                correct_total: self.correct.len(),
+                history,
+            }),
+        })
+    }
+}

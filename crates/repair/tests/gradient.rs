@@ -1,0 +1,263 @@
+//! The gradient methods (I-REPAIR, fine-tuning, random locking): the influence mask on a
+//! hand-made network whose gradients are worked out below, gamma = 0 against fine-tuning,
+//! repairs of random MLPs, and bad options.
+
+mod common;
+
+use candle_core::{Device, Tensor};
+use common::out;
+use netrepair_nn::{mlp, Activation, Layer, Linear, Network, NetworkBuilder};
+use netrepair_repair::{
+    influence_mask, GradientRepair, ItemStatus, LabelledSet, Repair, RepairContext, RepairError,
+    RepairItem, RepairProblem, RepairStatus, Requirement,
+};
+use netrepair_spec::parse_vnnlib;
+
+/// x -> W1 x (W1 = I, b1 = 0) -> ReLU -> W2 h + b2 (W2 = I, b2 = (0, 0.5)).
+///
+/// The correct point c = (1, -1), label 0, only uses hidden unit 0: y = (1, 0.5). The repair
+/// point r = (-1, 1), label 0, only uses hidden unit 1: y = (0, 1.5), class 1 (wrong).
+///
+/// Correct-set influence (gradient of |y0| + |y1|, both outputs positive): dy = (1, 1), so
+/// W2[:, 0] and b2 get 1, W1[0, :] gets x_c = (1, -1) and b1[0] gets 1; the rest 0.
+/// Repair influence (cross-entropy of (0, 1.5) against class 0): dy = (-q, q) with
+/// q = e^1.5 / (1 + e^1.5), so W2[:, 1] gets (-q, q), b2 gets (-q, q), W1[1, :] gets
+/// q (-1, 1) and b1[1] gets q; the rest 0.
+fn two_unit_net() -> Network {
+    let t = |v: Vec<f64>, d: &[usize]| Tensor::from_vec(v, d, &Device::Cpu).unwrap();
+    let mut b = NetworkBuilder::new(vec![2]);
+    b.push(
+        "fc1",
+        Layer::Linear(Linear::new("fc1", t(vec![1., 0., 0., 1.], &[2, 2]), t(vec![0., 0.], &[2])).unwrap()),
+    )
+    .unwrap();
+    b.push("relu", Layer::Relu).unwrap();
+    b.push(
+        "fc2",
+        Layer::Linear(Linear::new("fc2", t(vec![1., 0., 0., 1.], &[2, 2]), t(vec![0., 0.5], &[2])).unwrap()),
+    )
+    .unwrap();
+    b.build().unwrap()
+}
+
+fn set(xs: &[[f64; 2]], labels: &[usize]) -> LabelledSet {
+    LabelledSet {
+        inputs: xs.iter().map(|x| x.to_vec()).collect(),
+        labels: labels.to_vec(),
+    }
+}
+
+fn q() -> f64 {
+    1.5f64.exp() / (1.0 + 1.5f64.exp())
+}
+
+#[test]
+fn influence_scores_and_mask_match_the_hand_computed_gradients() {
+    let net = two_unit_net();
+    let (c, r) = (set(&[[1., -1.]], &[0]), set(&[[-1., 1.]], &[0]));
+    assert_eq!(out(&net, &[1., -1.]), vec![1.0, 0.5]);
+    assert_eq!(out(&net, &[-1., 1.]), vec![0.0, 1.5]);
+    let masks = influence_mask(&net, &c, &r, 1.0, netrepair_repair::CorrectLoss::Magnitude).unwrap();
+    let by_name = |name: &str| {
+        let id = net.find_param(name).unwrap();
+        masks.iter().find(|m| m.param == id).unwrap().clone()
+    };
+    let (q, e) = (q(), 1e-8);
+    let free_ratio = (q + e) / e; // repair influence only
+    let locked_ratio = e / (1.0 + e); // correct influence only
+    let expect = [
+        // W1 row-major: row 0 only moves c, row 1 only r.
+        ("fc1.weight", vec![locked_ratio, locked_ratio, free_ratio, free_ratio]),
+        ("fc1.bias", vec![locked_ratio, free_ratio]),
+        // W2 column 0 only moves c, column 1 only r.
+        ("fc2.weight", vec![locked_ratio, free_ratio, locked_ratio, free_ratio]),
+        // b2 moves both: |g_R| / |g_C| = q < 1.
+        ("fc2.bias", vec![(q + e) / (1.0 + e), (q + e) / (1.0 + e)]),
+    ];
+    for (name, want) in expect {
+        let m = by_name(name);
+        for (k, (&got, &w)) in m.scores.iter().zip(&want).enumerate() {
+            assert!(
+                (got - w).abs() <= 1e-6 * w.max(1.0),
+                "{name}[{k}]: score {got}, expected {w}"
+            );
+            assert_eq!(m.free[k], got >= 1.0, "{name}[{k}]");
+        }
+    }
+    assert_eq!(by_name("fc2.bias").free, vec![false, false]);
+    // A smaller gamma frees b2: q / 0.5 > 1.
+    let m = influence_mask(&net, &c, &r, 0.5, netrepair_repair::CorrectLoss::Magnitude).unwrap();
+    let id = net.find_param("fc2.bias").unwrap();
+    assert_eq!(m.iter().find(|m| m.param == id).unwrap().free, vec![true, true]);
+}
+
+#[test]
+fn one_irepair_step_moves_exactly_the_free_parameters() {
+    let net = two_unit_net();
+    let problem = RepairProblem::from_labels(&[-1., 1.], &[0], 2, 2).unwrap();
+    let mut m = GradientRepair::irepair(1.0, set(&[[1., -1.]], &[0]));
+    m.options.max_iters = 1;
+    m.options.lr = 1e-2;
+    let r = m.repair(&net, &problem, &RepairContext::default()).unwrap();
+    assert_eq!(r.training.as_ref().unwrap().iterations, 1);
+    let changed = |name: &str| -> Vec<bool> {
+        let id = net.find_param(name).unwrap();
+        let (a, b) = (net.param(id).unwrap().to_vec().unwrap(), r.network.param(id).unwrap().to_vec().unwrap());
+        a.iter().zip(&b).map(|(x, y)| x != y).collect()
+    };
+    // Free entries with a non-zero gradient move; locked ones (score < 1) stay bit-identical,
+    // even though the step's cross-entropy on the correct set has a gradient for them.
+    assert_eq!(changed("fc1.weight"), vec![false, false, true, true]);
+    assert_eq!(changed("fc1.bias"), vec![false, true]);
+    assert_eq!(changed("fc2.weight"), vec![false, true, false, true]);
+    assert_eq!(changed("fc2.bias"), vec![false, false]);
+}
+
+/// A random MLP and `n` points it misclassifies (labelled with the runner-up class), plus
+/// `k` points it gets right.
+fn mlp_and_sets(n: usize, k: usize) -> (Network, RepairProblem, LabelledSet) {
+    let net = mlp(&[4, 16, 16, 3], Activation::Relu, 7).unwrap();
+    let (mut wrong, mut right) = (Vec::new(), LabelledSet::default());
+    let mut s = 0u64;
+    while wrong.len() < n || right.len() < k {
+        s += 1;
+        let x: Vec<f64> = (0..4)
+            .map(|j| ((s * 7919 + j * 104729) % 1000) as f64 / 500.0 - 1.0)
+            .collect();
+        let y = out(&net, &x);
+        let mut order: Vec<usize> = (0..3).collect();
+        order.sort_by(|&a, &b| y[b].total_cmp(&y[a]));
+        if wrong.len() < n && s % 2 == 0 {
+            wrong.push((x, order[1]));
+        } else if right.len() < k {
+            right.inputs.push(x);
+            right.labels.push(order[0]);
+        }
+    }
+    let flat: Vec<f64> = wrong.iter().flat_map(|(x, _)| x.clone()).collect();
+    let labels: Vec<usize> = wrong.iter().map(|(_, c)| *c).collect();
+    (net, RepairProblem::from_labels(&flat, &labels, 4, 3).unwrap(), right)
+}
+
+#[test]
+fn gamma_zero_is_exactly_fine_tuning() {
+    let (net, problem, correct) = mlp_and_sets(3, 8);
+    let mut ir = GradientRepair::irepair(0.0, correct.clone());
+    let mut ft = GradientRepair::finetune(correct);
+    for m in [&mut ir, &mut ft] {
+        m.options.max_iters = 25;
+        m.options.lr = 1e-3;
+    }
+    let (a, b) = (
+        ir.repair(&net, &problem, &RepairContext::default()).unwrap(),
+        ft.repair(&net, &problem, &RepairContext::default()).unwrap(),
+    );
+    assert_eq!(a.training.as_ref().unwrap().mean_frozen, 0.0);
+    for id in net.param_ids() {
+        assert_eq!(
+            a.network.param(id).unwrap().to_vec().unwrap(),
+            b.network.param(id).unwrap().to_vec().unwrap()
+        );
+    }
+    assert!(a.param_delta.changed > 0);
+}
+
+#[test]
+fn every_method_repairs_misclassified_points_confirmed_by_the_recheck() {
+    let (net, problem, correct) = mlp_and_sets(4, 12);
+    let methods = [
+        GradientRepair::irepair(0.5, correct.clone()),
+        GradientRepair::finetune(correct.clone()),
+        GradientRepair::random_lock(0.5, correct.clone()),
+    ];
+    for mut m in methods {
+        m.options.lr = 1e-2;
+        m.options.margin = 0.05;
+        let r = m.repair(&net, &problem, &RepairContext::default()).unwrap();
+        assert_eq!(r.status, RepairStatus::Proved, "{}: {}", m.name(), r.message);
+        let t = r.training.as_ref().unwrap();
+        assert!(t.converged && t.iterations > 0);
+        for (item, rep) in problem.items.iter().zip(&r.items) {
+            let RepairItem::Point { x, requirements } = item else { unreachable!() };
+            assert_eq!(rep.held_before, Some(false));
+            assert_eq!(rep.status, ItemStatus::Repaired);
+            // The margin asked for holds on softmax outputs, so the logits hold too.
+            let y = out(&r.network, x);
+            assert!(requirements.iter().all(|q| q.holds(&y)), "{}: {y:?}", m.name());
+        }
+        // Edited values are exactly f32 (what an ONNX float32 file stores).
+        for id in net.param_ids() {
+            for v in r.network.param(id).unwrap().to_vec().unwrap() {
+                assert_eq!(v, f64::from(v as f32));
+            }
+        }
+    }
+}
+
+#[test]
+fn general_output_requirements_are_repaired_by_the_hinge_loss() {
+    let net = two_unit_net();
+    // y1 <= 0.2 at r = (-1, 1) (it is 1.5), and y0 >= 0.3 there.
+    let mut reqs = Requirement::output_box(&[f64::NEG_INFINITY, f64::NEG_INFINITY], &[f64::INFINITY, 0.2]);
+    reqs.extend(Requirement::output_box(&[0.3, f64::NEG_INFINITY], &[f64::INFINITY, f64::INFINITY]));
+    let problem = RepairProblem {
+        items: vec![RepairItem::Point { x: vec![-1., 1.], requirements: reqs.clone() }],
+    };
+    let mut m = GradientRepair::finetune(LabelledSet::default());
+    m.options.lr = 1e-2;
+    let r = m.repair(&net, &problem, &RepairContext::default()).unwrap();
+    assert!(r.proved, "{}", r.message);
+    let y = out(&r.network, &[-1., 1.]);
+    assert!(y[1] <= 0.2 && y[0] >= 0.3, "{y:?}");
+}
+
+#[test]
+fn unrepairable_within_the_budget_is_reported_not_proved() {
+    let (net, problem, correct) = mlp_and_sets(4, 8);
+    let mut m = GradientRepair::irepair(1.0, correct);
+    m.options.max_iters = 1;
+    m.options.lr = 1e-9;
+    let r = m.repair(&net, &problem, &RepairContext::default()).unwrap();
+    assert_eq!(r.status, RepairStatus::Unconfirmed);
+    assert!(!r.proved);
+    assert!(!r.training.as_ref().unwrap().converged);
+    assert!(r.items.iter().any(|i| i.status == ItemStatus::Failed));
+}
+
+#[test]
+fn bad_options_and_problems_are_named() {
+    let (net, problem, correct) = mlp_and_sets(2, 4);
+    let ctx = RepairContext::default();
+    let err = |m: GradientRepair, p: &RepairProblem| m.repair(&net, p, &ctx).unwrap_err().to_string();
+    assert!(err(GradientRepair::irepair(-0.1, correct.clone()), &problem).contains("gamma"));
+    assert!(err(GradientRepair::irepair(f64::NAN, correct.clone()), &problem).contains("gamma"));
+    assert!(err(GradientRepair::irepair(1.0, LabelledSet::default()), &problem).contains("correct set"));
+    assert!(err(GradientRepair::random_lock(1.5, correct.clone()), &problem).contains("probability"));
+    let mut m = GradientRepair::finetune(correct.clone());
+    m.options.lr = 0.0;
+    assert!(err(m, &problem).contains("learning rate"));
+    let mut m = GradientRepair::finetune(correct.clone());
+    m.options.max_iters = 0;
+    assert!(err(m, &problem).contains("max-iters"));
+    // Empty repair set, label out of range (repair and correct set), wrong input size.
+    assert!(err(GradientRepair::finetune(correct.clone()), &RepairProblem::default()).contains("empty"));
+    assert!(matches!(
+        RepairProblem::from_labels(&[0.0; 4], &[3], 4, 3),
+        Err(RepairError::Problem(m)) if m.contains("out of range")
+    ));
+    let bad_label = LabelledSet { inputs: vec![vec![0.0; 4]], labels: vec![5] };
+    assert!(err(GradientRepair::irepair(1.0, bad_label), &problem).contains("out of range"));
+    let bad_size = LabelledSet { inputs: vec![vec![0.0; 3]], labels: vec![0] };
+    assert!(err(GradientRepair::finetune(bad_size), &problem).contains("3 values"));
+    // Properties are for other methods.
+    let prop = parse_vnnlib(
+        "(declare-const X_0 Real)(declare-const X_1 Real)(declare-const X_2 Real)(declare-const X_3 Real)
+         (declare-const Y_0 Real)(declare-const Y_1 Real)(declare-const Y_2 Real)
+         (assert (>= X_0 0))(assert (<= X_0 1))(assert (>= X_1 0))(assert (<= X_1 1))
+         (assert (>= X_2 0))(assert (<= X_2 1))(assert (>= X_3 0))(assert (<= X_3 1))
+         (assert (>= Y_0 Y_1))",
+    )
+    .unwrap();
+    let p = RepairProblem { items: vec![RepairItem::Property { name: "p".into(), property: prop }] };
+    assert!(err(GradientRepair::finetune(correct), &p).contains("points only"));
+}
