@@ -13,8 +13,7 @@ use anyhow::{bail, Result};
 use netrepair_data::Dataset;
 use netrepair_nn::Network;
 use netrepair_repair::{
-    GradientOptions, GradientRepair, ItemStatus, LabelledSet, Repair, RepairContext,
-    RepairProblem,
+    GradientOptions, GradientRepair, ItemStatus, LabelledSet, Repair, RepairContext, RepairProblem,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -144,18 +143,21 @@ pub fn paper_table1(method: &BenchMethod, size: usize) -> Option<(f64, f64)> {
     };
     let row: [(f64, f64); 3] = match *method {
         BenchMethod::Retrain => [(1.51, 1.47), (1.42, 1.33), (1.40, 0.99)],
-        BenchMethod::IRepair { gamma } if gamma == 0.01 => [(0.87, 1.47), (0.99, 1.63), (0.37, 0.40)],
-        BenchMethod::IRepair { gamma } if gamma == 0.05 => [(0.62, 1.16), (0.88, 1.32), (0.34, 0.35)],
-        BenchMethod::IRepair { gamma } if gamma == 0.1 => [(0.54, 0.94), (0.80, 1.17), (0.33, 0.34)],
-        BenchMethod::IRepair { gamma } if gamma == 0.5 => [(0.41, 0.71), (0.18, 0.19), (0.21, 0.25)],
-        BenchMethod::IRepair { gamma } if gamma == 1.0 => [(0.13, 0.24), (0.15, 0.17), (0.18, 0.21)],
+        BenchMethod::IRepair { gamma: 0.01 } => [(0.87, 1.47), (0.99, 1.63), (0.37, 0.40)],
+        BenchMethod::IRepair { gamma: 0.05 } => [(0.62, 1.16), (0.88, 1.32), (0.34, 0.35)],
+        BenchMethod::IRepair { gamma: 0.1 } => [(0.54, 0.94), (0.80, 1.17), (0.33, 0.34)],
+        BenchMethod::IRepair { gamma: 0.5 } => [(0.41, 0.71), (0.18, 0.19), (0.21, 0.25)],
+        BenchMethod::IRepair { gamma: 1.0 } => [(0.13, 0.24), (0.15, 0.17), (0.18, 0.21)],
         _ => return None,
     };
     Some(row[col])
 }
 
 /// Indices of `pool` the network gets right and wrong, per class.
-fn by_class(net: &Network, pool: &Dataset) -> Result<(Vec<Vec<usize>>, Vec<Vec<usize>>)> {
+/// Sample indices per class.
+type PerClass = Vec<Vec<usize>>;
+
+fn by_class(net: &Network, pool: &Dataset) -> Result<(PerClass, PerClass)> {
     let (x, y) = tensors(net, pool)?;
     let k = net.output_len();
     let (mut right, mut wrong) = (vec![Vec::new(); k], vec![Vec::new(); k]);
@@ -207,9 +209,9 @@ pub fn single_class_runs(
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed as u64);
         // The correct set: evenly over the classes.
         let mut correct_idx = Vec::new();
-        for c in 0..k {
+        for (c, of_class) in right.iter().enumerate() {
             let share = setup.correct_size / k + usize::from(c < setup.correct_size % k);
-            let mut cands = right[c].clone();
+            let mut cands = of_class.clone();
             cands.shuffle(&mut rng);
             correct_idx.extend(cands.into_iter().take(share));
         }
@@ -307,11 +309,9 @@ pub fn markdown(summary: &[IRepairSummary]) -> String {
         "| method | \\|R\\| | runs | success | drop d (pp) | s | paper d | paper s | mean steps | time/run (s) |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in summary {
-        let (pd, ps) = r
-            .paper
-            .map_or(("-".into(), "-".into()), |(d, s)| {
-                (format!("{d:.2}"), format!("{s:.2}"))
-            });
+        let (pd, ps) = r.paper.map_or(("-".into(), "-".into()), |(d, s)| {
+            (format!("{d:.2}"), format!("{s:.2}"))
+        });
         s.push_str(&format!(
             "| {} | {} | {} | {:.0}% | {:.2} | {:.2} | {pd} | {ps} | {:.0} | {:.2} |\n",
             r.method,

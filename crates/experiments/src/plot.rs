@@ -214,7 +214,11 @@ pub fn line_chart(
             });
         }
         chart
-            .draw_series(s.points.iter().map(|&(x, y, _)| Circle::new((x, y), 3, color.filled())))
+            .draw_series(
+                s.points
+                    .iter()
+                    .map(|&(x, y, _)| Circle::new((x, y), 3, color.filled())),
+            )
             .map_err(|e| anyhow!("{e}"))?;
         chart
             .draw_series(s.points.iter().filter(|p| p.2 > 0.0).map(|&(x, y, e)| {

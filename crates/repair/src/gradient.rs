@@ -128,7 +128,7 @@ impl LabelledSet {
         self.labels.is_empty()
     }
 
-    fn check(&self, net: &Network, what: &str) -> Result<()> {
+    pub(crate) fn check(&self, net: &Network, what: &str) -> Result<()> {
         if self.inputs.len() != self.labels.len() {
             return Err(RepairError::Problem(format!(
                 "the {what} has {} inputs but {} labels",
@@ -231,14 +231,14 @@ impl Target {
 }
 
 /// Inputs as one f32 batch `[N, input shape...]`.
-fn batch(net: &Network, xs: &[Vec<f64>]) -> Result<Tensor> {
+pub(crate) fn batch(net: &Network, xs: &[Vec<f64>]) -> Result<Tensor> {
     let flat: Vec<f32> = xs.iter().flatten().map(|&v| v as f32).collect();
     let mut dims = vec![xs.len()];
     dims.extend_from_slice(net.input_shape());
     Ok(Tensor::from_vec(flat, dims, &Device::Cpu).map_err(NnError::from)?)
 }
 
-fn rows(t: &Tensor) -> Result<Vec<Vec<f64>>> {
+pub(crate) fn rows(t: &Tensor) -> Result<Vec<Vec<f64>>> {
     let n = t.dims()[0];
     Ok(t.reshape((n, ()))
         .and_then(|t| t.to_dtype(DType::F64))
@@ -246,7 +246,7 @@ fn rows(t: &Tensor) -> Result<Vec<Vec<f64>>> {
         .map_err(NnError::from)?)
 }
 
-fn labels_tensor(labels: &[usize]) -> Result<Tensor> {
+pub(crate) fn labels_tensor(labels: &[usize]) -> Result<Tensor> {
     let l: Vec<u32> = labels.iter().map(|&c| c as u32).collect();
     Ok(Tensor::from_vec(l, labels.len(), &Device::Cpu).map_err(NnError::from)?)
 }
@@ -371,13 +371,19 @@ pub fn influence_mask(
     let trainer = Trainer::new(net, DType::F64)?;
     let to64 = |t: Tensor| t.to_dtype(DType::F64).map_err(NnError::from);
     let out_r = trainer.forward(&to64(batch(net, &repair.inputs)?)?)?;
-    let g_r = grads_of(&trainer, &cross_entropy(&out_r, &labels_tensor(&repair.labels)?)?)?;
+    let g_r = grads_of(
+        &trainer,
+        &cross_entropy(&out_r, &labels_tensor(&repair.labels)?)?,
+    )?;
     let g_c = if correct.is_empty() {
         vec![None; g_r.len()]
     } else {
         let out_c = trainer.forward(&to64(batch(net, &correct.inputs)?)?)?;
         let yc = labels_tensor(&correct.labels)?;
-        grads_of(&trainer, &correct_influence_loss(&out_c, &yc, correct_loss)?)?
+        grads_of(
+            &trainer,
+            &correct_influence_loss(&out_c, &yc, correct_loss)?,
+        )?
     };
     let mut out = Vec::new();
     for ((id, gr), gc) in trainer.var_ids().into_iter().zip(&g_r).zip(&g_c) {
@@ -469,7 +475,9 @@ impl GradientRepair {
             }
             Locking::Random { p } => {
                 if !(0.0..=1.0).contains(&p) {
-                    return bad(format!("the locking probability must lie in [0, 1], got {p}"));
+                    return bad(format!(
+                        "the locking probability must lie in [0, 1], got {p}"
+                    ));
                 }
             }
             Locking::Nothing => {}
@@ -479,7 +487,7 @@ impl GradientRepair {
 }
 
 /// Correct-set samples `net` classifies correctly (f64 forward pass).
-fn count_correct(net: &Network, set: &LabelledSet) -> Result<usize> {
+pub(crate) fn count_correct(net: &Network, set: &LabelledSet) -> Result<usize> {
     if set.is_empty() {
         return Ok(0);
     }
@@ -622,9 +630,7 @@ impl Repair for GradientRepair {
                         correct_loss,
                     } => {
                         let gi = match correct_loss {
-                            CorrectLoss::Magnitude => {
-                                g_infl_c.as_ref().and_then(|g| g[k].as_ref())
-                            }
+                            CorrectLoss::Magnitude => g_infl_c.as_ref().and_then(|g| g[k].as_ref()),
                             CorrectLoss::CrossEntropy => gc,
                         };
                         influence(g_r[k].as_ref(), gi, gamma)?

@@ -33,6 +33,7 @@ mod error;
 mod expr;
 mod gradient;
 mod outcome;
+mod pft;
 mod pipeline;
 mod prepared;
 mod problem;
@@ -55,6 +56,7 @@ pub use gradient::{
 pub use outcome::{
     DeltaSummary, ItemReport, ItemStatus, LpReport, RepairOutcome, RepairStatus, Timings,
 };
+pub use pft::Pft;
 pub use prepared::Prepared;
 pub use problem::{box_vertices, split_box, RepairItem, RepairProblem, Requirement};
 pub use recheck::recheck;

@@ -28,13 +28,27 @@ fn two_unit_net() -> Network {
     let mut b = NetworkBuilder::new(vec![2]);
     b.push(
         "fc1",
-        Layer::Linear(Linear::new("fc1", t(vec![1., 0., 0., 1.], &[2, 2]), t(vec![0., 0.], &[2])).unwrap()),
+        Layer::Linear(
+            Linear::new(
+                "fc1",
+                t(vec![1., 0., 0., 1.], &[2, 2]),
+                t(vec![0., 0.], &[2]),
+            )
+            .unwrap(),
+        ),
     )
     .unwrap();
     b.push("relu", Layer::Relu).unwrap();
     b.push(
         "fc2",
-        Layer::Linear(Linear::new("fc2", t(vec![1., 0., 0., 1.], &[2, 2]), t(vec![0., 0.5], &[2])).unwrap()),
+        Layer::Linear(
+            Linear::new(
+                "fc2",
+                t(vec![1., 0., 0., 1.], &[2, 2]),
+                t(vec![0., 0.5], &[2]),
+            )
+            .unwrap(),
+        ),
     )
     .unwrap();
     b.build().unwrap()
@@ -57,7 +71,8 @@ fn influence_scores_and_mask_match_the_hand_computed_gradients() {
     let (c, r) = (set(&[[1., -1.]], &[0]), set(&[[-1., 1.]], &[0]));
     assert_eq!(out(&net, &[1., -1.]), vec![1.0, 0.5]);
     assert_eq!(out(&net, &[-1., 1.]), vec![0.0, 1.5]);
-    let masks = influence_mask(&net, &c, &r, 1.0, netrepair_repair::CorrectLoss::Magnitude).unwrap();
+    let masks =
+        influence_mask(&net, &c, &r, 1.0, netrepair_repair::CorrectLoss::Magnitude).unwrap();
     let by_name = |name: &str| {
         let id = net.find_param(name).unwrap();
         masks.iter().find(|m| m.param == id).unwrap().clone()
@@ -67,10 +82,16 @@ fn influence_scores_and_mask_match_the_hand_computed_gradients() {
     let locked_ratio = e / (1.0 + e); // correct influence only
     let expect = [
         // W1 row-major: row 0 only moves c, row 1 only r.
-        ("fc1.weight", vec![locked_ratio, locked_ratio, free_ratio, free_ratio]),
+        (
+            "fc1.weight",
+            vec![locked_ratio, locked_ratio, free_ratio, free_ratio],
+        ),
         ("fc1.bias", vec![locked_ratio, free_ratio]),
         // W2 column 0 only moves c, column 1 only r.
-        ("fc2.weight", vec![locked_ratio, free_ratio, locked_ratio, free_ratio]),
+        (
+            "fc2.weight",
+            vec![locked_ratio, free_ratio, locked_ratio, free_ratio],
+        ),
         // b2 moves both: |g_R| / |g_C| = q < 1.
         ("fc2.bias", vec![(q + e) / (1.0 + e), (q + e) / (1.0 + e)]),
     ];
@@ -88,7 +109,10 @@ fn influence_scores_and_mask_match_the_hand_computed_gradients() {
     // A smaller gamma frees b2: q / 0.5 > 1.
     let m = influence_mask(&net, &c, &r, 0.5, netrepair_repair::CorrectLoss::Magnitude).unwrap();
     let id = net.find_param("fc2.bias").unwrap();
-    assert_eq!(m.iter().find(|m| m.param == id).unwrap().free, vec![true, true]);
+    assert_eq!(
+        m.iter().find(|m| m.param == id).unwrap().free,
+        vec![true, true]
+    );
 }
 
 #[test]
@@ -102,7 +126,10 @@ fn one_irepair_step_moves_exactly_the_free_parameters() {
     assert_eq!(r.training.as_ref().unwrap().iterations, 1);
     let changed = |name: &str| -> Vec<bool> {
         let id = net.find_param(name).unwrap();
-        let (a, b) = (net.param(id).unwrap().to_vec().unwrap(), r.network.param(id).unwrap().to_vec().unwrap());
+        let (a, b) = (
+            net.param(id).unwrap().to_vec().unwrap(),
+            r.network.param(id).unwrap().to_vec().unwrap(),
+        );
         a.iter().zip(&b).map(|(x, y)| x != y).collect()
     };
     // Free entries with a non-zero gradient move; locked ones (score < 1) stay bit-identical,
@@ -136,7 +163,11 @@ fn mlp_and_sets(n: usize, k: usize) -> (Network, RepairProblem, LabelledSet) {
     }
     let flat: Vec<f64> = wrong.iter().flat_map(|(x, _)| x.clone()).collect();
     let labels: Vec<usize> = wrong.iter().map(|(_, c)| *c).collect();
-    (net, RepairProblem::from_labels(&flat, &labels, 4, 3).unwrap(), right)
+    (
+        net,
+        RepairProblem::from_labels(&flat, &labels, 4, 3).unwrap(),
+        right,
+    )
 }
 
 #[test]
@@ -149,8 +180,10 @@ fn gamma_zero_is_exactly_fine_tuning() {
         m.options.lr = 1e-3;
     }
     let (a, b) = (
-        ir.repair(&net, &problem, &RepairContext::default()).unwrap(),
-        ft.repair(&net, &problem, &RepairContext::default()).unwrap(),
+        ir.repair(&net, &problem, &RepairContext::default())
+            .unwrap(),
+        ft.repair(&net, &problem, &RepairContext::default())
+            .unwrap(),
     );
     assert_eq!(a.training.as_ref().unwrap().mean_frozen, 0.0);
     for id in net.param_ids() {
@@ -174,16 +207,28 @@ fn every_method_repairs_misclassified_points_confirmed_by_the_recheck() {
         m.options.lr = 1e-2;
         m.options.margin = 0.05;
         let r = m.repair(&net, &problem, &RepairContext::default()).unwrap();
-        assert_eq!(r.status, RepairStatus::Proved, "{}: {}", m.name(), r.message);
+        assert_eq!(
+            r.status,
+            RepairStatus::Proved,
+            "{}: {}",
+            m.name(),
+            r.message
+        );
         let t = r.training.as_ref().unwrap();
         assert!(t.converged && t.iterations > 0);
         for (item, rep) in problem.items.iter().zip(&r.items) {
-            let RepairItem::Point { x, requirements } = item else { unreachable!() };
+            let RepairItem::Point { x, requirements } = item else {
+                unreachable!()
+            };
             assert_eq!(rep.held_before, Some(false));
             assert_eq!(rep.status, ItemStatus::Repaired);
             // The margin asked for holds on softmax outputs, so the logits hold too.
             let y = out(&r.network, x);
-            assert!(requirements.iter().all(|q| q.holds(&y)), "{}: {y:?}", m.name());
+            assert!(
+                requirements.iter().all(|q| q.holds(&y)),
+                "{}: {y:?}",
+                m.name()
+            );
         }
         // Edited values are exactly f32 (what an ONNX float32 file stores).
         for id in net.param_ids() {
@@ -198,10 +243,19 @@ fn every_method_repairs_misclassified_points_confirmed_by_the_recheck() {
 fn general_output_requirements_are_repaired_by_the_hinge_loss() {
     let net = two_unit_net();
     // y1 <= 0.2 at r = (-1, 1) (it is 1.5), and y0 >= 0.3 there.
-    let mut reqs = Requirement::output_box(&[f64::NEG_INFINITY, f64::NEG_INFINITY], &[f64::INFINITY, 0.2]);
-    reqs.extend(Requirement::output_box(&[0.3, f64::NEG_INFINITY], &[f64::INFINITY, f64::INFINITY]));
+    let mut reqs = Requirement::output_box(
+        &[f64::NEG_INFINITY, f64::NEG_INFINITY],
+        &[f64::INFINITY, 0.2],
+    );
+    reqs.extend(Requirement::output_box(
+        &[0.3, f64::NEG_INFINITY],
+        &[f64::INFINITY, f64::INFINITY],
+    ));
     let problem = RepairProblem {
-        items: vec![RepairItem::Point { x: vec![-1., 1.], requirements: reqs.clone() }],
+        items: vec![RepairItem::Point {
+            x: vec![-1., 1.],
+            requirements: reqs.clone(),
+        }],
     };
     let mut m = GradientRepair::finetune(LabelledSet::default());
     m.options.lr = 1e-2;
@@ -228,11 +282,18 @@ fn unrepairable_within_the_budget_is_reported_not_proved() {
 fn bad_options_and_problems_are_named() {
     let (net, problem, correct) = mlp_and_sets(2, 4);
     let ctx = RepairContext::default();
-    let err = |m: GradientRepair, p: &RepairProblem| m.repair(&net, p, &ctx).unwrap_err().to_string();
+    let err =
+        |m: GradientRepair, p: &RepairProblem| m.repair(&net, p, &ctx).unwrap_err().to_string();
     assert!(err(GradientRepair::irepair(-0.1, correct.clone()), &problem).contains("gamma"));
     assert!(err(GradientRepair::irepair(f64::NAN, correct.clone()), &problem).contains("gamma"));
-    assert!(err(GradientRepair::irepair(1.0, LabelledSet::default()), &problem).contains("correct set"));
-    assert!(err(GradientRepair::random_lock(1.5, correct.clone()), &problem).contains("probability"));
+    assert!(err(
+        GradientRepair::irepair(1.0, LabelledSet::default()),
+        &problem
+    )
+    .contains("correct set"));
+    assert!(
+        err(GradientRepair::random_lock(1.5, correct.clone()), &problem).contains("probability")
+    );
     let mut m = GradientRepair::finetune(correct.clone());
     m.options.lr = 0.0;
     assert!(err(m, &problem).contains("learning rate"));
@@ -240,14 +301,24 @@ fn bad_options_and_problems_are_named() {
     m.options.max_iters = 0;
     assert!(err(m, &problem).contains("max-iters"));
     // Empty repair set, label out of range (repair and correct set), wrong input size.
-    assert!(err(GradientRepair::finetune(correct.clone()), &RepairProblem::default()).contains("empty"));
+    assert!(err(
+        GradientRepair::finetune(correct.clone()),
+        &RepairProblem::default()
+    )
+    .contains("empty"));
     assert!(matches!(
         RepairProblem::from_labels(&[0.0; 4], &[3], 4, 3),
         Err(RepairError::Problem(m)) if m.contains("out of range")
     ));
-    let bad_label = LabelledSet { inputs: vec![vec![0.0; 4]], labels: vec![5] };
+    let bad_label = LabelledSet {
+        inputs: vec![vec![0.0; 4]],
+        labels: vec![5],
+    };
     assert!(err(GradientRepair::irepair(1.0, bad_label), &problem).contains("out of range"));
-    let bad_size = LabelledSet { inputs: vec![vec![0.0; 3]], labels: vec![0] };
+    let bad_size = LabelledSet {
+        inputs: vec![vec![0.0; 3]],
+        labels: vec![0],
+    };
     assert!(err(GradientRepair::finetune(bad_size), &problem).contains("3 values"));
     // Properties are for other methods.
     let prop = parse_vnnlib(
@@ -258,6 +329,52 @@ fn bad_options_and_problems_are_named() {
          (assert (>= Y_0 Y_1))",
     )
     .unwrap();
-    let p = RepairProblem { items: vec![RepairItem::Property { name: "p".into(), property: prop }] };
+    let p = RepairProblem {
+        items: vec![RepairItem::Property {
+            name: "p".into(),
+            property: prop,
+        }],
+    };
     assert!(err(GradientRepair::finetune(correct), &p).contains("points only"));
+}
+
+#[test]
+fn pft_fine_tunes_until_the_verifier_proves_the_property() {
+    let net = two_unit_net();
+    // Around r = (-1, 1) the network says class 1 (y = (0, 1.5)); the property wants class 0:
+    // unsafe when Y_1 >= Y_0.
+    let prop = parse_vnnlib(
+        "(declare-const X_0 Real)(declare-const X_1 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)
+         (assert (>= X_0 -1.1))(assert (<= X_0 -0.9))(assert (>= X_1 0.9))(assert (<= X_1 1.1))
+         (assert (>= Y_1 Y_0))",
+    )
+    .unwrap();
+    let problem = RepairProblem {
+        items: vec![RepairItem::Property {
+            name: "class0".into(),
+            property: prop.clone(),
+        }],
+    };
+    let m = netrepair_repair::Pft {
+        lr: 1e-2,
+        ..Default::default()
+    };
+    let r = m.repair(&net, &problem, &RepairContext::default()).unwrap();
+    assert!(r.proved, "{}", r.message);
+    assert_eq!(r.items[0].status, ItemStatus::Repaired);
+    // Independently: no sampled input of the box reaches the unsafe region.
+    for i in 0..=10 {
+        for j in 0..=10 {
+            let x = [-1.1 + 0.02 * i as f64, 0.9 + 0.02 * j as f64];
+            let y = out(&r.network, &x);
+            assert!(y[0] > y[1], "x {x:?}: y {y:?}");
+        }
+    }
+    // Points are for the other methods.
+    let pts = RepairProblem::from_labels(&[-1., 1.], &[0], 2, 2).unwrap();
+    let e = m
+        .repair(&net, &pts, &RepairContext::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("properties"), "{e}");
 }

@@ -111,7 +111,11 @@ fn series_by<F: Fn(&IRepairSummary) -> Option<f64>>(
             .iter()
             .filter_map(|r| {
                 pick(r).map(|x| {
-                    (x, r.mean_drop, 1.96 * r.std_drop / (r.runs.max(1) as f64).sqrt())
+                    (
+                        x,
+                        r.mean_drop,
+                        1.96 * r.std_drop / (r.runs.max(1) as f64).sqrt(),
+                    )
                 })
             })
             .collect(),
@@ -204,8 +208,10 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
     );
     let pb = indicatif::ProgressBar::new(0);
     pb.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {elapsed} ({eta} left) {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} runs, {elapsed} ({eta} left) {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let runs = single_class_runs(&net, &pool, &eval, &setup, |r, done, total| {
         pb.set_length(total as u64);
@@ -249,15 +255,19 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
     if let Some(p) = &a.plot_locking {
         let mut series = Vec::new();
         for &size in &setup.sizes {
-            series.push(series_by(&summary, &format!("random locking, |R| = {size}"), |r| {
-                methods
-                    .iter()
-                    .find(|m| m.label() == r.method)
-                    .and_then(|m| match m {
-                        BenchMethod::RandomLock { p } if r.size == size => Some(*p),
-                        _ => None,
-                    })
-            }));
+            series.push(series_by(
+                &summary,
+                &format!("random locking, |R| = {size}"),
+                |r| {
+                    methods
+                        .iter()
+                        .find(|m| m.label() == r.method)
+                        .and_then(|m| match m {
+                            BenchMethod::RandomLock { p } if r.size == size => Some(*p),
+                            _ => None,
+                        })
+                },
+            ));
             let probs: Vec<f64> = methods
                 .iter()
                 .filter_map(|m| match m {
@@ -267,7 +277,10 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
                 .collect();
             for m in &methods {
                 if let BenchMethod::IRepair { .. } = m {
-                    if let Some(r) = summary.iter().find(|r| r.method == m.label() && r.size == size) {
+                    if let Some(r) = summary
+                        .iter()
+                        .find(|r| r.method == m.label() && r.size == size)
+                    {
                         series.push(Series {
                             name: format!("{}, |R| = {size}", m.label()),
                             points: probs.iter().map(|&p| (p, r.mean_drop, 0.0)).collect(),

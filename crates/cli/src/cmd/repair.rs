@@ -14,9 +14,9 @@ use netrepair_lp::Method;
 use netrepair_nn::Network;
 use netrepair_nn::OptimizerKind;
 use netrepair_repair::{
-    affine_layers, resolve_layer, Aprnn, CorrectLoss, GradientOptions, GradientRepair,
-    ItemStatus, LabelledSet, Locking, LpRepairOptions, Prepared, Repair, RepairContext,
-    RepairItem, RepairOutcome, RepairProblem, Requirement,
+    affine_layers, resolve_layer, Aprnn, CorrectLoss, GradientOptions, GradientRepair, ItemStatus,
+    LabelledSet, Locking, LpRepairOptions, Pft, Prepared, Repair, RepairContext, RepairItem,
+    RepairOutcome, RepairProblem, Requirement,
 };
 use netrepair_spec::read_vnnlib;
 use netrepair_verify::{CheckOptions, PgdOptions};
@@ -41,13 +41,16 @@ pub enum MethodName {
     Finetune,
     /// Fine-tuning with each parameter frozen with probability --lock-prob in each step.
     RandomLock,
+    /// Provable fine-tuning: fine-tune on property counterexamples (DL2-style penalty),
+    /// verify, repeat until the verifier proves every --spec.
+    Pft,
 }
 
 impl MethodName {
     fn is_gradient(self) -> bool {
         matches!(
             self,
-            MethodName::Irepair | MethodName::Finetune | MethodName::RandomLock
+            MethodName::Irepair | MethodName::Finetune | MethodName::RandomLock | MethodName::Pft
         )
     }
 }
@@ -185,20 +188,26 @@ pub struct RepairArgs {
     #[arg(long)]
     correct_size: Option<usize>,
     /// I-REPAIR: weight of the correct set's influence (0: plain fine-tuning).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     gamma: f64,
     /// I-REPAIR: the correct set's influence loss.
     #[arg(long, value_enum, default_value = "magnitude")]
     correct_loss: CorrectLossName,
-    /// Gradient methods: learning rate.
-    #[arg(long, default_value_t = 1e-4)]
-    lr: f64,
+    /// Gradient methods: learning rate (default 1e-4; pft 1e-3).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// PFT: verify-and-train rounds at most.
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+    /// PFT: optimiser steps per round at most.
+    #[arg(long, default_value_t = 200)]
+    steps_per_round: usize,
     /// Gradient methods: most optimiser steps.
     #[arg(long, default_value_t = 5000)]
     max_iters: usize,
-    /// Gradient methods: optimiser.
-    #[arg(long, value_enum, default_value = "rmsprop")]
-    optimizer: OptimizerName,
+    /// Gradient methods: optimiser (default rmsprop; pft adam).
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerName>,
     /// Gradient methods: a point counts as fixed when its true class's softmax probability
     /// beats every other by more than this.
     #[arg(long, default_value_t = 0.0)]
@@ -302,11 +311,17 @@ fn misclassified(a: &RepairArgs, net: &Network, n: usize) -> Result<(RepairProbl
     if let Some(k) = a.correct_size {
         let classes = net.output_len();
         let mut taken = vec![0usize; classes];
-        for i in order_all.iter().copied().filter(|&i| pred[i] == data.labels[i]) {
+        for i in order_all
+            .iter()
+            .copied()
+            .filter(|&i| pred[i] == data.labels[i])
+        {
             let c = data.labels[i] as usize;
             if c < classes && taken[c] < k / classes + usize::from(c < k % classes) {
                 taken[c] += 1;
-                correct.inputs.push(data.sample(i).iter().map(|&v| f64::from(v)).collect());
+                correct
+                    .inputs
+                    .push(data.sample(i).iter().map(|&v| f64::from(v)).collect());
                 correct.labels.push(c);
             }
         }
@@ -358,7 +373,7 @@ fn problem(a: &RepairArgs, net: &Network) -> Result<(RepairProblem, LabelledSet)
         correct.labels.extend(more.labels);
     }
     if !correct.is_empty() && !a.method.is_gradient() {
-        bail!("a correct set (--correct-inputs, --correct-size) is for --method irepair, finetune or random-lock; APRNN takes --keep");
+        bail!("a correct set (--correct-inputs, --correct-size) is for --method irepair, finetune, random-lock or pft; APRNN takes --keep");
     }
     for path in &a.spec {
         let property = read_vnnlib(path)
@@ -395,8 +410,28 @@ fn anchors(a: &RepairArgs, net: &Network) -> Result<Vec<Vec<f64>>> {
     Ok(flat.chunks(net.input_len()).map(<[f64]>::to_vec).collect())
 }
 
+fn optimizer(name: OptimizerName) -> OptimizerKind {
+    match name {
+        OptimizerName::Rmsprop => OptimizerKind::rmsprop(),
+        OptimizerName::Adam => OptimizerKind::adam(),
+        OptimizerName::Sgd => OptimizerKind::sgd(),
+    }
+}
+
 /// The gradient method the arguments name.
-fn gradient_method(a: &RepairArgs, correct: LabelledSet) -> GradientRepair {
+fn gradient_method(a: &RepairArgs, correct: LabelledSet) -> Box<dyn Repair> {
+    if a.method == MethodName::Pft {
+        let d = Pft::default();
+        return Box::new(Pft {
+            lr: a.lr.unwrap_or(d.lr),
+            optimizer: a.optimizer.map_or(d.optimizer, optimizer),
+            rounds: a.rounds,
+            steps_per_round: a.steps_per_round,
+            correct,
+            seed: a.seed,
+            ..d
+        });
+    }
     let mut m = match a.method {
         MethodName::Irepair => GradientRepair {
             locking: Locking::Influence {
@@ -411,18 +446,15 @@ fn gradient_method(a: &RepairArgs, correct: LabelledSet) -> GradientRepair {
         MethodName::RandomLock => GradientRepair::random_lock(a.lock_prob, correct),
         _ => GradientRepair::finetune(correct),
     };
+    let d = GradientOptions::default();
     m.options = GradientOptions {
-        lr: a.lr,
+        lr: a.lr.unwrap_or(d.lr),
         max_iters: a.max_iters,
-        optimizer: match a.optimizer {
-            OptimizerName::Rmsprop => OptimizerKind::rmsprop(),
-            OptimizerName::Adam => OptimizerKind::adam(),
-            OptimizerName::Sgd => OptimizerKind::sgd(),
-        },
+        optimizer: a.optimizer.map_or(d.optimizer, optimizer),
         margin: a.margin,
         seed: a.seed,
     };
-    m
+    Box::new(m)
 }
 
 fn method(a: &RepairArgs, layer: usize, anchors: &[Vec<f64>]) -> Result<Box<dyn Repair>> {
@@ -588,7 +620,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     let mut tried = Vec::new();
     for &layer in &layers {
         let m = if a.method.is_gradient() {
-            Box::new(gradient_method(a, correct.clone()))
+            gradient_method(a, correct.clone())
         } else {
             method(a, layer, &keep)?
         };
