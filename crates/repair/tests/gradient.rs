@@ -154,7 +154,7 @@ fn mlp_and_sets(n: usize, k: usize) -> (Network, RepairProblem, LabelledSet) {
         let y = out(&net, &x);
         let mut order: Vec<usize> = (0..3).collect();
         order.sort_by(|&a, &b| y[b].total_cmp(&y[a]));
-        if wrong.len() < n && s % 2 == 0 {
+        if wrong.len() < n && s.is_multiple_of(2) {
             wrong.push((x, order[1]));
         } else if right.len() < k {
             right.inputs.push(x);
