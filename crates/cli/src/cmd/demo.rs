@@ -12,8 +12,8 @@ use clap::Args;
 use netrepair_experiments::plot::{decision_boundaries, LabelledPoint, Panel};
 use netrepair_experiments::training::{accuracy, tensors, train_preset, Preset, TrainRequest};
 use netrepair_repair::{
-    affine_layers, Aprnn, LpRepairOptions, Prepared, Repair, RepairContext, RepairItem,
-    RepairOutcome, RepairProblem,
+    affine_layers, Aprnn, GradientRepair, ItemStatus, LabelledSet, LpRepairOptions, Prepared,
+    Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem,
 };
 use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
 use serde_json::json;
@@ -220,6 +220,46 @@ pub fn run(a: &DemoArgs) -> Result<()> {
                 repaired = Some((r, tr));
             }
         }
+    }
+    // 6b. The gradient methods on the same errors, from a small correct set (I-REPAIR's
+    // setting): no guarantee beyond the re-checked points.
+    let mut correct = LabelledSet::default();
+    for c in 0..2u32 {
+        for i in (0..yt.len())
+            .filter(|&i| yt[i] == c && pred[i] == c)
+            .take(20)
+        {
+            correct
+                .inputs
+                .push(data.train.sample(i).iter().map(|&v| f64::from(v)).collect());
+            correct.labels.push(c as usize);
+        }
+    }
+    say(format!(
+        "   gradient repairs of the same errors from a {}-point correct set (no guarantee beyond the points):",
+        correct.len()
+    ));
+    for mut m in [
+        GradientRepair::irepair(1.0, correct.clone()),
+        GradientRepair::finetune(correct.clone()),
+    ] {
+        m.options.lr = 1e-2;
+        let r = m.repair(&reloaded, &problem, &ctx)?;
+        let steps = r.training.as_ref().map_or(0, |t| t.iterations);
+        say(format!(
+            "   {:<15} {:<10} {:>8} {:>10.3} {:>9.1}% {:>9.1}% {:>7.2}s  ({steps} steps)",
+            m.name(),
+            if r.proved {
+                "all fixed".to_string()
+            } else {
+                format!("{}/{} fixed", r.count(ItemStatus::Repaired), r.items.len())
+            },
+            r.param_delta.changed,
+            r.param_delta.linf,
+            100.0 * accuracy(&r.network, &data.train)?,
+            100.0 * accuracy(&r.network, &data.test)?,
+            r.time_s
+        ));
     }
     let (repaired, _) = repaired.context("APRNN found no repair at any layer")?;
     let repaired_path = a.out_dir.join("moons_mlp_repaired.onnx");
