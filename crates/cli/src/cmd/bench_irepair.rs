@@ -38,6 +38,11 @@ pub struct IRepairBenchArgs {
     /// Per-channel standard deviation (with --mean).
     #[arg(long)]
     std: Option<String>,
+    /// Take the pool and evaluation sets from these two named splits (e.g. MNIST's
+    /// `001-pool,001-test`, seed 001's split of the training images) instead of cutting the
+    /// test split.
+    #[arg(long)]
+    splits: Option<String>,
     /// Samples of the pool split the repair and correct sets are drawn from.
     #[arg(long, default_value_t = 5000)]
     pool_size: usize,
@@ -138,7 +143,6 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
     });
     let net = util::load_net(&path)?;
     let data_dir = resolve_data_dir(a.data_dir.as_deref())?;
-    let mut data = load(name, &data_dir, "test")?;
     let norm = match (&a.mean, &a.std, cifar) {
         (Some(m), Some(s), _) => Some((m.clone(), s.clone())),
         (None, None, true) => Some((
@@ -148,19 +152,44 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
         (None, None, false) => None,
         _ => bail!("--mean and --std go together"),
     };
-    if let Some((m, s)) = norm {
-        data.normalize(&util::parse_list(&m)?, &util::parse_list(&s)?)?;
-    }
-    if a.pool_size + a.eval_size > data.len() {
-        bail!(
-            "--pool-size {} + --eval-size {} exceed the {} test samples",
-            a.pool_size,
-            a.eval_size,
-            data.len()
-        );
-    }
-    let parts = split_indices(data.len(), &[a.pool_size, a.eval_size], a.split_seed)?;
-    let (pool, eval) = (data.subset(&parts[0])?, data.subset(&parts[1])?);
+    let normalized = |split: &str| -> Result<netrepair_data::Dataset> {
+        let mut data = load(name, &data_dir, split)?;
+        if let Some((m, s)) = &norm {
+            data.normalize(&util::parse_list(m)?, &util::parse_list(s)?)?;
+        }
+        Ok(data)
+    };
+    let (pool, eval, source) = match &a.splits {
+        Some(s) => {
+            let names: Vec<&str> = s.split(',').map(str::trim).collect();
+            let [p, e] = names[..] else {
+                bail!(
+                    "--splits takes two split names, pool and evaluation, e.g. 001-pool,001-test"
+                );
+            };
+            (normalized(p)?, normalized(e)?, format!("splits {p} / {e}"))
+        }
+        None => {
+            let data = normalized("test")?;
+            if a.pool_size + a.eval_size > data.len() {
+                bail!(
+                    "--pool-size {} + --eval-size {} exceed the {} test samples",
+                    a.pool_size,
+                    a.eval_size,
+                    data.len()
+                );
+            }
+            let parts = split_indices(data.len(), &[a.pool_size, a.eval_size], a.split_seed)?;
+            (
+                data.subset(&parts[0])?,
+                data.subset(&parts[1])?,
+                format!(
+                    "the {} test split cut with seed {}",
+                    a.dataset, a.split_seed
+                ),
+            )
+        }
+    };
     let mut methods = Vec::new();
     if !a.no_retrain {
         methods.push(BenchMethod::Retrain);
@@ -197,11 +226,9 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     println!(
-        "{stem}: pool {} / evaluation {} samples of the {} test split (seed {}), correct set {}, lr {}, at most {} steps",
+        "{stem}: pool {} / evaluation {} samples ({source}), correct set {}, lr {}, at most {} steps",
         pool.len(),
         eval.len(),
-        a.dataset,
-        a.split_seed,
         a.correct_size,
         a.lr,
         a.max_iters
