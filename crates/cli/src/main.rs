@@ -37,8 +37,12 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Check a VNN-LIB property: holds, violated (with a counterexample) or unknown.
     Verify(cmd::verify::VerifyArgs),
-    /// Repair a network provably (APRNN, PREPARED) and export the drop-in replacement.
+    /// Repair a network (provably: APRNN, PREPARED; by gradients: I-REPAIR, fine-tuning,
+    /// random locking, PFT) and export the drop-in replacement.
     Repair(cmd::repair::RepairArgs),
+    /// Before a repair: score every layer as APRNN's start layer with each heuristic, analyse
+    /// the repair set and recommend a layer.
+    Analyze(cmd::analyze::AnalyzeArgs),
     /// Benchmarks: tables on stdout, JSON on request.
     Bench(cmd::bench::BenchArgs),
 }
@@ -53,6 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Train(a) => cmd::train::run(a).map(|()| 0),
         Command::Verify(a) => cmd::verify::run(a),
         Command::Repair(a) => cmd::repair::run(a),
+        Command::Analyze(a) => cmd::analyze::run(a),
         Command::Bench(a) => cmd::bench::run(a).map(|()| 0),
     }
 }

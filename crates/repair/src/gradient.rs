@@ -204,8 +204,7 @@ enum Target {
 
 impl Target {
     fn of(reqs: &[Requirement], outputs: usize) -> Self {
-        (0..outputs)
-            .find(|&c| reqs == Requirement::label(c, outputs).as_slice())
+        Requirement::label_of(reqs, outputs)
             .map_or_else(|| Target::Requirements(reqs.to_vec()), Target::Label)
     }
 
@@ -739,6 +738,7 @@ impl Repair for GradientRepair {
                 correct_total: self.correct.len(),
                 history,
             }),
+            incremental: None,
         })
     }
 }

@@ -27,17 +27,20 @@
 //! ```
 #![deny(missing_docs)]
 
+mod analysis;
 mod aprnn;
 mod edit;
 mod error;
 mod expr;
 mod gradient;
+mod incremental;
 mod outcome;
 mod pft;
 mod pipeline;
 mod prepared;
 mod problem;
 mod recheck;
+mod select;
 mod trace;
 
 use std::time::Duration;
@@ -46,6 +49,7 @@ use netrepair_lp::Method;
 use netrepair_nn::{Layer, Network};
 use netrepair_verify::CheckOptions;
 
+pub use analysis::{analyse, ClassCount, Difficulty, LayerRoom, RepairSetAnalysis};
 pub use aprnn::Aprnn;
 pub use edit::{param_changes, ParamChange};
 pub use error::{RepairError, Result};
@@ -53,6 +57,7 @@ pub use gradient::{
     influence_mask, CorrectLoss, GradientOptions, GradientRepair, InfluenceMask, IterationStat,
     LabelledSet, Locking, TrainingReport,
 };
+pub use incremental::{Incremental, IncrementalReport, IncrementalStep};
 pub use outcome::{
     DeltaSummary, ItemReport, ItemStatus, LpReport, RepairOutcome, RepairStatus, Timings,
 };
@@ -60,6 +65,10 @@ pub use pft::Pft;
 pub use prepared::Prepared;
 pub use problem::{box_vertices, split_box, RepairItem, RepairProblem, Requirement};
 pub use recheck::recheck;
+pub use select::{
+    accuracy, brute_force, score_layers, BruteForce, Heuristic, LayerScores, LayerTrial,
+    SelectionInput, DEFAULT_HEURISTIC,
+};
 
 /// One interface for every repair method.
 pub trait Repair {

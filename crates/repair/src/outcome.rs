@@ -161,6 +161,9 @@ pub struct RepairOutcome {
     /// What the optimisation did (gradient-based methods only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub training: Option<crate::gradient::TrainingReport>,
+    /// What the incremental strategy did (incremental repair only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<crate::incremental::IncrementalReport>,
 }
 
 impl RepairOutcome {

@@ -436,6 +436,7 @@ impl Repair for Pft {
             notes,
             flagged: Vec::new(),
             training: Some(training),
+            incremental: None,
         })
     }
 }

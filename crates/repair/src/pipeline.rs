@@ -177,5 +177,6 @@ pub(crate) fn finish(
         notes: Vec::new(),
         flagged: Vec::new(),
         training: None,
+        incremental: None,
     })
 }

@@ -31,6 +31,11 @@ impl Requirement {
             .collect()
     }
 
+    /// The class `c` when `reqs` are exactly [`Requirement::label`]`(c, outputs)`.
+    pub fn label_of(reqs: &[Requirement], outputs: usize) -> Option<usize> {
+        (0..outputs).find(|&c| reqs == Requirement::label(c, outputs).as_slice())
+    }
+
     /// `lower <= y_i <= upper` (non-strict), for every output `i`.
     pub fn output_box(lower: &[f64], upper: &[f64]) -> Vec<Requirement> {
         let mut out = Vec::new();
@@ -164,6 +169,21 @@ impl RepairProblem {
             }
         }
         Ok(problem)
+    }
+
+    /// The inputs and labels when every item is a point whose requirements are exactly
+    /// "class `c` wins" ([`Requirement::label`]); `None` otherwise.
+    pub fn labelled_points(&self, outputs: usize) -> Option<(Vec<Vec<f64>>, Vec<usize>)> {
+        let mut xs = Vec::with_capacity(self.items.len());
+        let mut labels = Vec::with_capacity(self.items.len());
+        for item in &self.items {
+            let RepairItem::Point { x, requirements } = item else {
+                return None;
+            };
+            labels.push(Requirement::label_of(requirements, outputs)?);
+            xs.push(x.clone());
+        }
+        Some((xs, labels))
     }
 
     /// Checks sizes and values against a network with `inputs` inputs and `outputs` outputs.

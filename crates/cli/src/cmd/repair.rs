@@ -14,9 +14,10 @@ use netrepair_lp::Method;
 use netrepair_nn::Network;
 use netrepair_nn::OptimizerKind;
 use netrepair_repair::{
-    affine_layers, resolve_layer, Aprnn, CorrectLoss, GradientOptions, GradientRepair, ItemStatus,
-    LabelledSet, Locking, LpRepairOptions, Pft, Prepared, Repair, RepairContext, RepairItem,
-    RepairOutcome, RepairProblem, Requirement,
+    affine_layers, resolve_layer, score_layers, Aprnn, CorrectLoss, GradientOptions,
+    GradientRepair, Heuristic, ItemStatus, LabelledSet, Locking, LpRepairOptions, Pft, Prepared,
+    Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem, Requirement, SelectionInput,
+    DEFAULT_HEURISTIC,
 };
 use netrepair_spec::read_vnnlib;
 use netrepair_verify::{CheckOptions, PgdOptions};
@@ -102,38 +103,13 @@ pub struct RepairArgs {
     #[arg(long, value_enum, default_value = "aprnn")]
     method: MethodName,
     /// Start layer: an index among the Linear/Conv layers (0 = first, -1 = last), a node name,
-    /// or "auto" (try from the last layer backwards until one is proved).
+    /// or "auto[=HEURISTIC]": for labelled points, try the layers in the order a layer-selection
+    /// heuristic scores them (see `netrepair analyze`) until one is proved; otherwise from the
+    /// last layer backwards.
     #[arg(long, default_value = "-1", allow_hyphen_values = true)]
     layer: String,
-    /// Repair inputs (NPY, float32/float64, [N, input shape...] or [N, input size]).
-    #[arg(long, requires = "labels")]
-    inputs: Option<PathBuf>,
-    /// Their correct labels (NPY, integer, [N]).
-    #[arg(long, requires = "inputs")]
-    labels: Option<PathBuf>,
-    /// Take the first N points of --dataset/--split that the network misclassifies (in file
-    /// order, or shuffled with --shuffle).
-    #[arg(long, requires = "dataset")]
-    misclassified: Option<usize>,
-    /// Data set for --misclassified: mnist, cifar10, german, adult.
-    #[arg(long)]
-    dataset: Option<String>,
-    /// Split for --misclassified.
-    #[arg(long, default_value = "test")]
-    split: String,
-    /// Take --misclassified's samples in a random order with this seed instead of file order
-    /// (image folders are sorted by class, so the first errors would all share one class).
-    #[arg(long)]
-    shuffle: Option<u64>,
-    /// Folder holding the data sets (default: ../shared/data when present).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Per-channel mean subtracted from data set samples (with --std).
-    #[arg(long)]
-    mean: Option<String>,
-    /// Per-channel standard deviation divided by (with --mean).
-    #[arg(long)]
-    std: Option<String>,
+    #[command(flatten)]
+    points: PointSource,
     /// A VNN-LIB property that must hold after the repair (repeatable).
     #[arg(long)]
     spec: Vec<PathBuf>,
@@ -223,6 +199,40 @@ pub struct RepairArgs {
     json: bool,
 }
 
+/// Where labelled repair points come from: an NPY pair, or the errors of a data split.
+#[derive(Debug, Args)]
+pub struct PointSource {
+    /// Repair inputs (NPY, float32/float64, [N, input shape...] or [N, input size]).
+    #[arg(long, requires = "labels")]
+    pub inputs: Option<PathBuf>,
+    /// Their correct labels (NPY, integer, [N]).
+    #[arg(long, requires = "inputs")]
+    pub labels: Option<PathBuf>,
+    /// Take the first N points of --dataset/--split that the network misclassifies (in file
+    /// order, or shuffled with --shuffle).
+    #[arg(long, requires = "dataset")]
+    pub misclassified: Option<usize>,
+    /// Data set for --misclassified: mnist, cifar10, german, adult.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Split for --misclassified.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Take --misclassified's samples in a random order with this seed instead of file order
+    /// (image folders are sorted by class, so the first errors would all share one class).
+    #[arg(long)]
+    pub shuffle: Option<u64>,
+    /// Folder holding the data sets (default: ../shared/data when present).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Per-channel mean subtracted from data set samples (with --std).
+    #[arg(long)]
+    pub mean: Option<String>,
+    /// Per-channel standard deviation divided by (with --mean).
+    #[arg(long)]
+    pub std: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct PolytopeSpec {
     vertices: Vec<Vec<f64>>,
@@ -272,7 +282,12 @@ fn read_polytopes(path: &Path, outputs: usize) -> Result<Vec<RepairItem>> {
 
 /// The first `n` misclassified samples of a data split, with their true labels, and (with
 /// --correct-size) correctly classified samples of it, spread over the classes.
-fn misclassified(a: &RepairArgs, net: &Network, n: usize) -> Result<(RepairProblem, LabelledSet)> {
+pub fn misclassified(
+    a: &PointSource,
+    correct_size: Option<usize>,
+    net: &Network,
+    n: usize,
+) -> Result<(RepairProblem, LabelledSet)> {
     let name: DatasetName = a.dataset.as_deref().unwrap_or_default().parse()?;
     let dir = resolve_data_dir(a.data_dir.as_deref())?;
     let mut data = load(name, &dir, &a.split)?;
@@ -308,7 +323,7 @@ fn misclassified(a: &RepairArgs, net: &Network, n: usize) -> Result<(RepairProbl
     let ys: Vec<usize> = wrong.iter().map(|&i| data.labels[i] as usize).collect();
     let problem = RepairProblem::from_labels(&xs, &ys, net.input_len(), net.output_len())?;
     let mut correct = LabelledSet::default();
-    if let Some(k) = a.correct_size {
+    if let Some(k) = correct_size {
         let classes = net.output_len();
         let mut taken = vec![0usize; classes];
         for i in order_all
@@ -330,7 +345,7 @@ fn misclassified(a: &RepairArgs, net: &Network, n: usize) -> Result<(RepairProbl
 }
 
 /// Labelled points from an NPY pair, flattened for `net`.
-fn labelled_npy(net: &Network, xp: &Path, lp: &Path) -> Result<(Vec<f64>, Vec<usize>)> {
+pub fn labelled_npy(net: &Network, xp: &Path, lp: &Path) -> Result<(Vec<f64>, Vec<usize>)> {
     let x = npy::read_floats(xp)?;
     let labels = npy::read_labels(lp)?;
     let batch = util::batch_for(net, &x.shape, x.data)?;
@@ -350,7 +365,7 @@ fn labelled_npy(net: &Network, xp: &Path, lp: &Path) -> Result<(Vec<f64>, Vec<us
 fn problem(a: &RepairArgs, net: &Network) -> Result<(RepairProblem, LabelledSet)> {
     let mut items = Vec::new();
     let mut correct = LabelledSet::default();
-    if let (Some(xp), Some(lp)) = (&a.inputs, &a.labels) {
+    if let (Some(xp), Some(lp)) = (&a.points.inputs, &a.points.labels) {
         let (flat, labels) = labelled_npy(net, xp, lp)?;
         items.extend(
             RepairProblem::from_labels(&flat, &labels, net.input_len(), net.output_len())
@@ -358,8 +373,8 @@ fn problem(a: &RepairArgs, net: &Network) -> Result<(RepairProblem, LabelledSet)
                 .items,
         );
     }
-    if let Some(n) = a.misclassified {
-        let (p, c) = misclassified(a, net, n)?;
+    if let Some(n) = a.points.misclassified {
+        let (p, c) = misclassified(&a.points, a.correct_size, net, n)?;
         items.extend(p.items);
         correct = c;
     } else if a.correct_size.is_some() {
@@ -598,10 +613,39 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     let (problem, correct) = problem(a, &net)?;
     let keep = anchors(a, &net)?;
     let affine = affine_layers(&net);
+    let mut selection = None;
     let layers: Vec<usize> = if a.method.is_gradient() {
         vec![0]
-    } else if a.layer == "auto" {
-        affine.iter().rev().copied().collect()
+    } else if let Some(rest) = a.layer.strip_prefix("auto") {
+        let name = match rest {
+            "" => DEFAULT_HEURISTIC,
+            r => r
+                .strip_prefix('=')
+                .with_context(|| format!("--layer {}: write auto or auto=HEURISTIC", a.layer))?,
+        };
+        let heuristic: Heuristic = name.parse()?;
+        match problem.labelled_points(net.output_len()) {
+            // Labelled points: try the layers in the heuristic's order.
+            Some((xs, labels)) => {
+                let s = score_layers(
+                    &net,
+                    SelectionInput {
+                        inputs: &xs,
+                        labels: &labels,
+                        perturbed: None,
+                        seed: a.seed,
+                    },
+                    heuristic,
+                )?;
+                let mut order: Vec<usize> = (0..affine.len()).collect();
+                order.sort_by(|&i, &j| s.scores[j].total_cmp(&s.scores[i]));
+                let layers = order.iter().map(|&i| affine[i]).collect();
+                selection = Some(s);
+                layers
+            }
+            // Otherwise: from the last layer backwards.
+            None => affine.iter().rev().copied().collect(),
+        }
     } else {
         vec![resolve_layer(&net, &a.layer)?]
     };
@@ -655,6 +699,9 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     report["output"] = json!(wrote);
     if layers.len() > 1 {
         report["layers_tried"] = json!(tried);
+    }
+    if let Some(sel) = &selection {
+        report["layer_selection"] = serde_json::to_value(sel)?;
     }
     if let Some(path) = &a.report {
         let tmp = tempfile::NamedTempFile::new_in(

@@ -1,0 +1,268 @@
+//! Incremental ("stochastic") repair (seed 000): repair the set in small batches, carrying the
+//! network forward, with early stopping on a validation set.
+//!
+//! Each iteration takes the next `batch` repair points the current network still gets wrong
+//! (in a seeded random order), repairs them with the inner APRNN, and keeps the result when the
+//! inner repair is proved. After every iteration the share of the whole repair set the network
+//! gets right and the validation accuracy are recorded. The run stops when every point is
+//! right, after `max_iters`, or (early stopping) when the validation accuracy has fallen more
+//! than `max_drop` below the original; the network returned is the last one within that drop.
+
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::Serialize;
+
+use crate::edit::param_changes;
+use crate::error::{RepairError, Result};
+use crate::gradient::LabelledSet;
+use crate::outcome::{DeltaSummary, ItemStatus, RepairOutcome, RepairStatus, Timings};
+use crate::problem::{RepairItem, RepairProblem};
+use crate::recheck::recheck;
+use crate::select::accuracy;
+use crate::{Aprnn, Repair, RepairContext};
+use netrepair_nn::Network;
+
+/// One iteration of [`Incremental`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncrementalStep {
+    /// Iteration number, from 1.
+    pub iter: usize,
+    /// Problem indices of the batch.
+    pub batch: Vec<usize>,
+    /// Whether the batch's repair was proved (and kept).
+    pub kept: bool,
+    /// Share of the whole repair set right after this iteration.
+    pub repair_accuracy: f64,
+    /// Validation accuracy after this iteration.
+    pub validation_accuracy: f64,
+    /// Wall time of the iteration.
+    pub time_s: f64,
+}
+
+/// What [`Incremental`] did (in [`RepairOutcome::incremental`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncrementalReport {
+    /// Batch size.
+    pub batch: usize,
+    /// Validation accuracy of the original network.
+    pub validation_before: f64,
+    /// Every iteration run.
+    pub steps: Vec<IncrementalStep>,
+    /// The iteration whose network is returned (0: the original).
+    pub returned: usize,
+    /// Why the run stopped.
+    pub stopped: String,
+}
+
+/// Incremental repair with early stopping (see the module documentation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incremental {
+    /// The repair of each batch.
+    pub inner: Aprnn,
+    /// Points per batch.
+    pub batch: usize,
+    /// Iterations at most.
+    pub max_iters: usize,
+    /// Validation set for early stopping (empty: no early stopping).
+    pub validation: LabelledSet,
+    /// Largest validation-accuracy drop (share, e.g. 0.05) before stopping.
+    pub max_drop: f64,
+    /// Seed of the order.
+    pub seed: u64,
+}
+
+impl Default for Incremental {
+    fn default() -> Self {
+        Self {
+            inner: Aprnn::default(),
+            batch: 5,
+            max_iters: 50,
+            validation: LabelledSet::default(),
+            max_drop: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+/// Whether the network meets every requirement of each point item (polytopes and properties:
+/// not evaluated here, `false`).
+fn points_right(net: &Network, problem: &RepairProblem) -> Result<Vec<bool>> {
+    let xs: Vec<Vec<f64>> = problem
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            RepairItem::Point { x, .. } => Some(x.clone()),
+            _ => None,
+        })
+        .collect();
+    let ys = crate::trace::outputs(net, &xs)?;
+    let mut y = ys.iter();
+    Ok(problem
+        .items
+        .iter()
+        .map(|i| match i {
+            RepairItem::Point { requirements, .. } => {
+                let y = y.next().expect("one output per point");
+                requirements.iter().all(|r| r.holds(y))
+            }
+            _ => false,
+        })
+        .collect())
+}
+
+impl Repair for Incremental {
+    fn name(&self) -> &'static str {
+        "aprnn-incremental"
+    }
+
+    fn repair(
+        &self,
+        net: &Network,
+        problem: &RepairProblem,
+        ctx: &RepairContext,
+    ) -> Result<RepairOutcome> {
+        let started = Instant::now();
+        problem.validate(net.input_len(), net.output_len())?;
+        if self.batch == 0 || self.max_iters == 0 {
+            return Err(RepairError::Problem(
+                "batch size and iterations must be at least 1".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.max_drop) {
+            return Err(RepairError::Problem(format!(
+                "the largest accuracy drop is a share in [0, 1], got {}",
+                self.max_drop
+            )));
+        }
+        if problem
+            .items
+            .iter()
+            .any(|i| !matches!(i, RepairItem::Point { .. }))
+        {
+            return Err(RepairError::Unsupported(
+                "incremental repair takes points only".into(),
+            ));
+        }
+        if !self.validation.is_empty() {
+            self.validation.check(net, "validation set")?;
+        }
+        let mut order: Vec<usize> = (0..problem.items.len()).collect();
+        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(self.seed));
+        let validation_before = accuracy(net, &self.validation)?;
+        let mut current = net.clone();
+        let (mut best, mut returned) = (net.clone(), 0usize);
+        let mut steps = Vec::new();
+        let mut failed: Vec<bool> = vec![false; problem.items.len()];
+        let mut stopped = format!("{} iterations", self.max_iters);
+        let mut timings = Timings::default();
+        let mut lps = Vec::new();
+        for iter in 1..=self.max_iters {
+            let t = Instant::now();
+            let right = points_right(&current, problem)?;
+            if right.iter().all(|&r| r) {
+                stopped = "every repair point is right".into();
+                break;
+            }
+            let batch: Vec<usize> = order
+                .iter()
+                .copied()
+                .filter(|&i| !right[i] && !failed[i])
+                .take(self.batch)
+                .collect();
+            if batch.is_empty() {
+                stopped = "the remaining points could not be repaired in any batch".into();
+                break;
+            }
+            ctx.say(&format!(
+                "incremental: iteration {iter}, batch of {}",
+                batch.len()
+            ));
+            let sub = RepairProblem {
+                items: batch.iter().map(|&i| problem.items[i].clone()).collect(),
+            };
+            let r = self
+                .inner
+                .repair(&current, &sub, &RepairContext::default())?;
+            timings.build_s += r.timings.build_s;
+            timings.solve_s += r.timings.solve_s;
+            lps.extend(r.lp);
+            let kept = r.status == RepairStatus::Proved;
+            if kept {
+                current = r.network;
+            } else {
+                for &i in &batch {
+                    failed[i] = true;
+                }
+            }
+            let now = points_right(&current, problem)?;
+            let repair_accuracy = now.iter().filter(|&&b| b).count() as f64 / now.len() as f64;
+            let validation_accuracy = accuracy(&current, &self.validation)?;
+            steps.push(IncrementalStep {
+                iter,
+                batch,
+                kept,
+                repair_accuracy,
+                validation_accuracy,
+                time_s: t.elapsed().as_secs_f64(),
+            });
+            if !self.validation.is_empty()
+                && validation_before - validation_accuracy > self.max_drop
+            {
+                stopped = format!(
+                    "early stop at iteration {iter}: validation accuracy {:.1}% fell more than {:.1} points below {:.1}%",
+                    100.0 * validation_accuracy,
+                    100.0 * self.max_drop,
+                    100.0 * validation_before
+                );
+                break;
+            }
+            if kept {
+                best = current.clone();
+                returned = iter;
+            }
+        }
+        ctx.say("re-checking");
+        let t = Instant::now();
+        let items = recheck(net, &best, problem, &ctx.check)?;
+        timings.recheck_s = t.elapsed().as_secs_f64();
+        let ok = items
+            .iter()
+            .filter(|i| i.status == ItemStatus::Repaired)
+            .count();
+        let proved = ok == items.len();
+        let layer_node = crate::start_layer(net, self.inner.lp.layer)?;
+        let param_delta = DeltaSummary::from_changes(param_changes(net, &best)?);
+        Ok(RepairOutcome {
+            network: best,
+            method: self.name().into(),
+            layer: net.nodes()[layer_node].name().to_string(),
+            layer_index: crate::affine_layers(net).iter().position(|&i| i == layer_node),
+            status: if proved { RepairStatus::Proved } else { RepairStatus::Unconfirmed },
+            proved,
+            message: format!(
+                "{ok} of {} points repaired and confirmed after {} of {} iterations (batches of {}); stopped: {stopped}",
+                items.len(),
+                returned,
+                steps.len(),
+                self.batch
+            ),
+            items,
+            param_delta,
+            time_s: started.elapsed().as_secs_f64(),
+            timings,
+            lp: lps,
+            notes: Vec::new(),
+            flagged: Vec::new(),
+            training: None,
+            incremental: Some(IncrementalReport {
+                batch: self.batch,
+                validation_before,
+                steps,
+                returned,
+                stopped,
+            }),
+        })
+    }
+}
