@@ -34,7 +34,7 @@ use crate::{affine_layers, Aprnn, Repair, RepairContext};
 
 /// The heuristic behind `--layer auto` and `analyze`'s recommendation (chosen from the
 /// measurements in `docs/informed.md`).
-pub const DEFAULT_HEURISTIC: &str = "activation-variance";
+pub const DEFAULT_HEURISTIC: &str = "penultimate";
 
 /// A layer-selection heuristic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -116,6 +116,15 @@ pub struct LayerScores {
     pub chosen_node: usize,
     /// Why, in one line.
     pub reason: String,
+}
+
+impl LayerScores {
+    /// Indices into `layers`, best first; ties go to the later layer (smaller LPs).
+    pub fn order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.scores.len()).rev().collect();
+        order.sort_by(|&i, &j| self.scores[j].total_cmp(&self.scores[i]));
+        order
+    }
 }
 
 /// What the heuristics look at: the repair inputs (flattened), their labels, optional

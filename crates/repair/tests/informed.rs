@@ -162,6 +162,15 @@ fn position_rules_and_the_random_baseline() {
     let net = mlp(&[2, 4, 4, 4, 2], Activation::Relu, 1).unwrap();
     assert_eq!(choose(&net, &pts(), Heuristic::FirstDense, None).0, "fc1");
     assert_eq!(choose(&net, &pts(), Heuristic::Penultimate, None).0, "fc3");
+    // `--layer auto` tries the layers in score order, ties later layer first.
+    let labels3 = vec![0; 3];
+    let pen = score_layers(
+        &net,
+        SelectionInput { inputs: &pts(), labels: &labels3, perturbed: None, seed: 0 },
+        Heuristic::Penultimate,
+    )
+    .unwrap();
+    assert_eq!(pen.order(), vec![2, 3, 1, 0]);
     // Random: reproducible per seed, and it does visit more than one layer.
     let labels = vec![0; 3];
     let pick = |seed| {

@@ -48,6 +48,9 @@ enum BenchWhat {
     /// I-REPAIR against retraining and random locking on single-class repair sets (seed 001,
     /// Table 1 and Figure 1a-b): accuracy drop beside the paper's numbers, time, plots.
     Irepair(super::bench_irepair::IRepairBenchArgs),
+    /// Informed repair (seed 000): heuristics against the brute-force oracle, success and
+    /// drawdown against repair-set size, incremental repair curves; tables and plots.
+    Informed(super::bench_informed::InformedBenchArgs),
 }
 
 /// Settings of `bench robust`.
@@ -422,6 +425,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         BenchWhat::Acas(r) => return run_acas(r),
         BenchWhat::Robust(r) => return run_robust(r),
         BenchWhat::Irepair(r) => return super::bench_irepair::run(r),
+        BenchWhat::Informed(r) => return super::bench_informed::run(r),
         BenchWhat::Forward {
             benchmarks,
             net,

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod bench;
+pub mod bench_informed;
 pub mod bench_irepair;
 pub mod demo;
 pub mod eval;

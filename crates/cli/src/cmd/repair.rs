@@ -637,9 +637,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
                     },
                     heuristic,
                 )?;
-                let mut order: Vec<usize> = (0..affine.len()).collect();
-                order.sort_by(|&i, &j| s.scores[j].total_cmp(&s.scores[i]));
-                let layers = order.iter().map(|&i| affine[i]).collect();
+                let layers = s.order().iter().map(|&i| affine[i]).collect();
                 selection = Some(s);
                 layers
             }
