@@ -823,3 +823,80 @@ fn pft_fine_tunes_until_a_property_is_proved() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+#[test]
+fn analyze_scores_layers_and_auto_uses_the_heuristic() {
+    let (dir, _, _) = repair_setup();
+    let d = dir.path();
+    let v = json(&run(
+        &[
+            "analyze", "--net", "net.onnx", "--inputs", "x.npy", "--labels", "y.npy", "--json",
+        ],
+        d,
+    ));
+    // The 2-8-8-3 MLP has three affine layers; penultimate is the recommendation by default.
+    assert_eq!(v["layers"].as_array().unwrap().len(), 3);
+    assert_eq!(v["recommended_by"], "penultimate");
+    assert_eq!(v["recommended_index"], 1);
+    assert_eq!(v["recommended_layer"], v["layers"][1]);
+    assert_eq!(v["heuristics"].as_array().unwrap().len(), 8);
+    assert_eq!(v["analysis"]["size"], 4);
+    assert!(["easy", "moderate", "hard"].contains(&v["analysis"]["difficulty"].as_str().unwrap()));
+    // Another heuristic on request; the text output names the recommendation.
+    let o = run(
+        &[
+            "analyze",
+            "--net",
+            "net.onnx",
+            "--inputs",
+            "x.npy",
+            "--labels",
+            "y.npy",
+            "--heuristic",
+            "similarity",
+        ],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("recommended start layer"));
+    // repair --layer auto=H records the choice and its scores.
+    let r = json(&run(
+        &[
+            "repair",
+            "--net",
+            "net.onnx",
+            "--inputs",
+            "x.npy",
+            "--labels",
+            "y.npy",
+            "--layer",
+            "auto=gradient-norm",
+            "--json",
+        ],
+        d,
+    ));
+    assert_eq!(r["proved"], true, "{r}");
+    assert_eq!(r["layer_selection"]["heuristic"], "gradient-norm");
+    assert_eq!(r["layer_selection"]["scores"].as_array().unwrap().len(), 3);
+    fails_with(
+        &run(
+            &[
+                "repair",
+                "--net",
+                "net.onnx",
+                "--inputs",
+                "x.npy",
+                "--labels",
+                "y.npy",
+                "--layer",
+                "auto=magic",
+            ],
+            d,
+        ),
+        "unknown heuristic",
+    );
+    fails_with(
+        &run(&["analyze", "--net", "net.onnx"], d),
+        "nothing to analyse",
+    );
+}

@@ -90,17 +90,19 @@ pub fn heuristics_vs_oracle(
     aprnn: &Aprnn,
 ) -> Result<(BruteForce, Vec<HeuristicRow>)> {
     let flat: Vec<f64> = sc.inputs.iter().flatten().copied().collect();
-    let problem = RepairProblem::from_labels(
-        &flat,
-        &sc.labels,
-        sc.net.input_len(),
-        sc.net.output_len(),
+    let problem =
+        RepairProblem::from_labels(&flat, &sc.labels, sc.net.input_len(), sc.net.output_len())?;
+    let bf = brute_force(
+        &sc.net,
+        &problem,
+        aprnn,
+        &sc.validation,
+        &RepairContext::default(),
     )?;
-    let bf = brute_force(&sc.net, &problem, aprnn, &sc.validation, &RepairContext::default())?;
     let oracle = &bf.trials[bf.best];
     let drawdown = |i: usize| {
         let t = &bf.trials[i];
-        (t.status == RepairStatus::Proved).then(|| 100.0 * (bf.accuracy_before - t.accuracy))
+        (t.status == RepairStatus::Proved).then_some(100.0 * (bf.accuracy_before - t.accuracy))
     };
     let oracle_dd = drawdown(bf.best);
     let regret = |dd: Option<f64>| match (dd, oracle_dd) {
@@ -245,10 +247,7 @@ pub fn size_sweep(
     let before = netrepair_repair::accuracy(net, validation)?;
     let mut rows = Vec::new();
     for &size in sizes {
-        for (kind, idx) in [
-            ("homogeneous", &per_class[big]),
-            ("mixed", &wrong),
-        ] {
+        for (kind, idx) in [("homogeneous", &per_class[big]), ("mixed", &wrong)] {
             if idx.len() < size {
                 continue;
             }

@@ -166,7 +166,12 @@ fn position_rules_and_the_random_baseline() {
     let labels3 = vec![0; 3];
     let pen = score_layers(
         &net,
-        SelectionInput { inputs: &pts(), labels: &labels3, perturbed: None, seed: 0 },
+        SelectionInput {
+            inputs: &pts(),
+            labels: &labels3,
+            perturbed: None,
+            seed: 0,
+        },
         Heuristic::Penultimate,
     )
     .unwrap();

@@ -47,10 +47,10 @@ enum BenchWhat {
     Robust(RobustBenchArgs),
     /// I-REPAIR against retraining and random locking on single-class repair sets (seed 001,
     /// Table 1 and Figure 1a-b): accuracy drop beside the paper's numbers, time, plots.
-    Irepair(super::bench_irepair::IRepairBenchArgs),
+    Irepair(Box<super::bench_irepair::IRepairBenchArgs>),
     /// Informed repair (seed 000): heuristics against the brute-force oracle, success and
     /// drawdown against repair-set size, incremental repair curves; tables and plots.
-    Informed(super::bench_informed::InformedBenchArgs),
+    Informed(Box<super::bench_informed::InformedBenchArgs>),
 }
 
 /// Settings of `bench robust`.

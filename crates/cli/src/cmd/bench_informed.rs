@@ -129,7 +129,13 @@ fn heuristics(a: &InformedBenchArgs, bench: &std::path::Path) -> Result<Vec<Heur
     for sc in &scenarios {
         let (_, r) = heuristics_vs_oracle(sc, &aprnn(a.lp_timeout, None))?;
         for row in &r {
-            println!("{}", heuristics_markdown(std::slice::from_ref(row)).lines().last().unwrap_or_default());
+            println!(
+                "{}",
+                heuristics_markdown(std::slice::from_ref(row))
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+            );
         }
         rows.extend(r);
     }
@@ -150,7 +156,10 @@ pub fn run(a: &InformedBenchArgs) -> Result<()> {
     let dir = resolve_data_dir(a.data_dir.as_deref())?;
     if parts.contains(&Part::Heuristics) {
         let rows = heuristics(a, &bench)?;
-        write(a.out_dir.join("informed_heuristics.md"), &heuristics_markdown(&rows))?;
+        write(
+            a.out_dir.join("informed_heuristics.md"),
+            &heuristics_markdown(&rows),
+        )?;
         write(
             a.out_dir.join("informed_heuristics.json"),
             &serde_json::to_string_pretty(&rows)?,
@@ -209,13 +218,30 @@ pub fn run(a: &InformedBenchArgs) -> Result<()> {
         let sizes = util::parse_list::<usize>(&a.sizes)?;
         let last = resolve_layer(&net, "-1")?;
         println!("| kind | size | status | efficacy | accuracy before | after | time (s) |\n|---|---|---|---|---|---|---|");
-        let rows = size_sweep(&net, &pool, &val, &sizes, &aprnn(a.lp_timeout, Some(last)), a.seed, |r| {
-            println!(
-                "| {} | {} | {:?} | {:.0}% | {:.1}% | {:.1}% | {:.1} |",
-                r.kind, r.size, r.status, 100.0 * r.efficacy, r.accuracy_before, r.accuracy_after, r.time_s
-            )
-        })?;
-        write(a.out_dir.join("informed_sizes.json"), &serde_json::to_string_pretty(&rows)?)?;
+        let rows = size_sweep(
+            &net,
+            &pool,
+            &val,
+            &sizes,
+            &aprnn(a.lp_timeout, Some(last)),
+            a.seed,
+            |r| {
+                println!(
+                    "| {} | {} | {:?} | {:.0}% | {:.1}% | {:.1}% | {:.1} |",
+                    r.kind,
+                    r.size,
+                    r.status,
+                    100.0 * r.efficacy,
+                    r.accuracy_before,
+                    r.accuracy_after,
+                    r.time_s
+                )
+            },
+        )?;
+        write(
+            a.out_dir.join("informed_sizes.json"),
+            &serde_json::to_string_pretty(&rows)?,
+        )?;
         let series = |kind: &str, f: &dyn Fn(&SizeRow) -> f64| Series {
             name: kind.to_string(),
             points: rows
@@ -231,10 +257,22 @@ pub fn run(a: &InformedBenchArgs) -> Result<()> {
             "repair-set size",
             "% (efficacy; accuracy change)",
             &[
-                Series { name: "efficacy, homogeneous".into(), ..series("homogeneous", &|r| 100.0 * r.efficacy) },
-                Series { name: "efficacy, mixed".into(), ..series("mixed", &|r| 100.0 * r.efficacy) },
-                Series { name: "accuracy change, homogeneous".into(), ..series("homogeneous", &|r| r.accuracy_after - r.accuracy_before) },
-                Series { name: "accuracy change, mixed".into(), ..series("mixed", &|r| r.accuracy_after - r.accuracy_before) },
+                Series {
+                    name: "efficacy, homogeneous".into(),
+                    ..series("homogeneous", &|r| 100.0 * r.efficacy)
+                },
+                Series {
+                    name: "efficacy, mixed".into(),
+                    ..series("mixed", &|r| 100.0 * r.efficacy)
+                },
+                Series {
+                    name: "accuracy change, homogeneous".into(),
+                    ..series("homogeneous", &|r| r.accuracy_after - r.accuracy_before)
+                },
+                Series {
+                    name: "accuracy change, mixed".into(),
+                    ..series("mixed", &|r| r.accuracy_after - r.accuracy_before)
+                },
             ],
         )?;
         println!("wrote {}", p.display());
@@ -251,10 +289,28 @@ pub fn run(a: &InformedBenchArgs) -> Result<()> {
         let (cnet, cpool, cval) = cifar()?;
         for batch in [5, 10] {
             let layer = resolve_layer(&mnist_net, "-2")?;
-            let steps = incremental_curve(&mnist_net, &pool, &mval, 50, batch, layer, Duration::from_secs_f64(a.lp_timeout), a.seed)?;
+            let steps = incremental_curve(
+                &mnist_net,
+                &pool,
+                &mval,
+                50,
+                batch,
+                layer,
+                Duration::from_secs_f64(a.lp_timeout),
+                a.seed,
+            )?;
             curves.push((format!("mnist-net_256x2, b={batch}"), steps));
             let layer = resolve_layer(&cnet, "-1")?;
-            let steps = incremental_curve(&cnet, &cpool, &cval, 50, batch, layer, Duration::from_secs_f64(a.lp_timeout), a.seed)?;
+            let steps = incremental_curve(
+                &cnet,
+                &cpool,
+                &cval,
+                50,
+                batch,
+                layer,
+                Duration::from_secs_f64(a.lp_timeout),
+                a.seed,
+            )?;
             curves.push((format!("resnet_2b, b={batch}"), steps));
         }
         println!("| run | iteration | kept | repair-set accuracy | validation accuracy | time (s) |\n|---|---|---|---|---|---|");
@@ -262,27 +318,46 @@ pub fn run(a: &InformedBenchArgs) -> Result<()> {
             for s in steps {
                 println!(
                     "| {name} | {} | {} | {:.0}% | {:.1}% | {:.1} |",
-                    s.iter, s.kept, 100.0 * s.repair_accuracy, 100.0 * s.validation_accuracy, s.time_s
+                    s.iter,
+                    s.kept,
+                    100.0 * s.repair_accuracy,
+                    100.0 * s.validation_accuracy,
+                    s.time_s
                 );
             }
         }
         write(
             a.out_dir.join("informed_incremental.json"),
-            &serde_json::to_string_pretty(&json!(curves.iter().map(|(n, s)| json!({"run": n, "steps": s})).collect::<Vec<_>>()))?,
+            &serde_json::to_string_pretty(&json!(curves
+                .iter()
+                .map(|(n, s)| json!({"run": n, "steps": s}))
+                .collect::<Vec<_>>()))?,
         )?;
         let mut series = Vec::new();
         for (name, steps) in &curves {
             series.push(Series {
                 name: format!("{name}: repair set"),
-                points: steps.iter().map(|s| (s.iter as f64, 100.0 * s.repair_accuracy, 0.0)).collect(),
+                points: steps
+                    .iter()
+                    .map(|s| (s.iter as f64, 100.0 * s.repair_accuracy, 0.0))
+                    .collect(),
             });
             series.push(Series {
                 name: format!("{name}: validation"),
-                points: steps.iter().map(|s| (s.iter as f64, 100.0 * s.validation_accuracy, 0.0)).collect(),
+                points: steps
+                    .iter()
+                    .map(|s| (s.iter as f64, 100.0 * s.validation_accuracy, 0.0))
+                    .collect(),
             });
         }
         let p = a.out_dir.join("informed_incremental.png");
-        line_chart(&p, "Incremental APRNN repair of 50 errors", "iteration", "accuracy (%)", &series)?;
+        line_chart(
+            &p,
+            "Incremental APRNN repair of 50 errors",
+            "iteration",
+            "accuracy (%)",
+            &series,
+        )?;
         println!("wrote {}", p.display());
     }
     Ok(())
