@@ -276,8 +276,9 @@ pub fn size_sweep(
     Ok(rows)
 }
 
-/// Incremental repair of `n` errors in batches of `batch`, with the whole curve recorded
-/// (no early stopping, so the curve shows what stopping would have saved).
+/// Incremental repair of `n` errors (of one class with `homogeneous`) in batches of `batch`,
+/// with the whole curve recorded (no early stopping, so the curve shows what stopping would
+/// have saved).
 #[allow(clippy::too_many_arguments)]
 pub fn incremental_curve(
     net: &Network,
@@ -288,9 +289,20 @@ pub fn incremental_curve(
     layer: usize,
     lp_timeout: Duration,
     seed: u64,
+    homogeneous: bool,
+    cumulative: bool,
 ) -> Result<Vec<IncrementalStep>> {
     let (mut wrong, _) = errors(net, pool)?;
     wrong.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    if homogeneous {
+        // The class with the most errors.
+        let mut counts = vec![0usize; net.output_len()];
+        for &i in &wrong {
+            counts[pool.labels[i] as usize] += 1;
+        }
+        let big = (0..counts.len()).max_by_key(|&c| counts[c]).unwrap_or(0) as u32;
+        wrong.retain(|&i| pool.labels[i] == big);
+    }
     if wrong.len() < n {
         bail!("only {} errors, {n} asked for", wrong.len());
     }
@@ -312,7 +324,24 @@ pub fn incremental_curve(
         validation: validation.clone(),
         max_drop: 1.0,
         seed,
+        cumulative,
     };
     let r = inc.repair(net, &problem, &RepairContext::default())?;
     Ok(r.incremental.map(|i| i.steps).unwrap_or_default())
+}
+
+/// What early stopping would have returned on a recorded curve: the last iteration before the
+/// validation accuracy first fell more than `max_drop` (a share) below `before` (0: the
+/// original network).
+pub fn early_stop(steps: &[IncrementalStep], before: f64, max_drop: f64) -> usize {
+    let mut returned = 0;
+    for s in steps {
+        if before - s.validation_accuracy > max_drop {
+            break;
+        }
+        if s.kept {
+            returned = s.iter;
+        }
+    }
+    returned
 }

@@ -146,7 +146,7 @@ pub struct Series {
     pub points: Vec<(f64, f64, f64)>,
 }
 
-const LINE: [RGBColor; 8] = [
+const LINE: [RGBColor; 10] = [
     RGBColor(33, 102, 172),
     RGBColor(217, 72, 1),
     RGBColor(35, 139, 69),
@@ -155,6 +155,8 @@ const LINE: [RGBColor; 8] = [
     RGBColor(140, 81, 10),
     RGBColor(1, 133, 113),
     RGBColor(99, 99, 99),
+    RGBColor(230, 171, 2),
+    RGBColor(0, 0, 0),
 ];
 
 /// A line chart with error bars and a legend (labels only when a font is available).

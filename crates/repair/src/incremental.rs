@@ -71,6 +71,10 @@ pub struct Incremental {
     pub max_drop: f64,
     /// Seed of the order.
     pub seed: u64,
+    /// Also hold every point fixed by an earlier batch of this run (the LP grows by `batch`
+    /// points per iteration, and the share of the set that is right can only grow). Off:
+    /// seed 000's plain stochastic repair, where a later batch may undo an earlier one.
+    pub cumulative: bool,
 }
 
 impl Default for Incremental {
@@ -82,6 +86,7 @@ impl Default for Incremental {
             validation: LabelledSet::default(),
             max_drop: 1.0,
             seed: 0,
+            cumulative: false,
         }
     }
 }
@@ -155,6 +160,7 @@ impl Repair for Incremental {
         let (mut best, mut returned) = (net.clone(), 0usize);
         let mut steps = Vec::new();
         let mut failed: Vec<bool> = vec![false; problem.items.len()];
+        let mut fixed: Vec<bool> = vec![false; problem.items.len()];
         let mut stopped = format!("{} iterations", self.max_iters);
         let mut timings = Timings::default();
         let mut lps = Vec::new();
@@ -179,8 +185,12 @@ impl Repair for Incremental {
                 "incremental: iteration {iter}, batch of {}",
                 batch.len()
             ));
+            let mut held = batch.clone();
+            if self.cumulative {
+                held.extend((0..right.len()).filter(|&i| right[i] && fixed[i]));
+            }
             let sub = RepairProblem {
-                items: batch.iter().map(|&i| problem.items[i].clone()).collect(),
+                items: held.iter().map(|&i| problem.items[i].clone()).collect(),
             };
             let r = self
                 .inner
@@ -191,6 +201,9 @@ impl Repair for Incremental {
             let kept = r.status == RepairStatus::Proved;
             if kept {
                 current = r.network;
+                for &i in &batch {
+                    fixed[i] = true;
+                }
             } else {
                 for &i in &batch {
                     failed[i] = true;

@@ -308,6 +308,23 @@ fn incremental_repair_fixes_the_set_batch_by_batch_and_stops_early_on_drawdown()
         .all(|w| w[1].repair_accuracy >= w[0].repair_accuracy || !w[1].kept));
     assert!(r.proved, "{}", r.message);
     assert_eq!(rep.steps.last().unwrap().repair_accuracy, 1.0);
+    // Cumulative: earlier batches stay held, so the share of the set that is right never
+    // falls and every point ends up repaired.
+    let cum = Incremental {
+        batch: 2,
+        cumulative: true,
+        ..Incremental::default()
+    };
+    let c =
+        netrepair_repair::Repair::repair(&cum, &net, &problem, &RepairContext::default()).unwrap();
+    let steps = &c.incremental.as_ref().unwrap().steps;
+    assert!(
+        steps
+            .windows(2)
+            .all(|w| w[1].repair_accuracy >= w[0].repair_accuracy),
+        "{steps:?}"
+    );
+    assert!(c.proved, "{}", c.message);
     // With no drawdown allowed, it stops at the first iteration that costs validation accuracy
     // and returns the network from before it.
     let strict = Incremental {

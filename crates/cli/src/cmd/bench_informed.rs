@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use netrepair_data::{load, resolve_data_dir, split_indices, DatasetName};
 use netrepair_experiments::informed_bench::{
-    errors, heuristics_markdown, heuristics_vs_oracle, incremental_curve, labelled, size_sweep,
-    HeuristicRow, Scenario, SizeRow,
+    early_stop, errors, heuristics_markdown, heuristics_vs_oracle, incremental_curve, labelled,
+    size_sweep, HeuristicRow, Scenario, SizeRow,
 };
 use netrepair_experiments::plot::{line_chart, Series};
 use netrepair_experiments::training::{train_preset, Preset, TrainRequest};
@@ -278,8 +278,9 @@ pub fn run(a: &InformedBenchArgs) -> Result<()> {
         println!("wrote {}", p.display());
     }
     if parts.contains(&Part::Incremental) {
-        let mut curves = Vec::new();
-        // MNIST 256x2 at its penultimate layer, and resnet_2b at its last layer.
+        // MNIST 256x2 at its penultimate layer (mixed errors: a 5k pool has too few of one
+        // class), resnet_2b at its last layer (one class, seed 000's setting); plain and
+        // cumulative batches of 5 and 10.
         let mnist_net = util::load_net(&bench.join("mnistfc/mnist-net_256x2.onnx"))?;
         let test = load(DatasetName::Mnist, &dir, "test")?;
         let split = split_indices(test.len(), &[5000, a.validation.min(5000)], a.seed)?;
@@ -287,78 +288,101 @@ pub fn run(a: &InformedBenchArgs) -> Result<()> {
         let all: Vec<usize> = (0..val.len()).collect();
         let mval = labelled(&val, &all);
         let (cnet, cpool, cval) = cifar()?;
-        for batch in [5, 10] {
-            let layer = resolve_layer(&mnist_net, "-2")?;
-            let steps = incremental_curve(
+        let timeout = Duration::from_secs_f64(a.lp_timeout);
+        let mut table = String::from(
+            "| run | iterations | repair-set accuracy at the end | validation at the end | early stop (2 pp) at | repair-set accuracy there | validation there | time (s) |\n|---|---|---|---|---|---|---|---|\n",
+        );
+        let mut all_curves = Vec::new();
+        for (tag, net, pool, val, layer, homogeneous) in [
+            (
+                "mnist-net_256x2, mixed",
                 &mnist_net,
                 &pool,
                 &mval,
-                50,
-                batch,
-                layer,
-                Duration::from_secs_f64(a.lp_timeout),
-                a.seed,
-            )?;
-            curves.push((format!("mnist-net_256x2, b={batch}"), steps));
-            let layer = resolve_layer(&cnet, "-1")?;
-            let steps = incremental_curve(
-                &cnet,
-                &cpool,
-                &cval,
-                50,
-                batch,
-                layer,
-                Duration::from_secs_f64(a.lp_timeout),
-                a.seed,
-            )?;
-            curves.push((format!("resnet_2b, b={batch}"), steps));
-        }
-        println!("| run | iteration | kept | repair-set accuracy | validation accuracy | time (s) |\n|---|---|---|---|---|---|");
-        for (name, steps) in &curves {
-            for s in steps {
-                println!(
-                    "| {name} | {} | {} | {:.0}% | {:.1}% | {:.1} |",
-                    s.iter,
-                    s.kept,
-                    100.0 * s.repair_accuracy,
-                    100.0 * s.validation_accuracy,
-                    s.time_s
-                );
+                "-2",
+                false,
+            ),
+            ("resnet_2b, one class", &cnet, &cpool, &cval, "-1", true),
+        ] {
+            let before = netrepair_repair::accuracy(net, val)?;
+            let mut series = Vec::new();
+            for cumulative in [false, true] {
+                for batch in [5, 10] {
+                    let name = format!(
+                        "{tag}, b={batch}{}",
+                        if cumulative { ", cumulative" } else { "" }
+                    );
+                    let t = std::time::Instant::now();
+                    let steps = incremental_curve(
+                        net,
+                        pool,
+                        val,
+                        50,
+                        batch,
+                        resolve_layer(net, layer)?,
+                        timeout,
+                        a.seed,
+                        homogeneous,
+                        cumulative,
+                    )?;
+                    let secs = t.elapsed().as_secs_f64();
+                    let stop = early_stop(&steps, before, 0.02);
+                    let at = |i: usize| steps.iter().find(|s| s.iter == i);
+                    let last = steps.last();
+                    let pct =
+                        |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", 100.0 * v));
+                    table.push_str(&format!(
+                        "| {name} | {} | {} | {} | {stop} | {} | {} | {secs:.1} |\n",
+                        steps.len(),
+                        pct(last.map(|s| s.repair_accuracy)),
+                        pct(last.map(|s| s.validation_accuracy)),
+                        pct(at(stop).map(|s| s.repair_accuracy).or(Some(0.0))),
+                        pct(at(stop).map(|s| s.validation_accuracy).or(Some(before))),
+                    ));
+                    println!("{}", table.lines().last().unwrap_or_default());
+                    series.push(Series {
+                        name: format!(
+                            "b={batch}{}: repair set",
+                            if cumulative { " cum." } else { "" }
+                        ),
+                        points: steps
+                            .iter()
+                            .map(|s| (s.iter as f64, 100.0 * s.repair_accuracy, 0.0))
+                            .collect(),
+                    });
+                    series.push(Series {
+                        name: format!(
+                            "b={batch}{}: validation",
+                            if cumulative { " cum." } else { "" }
+                        ),
+                        points: steps
+                            .iter()
+                            .map(|s| (s.iter as f64, 100.0 * s.validation_accuracy, 0.0))
+                            .collect(),
+                    });
+                    all_curves.push(json!({"run": name, "validation_before": before, "early_stop_2pp": stop, "seconds": secs, "steps": steps}));
+                }
             }
+            let file = if homogeneous {
+                "informed_incremental_cifar.png"
+            } else {
+                "informed_incremental_mnist.png"
+            };
+            let p = a.out_dir.join(file);
+            line_chart(
+                &p,
+                &format!("Incremental APRNN repair of 50 errors: {tag}"),
+                "iteration",
+                "accuracy (%)",
+                &series,
+            )?;
+            println!("wrote {}", p.display());
         }
+        write(a.out_dir.join("informed_incremental.md"), &table)?;
         write(
             a.out_dir.join("informed_incremental.json"),
-            &serde_json::to_string_pretty(&json!(curves
-                .iter()
-                .map(|(n, s)| json!({"run": n, "steps": s}))
-                .collect::<Vec<_>>()))?,
+            &serde_json::to_string_pretty(&all_curves)?,
         )?;
-        let mut series = Vec::new();
-        for (name, steps) in &curves {
-            series.push(Series {
-                name: format!("{name}: repair set"),
-                points: steps
-                    .iter()
-                    .map(|s| (s.iter as f64, 100.0 * s.repair_accuracy, 0.0))
-                    .collect(),
-            });
-            series.push(Series {
-                name: format!("{name}: validation"),
-                points: steps
-                    .iter()
-                    .map(|s| (s.iter as f64, 100.0 * s.validation_accuracy, 0.0))
-                    .collect(),
-            });
-        }
-        let p = a.out_dir.join("informed_incremental.png");
-        line_chart(
-            &p,
-            "Incremental APRNN repair of 50 errors",
-            "iteration",
-            "accuracy (%)",
-            &series,
-        )?;
-        println!("wrote {}", p.display());
     }
     Ok(())
 }
