@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` (main job) and `make test` (tests).
 CARGO ?= cargo
 
-.PHONY: setup demo test lint crosscheck bench-forward bench-repair bench-acas
+.PHONY: setup demo test lint crosscheck bench-forward bench-repair bench-acas bench-irepair bench-informed
 
 setup:
 	@bash scripts/setup.sh
@@ -31,3 +31,11 @@ bench-repair: setup
 # PREPARED on every violated ACAS Xu instance of props 2, 7, 8; needs ../shared.
 bench-acas: setup
 	$(CARGO) run --release -p netrepair-cli -- bench acas --json-out docs/repair_acasxu.json --markdown-out docs/repair_acasxu.md
+
+# I-REPAIR vs retraining on mnist-net_256x2 (seed 001, Table 1; 20 seeds, about 1 hour); needs ../shared.
+bench-irepair: setup
+	$(CARGO) run --release -p netrepair-cli -- bench irepair --json-out docs/irepair_mnist.json --markdown-out docs/irepair_mnist.md --plot docs/irepair_mnist.png
+
+# Seed 000's experiments: heuristics vs the oracle, size sweep, incremental repair; needs ../shared.
+bench-informed: setup
+	$(CARGO) run --release -p netrepair-cli -- bench informed --out-dir docs
