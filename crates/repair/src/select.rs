@@ -30,6 +30,7 @@ use crate::error::{RepairError, Result};
 use crate::gradient::LabelledSet;
 use crate::outcome::RepairStatus;
 use crate::problem::RepairProblem;
+use crate::trace::batch;
 use crate::{affine_layers, Aprnn, Repair, RepairContext};
 
 /// The heuristic behind `--layer auto` and `analyze`'s recommendation (chosen from the
@@ -151,13 +152,6 @@ fn representation_values(net: &Network, affine: &[usize]) -> Vec<usize> {
             None => net.nodes().len(),
         })
         .collect()
-}
-
-fn batch(net: &Network, xs: &[Vec<f64>]) -> Result<Tensor> {
-    let flat: Vec<f64> = xs.iter().flatten().copied().collect();
-    let mut dims = vec![xs.len()];
-    dims.extend_from_slice(net.input_shape());
-    Ok(Tensor::from_vec(flat, dims, &Device::Cpu).map_err(NnError::from)?)
 }
 
 /// Every representation of every input, `[layer][input][unit]`.

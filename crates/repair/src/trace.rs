@@ -12,7 +12,7 @@ use crate::error::Result;
 pub(crate) type Values = Vec<Vec<f64>>;
 
 /// Inputs (flattened) as one batch `[N, input shape...]`.
-fn batch(net: &Network, xs: &[Vec<f64>]) -> Result<Tensor> {
+pub(crate) fn batch(net: &Network, xs: &[Vec<f64>]) -> Result<Tensor> {
     let flat: Vec<f64> = xs.iter().flatten().copied().collect();
     let mut dims = vec![xs.len()];
     dims.extend_from_slice(net.input_shape());
