@@ -240,9 +240,22 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    // Without a terminal the bar is hidden: log every 50th run instead.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let started = std::time::Instant::now();
     let runs = single_class_runs(&net, &pool, &eval, &setup, |r, done, total| {
         pb.set_length(total as u64);
         pb.set_position(done as u64);
+        if !tty && (done % 50 == 0 || done == total) {
+            eprintln!(
+                "{done}/{total} runs, {:.0} s; last: {} |R|={} class {} drop {:.2} pp",
+                started.elapsed().as_secs_f64(),
+                r.method,
+                r.size,
+                r.class,
+                r.drop_pp
+            );
+        }
         pb.set_message(format!(
             "{} |R|={} class {}: drop {:.2} pp",
             r.method, r.size, r.class, r.drop_pp
