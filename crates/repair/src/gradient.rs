@@ -28,9 +28,9 @@ use serde::Serialize;
 
 use crate::edit::param_changes;
 use crate::error::{RepairError, Result};
-use crate::outcome::{DeltaSummary, ItemStatus, RepairOutcome, RepairStatus, Timings};
+use crate::outcome::{DeltaSummary, RepairOutcome, RepairStatus, Timings};
 use crate::problem::{RepairItem, RepairProblem, Requirement};
-use crate::recheck::recheck;
+use crate::recheck::timed_recheck;
 use crate::{Repair, RepairContext};
 
 /// The loss whose gradient measures a parameter's influence on the correct set.
@@ -683,15 +683,8 @@ impl Repair for GradientRepair {
         let mut repaired = net.clone();
         trainer.write_back(&mut repaired)?;
 
-        ctx.say("re-checking");
-        let t = Instant::now();
-        let items = recheck(net, &repaired, problem, &ctx.check)?;
-        let recheck_s = t.elapsed().as_secs_f64();
+        let (items, ok, recheck_s) = timed_recheck(net, &repaired, problem, ctx)?;
         let correct_after = count_correct(&repaired, &self.correct)?;
-        let ok = items
-            .iter()
-            .filter(|i| i.status == ItemStatus::Repaired)
-            .count();
         let proved = ok == items.len();
         let message = format!(
             "{ok} of {} points repaired (f64 forward pass) after {iterations} iterations{}; correct set: {correct_after} of {} right (before: {correct_before})",

@@ -17,9 +17,9 @@ use serde::Serialize;
 use crate::edit::param_changes;
 use crate::error::{RepairError, Result};
 use crate::gradient::LabelledSet;
-use crate::outcome::{DeltaSummary, ItemStatus, RepairOutcome, RepairStatus, Timings};
+use crate::outcome::{DeltaSummary, RepairOutcome, RepairStatus, Timings};
 use crate::problem::{RepairItem, RepairProblem};
-use crate::recheck::recheck;
+use crate::recheck::timed_recheck;
 use crate::select::accuracy;
 use crate::{Aprnn, Repair, RepairContext};
 use netrepair_nn::Network;
@@ -236,14 +236,8 @@ impl Repair for Incremental {
                 returned = iter;
             }
         }
-        ctx.say("re-checking");
-        let t = Instant::now();
-        let items = recheck(net, &best, problem, &ctx.check)?;
-        timings.recheck_s = t.elapsed().as_secs_f64();
-        let ok = items
-            .iter()
-            .filter(|i| i.status == ItemStatus::Repaired)
-            .count();
+        let (items, ok, recheck_s) = timed_recheck(net, &best, problem, ctx)?;
+        timings.recheck_s = recheck_s;
         let proved = ok == items.len();
         let layer_node = crate::start_layer(net, self.inner.lp.layer)?;
         let param_delta = DeltaSummary::from_changes(param_changes(net, &best)?);

@@ -25,9 +25,9 @@ use crate::error::{RepairError, Result};
 use crate::gradient::{
     batch, labels_tensor, rows, IterationStat, LabelledSet, Locking, TrainingReport,
 };
-use crate::outcome::{DeltaSummary, ItemStatus, RepairOutcome, RepairStatus, Timings};
+use crate::outcome::{DeltaSummary, RepairOutcome, RepairStatus, Timings};
 use crate::problem::{RepairItem, RepairProblem};
-use crate::recheck::recheck;
+use crate::recheck::timed_recheck;
 use crate::{Repair, RepairContext};
 
 /// Provable fine-tuning (see the module documentation).
@@ -368,14 +368,7 @@ impl Repair for Pft {
             trainer.write_back(&mut current)?;
         }
 
-        ctx.say("re-checking");
-        let t = Instant::now();
-        let items = recheck(net, &current, problem, &ctx.check)?;
-        let recheck_s = t.elapsed().as_secs_f64();
-        let ok = items
-            .iter()
-            .filter(|i| i.status == ItemStatus::Repaired)
-            .count();
+        let (items, ok, recheck_s) = timed_recheck(net, &current, problem, ctx)?;
         let proved = ok == items.len();
         let rounds = history.len();
         let mut notes = Vec::new();

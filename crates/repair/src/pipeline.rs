@@ -12,7 +12,7 @@ use crate::outcome::{
     DeltaSummary, ItemReport, ItemStatus, LpReport, RepairOutcome, RepairStatus, Timings,
 };
 use crate::problem::RepairProblem;
-use crate::recheck::recheck;
+use crate::recheck::timed_recheck;
 use crate::{affine_layers, LpRepairOptions, RepairContext};
 
 /// Checks the problem against the network and resolves the start layer (which must be a
@@ -105,14 +105,8 @@ pub(crate) fn finish(
     let layer_index = affine_layers(net).iter().position(|&i| i == start);
     let (network, status, items, message) = match solved {
         Solved::Network(repaired) => {
-            ctx.say("re-checking");
-            let t = Instant::now();
-            let items = recheck(net, &repaired, problem, &ctx.check)?;
-            timings.recheck_s = t.elapsed().as_secs_f64();
-            let ok = items
-                .iter()
-                .filter(|i| i.status == ItemStatus::Repaired)
-                .count();
+            let (items, ok, recheck_s) = timed_recheck(net, &repaired, problem, ctx)?;
+            timings.recheck_s = recheck_s;
             let (status, message) = if ok == items.len() {
                 (
                     RepairStatus::Proved,

@@ -158,3 +158,21 @@ pub fn recheck(
     }
     Ok(out)
 }
+
+/// The re-check as every method ends: announce it, run [`recheck`], time it, and count the
+/// items it confirmed. Returns (reports, confirmed, seconds).
+pub(crate) fn timed_recheck(
+    before: &Network,
+    after: &Network,
+    problem: &RepairProblem,
+    ctx: &crate::RepairContext,
+) -> Result<(Vec<ItemReport>, usize, f64)> {
+    ctx.say("re-checking");
+    let t = std::time::Instant::now();
+    let items = recheck(before, after, problem, &ctx.check)?;
+    let ok = items
+        .iter()
+        .filter(|i| i.status == ItemStatus::Repaired)
+        .count();
+    Ok((items, ok, t.elapsed().as_secs_f64()))
+}
