@@ -18,10 +18,12 @@
 #![deny(missing_docs)]
 
 mod error;
+mod global;
 mod property;
 mod sexpr;
 mod vnnlib;
 
 pub use error::{Result, SpecError};
+pub use global::{GlobalProperty, Perturbation};
 pub use property::{BoxRegion, Case, LinearConstraint, Polytope, Property};
 pub use vnnlib::{parse_vnnlib, read_vnnlib};

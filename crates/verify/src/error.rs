@@ -14,6 +14,9 @@ pub enum VerifyError {
     /// The LP/MILP solver failed (not infeasibility: that is an outcome).
     #[error("solver: {0}")]
     Lp(String),
+    /// A network this analysis cannot handle.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
     /// The input region does not fit the network.
     #[error("the input box has {got} dimensions, the network takes {expected}")]
     InputSize {

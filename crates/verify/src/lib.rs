@@ -26,9 +26,15 @@ mod error;
 mod interval;
 pub mod milp;
 pub mod rounding;
+pub mod twin;
 
 pub use attack::{pgd, Counterexample, PgdOptions};
 pub use check::{check_property, CheckOptions, CheckReport, Verdict};
 pub use crown::{linear_bounds, prove_case};
 pub use error::{Result, VerifyError};
 pub use interval::{interval_bounds, unreachable_polytope, Bounds};
+pub use twin::{
+    jacobian_norm, pgd_variation, property_twin_bounds, twin_bounds, uniform_points,
+    variation_bound, Chain, LinearDiff, SplitOptions, TwinBounds, VariationAttack, VariationBound,
+    VariationReport,
+};

@@ -1,0 +1,267 @@
+//! Global robustness and individual fairness: properties over a whole input region rather
+//! than a point (seed 002, REGLO).
+//!
+//! `P(X, Omega, eps)`: for every `x` in the box `X` and every perturbation `dx` in `Omega`,
+//! `||f(x + dx) - f(x)||_inf <= eps`. Two kinds of `Omega`:
+//! - [`Perturbation::Linf`]: `||dx||_inf <= delta` (norm-bounded global robustness); `x + dx`
+//!   may leave `X` by up to `delta`.
+//! - [`Perturbation::Sensitive`]: only the named features move, anywhere within `X`'s range
+//!   for them (individual fairness: changing age inside the age group must not change the
+//!   output by more than `eps`); both `x` and `x + dx` lie in `X`.
+
+use crate::error::{Result, SpecError};
+use crate::property::BoxRegion;
+
+/// Which perturbations of an input the property must tolerate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Perturbation {
+    /// Every `dx` with `||dx||_inf <= delta`.
+    Linf {
+        /// The radius.
+        delta: f64,
+    },
+    /// Only these features (flat input indices) change, within the region's range.
+    Sensitive {
+        /// The sensitive features.
+        features: Vec<usize>,
+    },
+}
+
+/// A global robustness (or individual fairness) property.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlobalProperty {
+    /// `X`: where the unperturbed input lies.
+    pub region: BoxRegion,
+    /// `Omega`.
+    pub perturbation: Perturbation,
+    /// Largest allowed L-inf change of the output.
+    pub eps: f64,
+}
+
+impl GlobalProperty {
+    /// A property, checked: `eps > 0`, `delta > 0`, sensitive features named, distinct, inside
+    /// the input and free to move in `region` (a feature fixed to one value cannot change).
+    pub fn new(region: BoxRegion, perturbation: Perturbation, eps: f64) -> Result<Self> {
+        let bad = |m: String| Err(SpecError::Mismatch(m));
+        if !(eps > 0.0 && eps.is_finite()) {
+            return bad(format!("eps must be positive and finite, got {eps}"));
+        }
+        match &perturbation {
+            Perturbation::Linf { delta } => {
+                if !(*delta > 0.0 && delta.is_finite()) {
+                    return bad(format!("delta must be positive and finite, got {delta}"));
+                }
+            }
+            Perturbation::Sensitive { features } => {
+                if features.is_empty() {
+                    return bad("individual fairness needs at least one sensitive feature".into());
+                }
+                for (i, &f) in features.iter().enumerate() {
+                    if f >= region.dim() {
+                        return bad(format!(
+                            "sensitive feature {f} is not an input: the input has {} features (0..{})",
+                            region.dim(),
+                            region.dim() - 1
+                        ));
+                    }
+                    if features[..i].contains(&f) {
+                        return bad(format!("sensitive feature {f} is named twice"));
+                    }
+                }
+                if features.iter().all(|&f| region.lower[f] == region.upper[f]) {
+                    return bad(
+                        "the region fixes every sensitive feature to one value: nothing can change"
+                            .into(),
+                    );
+                }
+            }
+        }
+        Ok(Self {
+            region,
+            perturbation,
+            eps,
+        })
+    }
+
+    /// Number of input features.
+    pub fn dim(&self) -> usize {
+        self.region.dim()
+    }
+
+    /// The features a perturbation can move.
+    pub fn free_dims(&self) -> Vec<usize> {
+        match &self.perturbation {
+            Perturbation::Linf { .. } => (0..self.dim()).collect(),
+            Perturbation::Sensitive { features } => features.clone(),
+        }
+    }
+
+    /// L-inf diameter of `Omega` (largest `||dx - dx'||`): `2 delta`, or the widest sensitive
+    /// range.
+    pub fn diameter(&self) -> f64 {
+        match &self.perturbation {
+            Perturbation::Linf { delta } => 2.0 * delta,
+            Perturbation::Sensitive { features } => features
+                .iter()
+                .map(|&f| self.region.upper[f] - self.region.lower[f])
+                .fold(0.0, f64::max),
+        }
+    }
+
+    /// Where `x + dx` lies when `x` lies in `area` (a sub-box of the region).
+    pub fn twin_box(&self, area: &BoxRegion) -> BoxRegion {
+        let mut twin = area.clone();
+        match &self.perturbation {
+            Perturbation::Linf { delta } => {
+                twin.lower.iter_mut().for_each(|v| *v -= delta);
+                twin.upper.iter_mut().for_each(|v| *v += delta);
+            }
+            Perturbation::Sensitive { features } => {
+                for &f in features {
+                    twin.lower[f] = self.region.lower[f];
+                    twin.upper[f] = self.region.upper[f];
+                }
+            }
+        }
+        twin
+    }
+
+    /// Bounds of `dx` when `x` lies in `area`: `[-delta, delta]`, or for fairness zero on the
+    /// other features and `[X_lo - area_hi, X_hi - area_lo]` on the sensitive ones.
+    pub fn dx_box(&self, area: &BoxRegion) -> BoxRegion {
+        match &self.perturbation {
+            Perturbation::Linf { delta } => BoxRegion {
+                lower: vec![-delta; self.dim()],
+                upper: vec![*delta; self.dim()],
+            },
+            Perturbation::Sensitive { features } => {
+                let mut b = BoxRegion {
+                    lower: vec![0.0; self.dim()],
+                    upper: vec![0.0; self.dim()],
+                };
+                for &f in features {
+                    b.lower[f] = self.region.lower[f] - area.upper[f];
+                    b.upper[f] = self.region.upper[f] - area.lower[f];
+                }
+                b
+            }
+        }
+    }
+
+    /// Projects a perturbed input `x2` of `x` back into what the property allows.
+    pub fn project(&self, x: &[f64], x2: &mut [f64]) {
+        match &self.perturbation {
+            Perturbation::Linf { delta } => {
+                for (v, &c) in x2.iter_mut().zip(x) {
+                    *v = v.clamp(c - delta, c + delta);
+                }
+            }
+            Perturbation::Sensitive { features } => {
+                for (j, (v, &c)) in x2.iter_mut().zip(x).enumerate() {
+                    *v = if features.contains(&j) {
+                        v.clamp(self.region.lower[j], self.region.upper[j])
+                    } else {
+                        c
+                    };
+                }
+            }
+        }
+    }
+
+    /// Checks that the property fits a network with `inputs` input features.
+    pub fn check_fits(&self, inputs: usize) -> Result<()> {
+        if self.dim() != inputs {
+            return Err(SpecError::Mismatch(format!(
+                "the region has {} features, the network takes {inputs}",
+                self.dim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// "fairness" or "global robustness".
+    pub fn kind(&self) -> &'static str {
+        match self.perturbation {
+            Perturbation::Linf { .. } => "global robustness",
+            Perturbation::Sensitive { .. } => "individual fairness",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(n: usize) -> BoxRegion {
+        BoxRegion::new(vec![0.0; n], vec![1.0; n]).unwrap()
+    }
+
+    #[test]
+    fn fairness_twin_moves_only_sensitive_features_within_the_region() {
+        let mut region = unit(3);
+        region.lower[1] = 0.2;
+        region.upper[1] = 0.6;
+        let p = GlobalProperty::new(region, Perturbation::Sensitive { features: vec![1] }, 0.1)
+            .unwrap();
+        let area = BoxRegion::new(vec![0.0, 0.3, 0.5], vec![0.5, 0.4, 0.5]).unwrap();
+        let twin = p.twin_box(&area);
+        assert_eq!(twin.lower, vec![0.0, 0.2, 0.5]);
+        assert_eq!(twin.upper, vec![0.5, 0.6, 0.5]);
+        let dx = p.dx_box(&area);
+        assert_eq!(dx.lower, vec![0.0, 0.2 - 0.4, 0.0]);
+        assert_eq!(dx.upper, vec![0.0, 0.6 - 0.3, 0.0]);
+        assert!((p.diameter() - 0.4).abs() < 1e-12);
+        let mut x2 = vec![9.0, 9.0, 9.0];
+        p.project(&[0.1, 0.3, 0.5], &mut x2);
+        assert_eq!(x2, vec![0.1, 0.6, 0.5]);
+    }
+
+    #[test]
+    fn robustness_twin_is_the_area_widened_by_delta() {
+        let p = GlobalProperty::new(unit(2), Perturbation::Linf { delta: 0.1 }, 0.5).unwrap();
+        let twin = p.twin_box(&unit(2));
+        assert_eq!(twin.lower, vec![-0.1, -0.1]);
+        assert_eq!(twin.upper, vec![1.1, 1.1]);
+        assert!((p.diameter() - 0.2).abs() < 1e-12);
+        assert_eq!(p.free_dims(), vec![0, 1]);
+    }
+
+    #[test]
+    fn bad_properties_are_named() {
+        let e = |r| match r {
+            Err(e) => format!("{e}"),
+            Ok(_) => panic!("accepted"),
+        };
+        assert!(e(GlobalProperty::new(
+            unit(2),
+            Perturbation::Linf { delta: 0.1 },
+            0.0
+        ))
+        .contains("eps"));
+        assert!(e(GlobalProperty::new(
+            unit(2),
+            Perturbation::Linf { delta: -1.0 },
+            0.1
+        ))
+        .contains("delta"));
+        assert!(e(GlobalProperty::new(
+            unit(2),
+            Perturbation::Sensitive { features: vec![5] },
+            0.1
+        ))
+        .contains("not an input"));
+        assert!(e(GlobalProperty::new(
+            unit(2),
+            Perturbation::Sensitive { features: vec![] },
+            0.1
+        ))
+        .contains("at least one"));
+        let flat = BoxRegion::new(vec![0.0, 0.5], vec![1.0, 0.5]).unwrap();
+        assert!(e(GlobalProperty::new(
+            flat,
+            Perturbation::Sensitive { features: vec![1] },
+            0.1
+        ))
+        .contains("nothing can change"));
+    }
+}
