@@ -282,6 +282,7 @@ impl Aprnn {
                     centroid: Some(centroid(vertices)),
                     requirements: requirements.clone(),
                 }),
+                RepairItem::Global { .. } => problem.refuse_global("aprnn")?,
                 RepairItem::Property { name, property } => {
                     for case in &property.cases {
                         let mut boxes = vec![case.input.clone()];

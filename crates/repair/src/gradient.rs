@@ -732,6 +732,7 @@ impl Repair for GradientRepair {
                 history,
             }),
             incremental: None,
+            global: Vec::new(),
         })
     }
 }

@@ -270,6 +270,7 @@ impl Repair for Incremental {
                 returned,
                 stopped,
             }),
+            global: Vec::new(),
         })
     }
 }

@@ -40,6 +40,7 @@ mod pipeline;
 mod prepared;
 mod problem;
 mod recheck;
+mod reglo;
 mod select;
 mod trace;
 
@@ -65,6 +66,7 @@ pub use pft::Pft;
 pub use prepared::Prepared;
 pub use problem::{box_vertices, split_box, RepairItem, RepairProblem, Requirement};
 pub use recheck::recheck;
+pub use reglo::{GlobalReport, Reglo, RegloIteration, WeightNorm};
 pub use select::{
     accuracy, brute_force, score_layers, BruteForce, Heuristic, LayerScores, LayerTrial,
     SelectionInput, DEFAULT_HEURISTIC,

@@ -164,6 +164,10 @@ pub struct RepairOutcome {
     /// What the incremental strategy did (incremental repair only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub incremental: Option<crate::incremental::IncrementalReport>,
+    /// Per global robustness / fairness item: VB, PGD-B and PGD-R before and after, the
+    /// repair areas (REGLO only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub global: Vec<crate::reglo::GlobalReport>,
 }
 
 impl RepairOutcome {

@@ -430,6 +430,7 @@ impl Repair for Pft {
             flagged: Vec::new(),
             training: Some(training),
             incremental: None,
+            global: Vec::new(),
         })
     }
 }

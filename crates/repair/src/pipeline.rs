@@ -23,6 +23,7 @@ pub(crate) fn checked_start(
     opts: &LpRepairOptions,
 ) -> Result<usize> {
     problem.validate(net.input_len(), net.output_len())?;
+    problem.refuse_global("an LP point/property repair")?;
     let start = crate::start_layer(net, opts.layer)?;
     Edit::new(net, start, opts.delta_bound)?;
     Ok(start)
@@ -172,5 +173,6 @@ pub(crate) fn finish(
         flagged: Vec::new(),
         training: None,
         incremental: None,
+        global: Vec::new(),
     })
 }

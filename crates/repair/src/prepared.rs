@@ -152,6 +152,7 @@ impl Prepared {
                         case: None,
                     });
                 }
+                RepairItem::Global { .. } => problem.refuse_global("prepared")?,
                 RepairItem::Property { property, .. } => {
                     for case in &property.cases {
                         let ys = outputs(net, &samples(&case.input, 32, item as u64))?;

@@ -1,7 +1,7 @@
 //! What a repair must achieve: requirements on outputs, attached to points, V-polytopes or
 //! input boxes (VNN-LIB properties).
 
-use netrepair_spec::{BoxRegion, Case, LinearConstraint, Property};
+use netrepair_spec::{BoxRegion, Case, GlobalProperty, LinearConstraint, Property};
 
 use crate::error::{RepairError, Result};
 
@@ -113,6 +113,14 @@ pub enum RepairItem {
         /// The property.
         property: Property,
     },
+    /// A global robustness or individual fairness property: over its whole region, no
+    /// allowed perturbation moves the output by more than `eps` (REGLO).
+    Global {
+        /// A name for reports.
+        name: String,
+        /// The property.
+        property: GlobalProperty,
+    },
 }
 
 impl RepairItem {
@@ -122,6 +130,7 @@ impl RepairItem {
             RepairItem::Point { .. } => "point",
             RepairItem::Polytope { .. } => "polytope",
             RepairItem::Property { .. } => "property",
+            RepairItem::Global { .. } => "global",
         }
     }
 }
@@ -186,6 +195,21 @@ impl RepairProblem {
         Some((xs, labels))
     }
 
+    /// The error for a method that cannot repair global robustness / fairness items, if the
+    /// problem has any.
+    pub fn refuse_global(&self, method: &str) -> Result<()> {
+        match self
+            .items
+            .iter()
+            .position(|i| matches!(i, RepairItem::Global { .. }))
+        {
+            Some(i) => Err(RepairError::Unsupported(format!(
+                "item {i} is a global robustness / fairness property: {method} cannot repair it (use --method reglo)"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Checks sizes and values against a network with `inputs` inputs and `outputs` outputs.
     pub fn validate(&self, inputs: usize, outputs: usize) -> Result<()> {
         if self.items.is_empty() {
@@ -246,6 +270,9 @@ impl RepairProblem {
                     if property.cases.is_empty() {
                         return bad(i, "the property has no case".into());
                     }
+                }
+                RepairItem::Global { property, .. } => {
+                    property.check_fits(inputs)?;
                 }
             }
         }

@@ -6,7 +6,11 @@
 //! requirements then hold on the whole hull. Properties: the sound verifier must prove them.
 
 use netrepair_nn::Network;
-use netrepair_verify::{check_property, CheckOptions, Verdict};
+use netrepair_spec::GlobalProperty;
+use netrepair_verify::{
+    check_property, pgd_variation, uniform_points, variation_bound, Chain, CheckOptions,
+    SplitOptions, VariationAttack, Verdict,
+};
 
 use crate::error::Result;
 use crate::outcome::{ItemReport, ItemStatus};
@@ -153,10 +157,66 @@ pub fn recheck(
                     detail,
                 }
             }
+            RepairItem::Global { name, property } => {
+                global_report(index, name, after, property, check)?
+            }
         };
         out.push(report);
     }
     Ok(out)
+}
+
+/// Global robustness / fairness: the sound VB over the whole region (best-first splitting
+/// within the check's time limit) must be at most eps; the variation attack from 256 uniform
+/// points tells a refuted property from an undecided one.
+fn global_report(
+    index: usize,
+    name: &str,
+    after: &Network,
+    prop: &GlobalProperty,
+    check: &CheckOptions,
+) -> Result<ItemReport> {
+    let chain = Chain::new(after)?;
+    let split = SplitOptions {
+        time_limit: check.timeout,
+        ..SplitOptions::default()
+    };
+    let vb = variation_bound(after, &chain, prop, &prop.region, &split)?;
+    let pts = uniform_points(&prop.region, 256, check.pgd.seed);
+    let rep = pgd_variation(&chain, prop, &pts, &VariationAttack::default());
+    let (status, detail) = if vb.proved {
+        (
+            ItemStatus::Repaired,
+            format!(
+                "{name}: VB = {:.4} <= eps = {} (sound bound over {} boxes)",
+                vb.vb, prop.eps, vb.boxes
+            ),
+        )
+    } else if rep.pgd_b > prop.eps {
+        (
+            ItemStatus::Failed,
+            format!(
+                "{name}: the attack finds a variation of {:.4} > eps = {}",
+                rep.pgd_b, prop.eps
+            ),
+        )
+    } else {
+        (
+            ItemStatus::Unconfirmed,
+            format!(
+                "{name}: VB = {:.4} > eps = {}, no violation found",
+                vb.vb, prop.eps
+            ),
+        )
+    };
+    Ok(ItemReport {
+        index,
+        kind: "global",
+        status,
+        held_before: None,
+        margin: Some(prop.eps - vb.vb),
+        detail,
+    })
 }
 
 /// The re-check as every method ends: announce it, run [`recheck`], time it, and count the

@@ -430,6 +430,49 @@ fn concretise_up(row: &[f64], c: f64, dx: &BoxRegion) -> f64 {
     up(s, gamma(row.len() + 2) * mag)
 }
 
+/// Interval bounds of an affine or scale step's output difference (the bias cancels).
+fn interval_step(step: &Step, d: &Bounds) -> Bounds {
+    match step {
+        Step::Affine { w, rows, cols, .. } => {
+            let g = gamma(cols + 2);
+            let mut b = Bounds {
+                lower: Vec::with_capacity(*rows),
+                upper: Vec::with_capacity(*rows),
+            };
+            for r in 0..*rows {
+                let (mut lo, mut hi, mut mag) = (0.0, 0.0, 0.0);
+                for ((&a, &l), &u) in w[r * cols..(r + 1) * cols]
+                    .iter()
+                    .zip(&d.lower)
+                    .zip(&d.upper)
+                {
+                    let (p, q) = (a * l, a * u);
+                    lo += p.min(q);
+                    hi += p.max(q);
+                    mag += p.abs().max(q.abs());
+                }
+                b.lower.push(down(lo, g * mag));
+                b.upper.push(up(hi, g * mag));
+            }
+            b
+        }
+        Step::Scale { a, .. } => {
+            let mut b = Bounds {
+                lower: Vec::with_capacity(a.len()),
+                upper: Vec::with_capacity(a.len()),
+            };
+            for ((&a, &l), &u) in a.iter().zip(&d.lower).zip(&d.upper) {
+                let (p, q) = (a * l, a * u);
+                b.lower
+                    .push(down(p.min(q), gamma(1) * p.abs().max(q.abs())));
+                b.upper.push(up(p.max(q), gamma(1) * p.abs().max(q.abs())));
+            }
+            b
+        }
+        Step::Relu => unreachable!("ReLU steps have their own relaxation"),
+    }
+}
+
 /// Twin bounds over one area: `x` in `area`, `x + dx` in `twin`, `dx` in `dx_box`.
 pub fn twin_bounds(
     net: &Network,
@@ -494,13 +537,13 @@ pub fn twin_bounds(
                     }
                 }
                 let (rows, cst) = back_substitute(chain, &relax, &diff, k + 1, lam);
-                let mut b = Bounds {
-                    lower: vec![0.0; w],
-                    upper: vec![0.0; w],
-                };
+                // Intersected with interval propagation of the previous bounds, so that an
+                // interval argument (what a repair LP over concrete bounds uses) is never
+                // tighter than these bounds.
+                let mut b = interval_step(&chain.steps[k], &diff[k]);
                 for j in 0..w {
-                    b.upper[j] = concretise_up(&rows[j], cst[j], dx_box);
-                    b.lower[j] = -concretise_up(&rows[w + j], cst[w + j], dx_box);
+                    b.upper[j] = b.upper[j].min(concretise_up(&rows[j], cst[j], dx_box));
+                    b.lower[j] = b.lower[j].max(-concretise_up(&rows[w + j], cst[w + j], dx_box));
                 }
                 b
             }
