@@ -900,3 +900,111 @@ fn analyze_scores_layers_and_auto_uses_the_heuristic() {
         "nothing to analyse",
     );
 }
+
+#[test]
+fn reglo_makes_a_network_fair_and_names_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let net = d.join("net.onnx");
+    save_onnx(
+        &netrepair_nn::mlp(&[3, 12, 12, 2], netrepair_nn::Activation::Relu, 5).unwrap(),
+        &net,
+    )
+    .unwrap();
+    write_f32(&d.join("lo.npy"), &[3], &[-1.0, -1.0, -1.0]);
+    write_f32(&d.join("hi.npy"), &[3], &[1.0, 1.0, 1.0]);
+    let base = [
+        "repair",
+        "--net",
+        "net.onnx",
+        "--method",
+        "reglo",
+        "--input-lower",
+        "lo.npy",
+        "--input-upper",
+        "hi.npy",
+    ];
+    let with = |extra: &[&str]| {
+        let mut v: Vec<&str> = base.to_vec();
+        v.extend_from_slice(extra);
+        run(&v, d)
+    };
+    // A covering repair proves fairness over the whole region; the report has the seed's
+    // metric names and the file holds the re-checked network.
+    let o = with(&[
+        "--fairness",
+        "--sensitive",
+        "1",
+        "--eps",
+        "0.1",
+        "--cover",
+        "32",
+        "--samples",
+        "200",
+        "--eval-points",
+        "200",
+        "--out",
+        "fair.onnx",
+        "--report",
+        "r.json",
+        "--json",
+    ]);
+    let v = json(&o);
+    assert_eq!(v["proved"], true, "{v}");
+    assert!(v["VB"].as_f64().unwrap() <= 0.1, "{v}");
+    assert!(v["PGD_B"].as_f64().unwrap() <= 0.1, "{v}");
+    assert_eq!(v["PGD_R"].as_f64().unwrap(), 0.0);
+    assert!(v["global"][0]["VB_before"].as_f64().unwrap() > 0.1, "{v}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("r.json")).unwrap()).unwrap();
+    assert_eq!(r["VB"], v["VB"]);
+    let fair = netrepair_nn::load_onnx(d.join("fair.onnx")).unwrap();
+    assert_eq!(
+        fair.param_count(),
+        netrepair_nn::load_onnx(&net).unwrap().param_count()
+    );
+    // Bad input: one clear line each, nothing written.
+    fails_with(&with(&["--fairness", "--sensitive", "1"]), "--eps");
+    fails_with(
+        &with(&["--fairness", "--sensitive", "1", "--eps", "0"]),
+        "eps",
+    );
+    fails_with(
+        &with(&["--fairness", "--sensitive", "7", "--eps", "0.1"]),
+        "not an input",
+    );
+    fails_with(
+        &with(&["--fairness", "--sensitive", "age", "--eps", "0.1"]),
+        "--dataset",
+    );
+    fails_with(&with(&["--eps", "0.1"]), "--fairness");
+    fails_with(&with(&["--global-robustness", "--eps", "0.1"]), "--delta");
+    fails_with(
+        &with(&["--global-robustness", "--delta", "-1", "--eps", "0.1"]),
+        "delta",
+    );
+    write_f32(&d.join("bad.npy"), &[3], &[2.0, 2.0, 2.0]);
+    let o = run(
+        &[
+            "repair",
+            "--net",
+            "net.onnx",
+            "--method",
+            "reglo",
+            "--input-lower",
+            "bad.npy",
+            "--input-upper",
+            "hi.npy",
+            "--fairness",
+            "--sensitive",
+            "0",
+            "--eps",
+            "0.1",
+            "--out",
+            "x.onnx",
+        ],
+        d,
+    );
+    fails_with(&o, "empty");
+    assert!(!d.join("x.onnx").exists());
+}

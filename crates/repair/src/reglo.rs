@@ -43,8 +43,8 @@ use netrepair_lp::{LpModel, Outcome, Sense, SolveOptions, Var};
 use netrepair_nn::{Layer, Network, ParamId};
 use netrepair_spec::{BoxRegion, GlobalProperty};
 use netrepair_verify::{
-    jacobian_norm, pgd_variation, property_twin_bounds, uniform_points, variation_bound, Chain,
-    SplitOptions, TwinBounds, VariationAttack, VariationReport,
+    area_variation, jacobian_norm, pgd_variation, property_twin_pieces, uniform_points,
+    variation_bound, Chain, SplitOptions, TwinBounds, VariationAttack, VariationReport,
 };
 use rayon::prelude::*;
 use serde::Serialize;
@@ -100,12 +100,20 @@ pub struct Reglo {
     /// Data points (flattened inputs): those inside a property's region seed the search and
     /// the PGD metrics.
     pub points: Vec<Vec<f64>>,
+    /// Inputs whose outputs should move as little as possible (e.g. training data): the LP
+    /// adds `keep_weight` times the mean L1 change of their outputs to the objective.
+    pub keep: Vec<Vec<f64>>,
+    /// Weight of the output-preservation term.
+    pub keep_weight: f64,
     /// Points for PGD-B and PGD-R: data points in the region first, then uniform draws.
     pub eval_points: usize,
     /// The variation attack (search and metrics).
     pub attack: VariationAttack,
     /// The VB computation.
     pub split: SplitOptions,
+    /// Fairness: slices of each sensitive feature's range bounded (and constrained) separately;
+    /// tighter bounds, a larger LP.
+    pub pieces: usize,
     /// Use the linear (in `dx`) bounds when at most this many features can move; above,
     /// concrete bounds only.
     pub linear_max_free: usize,
@@ -126,9 +134,12 @@ impl Default for Reglo {
             cover: 0,
             margin: 0.05,
             points: Vec::new(),
+            keep: Vec::new(),
+            keep_weight: 1.0,
             eval_points: 1000,
             attack: VariationAttack::default(),
             split: SplitOptions::default(),
+            pieces: 8,
             linear_max_free: 16,
             lp_time_limit: None,
             seed: 0,
@@ -198,11 +209,15 @@ pub struct GlobalReport {
     pub worst_after: Option<(Vec<f64>, Vec<f64>)>,
 }
 
+/// A solved LP: the new last-layer weight (f32-rounded) and the objective.
+type Solved = (Vec<f64>, f64);
+
 /// A repair area: `x` ranges over `region`.
 struct Area {
     prop: usize,
     region: BoxRegion,
-    bounds: TwinBounds,
+    /// Per twin piece: the box of `dx` and the bounds.
+    pieces: Vec<(BoxRegion, TwinBounds)>,
 }
 
 impl Reglo {
@@ -215,6 +230,18 @@ impl Reglo {
             return bad(format!(
                 "area radius must be in (0, 1], got {}",
                 self.area_radius
+            ));
+        }
+        if !(self.keep_weight >= 0.0 && self.keep_weight.is_finite()) {
+            return bad(format!(
+                "keep weight must be non-negative, got {}",
+                self.keep_weight
+            ));
+        }
+        if let Some(x) = self.keep.iter().find(|x| x.iter().any(|v| !v.is_finite())) {
+            return bad(format!(
+                "a kept input holds NaN or infinity ({} values)",
+                x.len()
             ));
         }
         if !(0.0..1.0).contains(&self.margin) {
@@ -240,16 +267,19 @@ impl Reglo {
     /// The area around a point: `area_radius` of the region's width on every side, clipped.
     fn area_around(&self, prop: &GlobalProperty, x: &[f64]) -> BoxRegion {
         let r = &prop.region;
-        let mut b = BoxRegion {
-            lower: x.to_vec(),
-            upper: x.to_vec(),
-        };
-        for d in 0..r.dim() {
-            let h = self.area_radius * (r.upper[d] - r.lower[d]);
-            b.lower[d] = (x[d] - h).max(r.lower[d]);
-            b.upper[d] = (x[d] + h).min(r.upper[d]);
+        let h = |d: usize| self.area_radius * (r.upper[d] - r.lower[d]);
+        BoxRegion {
+            lower: x
+                .iter()
+                .enumerate()
+                .map(|(d, v)| (v - h(d)).max(r.lower[d]))
+                .collect(),
+            upper: x
+                .iter()
+                .enumerate()
+                .map(|(d, v)| (v + h(d)).min(r.upper[d]))
+                .collect(),
         }
-        b
     }
 
     /// Centres of new areas for one property on the current network: (searched, flagged,
@@ -327,11 +357,12 @@ impl Reglo {
         &self,
         areas: &[Area],
         props: &[&GlobalProperty],
+        keep: &[Vec<f64>],
         w0: &[f64],
         outputs: usize,
         hidden: usize,
         round: usize,
-    ) -> Result<(Option<(Vec<f64>, f64)>, LpReport)> {
+    ) -> Result<(Option<Solved>, LpReport)> {
         let t = Instant::now();
         let mut m = LpModel::new();
         let dw: Vec<Var> = (0..w0.len())
@@ -352,14 +383,30 @@ impl Reglo {
                 }
             }
         }
-        for area in areas {
+        // Output preservation: |dW h(x)| for every kept input and output.
+        for h in keep {
+            for o in 0..outputs {
+                let terms: Vec<(Var, f64)> = h
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &v)| v != 0.0)
+                    .map(|(j, &v)| (dw[o * hidden + j], v))
+                    .collect();
+                if !terms.is_empty() {
+                    m.add_abs(&terms, 0.0, self.keep_weight / keep.len() as f64);
+                }
+            }
+        }
+        for (area, (dxb, bounds)) in areas
+            .iter()
+            .flat_map(|a| a.pieces.iter().map(move |p| (a, p)))
+        {
             let prop = props[area.prop];
             let target = prop.eps * (1.0 - self.margin);
-            let h = &area.bounds.hidden;
-            let conc = &area.bounds.diff[area.bounds.diff.len() - 2];
+            let h = &bounds.hidden;
+            let conc = &bounds.diff[bounds.diff.len() - 2];
             let k = h.free.len();
             let linear = k <= self.linear_max_free;
-            let dxb = prop.dx_box(&area.region);
             // Neurons whose difference is identically zero over the area drop out.
             let active: Vec<usize> = (0..hidden)
                 .filter(|&j| conc.lower[j] != 0.0 || conc.upper[j] != 0.0)
@@ -508,17 +555,24 @@ impl Repair for Reglo {
                     names.push(name.clone());
                     props.push(property);
                 }
-                other => return Err(RepairError::Unsupported(format!(
+                other => {
+                    return Err(RepairError::Unsupported(format!(
                     "item {i} is a {}: REGLO repairs global robustness / fairness properties only",
                     other.kind()
-                ))),
+                )))
+                }
             }
         }
         let chain = Chain::new(net)?;
         let wid = last_weight(net, &chain)?;
         let (outputs, hidden) = (chain.output_len(), chain.hidden_len());
         let w0 = chain.last_weight().to_vec();
+        let keep: Vec<Vec<f64>> = self.keep.iter().map(|x| chain.hidden(x)).collect();
         let mut timings = Timings::default();
+        let split = SplitOptions {
+            pieces: self.pieces,
+            ..self.split.clone()
+        };
 
         // Before: the metrics on the original network.
         ctx.say("measuring VB and PGD before repair");
@@ -536,7 +590,7 @@ impl Repair for Reglo {
         let mut before: Vec<(VariationReport, f64)> = Vec::new();
         for (p, prop) in props.iter().enumerate() {
             let rep = pgd_variation(&chain, prop, &eval[p], &self.attack);
-            let vb = variation_bound(net, &chain, prop, &prop.region, &self.split)?;
+            let vb = variation_bound(net, &chain, prop, &prop.region, &split)?;
             before.push((rep, vb.vb));
         }
         let verify_before_s = started.elapsed().as_secs_f64();
@@ -553,7 +607,7 @@ impl Repair for Reglo {
                     .map(|b| {
                         Ok(Area {
                             prop: p,
-                            bounds: property_twin_bounds(net, &chain, prop, &b)?,
+                            pieces: property_twin_pieces(net, &chain, prop, &b, self.pieces)?,
                             region: b,
                         })
                     })
@@ -590,7 +644,7 @@ impl Repair for Reglo {
                     .map(|b| {
                         Ok(Area {
                             prop: p,
-                            bounds: property_twin_bounds(net, &chain, prop, &b)?,
+                            pieces: property_twin_pieces(net, &chain, prop, &b, self.pieces)?,
                             region: b,
                         })
                     })
@@ -608,7 +662,8 @@ impl Repair for Reglo {
                     "round {round}: repair LP over {} areas",
                     areas.len()
                 ));
-                let (res, report) = self.solve(&areas, &props, &w0, outputs, hidden, round)?;
+                let (res, report) =
+                    self.solve(&areas, &props, &keep, &w0, outputs, hidden, round)?;
                 timings.build_s += report.build_s;
                 timings.solve_s += report.solve_s;
                 let outcome = report.outcome.clone();
@@ -648,10 +703,13 @@ impl Repair for Reglo {
         let area_vb: Vec<Result<f64>> = areas
             .par_iter()
             .map(|a| {
-                Ok(
-                    property_twin_bounds(&after, &chain_after, props[a.prop], &a.region)?
-                        .variation(),
-                )
+                Ok(area_variation(
+                    &after,
+                    &chain_after,
+                    props[a.prop],
+                    &a.region,
+                    self.pieces,
+                )?)
             })
             .collect();
         let area_vb: Vec<f64> = area_vb.into_iter().collect::<Result<_>>()?;
@@ -660,7 +718,7 @@ impl Repair for Reglo {
         for (p, prop) in props.iter().enumerate() {
             let mine: Vec<usize> = (0..areas.len()).filter(|&i| areas[i].prop == p).collect();
             let proved_areas = mine.iter().filter(|&&i| area_vb[i] <= prop.eps).count();
-            let mut vb = variation_bound(&after, &chain_after, prop, &prop.region, &self.split)?.vb;
+            let mut vb = variation_bound(&after, &chain_after, prop, &prop.region, &split)?.vb;
             if cover_areas[p] > 0 {
                 let cover_vb = mine[..cover_areas[p]]
                     .iter()

@@ -148,6 +148,48 @@ impl GlobalProperty {
         }
     }
 
+    /// The pairs `(twin box, dx box)` for `x` in `area` with the perturbed copy restricted to
+    /// one of `k` equal slices of each sensitive feature's range (fairness; `k^features` pieces,
+    /// together covering every allowed perturbation), or the single pair of [`twin_box`] and
+    /// [`dx_box`] (L-inf robustness, or `k <= 1`). Bounding each piece separately is tighter.
+    ///
+    /// [`twin_box`]: Self::twin_box
+    /// [`dx_box`]: Self::dx_box
+    pub fn twin_pieces(&self, area: &BoxRegion, k: usize) -> Vec<(BoxRegion, BoxRegion)> {
+        let whole = vec![(self.twin_box(area), self.dx_box(area))];
+        let Perturbation::Sensitive { features } = &self.perturbation else {
+            return whole;
+        };
+        if k <= 1 {
+            return whole;
+        }
+        let mut pieces = whole;
+        for &f in features {
+            let (lo, hi) = (self.region.lower[f], self.region.upper[f]);
+            if hi <= lo {
+                continue;
+            }
+            pieces = pieces
+                .into_iter()
+                .flat_map(|(twin, dx)| {
+                    (0..k).map(move |i| {
+                        let (mut t, mut d) = (twin.clone(), dx.clone());
+                        t.lower[f] = lo + (hi - lo) * i as f64 / k as f64;
+                        t.upper[f] = if i + 1 == k {
+                            hi
+                        } else {
+                            lo + (hi - lo) * (i + 1) as f64 / k as f64
+                        };
+                        d.lower[f] = t.lower[f] - area.upper[f];
+                        d.upper[f] = t.upper[f] - area.lower[f];
+                        (t, d)
+                    })
+                })
+                .collect();
+        }
+        pieces
+    }
+
     /// Projects a perturbed input `x2` of `x` back into what the property allows.
     pub fn project(&self, x: &[f64], x2: &mut [f64]) {
         match &self.perturbation {
@@ -214,6 +256,24 @@ mod tests {
         let mut x2 = vec![9.0, 9.0, 9.0];
         p.project(&[0.1, 0.3, 0.5], &mut x2);
         assert_eq!(x2, vec![0.1, 0.6, 0.5]);
+    }
+
+    #[test]
+    fn fairness_pieces_cover_the_sensitive_range() {
+        let p = GlobalProperty::new(unit(2), Perturbation::Sensitive { features: vec![0] }, 0.1)
+            .unwrap();
+        let area = BoxRegion::new(vec![0.2, 0.0], vec![0.3, 1.0]).unwrap();
+        let pieces = p.twin_pieces(&area, 4);
+        assert_eq!(pieces.len(), 4);
+        assert_eq!(pieces[0].0.lower[0], 0.0);
+        assert_eq!(pieces[3].0.upper[0], 1.0);
+        for w in pieces.windows(2) {
+            assert_eq!(w[0].0.upper[0], w[1].0.lower[0]);
+        }
+        assert_eq!(pieces[1].1.lower[0], 0.25 - 0.3);
+        assert_eq!(pieces[1].1.upper[0], 0.5 - 0.2);
+        assert_eq!(pieces[1].0.lower[1], 0.0);
+        assert_eq!(pieces[1].1.upper[1], 0.0);
     }
 
     #[test]

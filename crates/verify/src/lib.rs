@@ -34,7 +34,7 @@ pub use crown::{linear_bounds, prove_case};
 pub use error::{Result, VerifyError};
 pub use interval::{interval_bounds, unreachable_polytope, Bounds};
 pub use twin::{
-    jacobian_norm, pgd_variation, property_twin_bounds, twin_bounds, uniform_points,
-    variation_bound, Chain, LinearDiff, SplitOptions, TwinBounds, VariationAttack, VariationBound,
-    VariationReport,
+    area_variation, jacobian_norm, pgd_variation, property_twin_bounds, property_twin_pieces,
+    twin_bounds, uniform_points, variation_bound, Chain, LinearDiff, SplitOptions, TwinBounds,
+    VariationAttack, VariationBound, VariationReport,
 };

@@ -188,6 +188,13 @@ impl Chain {
         vals
     }
 
+    /// The last hidden layer's values at `x` (the input of the last affine step), in f64.
+    pub fn hidden(&self, x: &[f64]) -> Vec<f64> {
+        let mut t = self.trace(x);
+        t.truncate(self.steps.len());
+        t.pop().expect("hidden layer")
+    }
+
     /// The output for input `x`, in f64.
     pub fn forward(&self, x: &[f64]) -> Vec<f64> {
         self.trace(x).pop().expect("output")
@@ -298,8 +305,16 @@ struct DiffRelax {
 
 /// The relaxation of `relu(a + d) - relu(a)` for `d` in `[l, u]`, `a` in `[xl, xu]`, `a + d`
 /// in `[yl, yu]`, and its concrete bounds.
+///
+/// Upper: `U(d) = max_a relu(a + d) - relu(a)` is convex in `d` (a maximum of convex
+/// functions; it is `relu(xu + d) - relu(xu)` for `d >= 0` and `relu(xl + d) - relu(xl)` below),
+/// so its chord over `[l, u]` bounds it from above. Lower: writing the difference as
+/// `relu(y) - relu(y - d)` with `y = a + d`, `L(d) = min_y ...` is concave, so its chord bounds
+/// it from below. Where one copy is stable, `0` or `d` may be tighter; of the valid lines the
+/// one tighter at the midpoint is kept.
 fn relu_diff(l: f64, u: f64, xl: f64, xu: f64, yl: f64, yu: f64) -> (DiffRelax, f64, f64) {
     let (x_on, x_off, y_on, y_off) = (xl >= 0.0, xu <= 0.0, yl >= 0.0, yu <= 0.0);
+    let relu = |v: f64| v.max(0.0);
     let r = |su: f64, cu: f64, sl: f64, cl: f64| DiffRelax { su, cu, sl, cl };
     let relax = if (x_on && y_on) || (x_off && y_off) {
         if x_on {
@@ -307,28 +322,58 @@ fn relu_diff(l: f64, u: f64, xl: f64, xu: f64, yl: f64, yu: f64) -> (DiffRelax, 
         } else {
             r(0.0, 0.0, 0.0, 0.0)
         }
-    } else if l >= 0.0 {
-        r(1.0, 0.0, if x_on { 1.0 } else { 0.0 }, 0.0)
-    } else if u <= 0.0 {
-        r(0.0, 0.0, if x_off { 0.0 } else { 1.0 }, 0.0)
     } else {
-        let w = u - l;
-        let (mut su, mut cu) = ((u / w).next_up(), (-l * u / w).next_up());
-        let (mut sl, mut cl) = ((-l / w).next_up(), (l * u / w).next_down());
-        if y_off {
+        let upper_env = |d: f64| {
+            if d >= 0.0 {
+                relu(xu + d) - relu(xu)
+            } else {
+                relu(xl + d) - relu(xl)
+            }
+        };
+        let lower_env = |d: f64| {
+            if d >= 0.0 {
+                relu(yl) - relu(yl - d)
+            } else {
+                relu(yu) - relu(yu - d)
+            }
+        };
+        let slack = 4.0
+            * f64::EPSILON
+            * (1.0 + l.abs() + u.abs() + xl.abs() + xu.abs() + yl.abs() + yu.abs());
+        let chord = |f0: f64, f1: f64| -> (f64, f64) {
+            if u - l <= 1e-12 * (1.0 + l.abs() + u.abs()) {
+                (0.0, f64::NAN) // degenerate: caller uses a constant
+            } else {
+                let s = (f1 - f0) / (u - l);
+                (s, f0 - s * l)
+            }
+        };
+        let mid = 0.5 * (l + u);
+        // Upper candidates: the chord of U, then 0 (x + d never positive) or d (x + d always positive).
+        let (s, c) = chord(upper_env(l), upper_env(u));
+        let (mut su, mut cu) = if c.is_nan() {
+            (0.0, upper_env(l).max(upper_env(u)))
+        } else {
+            (s, c)
+        };
+        cu = up(cu, slack);
+        if y_off && 0.0 < su * mid + cu {
             (su, cu) = (0.0, 0.0);
-        } else if y_on {
+        } else if y_on && mid < su * mid + cu {
             (su, cu) = (1.0, 0.0);
         }
-        if x_off {
+        let (s, c) = chord(lower_env(l), lower_env(u));
+        let (mut sl, mut cl) = if c.is_nan() {
+            (0.0, lower_env(l).min(lower_env(u)))
+        } else {
+            (s, c)
+        };
+        cl = down(cl, slack);
+        if x_off && 0.0 > sl * mid + cl {
             (sl, cl) = (0.0, 0.0);
-        } else if x_on {
+        } else if x_on && mid > sl * mid + cl {
             (sl, cl) = (1.0, 0.0);
         }
-        // The slopes are rounded, so the lines may sit a hair off the true ones on [l, u]:
-        // move the intercepts outward by the slope's rounding times |l| + |u|.
-        cl = down(cl, f64::EPSILON * (l.abs() + u.abs()));
-        cu = up(cu, f64::EPSILON * (l.abs() + u.abs()));
         r(su, cu, sl, cl)
     };
     // Concrete bounds: the relaxation over [l, u], intersected with what the two copies allow.
@@ -621,6 +666,39 @@ pub fn property_twin_bounds(
     )
 }
 
+/// Twin bounds of an area for each of the property's twin pieces
+/// ([`GlobalProperty::twin_pieces`]), with the box of `dx` each was computed for.
+pub fn property_twin_pieces(
+    net: &Network,
+    chain: &Chain,
+    prop: &GlobalProperty,
+    area: &BoxRegion,
+    pieces: usize,
+) -> Result<Vec<(BoxRegion, TwinBounds)>> {
+    let free = prop.free_dims();
+    prop.twin_pieces(area, pieces)
+        .into_iter()
+        .map(|(twin, dx)| {
+            let tb = twin_bounds(net, chain, area, &twin, &dx, &free)?;
+            Ok((dx, tb))
+        })
+        .collect()
+}
+
+/// Sound bound of the output variation over an area: the largest over its twin pieces.
+pub fn area_variation(
+    net: &Network,
+    chain: &Chain,
+    prop: &GlobalProperty,
+    area: &BoxRegion,
+    pieces: usize,
+) -> Result<f64> {
+    Ok(property_twin_pieces(net, chain, prop, area, pieces)?
+        .iter()
+        .map(|(_, tb)| tb.variation())
+        .fold(0.0, f64::max))
+}
+
 /// Settings of [`variation_bound`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SplitOptions {
@@ -628,6 +706,8 @@ pub struct SplitOptions {
     pub max_boxes: usize,
     /// Wall-clock limit.
     pub time_limit: Duration,
+    /// Slices of each sensitive feature's range bounded separately (fairness).
+    pub pieces: usize,
 }
 
 impl Default for SplitOptions {
@@ -635,6 +715,7 @@ impl Default for SplitOptions {
         Self {
             max_boxes: 256,
             time_limit: Duration::from_secs(60),
+            pieces: 8,
         }
     }
 }
@@ -665,7 +746,7 @@ pub fn variation_bound(
     opts: &SplitOptions,
 ) -> Result<VariationBound> {
     let t = Instant::now();
-    let first = property_twin_bounds(net, chain, prop, region)?.variation();
+    let first = area_variation(net, chain, prop, region, opts.pieces)?;
     let mut leaves = vec![(region.clone(), first)];
     let batch = rayon::current_num_threads().max(1) * 2;
     loop {
@@ -697,7 +778,7 @@ pub fn variation_bound(
         let bounded: Vec<Result<(BoxRegion, f64)>> = halves
             .into_par_iter()
             .map(|b| {
-                let v = property_twin_bounds(net, chain, prop, &b)?.variation();
+                let v = area_variation(net, chain, prop, &b, opts.pieces)?;
                 Ok((b, v))
             })
             .collect();

@@ -51,6 +51,9 @@ enum BenchWhat {
     /// Informed repair (seed 000): heuristics against the brute-force oracle, success and
     /// drawdown against repair-set size, incremental repair curves; tables and plots.
     Informed(Box<super::bench_informed::InformedBenchArgs>),
+    /// REGLO (seed 002): individual fairness on German credit age groups (Table 1) or Adult;
+    /// ST, AT, fine-tuning and REGLO with VB, PGD-B, PGD-R, accuracy and time.
+    Reglo(Box<super::bench_reglo::RegloBenchArgs>),
 }
 
 /// Settings of `bench robust`.
@@ -426,6 +429,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         BenchWhat::Robust(r) => return run_robust(r),
         BenchWhat::Irepair(r) => return super::bench_irepair::run(r),
         BenchWhat::Informed(r) => return super::bench_informed::run(r),
+        BenchWhat::Reglo(r) => return super::bench_reglo::run(r),
         BenchWhat::Forward {
             benchmarks,
             net,

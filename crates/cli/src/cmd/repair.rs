@@ -24,6 +24,7 @@ use netrepair_verify::{CheckOptions, PgdOptions};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::cmd::global::{reglo_problem, GlobalArgs};
 use crate::{npy, util};
 
 /// The repair methods of this command.
@@ -45,6 +46,10 @@ pub enum MethodName {
     /// Provable fine-tuning: fine-tune on property counterexamples (DL2-style penalty),
     /// verify, repeat until the verifier proves every --spec.
     Pft,
+    /// REGLO: global robustness (--global-robustness --delta) or individual fairness
+    /// (--fairness --sensitive) over a region, by a minimal change of the last layer's weight;
+    /// proved where the sound bound VB over the whole region is at most --eps.
+    Reglo,
 }
 
 impl MethodName {
@@ -110,6 +115,8 @@ pub struct RepairArgs {
     layer: String,
     #[command(flatten)]
     points: PointSource,
+    #[command(flatten)]
+    global: GlobalArgs,
     /// A VNN-LIB property that must hold after the repair (repeatable).
     #[arg(long)]
     spec: Vec<PathBuf>,
@@ -131,9 +138,10 @@ pub struct RepairArgs {
     /// Bound on every parameter change's absolute value (default: none).
     #[arg(long)]
     delta_bound: Option<f64>,
-    /// Margin by which the LP enforces each requirement.
-    #[arg(long, default_value_t = 1e-3)]
-    eps: f64,
+    /// LP methods: margin by which the LP enforces each requirement (default 1e-3). REGLO: the
+    /// largest allowed L-inf change of the output (required).
+    #[arg(long)]
+    eps: Option<f64>,
     /// Time limit of each LP, seconds.
     #[arg(long)]
     lp_timeout: Option<f64>,
@@ -473,8 +481,9 @@ fn gradient_method(a: &RepairArgs, correct: LabelledSet) -> Box<dyn Repair> {
 }
 
 fn method(a: &RepairArgs, layer: usize, anchors: &[Vec<f64>]) -> Result<Box<dyn Repair>> {
-    if !(a.eps >= 0.0 && a.eps.is_finite()) {
-        bail!("--eps must be a non-negative number, got {}", a.eps);
+    let eps = a.eps.unwrap_or(1e-3);
+    if !(eps >= 0.0 && eps.is_finite()) {
+        bail!("--eps must be a non-negative number, got {eps}");
     }
     if let Some(b) = a.delta_bound {
         if b.is_nan() || b <= 0.0 {
@@ -484,7 +493,7 @@ fn method(a: &RepairArgs, layer: usize, anchors: &[Vec<f64>]) -> Result<Box<dyn 
     let lp = LpRepairOptions {
         layer: Some(layer),
         delta_bound: a.delta_bound,
-        eps: a.eps,
+        eps,
         time_limit: a.lp_timeout.map(Duration::from_secs_f64),
         threads: a.threads.max(1),
         method: match a.lp_method {
@@ -580,6 +589,36 @@ fn print_summary(r: &RepairOutcome, affine: usize) {
     for n in &r.notes {
         println!("note: {n}");
     }
+    for g in &r.global {
+        println!(
+            "{} (eps {}): VB {:.4} -> {:.4}   PGD-B {:.4} -> {:.4}   PGD-R {:.1}% -> {:.1}% ({} points)",
+            g.kind,
+            g.eps,
+            g.vb_before,
+            g.vb_after,
+            g.pgd_b_before,
+            g.pgd_b_after,
+            100.0 * g.pgd_r_before,
+            100.0 * g.pgd_r_after,
+            g.points
+        );
+        println!(
+            "  repair areas: {} ({} proved by the verifier)",
+            g.areas, g.areas_proved
+        );
+        for it in &g.iterations {
+            println!(
+                "  round {}: {} points searched, {} pass the gradient test, {} violate; {} new areas, {} in the LP{}",
+                it.iteration,
+                it.searched,
+                it.flagged,
+                it.violating,
+                it.new_areas,
+                it.areas,
+                it.objective.map_or(String::new(), |o| format!(", |dW| = {o:.4}"))
+            );
+        }
+    }
     if let Some(t) = &r.training {
         println!(
             "training: {} steps{}, {:.1}% of the parameters frozen per step on average; correct set {} of {} right (before: {})",
@@ -610,11 +649,28 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         util::check_not_input(rep, &[a.net.as_path()])?;
     }
     let net = util::load_net(&a.net)?;
-    let (problem, correct) = problem(a, &net)?;
+    let mut reglo = None;
+    let (problem, correct) = if a.method == MethodName::Reglo {
+        if a.points.inputs.is_some()
+            || a.points.misclassified.is_some()
+            || !a.spec.is_empty()
+            || a.polytopes.is_some()
+        {
+            bail!("--method reglo repairs one global property (--fairness or --global-robustness); --inputs, --misclassified, --spec and --polytopes are for the other methods");
+        }
+        let (p, r) = reglo_problem(&a.global, a.eps, &a.points, a.seed, a.verify_timeout, &net)?;
+        reglo = Some(r);
+        (p, LabelledSet::default())
+    } else {
+        if a.global.fairness || a.global.global_robustness {
+            bail!("--fairness and --global-robustness need --method reglo");
+        }
+        problem(a, &net)?
+    };
     let keep = anchors(a, &net)?;
     let affine = affine_layers(&net);
     let mut selection = None;
-    let layers: Vec<usize> = if a.method.is_gradient() {
+    let layers: Vec<usize> = if a.method.is_gradient() || reglo.is_some() {
         vec![0]
     } else if let Some(rest) = a.layer.strip_prefix("auto") {
         let name = match rest {
@@ -661,7 +717,9 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     let mut best: Option<RepairOutcome> = None;
     let mut tried = Vec::new();
     for &layer in &layers {
-        let m = if a.method.is_gradient() {
+        let m: Box<dyn Repair> = if let Some(r) = &reglo {
+            Box::new(r.clone())
+        } else if a.method.is_gradient() {
             gradient_method(a, correct.clone())
         } else {
             method(a, layer, &keep)?
@@ -695,6 +753,12 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     let mut report = serde_json::to_value(&r)?;
     report["network"] = json!(a.net);
     report["output"] = json!(wrote);
+    if let Some(g) = r.global.first() {
+        // The seed's metric names at the top level.
+        report["VB"] = json!(g.vb_after);
+        report["PGD_B"] = json!(g.pgd_b_after);
+        report["PGD_R"] = json!(g.pgd_r_after);
+    }
     if layers.len() > 1 {
         report["layers_tried"] = json!(tried);
     }

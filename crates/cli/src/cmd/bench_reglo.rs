@@ -1,0 +1,126 @@
+//! `netrepair bench reglo`: seed 002's Table 1 in kind (individual fairness on German credit
+//! over age groups; Adult as a second case): ST, AT, their fine-tuning and REGLO side by side.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use netrepair_data::DatasetName;
+use netrepair_experiments::reglo_bench::{
+    fairness_markdown, fairness_table, german_age_groups, FairnessBench, Group,
+};
+use netrepair_repair::Reglo;
+use netrepair_verify::SplitOptions;
+use serde_json::json;
+
+/// Settings of `bench reglo`.
+#[derive(Debug, Args)]
+pub struct RegloBenchArgs {
+    /// german (age groups, seed 002's Table 1) or adult.
+    #[arg(long, default_value = "german")]
+    dataset: String,
+    /// The sensitive feature (default: age).
+    #[arg(long, default_value = "age")]
+    sensitive: String,
+    /// Largest allowed output change.
+    #[arg(long, default_value_t = 0.01)]
+    eps: f64,
+    /// Only the whole range of the sensitive feature (no groups).
+    #[arg(long)]
+    all_only: bool,
+    /// Points the attack runs from per region.
+    #[arg(long, default_value_t = 500)]
+    eval_points: usize,
+    /// Leaf boxes of each VB computation.
+    #[arg(long, default_value_t = 64)]
+    vb_boxes: usize,
+    /// Slices of the sensitive range bounded separately (VB and the REGLO LP).
+    #[arg(long, default_value_t = 4)]
+    pieces: usize,
+    /// REGLO: new areas per round.
+    #[arg(long, default_value_t = 30)]
+    areas: usize,
+    /// REGLO: area half-width (fraction of the region's width).
+    #[arg(long, default_value_t = 0.01)]
+    area_radius: f64,
+    /// AT epochs.
+    #[arg(long, default_value_t = 10)]
+    at_epochs: usize,
+    /// Folder holding the data sets (default: ../shared/data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Where to write reglo_<dataset>.{md,json}.
+    #[arg(long, default_value = "docs")]
+    out_dir: PathBuf,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+pub fn run(a: &RegloBenchArgs) -> Result<()> {
+    let dataset: DatasetName = a.dataset.parse()?;
+    let groups = if a.all_only || dataset != DatasetName::German || a.sensitive != "age" {
+        vec![Group {
+            name: format!("all {}", a.sensitive),
+            raw: None,
+        }]
+    } else {
+        german_age_groups()
+    };
+    let split = SplitOptions {
+        max_boxes: a.vb_boxes,
+        time_limit: Duration::from_secs(120),
+        pieces: a.pieces,
+    };
+    let cfg = FairnessBench {
+        dataset,
+        sensitive: a.sensitive.clone(),
+        eps: a.eps,
+        groups,
+        eval_points: a.eval_points,
+        split: split.clone(),
+        reglo: Reglo {
+            max_areas: a.areas,
+            area_radius: a.area_radius,
+            pieces: a.pieces,
+            eval_points: a.eval_points,
+            split,
+            ..Reglo::default()
+        },
+        at_epochs: a.at_epochs,
+        seed: a.seed,
+    };
+    eprintln!(
+        "{:<10} {:<13} {:>9} {:>9} {:>7} {:>7} {:>12}  status",
+        "region", "method", "VB", "PGD-B", "PGD-R", "ACC", "T (s)"
+    );
+    let rows = fairness_table(&cfg, a.data_dir.as_deref(), |r| {
+        eprintln!(
+            "{:<10} {:<13} {:>9.3} {:>9.4} {:>6.1}% {:>6.1}% {:>6.1}+{:<5.1}  {}",
+            r.region,
+            r.method,
+            r.vb,
+            r.pgd_b,
+            100.0 * r.pgd_r,
+            100.0 * r.accuracy,
+            r.train_s,
+            r.repair_s,
+            r.status
+        )
+    })?;
+    let with_paper = dataset == DatasetName::German && a.sensitive == "age" && a.eps == 0.01;
+    let md = fairness_markdown(&rows, a.eps, with_paper);
+    println!("{md}");
+    std::fs::create_dir_all(&a.out_dir)?;
+    let stem = format!("reglo_{}_{}", a.dataset, a.sensitive);
+    let md_path = a.out_dir.join(format!("{stem}.md"));
+    std::fs::write(&md_path, &md).with_context(|| format!("cannot write {}", md_path.display()))?;
+    let js = a.out_dir.join(format!("{stem}.json"));
+    std::fs::write(
+        &js,
+        serde_json::to_string_pretty(&json!({"eps": a.eps, "rows": rows}))?,
+    )?;
+    eprintln!("wrote {} and {}", md_path.display(), js.display());
+    Ok(())
+}

@@ -1,0 +1,430 @@
+//! Seed 002's Table 1 in kind: individual fairness on a tabular data set (German credit, age;
+//! Adult, sex or age) for standard training (ST), adversarial training (AT), fine-tuning with
+//! counterexamples (Finetune) and REGLO, over age groups. VB (sound bound), PGD-B, PGD-R,
+//! test accuracy and time per cell, beside the paper's numbers.
+//!
+//! Baselines as implemented here (the paper gives no code for them):
+//! - **AT**: every epoch, each training sample also appears with the sensitive feature set to
+//!   the value (of a 9-point grid over its range) that maximises the cross-entropy loss.
+//! - **Finetune**: three rounds of: the variation attack from sample points of `X` (data
+//!   points in `X` first), every perturbed input of a violating pair added with the model's
+//!   label of the unperturbed one, one epoch over training data plus these at a tenth of the
+//!   learning rate.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use netrepair_data::{load_adult, load_german, resolve_data_dir, Dataset, DatasetName};
+use netrepair_nn::{fit, Network, TrainConfig};
+use netrepair_repair::{Reglo, Repair, RepairContext, RepairItem, RepairProblem};
+use netrepair_spec::{BoxRegion, GlobalProperty, Perturbation};
+use netrepair_verify::{
+    pgd_variation, uniform_points, variation_bound, Chain, SplitOptions, VariationAttack,
+};
+use serde::Serialize;
+
+use crate::training::{accuracy, tensors, train_preset, Preset, PresetData, TrainRequest};
+
+/// One sensitive-feature group: a name and the raw range of the feature (`None`: all).
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    /// "all ages", "<= 24", ...
+    pub name: String,
+    /// Raw (unscaled) range of the sensitive feature.
+    pub raw: Option<(f64, f64)>,
+}
+
+/// The German credit age groups of seed 002's Table 1.
+pub fn german_age_groups() -> Vec<Group> {
+    let g = |n: &str, r: Option<(f64, f64)>| Group {
+        name: n.into(),
+        raw: r,
+    };
+    vec![
+        g("all ages", None),
+        g("age <= 24", Some((0.0, 24.0))),
+        g("age 25-54", Some((25.0, 54.0))),
+        g("age 55-64", Some((55.0, 64.0))),
+        g("age >= 65", Some((65.0, 200.0))),
+    ]
+}
+
+/// Settings of [`fairness_table`].
+#[derive(Debug, Clone)]
+pub struct FairnessBench {
+    /// german or adult.
+    pub dataset: DatasetName,
+    /// The sensitive feature's name.
+    pub sensitive: String,
+    /// Largest allowed output change.
+    pub eps: f64,
+    /// Groups (regions) to evaluate.
+    pub groups: Vec<Group>,
+    /// Points the attack runs from per group (data points in the region first).
+    pub eval_points: usize,
+    /// VB computation.
+    pub split: SplitOptions,
+    /// REGLO's settings (points, keep are filled in).
+    pub reglo: Reglo,
+    /// AT epochs.
+    pub at_epochs: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// One cell group of the table: a method on a region.
+#[derive(Debug, Clone, Serialize)]
+pub struct FairnessRow {
+    /// Region name.
+    pub region: String,
+    /// ST, AT, ST+Finetune, AT+Finetune, ST+REGLO, AT+REGLO.
+    pub method: String,
+    /// Sound bound of the variation over the region.
+    pub vb: f64,
+    /// Largest variation the attack found.
+    pub pgd_b: f64,
+    /// Share of attacked points with a violation.
+    pub pgd_r: f64,
+    /// Test accuracy.
+    pub accuracy: f64,
+    /// Training seconds of the base model.
+    pub train_s: f64,
+    /// Seconds of the repair / fine-tuning on top (0 for ST, AT).
+    pub repair_s: f64,
+    /// REGLO's verdict ("proved", "unconfirmed", ...) or "-".
+    pub status: String,
+}
+
+/// The paper's Table 1 (German credit, eps 0.01): (region, method) -> VB, PGD-B, PGD-R %,
+/// ACC %, T (s, the repair part for the two-stage methods).
+pub const PAPER_TABLE1: &[(&str, &str, f64, f64, f64, f64, f64)] = &[
+    ("all ages", "ST", 12.5, 1.31, 75.5, 76.6, 25.5),
+    ("all ages", "AT", 4.69, 0.135, 26.9, 69.0, 38.3),
+    ("all ages", "ST+Finetune", 9.0, 0.7, 57.4, 68.3, 18.4),
+    ("all ages", "AT+Finetune", 4.52, 0.11, 1.5, 69.0, 17.9),
+    ("all ages", "ST+REGLO", 0.29, 0.028, 0.0, 75.6, 51.8),
+    ("all ages", "AT+REGLO", 0.26, 0.008, 0.0, 69.0, 50.3),
+    ("age <= 24", "ST", 1.11, 0.15, 7.8, 76.6, 25.5),
+    ("age <= 24", "AT", 0.42, 0.015, 0.5, 69.0, 38.3),
+    ("age <= 24", "ST+Finetune", 1.04, 0.058, 0.3, 68.3, 18.1),
+    ("age <= 24", "AT+Finetune", 0.4, 0.008, 0.0, 69.0, 17.6),
+    ("age <= 24", "ST+REGLO", 0.08, 0.009, 0.0, 76.3, 71.3),
+    ("age <= 24", "AT+REGLO", 0.12, 0.006, 0.0, 69.0, 80.1),
+    ("age 25-54", "ST", 6.46, 0.68, 58.0, 76.6, 25.5),
+    ("age 25-54", "AT", 2.43, 0.084, 3.3, 69.0, 38.3),
+    ("age 25-54", "ST+Finetune", 6.04, 0.28, 39.1, 69.7, 17.3),
+    ("age 25-54", "AT+Finetune", 2.34, 0.044, 0.0, 69.0, 18.2),
+    ("age 25-54", "ST+REGLO", 0.039, 0.0053, 0.0, 69.3, 55.5),
+    ("age 25-54", "AT+REGLO", 0.045, 0.0015, 0.0, 69.0, 47.9),
+    ("age 55-64", "ST", 2.0, 0.24, 23.4, 76.6, 25.5),
+    ("age 55-64", "AT", 0.75, 0.0265, 0.0, 69.0, 38.3),
+    ("age 55-64", "ST+Finetune", 1.88, 0.11, 5.2, 71.7, 18.5),
+    ("age 55-64", "AT+Finetune", 0.73, 0.016, 0.0, 69.0, 17.6),
+    ("age 55-64", "ST+REGLO", 0.057, 0.0065, 0.0, 75.7, 47.9),
+    ("age 55-64", "AT+REGLO", 0.11, 0.004, 0.0, 69.0, 39.4),
+    ("age >= 65", "ST", 2.23, 0.33, 33.6, 76.6, 25.5),
+    ("age >= 65", "AT", 0.84, 0.029, 0.0, 69.0, 38.3),
+    ("age >= 65", "ST+Finetune", 2.1, 0.144, 7.4, 72.7, 18.6),
+    ("age >= 65", "AT+Finetune", 0.81, 0.0192, 0.0, 69.0, 18.3),
+    ("age >= 65", "ST+REGLO", 0.065, 0.0101, 0.0, 75.7, 55.4),
+    ("age >= 65", "AT+REGLO", 0.094, 0.0033, 0.0, 69.0, 45.2),
+];
+
+fn preset_of(d: DatasetName) -> Result<Preset> {
+    Ok(match d {
+        DatasetName::German => Preset::GermanMlp,
+        DatasetName::Adult => Preset::AdultMlp,
+        other => bail!("the fairness benchmark runs on german or adult, not {other:?}"),
+    })
+}
+
+/// The raw range of a feature over the whole data set (to scale group bounds).
+fn raw_range(d: DatasetName, dir: &Path, feature: usize) -> Result<(f64, f64)> {
+    let raw = match d {
+        DatasetName::German => load_german(&dir.join("german").join("german.data"))?,
+        _ => load_adult(&dir.join("adult"), true)?,
+    };
+    let r = raw.feature_ranges()[feature];
+    Ok((f64::from(r.0), f64::from(r.1)))
+}
+
+fn rows_of(d: &Dataset) -> Vec<Vec<f64>> {
+    (0..d.len())
+        .map(|i| d.sample(i).iter().map(|&v| f64::from(v)).collect())
+        .collect()
+}
+
+/// Adversarial training for fairness (see the module documentation).
+fn adversarial_train(
+    preset: Preset,
+    data: &PresetData,
+    req: &TrainRequest,
+    feature: usize,
+    range: (f64, f64),
+    epochs: usize,
+) -> Result<(Network, f64)> {
+    let t = Instant::now();
+    let mut net = preset.network(req)?;
+    let base = preset.config(req);
+    let xs = rows_of(&data.train);
+    let grid: Vec<f64> = (0..9)
+        .map(|i| range.0 + (range.1 - range.0) * i as f64 / 8.0)
+        .collect();
+    for e in 0..epochs {
+        let chain = Chain::new(&net)?;
+        let mut aug = data.train.clone();
+        for (i, x) in xs.iter().enumerate() {
+            let label = data.train.labels[i] as usize;
+            let worst = grid
+                .iter()
+                .map(|&v| {
+                    let mut x2 = x.clone();
+                    x2[feature] = v;
+                    let y = chain.forward(&x2);
+                    let m = y.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let lse = m + y.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+                    (lse - y[label], v)
+                })
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .expect("grid")
+                .1;
+            let mut x2: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            x2[feature] = worst as f32;
+            aug.inputs.extend_from_slice(&x2);
+            aug.labels.push(data.train.labels[i]);
+        }
+        let (x, y) = tensors(&net, &aug)?;
+        let cfg = TrainConfig {
+            epochs: 1,
+            seed: req.seed + e as u64,
+            ..base.clone()
+        };
+        fit(&mut net, &x, &y, &cfg, |_, _| {}, |_| {})?;
+    }
+    Ok((net, t.elapsed().as_secs_f64()))
+}
+
+/// Fine-tuning with counterexamples (see the module documentation).
+fn finetune(
+    net: &Network,
+    preset: Preset,
+    data: &PresetData,
+    req: &TrainRequest,
+    prop: &GlobalProperty,
+    points: &[Vec<f64>],
+) -> Result<(Network, f64)> {
+    let t = Instant::now();
+    let mut net = net.clone();
+    let base = preset.config(req);
+    for round in 0..3u64 {
+        let chain = Chain::new(&net)?;
+        let rep = pgd_variation(
+            &chain,
+            prop,
+            points,
+            &VariationAttack {
+                seed: req.seed + round,
+                ..VariationAttack::default()
+            },
+        );
+        let mut aug = data.train.clone();
+        for (i, x) in points.iter().enumerate() {
+            if rep.per_point[i] <= prop.eps {
+                continue;
+            }
+            // The attack's worst partner of x, labelled with the model's class of x.
+            let y = chain.forward(x);
+            let label = (0..y.len())
+                .max_by(|&a, &b| y[a].total_cmp(&y[b]))
+                .expect("outputs") as u32;
+            let mut x2 = x.clone();
+            let r2 = pgd_variation(
+                &chain,
+                prop,
+                std::slice::from_ref(x),
+                &VariationAttack::default(),
+            );
+            if let Some((_, w)) = r2.worst {
+                x2 = w;
+            }
+            aug.inputs.extend(x2.iter().map(|&v| v as f32));
+            aug.labels.push(label);
+        }
+        let (x, y) = tensors(&net, &aug)?;
+        let cfg = TrainConfig {
+            epochs: 1,
+            lr: base.lr / 10.0,
+            seed: req.seed + 100 + round,
+            ..base.clone()
+        };
+        fit(&mut net, &x, &y, &cfg, |_, _| {}, |_| {})?;
+    }
+    Ok((net, t.elapsed().as_secs_f64()))
+}
+
+/// Runs the table; `log` gets a line per finished cell.
+pub fn fairness_table(
+    cfg: &FairnessBench,
+    data_dir: Option<&Path>,
+    mut log: impl FnMut(&FairnessRow),
+) -> Result<Vec<FairnessRow>> {
+    let preset = preset_of(cfg.dataset)?;
+    let dir = resolve_data_dir(data_dir)?;
+    let req = TrainRequest {
+        seed: cfg.seed,
+        ..TrainRequest::default()
+    };
+    let data = preset.data(Some(&dir), &req)?;
+    let feature = data
+        .train
+        .feature_index(&cfg.sensitive)
+        .with_context(|| format!("the data set has no feature '{}'", cfg.sensitive))?;
+    let raw = raw_range(cfg.dataset, &dir, feature)?;
+    let scale = |v: f64| ((v - raw.0) / (raw.1 - raw.0)).clamp(0.0, 1.0);
+    // X: the data's feature ranges (train and test together).
+    let all = {
+        let mut d = data.train.clone();
+        d.inputs.extend_from_slice(&data.test.inputs);
+        d.labels.extend_from_slice(&data.test.labels);
+        d
+    };
+    let ranges = all.feature_ranges();
+    let full = BoxRegion::new(
+        ranges.iter().map(|r| f64::from(r.0)).collect(),
+        ranges.iter().map(|r| f64::from(r.1)).collect(),
+    )?;
+    let st = train_preset(preset, &data, &req, |_, _| {}, |_| {})?;
+    let (at, at_s) = adversarial_train(
+        preset,
+        &data,
+        &req,
+        feature,
+        (full.lower[feature], full.upper[feature]),
+        cfg.at_epochs,
+    )?;
+    let train_points = rows_of(&data.train);
+    let all_points = rows_of(&all);
+    let mut rows = Vec::new();
+    for g in &cfg.groups {
+        let mut region = full.clone();
+        if let Some((lo, hi)) = g.raw {
+            region.lower[feature] = scale(lo).max(full.lower[feature]);
+            region.upper[feature] = scale(hi).min(full.upper[feature]);
+        }
+        let prop = GlobalProperty::new(
+            region.clone(),
+            Perturbation::Sensitive {
+                features: vec![feature],
+            },
+            cfg.eps,
+        )?;
+        let mut eval: Vec<Vec<f64>> = all_points
+            .iter()
+            .filter(|p| region.contains(p, 0.0))
+            .take(cfg.eval_points)
+            .cloned()
+            .collect();
+        let more = cfg.eval_points - eval.len();
+        eval.extend(uniform_points(&region, more, cfg.seed ^ 0x5eed));
+        let measure = |net: &Network,
+                       method: &str,
+                       train_s: f64,
+                       repair_s: f64,
+                       status: &str|
+         -> Result<FairnessRow> {
+            let chain = Chain::new(net)?;
+            let rep = pgd_variation(&chain, &prop, &eval, &VariationAttack::default());
+            let vb = variation_bound(net, &chain, &prop, &region, &cfg.split)?;
+            Ok(FairnessRow {
+                region: g.name.clone(),
+                method: method.into(),
+                vb: vb.vb,
+                pgd_b: rep.pgd_b,
+                pgd_r: rep.pgd_r,
+                accuracy: accuracy(net, &data.test)?,
+                train_s,
+                repair_s,
+                status: status.into(),
+            })
+        };
+        for (base, name, train_s) in [(&st.net, "ST", st.seconds), (&at, "AT", at_s)] {
+            let row = measure(base, name, train_s, 0.0, "-")?;
+            log(&row);
+            rows.push(row);
+            let (ft, ft_s) = finetune(base, preset, &data, &req, &prop, &eval)?;
+            let row = measure(&ft, &format!("{name}+Finetune"), train_s, ft_s, "-")?;
+            log(&row);
+            rows.push(row);
+            let reglo = Reglo {
+                points: train_points.clone(),
+                keep: train_points.iter().take(200).cloned().collect(),
+                seed: cfg.seed,
+                ..cfg.reglo.clone()
+            };
+            let problem = RepairProblem {
+                items: vec![RepairItem::Global {
+                    name: g.name.clone(),
+                    property: prop.clone(),
+                }],
+            };
+            let t = Instant::now();
+            let out = reglo.repair(base, &problem, &RepairContext::default())?;
+            let repair_s = t.elapsed().as_secs_f64();
+            let status = format!("{:?}", out.status).to_lowercase();
+            let row = measure(
+                &out.network,
+                &format!("{name}+REGLO"),
+                train_s,
+                repair_s,
+                &status,
+            )?;
+            log(&row);
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// The table as markdown, with the paper's numbers beside ours where it has them.
+pub fn fairness_markdown(rows: &[FairnessRow], eps: f64, with_paper: bool) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "| region | method | VB | PGD-B | PGD-R | ACC | T (s) | REGLO |{}\n|---|---|---:|---:|---:|---:|---:|---|{}\n",
+        if with_paper { " paper VB | paper PGD-B | paper PGD-R | paper ACC | paper T |" } else { "" },
+        if with_paper { "---:|---:|---:|---:|---:|" } else { "" }
+    ));
+    for r in rows {
+        let t = if r.repair_s > 0.0 {
+            format!("{:.1}+{:.1}", r.train_s, r.repair_s)
+        } else {
+            format!("{:.1}", r.train_s)
+        };
+        s.push_str(&format!(
+            "| {} | {} | {:.3} | {:.4} | {:.1}% | {:.1}% | {} | {} |",
+            r.region,
+            r.method,
+            r.vb,
+            r.pgd_b,
+            100.0 * r.pgd_r,
+            100.0 * r.accuracy,
+            t,
+            r.status
+        ));
+        if with_paper {
+            match PAPER_TABLE1
+                .iter()
+                .find(|p| p.0 == r.region && p.1 == r.method)
+            {
+                Some(p) => s.push_str(&format!(
+                    " {} | {} | {}% | {}% | {} |",
+                    p.2, p.3, p.4, p.5, p.6
+                )),
+                None => s.push_str(" | | | | |"),
+            }
+        }
+        s.push('\n');
+    }
+    s.push_str(&format!("\neps = {eps}; VB is a sound upper bound of max |f(x') - f(x)|_inf over the region (best-first input splitting), PGD-B the largest variation the attack found, PGD-R the share of attacked points with a variation above eps.\n"));
+    s
+}
