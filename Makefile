@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` (main job) and `make test` (tests).
 CARGO ?= cargo
 
-.PHONY: setup demo test lint crosscheck bench-forward bench-repair bench-acas bench-irepair bench-informed
+.PHONY: setup demo test lint crosscheck bench-forward bench-repair bench-acas bench-irepair bench-informed bench-reglo
 
 setup:
 	@bash scripts/setup.sh
@@ -39,3 +39,9 @@ bench-irepair: setup
 # Seed 000's experiments: heuristics vs the oracle, size sweep, incremental repair; needs ../shared.
 bench-informed: setup
 	$(CARGO) run --release -p netrepair-cli -- bench informed --out-dir docs
+
+# REGLO (seed 002): German credit age groups (Table 1), Adult (sex), MNIST per-class boxes; needs ../shared.
+bench-reglo: setup
+	$(CARGO) run --release -p netrepair-cli -- bench reglo --dataset german --out-dir docs
+	$(CARGO) run --release -p netrepair-cli -- bench reglo --dataset adult --sensitive sex --at-epochs 3 --out-dir docs
+	$(CARGO) run --release -p netrepair-cli -- bench reglo --dataset mnist --eps 0.005 --eval-points 200 --out-dir docs

@@ -130,7 +130,7 @@ impl Default for Reglo {
             max_iters: 3,
             max_areas: 30,
             samples: 1000,
-            area_radius: 0.05,
+            area_radius: 0.01,
             cover: 0,
             margin: 0.05,
             points: Vec::new(),
@@ -139,7 +139,7 @@ impl Default for Reglo {
             eval_points: 1000,
             attack: VariationAttack::default(),
             split: SplitOptions::default(),
-            pieces: 8,
+            pieces: 2,
             linear_max_free: 16,
             lp_time_limit: None,
             seed: 0,
@@ -413,10 +413,40 @@ impl Reglo {
                 .collect();
             for o in 0..outputs {
                 for s in [1.0, -1.0] {
+                    // Neurons whose bounds coincide (stable in both copies) enter with their
+                    // exact difference, `c_j dz_j`, linear in dW; the others through the dual
+                    // variables mu_j (upper bound) and nu_j (lower bound).
                     let mut cap: Vec<(Var, f64)> = Vec::new();
+                    let mut cap_const = 0.0;
                     let mut mu = Vec::with_capacity(active.len());
                     let mut nu = Vec::with_capacity(active.len());
+                    let mut exact_rows: Vec<Vec<(Var, f64)>> = vec![Vec::new(); k];
+                    let mut exact_const = vec![0.0; k];
                     for &j in &active {
+                        let (wj, dwj) = (w0[o * hidden + j], dw[o * hidden + j]);
+                        let exact = if linear {
+                            h.upper_c[j] == h.lower_c[j]
+                                && h.upper_w[j * k..(j + 1) * k] == h.lower_w[j * k..(j + 1) * k]
+                        } else {
+                            conc.upper[j] == conc.lower[j]
+                        };
+                        if exact {
+                            let e = if linear { h.upper_c[j] } else { conc.upper[j] };
+                            cap.push((dwj, s * e));
+                            cap_const += s * wj * e;
+                            if linear {
+                                for c in 0..k {
+                                    let d = h.upper_w[j * k + c];
+                                    if d != 0.0 {
+                                        exact_rows[c].push((dwj, s * d));
+                                        exact_const[c] += s * wj * d;
+                                    }
+                                }
+                            }
+                            mu.push(None);
+                            nu.push(None);
+                            continue;
+                        }
                         let (mc, nc) = (
                             m.add_var(0.0, f64::INFINITY, 0.0),
                             m.add_var(0.0, f64::INFINITY, 0.0),
@@ -424,16 +454,13 @@ impl Reglo {
                         if linear {
                             cap.push((mc, h.upper_c[j]));
                             cap.push((nc, -h.lower_c[j]));
-                            mu.push(mc);
-                            nu.push(nc);
                         } else {
                             cap.push((mc, conc.upper[j]));
                             cap.push((nc, -conc.lower[j]));
                         }
-                        m.add_eq(
-                            &[(mc, 1.0), (nc, -1.0), (dw[o * hidden + j], -s)],
-                            s * w0[o * hidden + j],
-                        );
+                        mu.push(Some(mc));
+                        nu.push(Some(nc));
+                        m.add_eq(&[(mc, 1.0), (nc, -1.0), (dwj, -s)], s * wj);
                     }
                     if linear {
                         for (c, &f) in h.free.iter().enumerate() {
@@ -441,25 +468,27 @@ impl Reglo {
                                 m.add_var(0.0, f64::INFINITY, 0.0),
                                 m.add_var(0.0, f64::INFINITY, 0.0),
                             );
-                            let mut row: Vec<(Var, f64)> = Vec::with_capacity(2 * active.len() + 2);
+                            let mut row = std::mem::take(&mut exact_rows[c]);
                             for (a, &j) in active.iter().enumerate() {
                                 let (du, dl) = (h.upper_w[j * k + c], h.lower_w[j * k + c]);
-                                if du != 0.0 {
-                                    row.push((mu[a], du));
-                                }
-                                if dl != 0.0 {
-                                    row.push((nu[a], -dl));
+                                if let (Some(mv), Some(nv)) = (mu[a], nu[a]) {
+                                    if du != 0.0 {
+                                        row.push((mv, du));
+                                    }
+                                    if dl != 0.0 {
+                                        row.push((nv, -dl));
+                                    }
                                 }
                             }
                             row.push((al, -1.0));
                             row.push((be, 1.0));
-                            m.add_eq(&row, 0.0);
+                            m.add_eq(&row, -exact_const[c]);
                             cap.push((al, dxb.upper[f]));
                             cap.push((be, -dxb.lower[f]));
                         }
                     }
                     cap.retain(|&(_, c)| c != 0.0);
-                    m.add_le(&cap, target);
+                    m.add_le(&cap, target - cap_const);
                 }
             }
         }

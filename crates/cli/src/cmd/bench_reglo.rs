@@ -7,12 +7,16 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use netrepair_data::DatasetName;
+use netrepair_data::{load, resolve_data_dir};
 use netrepair_experiments::reglo_bench::{
-    fairness_markdown, fairness_table, german_age_groups, FairnessBench, Group,
+    fairness_markdown, fairness_table, german_age_groups, robustness_markdown, robustness_rows,
+    FairnessBench, Group,
 };
 use netrepair_repair::Reglo;
 use netrepair_verify::SplitOptions;
 use serde_json::json;
+
+use crate::util;
 
 /// Settings of `bench reglo`.
 #[derive(Debug, Args)]
@@ -36,17 +40,35 @@ pub struct RegloBenchArgs {
     #[arg(long, default_value_t = 64)]
     vb_boxes: usize,
     /// Slices of the sensitive range bounded separately (VB and the REGLO LP).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 2)]
     pieces: usize,
     /// REGLO: new areas per round.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 10)]
     areas: usize,
+    /// REGLO: search-and-repair rounds.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
     /// REGLO: area half-width (fraction of the region's width).
     #[arg(long, default_value_t = 0.01)]
     area_radius: f64,
     /// AT epochs.
     #[arg(long, default_value_t = 10)]
     at_epochs: usize,
+    /// MNIST: the network (default: mnistfc/mnist-net_256x2.onnx under --benchmarks).
+    #[arg(long)]
+    net: Option<PathBuf>,
+    /// Folder holding the VNN-COMP networks (default: ../shared/benchmarks).
+    #[arg(long)]
+    benchmarks: Option<PathBuf>,
+    /// MNIST: classes whose percentile boxes are the regions.
+    #[arg(long, default_value = "0,1,2")]
+    classes: String,
+    /// MNIST: the L-inf radius (default 2/255).
+    #[arg(long, default_value_t = 2.0 / 255.0)]
+    delta: f64,
+    /// MNIST: test images for the accuracy.
+    #[arg(long, default_value_t = 2000)]
+    test_images: usize,
     /// Folder holding the data sets (default: ../shared/data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -58,8 +80,84 @@ pub struct RegloBenchArgs {
     seed: u64,
 }
 
+/// MNIST: norm-bounded global robustness on per-class percentile boxes.
+fn run_mnist(a: &RegloBenchArgs) -> Result<()> {
+    let dir = resolve_data_dir(a.data_dir.as_deref())?;
+    let net_path = match &a.net {
+        Some(p) => p.clone(),
+        None => a
+            .benchmarks
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("../shared/benchmarks"))
+            .join("mnistfc")
+            .join("mnist-net_256x2.onnx"),
+    };
+    let net = util::load_net(&net_path)?;
+    let train = load(DatasetName::Mnist, &dir, "train")?;
+    let test = load(DatasetName::Mnist, &dir, "test")?;
+    let idx: Vec<usize> = (0..a.test_images.min(test.len())).collect();
+    let test = test.subset(&idx)?;
+    let classes: Vec<u32> = util::parse_list(&a.classes)?;
+    let reglo = Reglo {
+        max_areas: a.areas,
+        max_iters: a.rounds,
+        area_radius: a.area_radius,
+        samples: 200,
+        eval_points: a.eval_points,
+        split: SplitOptions {
+            max_boxes: 1,
+            ..SplitOptions::default()
+        },
+        ..Reglo::default()
+    };
+    eprintln!(
+        "{:>5} {:<9} {:>9} {:>9} {:>7} {:>7} {:>8}  areas",
+        "class", "method", "VB", "PGD-B", "PGD-R", "ACC", "T (s)"
+    );
+    let rows = robustness_rows(
+        &net,
+        &train,
+        &test,
+        &classes,
+        a.delta,
+        a.eps,
+        &reglo,
+        a.eval_points,
+        |r| {
+            eprintln!(
+                "{:>5} {:<9} {:>9.3} {:>9.4} {:>6.1}% {:>6.2}% {:>8.1}  {}",
+                r.class,
+                r.method,
+                r.vb,
+                r.pgd_b,
+                100.0 * r.pgd_r,
+                100.0 * r.accuracy,
+                r.repair_s,
+                r.areas
+            )
+        },
+    )?;
+    let md = robustness_markdown(&rows, a.delta, a.eps);
+    println!("{md}");
+    std::fs::create_dir_all(&a.out_dir)?;
+    let md_path = a.out_dir.join("reglo_mnist.md");
+    std::fs::write(&md_path, &md).with_context(|| format!("cannot write {}", md_path.display()))?;
+    let js = a.out_dir.join("reglo_mnist.json");
+    std::fs::write(
+        &js,
+        serde_json::to_string_pretty(
+            &json!({"delta": a.delta, "eps": a.eps, "network": net_path, "rows": rows}),
+        )?,
+    )?;
+    eprintln!("wrote {} and {}", md_path.display(), js.display());
+    Ok(())
+}
+
 pub fn run(a: &RegloBenchArgs) -> Result<()> {
     let dataset: DatasetName = a.dataset.parse()?;
+    if dataset == DatasetName::Mnist {
+        return run_mnist(a);
+    }
     let groups = if a.all_only || dataset != DatasetName::German || a.sensitive != "age" {
         vec![Group {
             name: format!("all {}", a.sensitive),
@@ -82,6 +180,7 @@ pub fn run(a: &RegloBenchArgs) -> Result<()> {
         split: split.clone(),
         reglo: Reglo {
             max_areas: a.areas,
+            max_iters: a.rounds,
             area_radius: a.area_radius,
             pieces: a.pieces,
             eval_points: a.eval_points,

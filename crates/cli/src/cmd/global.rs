@@ -56,7 +56,7 @@ pub struct GlobalArgs {
     #[arg(long, default_value_t = 30)]
     pub areas: usize,
     /// REGLO: half-width of a repair area, as a fraction of the region's width.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.01)]
     pub area_radius: f64,
     /// REGLO: also cover the whole region with this many boxes (a global proof when the LP
     /// succeeds; 0: off).
@@ -77,7 +77,7 @@ pub struct GlobalArgs {
     pub keep_weight: f64,
     /// REGLO fairness: bound the perturbed copy separately on this many slices of each
     /// sensitive feature's range (tighter bounds, a larger LP).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 2)]
     pub pieces: usize,
     /// REGLO: leaf boxes of the VB computation at most.
     #[arg(long, default_value_t = 256)]
