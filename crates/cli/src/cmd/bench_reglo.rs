@@ -98,10 +98,15 @@ fn run_mnist(a: &RegloBenchArgs) -> Result<()> {
     let idx: Vec<usize> = (0..a.test_images.min(test.len())).collect();
     let test = test.subset(&idx)?;
     let classes: Vec<u32> = util::parse_list(&a.classes)?;
+    // Keep the outputs of 200 training images (the LP's output-preservation term).
+    let keep = (0..200.min(train.len()))
+        .map(|i| train.sample(i).iter().map(|&v| f64::from(v)).collect())
+        .collect();
     let reglo = Reglo {
         max_areas: a.areas,
         max_iters: a.rounds,
         area_radius: a.area_radius,
+        keep,
         samples: 200,
         eval_points: a.eval_points,
         split: SplitOptions {
