@@ -7,7 +7,7 @@ mod common;
 use common::out;
 use netrepair_nn::{mlp, Activation, Network};
 use netrepair_repair::{
-    param_changes, Aprnn, ItemStatus, Reglo, Repair, RepairContext, RepairItem, RepairProblem,
+    param_changes, recheck, Aprnn, ItemStatus, Reglo, Repair, RepairContext, RepairItem, RepairProblem,
     RepairStatus,
 };
 use netrepair_spec::{BoxRegion, GlobalProperty, Perturbation};
@@ -116,6 +116,12 @@ fn a_covering_repair_is_a_global_proof_no_attack_breaks() {
     let rep = pgd_variation(&chain, &p, &pts, &attack);
     assert!(rep.pgd_b <= p.eps, "{} > {}", rep.pgd_b, p.eps);
     assert!(sampled_variation(&o.network, &p, &p.region, 3000) <= p.eps);
+    // The generic re-check agrees: repaired after, refuted before.
+    let check = netrepair_verify::CheckOptions::default();
+    let after = recheck(&net, &o.network, &problem(&p), &check).unwrap();
+    assert_eq!(after[0].status, ItemStatus::Repaired, "{after:?}");
+    let before = recheck(&net, &net, &problem(&p), &check).unwrap();
+    assert_eq!(before[0].status, ItemStatus::Failed, "{before:?}");
 }
 
 #[test]
