@@ -7,8 +7,8 @@ mod common;
 use common::out;
 use netrepair_nn::{mlp, Activation, Network};
 use netrepair_repair::{
-    param_changes, recheck, Aprnn, ItemStatus, Reglo, Repair, RepairContext, RepairItem, RepairProblem,
-    RepairStatus,
+    param_changes, recheck, Aprnn, ItemStatus, Reglo, Repair, RepairContext, RepairItem,
+    RepairProblem, RepairStatus,
 };
 use netrepair_spec::{BoxRegion, GlobalProperty, Perturbation};
 use netrepair_verify::{pgd_variation, Chain, VariationAttack};
