@@ -544,9 +544,7 @@ pub fn robustness_rows(
 
 /// The robustness rows as markdown.
 pub fn robustness_markdown(rows: &[RobustnessRow], delta: f64, eps: f64) -> String {
-    let mut s = format!(
-        "| class | method | VB | PGD-B | PGD-R | ACC | T (s) | areas proved |\n|---:|---|---:|---:|---:|---:|---:|---|\n"
-    );
+    let mut s = "| class | method | VB | PGD-B | PGD-R | ACC | T (s) | areas proved |\n|---:|---|---:|---:|---:|---:|---:|---|\n".to_string();
     for r in rows {
         s.push_str(&format!(
             "| {} | {} | {:.3} | {:.4} | {:.1}% | {:.2}% | {:.1} | {} |\n",
