@@ -119,6 +119,9 @@ pub struct Reglo {
     pub linear_max_free: usize,
     /// Wall-clock limit of each LP.
     pub lp_time_limit: Option<Duration>,
+    /// LP algorithm (interior point by default: 1.6x faster than simplex on German credit's
+    /// 100k-row LPs).
+    pub lp_method: netrepair_lp::Method,
     /// Seed of the sampling.
     pub seed: u64,
 }
@@ -142,6 +145,7 @@ impl Default for Reglo {
             pieces: 2,
             linear_max_free: 16,
             lp_time_limit: None,
+            lp_method: netrepair_lp::Method::Ipm,
             seed: 0,
         }
     }
@@ -495,6 +499,7 @@ impl Reglo {
         let encode_s = t.elapsed().as_secs_f64();
         let opts = SolveOptions {
             time_limit: self.lp_time_limit,
+            method: self.lp_method,
             ..SolveOptions::default()
         };
         let sol = m.solve(Sense::Minimise, &opts)?;

@@ -496,11 +496,7 @@ fn method(a: &RepairArgs, layer: usize, anchors: &[Vec<f64>]) -> Result<Box<dyn 
         eps,
         time_limit: a.lp_timeout.map(Duration::from_secs_f64),
         threads: a.threads.max(1),
-        method: match a.lp_method {
-            LpAlgorithm::Choose => Method::Choose,
-            LpAlgorithm::Simplex => Method::Simplex,
-            LpAlgorithm::Ipm => Method::Ipm,
-        },
+        method: lp_method(a.lp_method),
         ..LpRepairOptions::default()
     };
     Ok(match a.method {
@@ -517,6 +513,14 @@ fn method(a: &RepairArgs, layer: usize, anchors: &[Vec<f64>]) -> Result<Box<dyn 
         }),
         _ => bail!("not an LP method"),
     })
+}
+
+fn lp_method(m: LpAlgorithm) -> Method {
+    match m {
+        LpAlgorithm::Choose => Method::Choose,
+        LpAlgorithm::Simplex => Method::Simplex,
+        LpAlgorithm::Ipm => Method::Ipm,
+    }
 }
 
 /// Writes the network and checks the file holds exactly the parameters that were verified.
@@ -658,7 +662,12 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         {
             bail!("--method reglo repairs one global property (--fairness or --global-robustness); --inputs, --misclassified, --spec and --polytopes are for the other methods");
         }
-        let (p, r) = reglo_problem(&a.global, a.eps, &a.points, a.seed, a.verify_timeout, &net)?;
+        let (p, mut r) =
+            reglo_problem(&a.global, a.eps, &a.points, a.seed, a.verify_timeout, &net)?;
+        if a.lp_method != LpAlgorithm::Choose {
+            r.lp_method = lp_method(a.lp_method);
+        }
+        r.lp_time_limit = a.lp_timeout.map(Duration::from_secs_f64);
         reglo = Some(r);
         (p, LabelledSet::default())
     } else {
