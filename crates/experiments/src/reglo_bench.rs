@@ -238,16 +238,7 @@ fn finetune(
             let label = (0..y.len())
                 .max_by(|&a, &b| y[a].total_cmp(&y[b]))
                 .expect("outputs") as u32;
-            let mut x2 = x.clone();
-            let r2 = pgd_variation(
-                &chain,
-                prop,
-                std::slice::from_ref(x),
-                &VariationAttack::default(),
-            );
-            if let Some((_, w)) = r2.worst {
-                x2 = w;
-            }
+            let x2 = &rep.partners[i];
             aug.inputs.extend(x2.iter().map(|&v| v as f32));
             aug.labels.push(label);
         }

@@ -24,9 +24,7 @@ use crate::error::{RepairError, Result};
 use crate::expr::{materialize, Expr};
 use crate::outcome::{LpReport, RepairOutcome, Timings};
 use crate::pipeline::{checked_start, finish, solve_edit, Solved};
-use crate::problem::{
-    box_vertices, case_requirements, split_box, RepairItem, RepairProblem, Requirement,
-};
+use crate::problem::{box_vertices, case_requirements, RepairItem, RepairProblem, Requirement};
 use crate::recheck::centroid;
 use crate::trace::{argmax_cell, outputs, pattern_mismatch, traces, Values};
 use crate::{not_piecewise_linear, LpRepairOptions, Repair, RepairContext};
@@ -289,15 +287,7 @@ impl Aprnn {
                         for _ in 0..self.box_splits {
                             boxes = boxes
                                 .iter()
-                                .flat_map(|b| {
-                                    let d = (0..b.dim())
-                                        .max_by(|&i, &j| {
-                                            (b.upper[i] - b.lower[i])
-                                                .total_cmp(&(b.upper[j] - b.lower[j]))
-                                        })
-                                        .unwrap_or(0);
-                                    split_box(b, d)
-                                })
+                                .flat_map(netrepair_spec::BoxRegion::halve_widest)
                                 .collect();
                         }
                         for b in boxes {

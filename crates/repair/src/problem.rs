@@ -298,12 +298,7 @@ pub fn box_vertices(b: &BoxRegion) -> Vec<Vec<f64>> {
 
 /// Splits a box in two halves along dimension `dim`.
 pub fn split_box(b: &BoxRegion, dim: usize) -> [BoxRegion; 2] {
-    let mid = 0.5 * (b.lower[dim] + b.upper[dim]);
-    let mut left = b.clone();
-    left.upper[dim] = mid;
-    let mut right = b.clone();
-    right.lower[dim] = mid;
-    [left, right]
+    b.bisect(dim)
 }
 
 /// The requirements that make one case safe given which constraint of each unsafe polytope

@@ -335,21 +335,32 @@ impl Reglo {
         (pts.len(), n_flagged, violating, centres)
     }
 
+    /// Twin bounds of every box (in parallel) as areas of property `p`.
+    fn bound_areas(
+        &self,
+        net: &Network,
+        chain: &Chain,
+        p: usize,
+        prop: &GlobalProperty,
+        boxes: Vec<BoxRegion>,
+    ) -> Result<Vec<Area>> {
+        boxes
+            .into_par_iter()
+            .map(|b| {
+                Ok(Area {
+                    prop: p,
+                    pieces: property_twin_pieces(net, chain, prop, &b, self.pieces)?,
+                    region: b,
+                })
+            })
+            .collect()
+    }
+
     /// `n` boxes covering the region: widest-side bisection, breadth first.
     fn cover_boxes(prop: &GlobalProperty, n: usize) -> Vec<BoxRegion> {
         let mut boxes = vec![prop.region.clone()];
         while boxes.len() * 2 <= n {
-            boxes = boxes
-                .iter()
-                .flat_map(|b| {
-                    let d = (0..b.dim())
-                        .max_by(|&i, &j| {
-                            (b.upper[i] - b.lower[i]).total_cmp(&(b.upper[j] - b.lower[j]))
-                        })
-                        .expect("non-empty box");
-                    crate::problem::split_box(b, d)
-                })
-                .collect();
+            boxes = boxes.iter().flat_map(BoxRegion::halve_widest).collect();
         }
         boxes
     }
@@ -636,19 +647,7 @@ impl Repair for Reglo {
             for (p, prop) in props.iter().enumerate() {
                 let boxes = Self::cover_boxes(prop, self.cover);
                 cover_areas[p] = boxes.len();
-                let bounded: Vec<Result<Area>> = boxes
-                    .into_par_iter()
-                    .map(|b| {
-                        Ok(Area {
-                            prop: p,
-                            pieces: property_twin_pieces(net, &chain, prop, &b, self.pieces)?,
-                            region: b,
-                        })
-                    })
-                    .collect();
-                for a in bounded {
-                    areas.push(a?);
-                }
+                areas.extend(self.bound_areas(net, &chain, p, prop, boxes)?);
             }
         }
         let mut w = w0.clone();
@@ -673,21 +672,10 @@ impl Repair for Reglo {
                     self.search(&current, prop, &taken, seed);
                 let new: Vec<BoxRegion> =
                     centres.iter().map(|c| self.area_around(prop, c)).collect();
-                let bounded: Vec<Result<Area>> = new
-                    .into_par_iter()
-                    .map(|b| {
-                        Ok(Area {
-                            prop: p,
-                            pieces: property_twin_pieces(net, &chain, prop, &b, self.pieces)?,
-                            region: b,
-                        })
-                    })
-                    .collect();
+                let bounded = self.bound_areas(net, &chain, p, prop, new)?;
                 added += bounded.len();
                 stats.push((searched, flagged, violating, bounded.len()));
-                for a in bounded {
-                    areas.push(a?);
-                }
+                areas.extend(bounded);
             }
             let nothing_new = added == 0 && (solved_once || areas.is_empty());
             let mut objective = None;
@@ -821,7 +809,9 @@ impl Repair for Reglo {
                 areas_proved: proved_areas,
                 proved,
                 iterations: std::mem::take(&mut iterations[p]),
-                worst_after: rep.worst.clone(),
+                worst_after: rep
+                    .worst_index()
+                    .map(|i| (eval[p][i].clone(), rep.partners[i].clone())),
             });
         }
         timings.recheck_s = rt.elapsed().as_secs_f64() + verify_before_s;

@@ -277,6 +277,19 @@ mod tests {
     }
 
     #[test]
+    fn boxes_halve_along_their_widest_side() {
+        let b = BoxRegion::new(vec![0.0, -1.0, 0.0], vec![1.0, 2.0, 3.0]).unwrap();
+        // Sides 1, 3, 3: the last of the widest.
+        assert_eq!(b.widest_dim(), 2);
+        let [l, r] = b.halve_widest();
+        assert_eq!(
+            (l.lower[2], l.upper[2], r.lower[2], r.upper[2]),
+            (0.0, 1.5, 1.5, 3.0)
+        );
+        assert_eq!((l.lower[1], l.upper[1]), (-1.0, 2.0));
+    }
+
+    #[test]
     fn robustness_twin_is_the_area_widened_by_delta() {
         let p = GlobalProperty::new(unit(2), Perturbation::Linf { delta: 0.1 }, 0.5).unwrap();
         let twin = p.twin_box(&unit(2));

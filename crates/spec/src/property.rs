@@ -49,6 +49,29 @@ impl BoxRegion {
                 .all(|(v, (l, u))| *v >= l - tol && *v <= u + tol)
     }
 
+    /// The index of the widest side (the last of equals).
+    pub fn widest_dim(&self) -> usize {
+        (0..self.dim())
+            .max_by(|&i, &j| {
+                (self.upper[i] - self.lower[i]).total_cmp(&(self.upper[j] - self.lower[j]))
+            })
+            .unwrap_or(0)
+    }
+
+    /// The two halves of the box along dimension `dim`.
+    pub fn bisect(&self, dim: usize) -> [BoxRegion; 2] {
+        let mid = 0.5 * (self.lower[dim] + self.upper[dim]);
+        let (mut left, mut right) = (self.clone(), self.clone());
+        left.upper[dim] = mid;
+        right.lower[dim] = mid;
+        [left, right]
+    }
+
+    /// The two halves of the box along its widest side.
+    pub fn halve_widest(&self) -> [BoxRegion; 2] {
+        self.bisect(self.widest_dim())
+    }
+
     /// The centre of the box.
     pub fn center(&self) -> Vec<f64> {
         self.lower

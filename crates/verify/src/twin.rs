@@ -203,9 +203,7 @@ impl Chain {
     /// Output and the gradient of output `o` with respect to the input, at `x`.
     pub fn gradient(&self, x: &[f64], o: usize) -> (Vec<f64>, Vec<f64>) {
         let vals = self.trace(x);
-        let mut g = vec![0.0; self.output_len()];
-        g[o] = 1.0;
-        let g = self.backward(&vals, g);
+        let g = self.output_gradient(&vals, o);
         (vals.last().expect("output").clone(), g)
     }
 
@@ -214,12 +212,17 @@ impl Chain {
         let vals = self.trace(x);
         (0..self.output_len())
             .map(|o| {
-                let mut g = vec![0.0; self.output_len()];
-                g[o] = 1.0;
-                let g = self.backward(&vals, g);
+                let g = self.output_gradient(&vals, o);
                 cols.iter().map(|&c| g[c]).collect()
             })
             .collect()
+    }
+
+    /// The input gradient of output `o`, given the trace `vals`.
+    fn output_gradient(&self, vals: &[Vec<f64>], o: usize) -> Vec<f64> {
+        let mut g = vec![0.0; self.output_len()];
+        g[o] = 1.0;
+        self.backward(vals, g)
     }
 
     fn backward(&self, vals: &[Vec<f64>], mut g: Vec<f64>) -> Vec<f64> {
@@ -527,13 +530,31 @@ pub fn twin_bounds(
     dx_box: &BoxRegion,
     free: &[usize],
 ) -> Result<TwinBounds> {
-    if area.dim() != chain.input_len() || twin.dim() != area.dim() || dx_box.dim() != area.dim() {
+    check_dims(chain, area, twin, dx_box)?;
+    let bx = linear_bounds(net, area)?;
+    twin_bounds_from(net, chain, &bx, twin, dx_box, free)
+}
+
+fn check_dims(chain: &Chain, area: &BoxRegion, twin: &BoxRegion, dx: &BoxRegion) -> Result<()> {
+    if area.dim() != chain.input_len() || twin.dim() != area.dim() || dx.dim() != area.dim() {
         return Err(VerifyError::InputSize {
             expected: chain.input_len(),
             got: area.dim(),
         });
     }
-    let bx = linear_bounds(net, area)?;
+    Ok(())
+}
+
+/// [`twin_bounds`] with the area's bounds (`linear_bounds` of every value) already computed,
+/// so the pieces of one area share them.
+fn twin_bounds_from(
+    net: &Network,
+    chain: &Chain,
+    bx: &[Bounds],
+    twin: &BoxRegion,
+    dx_box: &BoxRegion,
+    free: &[usize],
+) -> Result<TwinBounds> {
     let by = linear_bounds(net, twin)?;
     let n = chain.steps.len();
     let mut diff = vec![Bounds {
@@ -676,10 +697,16 @@ pub fn property_twin_pieces(
     pieces: usize,
 ) -> Result<Vec<(BoxRegion, TwinBounds)>> {
     let free = prop.free_dims();
-    prop.twin_pieces(area, pieces)
+    let pieces = prop.twin_pieces(area, pieces);
+    for (twin, dx) in &pieces {
+        check_dims(chain, area, twin, dx)?;
+    }
+    // One set of bounds of the area serves every piece.
+    let bx = linear_bounds(net, area)?;
+    pieces
         .into_iter()
         .map(|(twin, dx)| {
-            let tb = twin_bounds(net, chain, area, &twin, &dx, &free)?;
+            let tb = twin_bounds_from(net, chain, &bx, &twin, &dx, &free)?;
             Ok((dx, tb))
         })
         .collect()
@@ -760,21 +787,7 @@ pub fn variation_bound(
         let open = leaves.iter().take_while(|l| l.1 > prop.eps).count();
         let take = open.min(batch);
         let worst: Vec<BoxRegion> = leaves.drain(..take).map(|l| l.0).collect();
-        let halves: Vec<BoxRegion> = worst
-            .iter()
-            .flat_map(|b| {
-                let d = (0..b.dim())
-                    .max_by(|&i, &j| {
-                        (b.upper[i] - b.lower[i]).total_cmp(&(b.upper[j] - b.lower[j]))
-                    })
-                    .expect("non-empty box");
-                let mid = 0.5 * (b.lower[d] + b.upper[d]);
-                let (mut l, mut r) = (b.clone(), b.clone());
-                l.upper[d] = mid;
-                r.lower[d] = mid;
-                [l, r]
-            })
-            .collect();
+        let halves: Vec<BoxRegion> = worst.iter().flat_map(BoxRegion::halve_widest).collect();
         let bounded: Vec<Result<(BoxRegion, f64)>> = halves
             .into_par_iter()
             .map(|b| {
@@ -827,8 +840,17 @@ pub struct VariationReport {
     pub pgd_r: f64,
     /// Per sample point, the largest variation found.
     pub per_point: Vec<f64>,
-    /// The worst pair found: `(x, x')`.
-    pub worst: Option<(Vec<f64>, Vec<f64>)>,
+    /// Per sample point, the perturbed input `x'` that reached it.
+    pub partners: Vec<Vec<f64>>,
+}
+
+impl VariationReport {
+    /// The sample point with the largest variation, if any variation was found.
+    pub fn worst_index(&self) -> Option<usize> {
+        (0..self.per_point.len())
+            .filter(|&i| self.per_point[i] > 0.0)
+            .max_by(|&a, &b| self.per_point[a].total_cmp(&self.per_point[b]))
+    }
 }
 
 /// Searches, from each sample point `x`, for the perturbation `x'` allowed by `prop` that
@@ -902,20 +924,8 @@ pub fn pgd_variation(
             best
         })
         .collect();
-    let per_point: Vec<f64> = results.iter().map(|r| r.0).collect();
-    let (worst_i, pgd_b) = per_point
-        .iter()
-        .enumerate()
-        .fold(
-            (None, 0.0),
-            |(bi, bv), (i, &v)| {
-                if v > bv {
-                    (Some(i), v)
-                } else {
-                    (bi, bv)
-                }
-            },
-        );
+    let (per_point, partners): (Vec<f64>, Vec<Vec<f64>>) = results.into_iter().unzip();
+    let pgd_b = per_point.iter().copied().fold(0.0, f64::max);
     let violating = per_point.iter().filter(|&&v| v > prop.eps).count();
     VariationReport {
         pgd_b,
@@ -924,8 +934,8 @@ pub fn pgd_variation(
         } else {
             violating as f64 / points.len() as f64
         },
-        worst: worst_i.map(|i| (points[i].clone(), results[i].1.clone())),
         per_point,
+        partners,
     }
 }
 

@@ -144,18 +144,12 @@ fn run_mnist(a: &RegloBenchArgs) -> Result<()> {
     )?;
     let md = robustness_markdown(&rows, a.delta, a.eps);
     println!("{md}");
-    std::fs::create_dir_all(&a.out_dir)?;
-    let md_path = a.out_dir.join("reglo_mnist.md");
-    std::fs::write(&md_path, &md).with_context(|| format!("cannot write {}", md_path.display()))?;
-    let js = a.out_dir.join("reglo_mnist.json");
-    std::fs::write(
-        &js,
-        serde_json::to_string_pretty(
-            &json!({"delta": a.delta, "eps": a.eps, "network": net_path, "rows": rows}),
-        )?,
-    )?;
-    eprintln!("wrote {} and {}", md_path.display(), js.display());
-    Ok(())
+    write_outputs(
+        a,
+        "reglo_mnist",
+        &md,
+        &json!({"delta": a.delta, "eps": a.eps, "network": net_path, "rows": rows}),
+    )
 }
 
 pub fn run(a: &RegloBenchArgs) -> Result<()> {
@@ -216,15 +210,18 @@ pub fn run(a: &RegloBenchArgs) -> Result<()> {
     let with_paper = dataset == DatasetName::German && a.sensitive == "age" && a.eps == 0.01;
     let md = fairness_markdown(&rows, a.eps, with_paper);
     println!("{md}");
-    std::fs::create_dir_all(&a.out_dir)?;
     let stem = format!("reglo_{}_{}", a.dataset, a.sensitive);
+    write_outputs(a, &stem, &md, &json!({"eps": a.eps, "rows": rows}))
+}
+
+/// Writes `<stem>.md` and `<stem>.json` under `--out-dir`.
+fn write_outputs(a: &RegloBenchArgs, stem: &str, md: &str, js: &serde_json::Value) -> Result<()> {
+    std::fs::create_dir_all(&a.out_dir)?;
     let md_path = a.out_dir.join(format!("{stem}.md"));
-    std::fs::write(&md_path, &md).with_context(|| format!("cannot write {}", md_path.display()))?;
-    let js = a.out_dir.join(format!("{stem}.json"));
-    std::fs::write(
-        &js,
-        serde_json::to_string_pretty(&json!({"eps": a.eps, "rows": rows}))?,
-    )?;
-    eprintln!("wrote {} and {}", md_path.display(), js.display());
+    std::fs::write(&md_path, md).with_context(|| format!("cannot write {}", md_path.display()))?;
+    let js_path = a.out_dir.join(format!("{stem}.json"));
+    std::fs::write(&js_path, serde_json::to_string_pretty(js)?)
+        .with_context(|| format!("cannot write {}", js_path.display()))?;
+    eprintln!("wrote {} and {}", md_path.display(), js_path.display());
     Ok(())
 }
