@@ -545,7 +545,10 @@ fn repair_fixes_labelled_points_and_writes_a_checked_network() {
         text.contains("PROVED") && text.contains("4 repaired"),
         "{text}"
     );
-    // Anchors (--keep) are APRNN's; PREPARED refuses them.
+    // Without a keep set the summary says nothing protects other inputs.
+    assert!(text.contains("keep set: none"), "{text}");
+    // A keep set (--keep): the inputs keep the classes the network gives them, with APRNN and
+    // with PREPARED, and the report says how they fared.
     write_f32(
         &d.join("keep.npy"),
         &[3, 2],
@@ -555,10 +558,61 @@ fn repair_fixes_labelled_points_and_writes_a_checked_network() {
         "repair", "--net", "net.onnx", "--inputs", "x.npy", "--labels", "y.npy", "--keep",
         "keep.npy", "--json",
     ];
-    assert_eq!(json(&run(&base, d))["proved"], true);
-    let mut bad = base.to_vec();
-    bad.extend(["--method", "prepared"]);
-    fails_with(&run(&bad, d), "--keep");
+    for method in ["aprnn", "prepared"] {
+        let mut args = base.to_vec();
+        args.extend(["--method", method]);
+        let v = json(&run(&args, d));
+        assert_eq!(v["proved"], true, "{method}: {v}");
+        assert_eq!(v["keep"]["points"], 3, "{v}");
+        assert_eq!(v["keep"]["correct_after"], 3, "{v}");
+        assert_eq!(v["keep_source"]["source"], "file");
+    }
+    // Keeping a repair point with another label is a contradiction, named as such.
+    write_i64(
+        &d.join("y_other.npy"),
+        &labels.iter().map(|l| (l + 1) % 3).collect::<Vec<_>>(),
+    );
+    let o = run(
+        &[
+            "repair",
+            "--net",
+            "net.onnx",
+            "--inputs",
+            "x.npy",
+            "--labels",
+            "y.npy",
+            "--keep",
+            "x.npy",
+            "--keep-labels",
+            "y_other.npy",
+            "--out",
+            "bad.onnx",
+        ],
+        d,
+    );
+    fails_with(&o, "both kept and repaired");
+    // A keep set whose inputs do not fit the network.
+    write_f32(&d.join("keep3.npy"), &[2, 3], &[0.0; 6]);
+    fails_with(
+        &run(
+            &[
+                "repair",
+                "--net",
+                "net.onnx",
+                "--inputs",
+                "x.npy",
+                "--labels",
+                "y.npy",
+                "--keep",
+                "keep3.npy",
+                "--out",
+                "bad.onnx",
+            ],
+            d,
+        ),
+        "keep3.npy",
+    );
+    assert!(!d.join("bad.onnx").exists());
 }
 
 #[test]
@@ -782,10 +836,17 @@ fn gradient_methods_repair_points_with_a_correct_set() {
         ]),
         "gamma",
     );
-    fails_with(
-        &with(&["--correct-inputs", "cx.npy", "--correct-labels", "cy.npy"]),
-        "correct set",
-    );
+    // For APRNN the same set is its keep set.
+    let v = json(&with(&[
+        "--correct-inputs",
+        "cx.npy",
+        "--correct-labels",
+        "cy.npy",
+        "--json",
+    ]));
+    assert_eq!(v["keep"]["points"], 4, "{v}");
+    assert_eq!(v["proved"], true, "{v}");
+    std::fs::remove_file(d.join("bad.onnx")).unwrap();
     write_i64(&d.join("cbig.npy"), &[0, 1, 9, 2]);
     fails_with(
         &with(&[

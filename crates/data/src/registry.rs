@@ -50,6 +50,7 @@ impl DatasetName {
                 "train",
                 "test",
                 "eran-test",
+                "fog-test",
                 "001-train",
                 "001-val",
                 "001-pool",
@@ -92,7 +93,8 @@ pub fn resolve_data_dir(given: Option<&Path>) -> Result<PathBuf> {
 
 /// Loads split `split` of data set `name` from `dir` (see [`DatasetName::splits`]):
 /// - MNIST `train` / `test` are the official 60k / 10k; `eran-test` the ERAN CSV of the first
-///   100 test images; `001-*` seed 001's 45k / 5k / 5k / 5k split of the 60k training images
+///   100 test images; `fog-test` the 10k test images with MNIST-C's fog corruption (folder
+///   `mnist-fog/`, same order and labels); `001-*` seed 001's 45k / 5k / 5k / 5k split of the 60k training images
 ///   (train, validation, repair pool, held-out test), shuffled with [`SPLIT_SEED`].
 /// - CIFAR-10 `train` / `test` are the JPEG folders; `eran-test` the lossless ERAN CSV.
 /// - German: `all` 1000 rows, `train` / `test` a seeded 80 / 20 split; features scaled to
@@ -121,6 +123,11 @@ pub fn load(name: DatasetName, dir: &Path, split: &str) -> Result<Dataset> {
             load_eran_csv(&sub("mnist")?.join("eran_mnist_test_100.csv"))
         }
         (DatasetName::Mnist, "train" | "test") => load_mnist(&sub("mnist")?, split == "train"),
+        (DatasetName::Mnist, "fog-test") => {
+            let mut d = load_mnist(&sub("mnist-fog")?, false)?;
+            d.name = "mnist-fog-test".into();
+            Ok(d)
+        }
         (DatasetName::Mnist, s) => {
             let all = load_mnist(&sub("mnist")?, true)?;
             let parts = split_indices(all.len(), &[45_000, 5_000, 5_000, 5_000], SPLIT_SEED)?;

@@ -123,15 +123,15 @@ pub fn edit(
     ctx: &RepairContext,
     samples: &Tensor,
 ) -> Result<(AcasRow, RepairOutcome)> {
-    let problem = RepairProblem {
-        items: props
+    let problem = RepairProblem::new(
+        props
             .iter()
             .map(|(n, p)| RepairItem::Property {
                 name: n.clone(),
                 property: p.clone(),
             })
             .collect(),
-    };
+    );
     let r = method.repair(net, &problem, ctx)?;
     let row = AcasRow {
         network: name.to_string(),

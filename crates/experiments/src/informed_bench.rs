@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use netrepair_data::Dataset;
 use netrepair_nn::Network;
 use netrepair_repair::{
-    brute_force, score_layers, Aprnn, BruteForce, Heuristic, Incremental, IncrementalStep,
+    brute_force, score_layers, Aprnn, BruteForce, Heuristic, Incremental, IncrementalStep, KeepSet,
     LabelledSet, LpRepairOptions, Repair, RepairContext, RepairProblem, RepairStatus,
     SelectionInput, DEFAULT_HEURISTIC,
 };
@@ -308,8 +308,10 @@ pub fn incremental_curve(
     }
     let set = labelled(pool, &wrong[..n]);
     let flat: Vec<f64> = set.inputs.iter().flatten().copied().collect();
+    // The validation set is the keep set: incremental repair stops on it, without holding it.
     let problem =
-        RepairProblem::from_labels(&flat, &set.labels, net.input_len(), net.output_len())?;
+        RepairProblem::from_labels(&flat, &set.labels, net.input_len(), net.output_len())?
+            .with_keep(KeepSet::points(validation.clone()));
     let inc = Incremental {
         inner: Aprnn {
             lp: LpRepairOptions {
@@ -321,7 +323,7 @@ pub fn incremental_curve(
         },
         batch,
         max_iters: n.div_ceil(batch) * 3,
-        validation: validation.clone(),
+        hold_keep: false,
         max_drop: 1.0,
         seed,
         cumulative,

@@ -13,7 +13,8 @@ use anyhow::{bail, Result};
 use netrepair_data::Dataset;
 use netrepair_nn::Network;
 use netrepair_repair::{
-    GradientOptions, GradientRepair, ItemStatus, LabelledSet, Repair, RepairContext, RepairProblem,
+    GradientOptions, GradientRepair, ItemStatus, KeepSet, LabelledSet, Repair, RepairContext,
+    RepairProblem,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -49,11 +50,11 @@ impl BenchMethod {
         }
     }
 
-    fn build(&self, correct: LabelledSet, options: GradientOptions) -> GradientRepair {
+    fn build(&self, options: GradientOptions) -> GradientRepair {
         let mut m = match *self {
-            BenchMethod::Retrain => GradientRepair::finetune(correct),
-            BenchMethod::IRepair { gamma } => GradientRepair::irepair(gamma, correct),
-            BenchMethod::RandomLock { p } => GradientRepair::random_lock(p, correct),
+            BenchMethod::Retrain => GradientRepair::finetune(),
+            BenchMethod::IRepair { gamma } => GradientRepair::irepair(gamma),
+            BenchMethod::RandomLock { p } => GradientRepair::random_lock(p),
         };
         m.options = options;
         m
@@ -230,13 +231,14 @@ pub fn single_class_runs(
                 let used = size.min(errs.len());
                 let (rx, ry) = samples(pool, &errs[..used]);
                 let flat: Vec<f64> = rx.into_iter().flatten().collect();
-                let problem = RepairProblem::from_labels(&flat, &ry, net.input_len(), k)?;
+                let problem = RepairProblem::from_labels(&flat, &ry, net.input_len(), k)?
+                    .with_keep(KeepSet::points(correct.clone()));
                 for method in &setup.methods {
                     let options = GradientOptions {
                         seed: seed as u64,
                         ..setup.options.clone()
                     };
-                    let m = method.build(correct.clone(), options);
+                    let m = method.build(options);
                     let t = Instant::now();
                     let out = m.repair(net, &problem, &RepairContext::default())?;
                     let time_s = t.elapsed().as_secs_f64();

@@ -7,6 +7,7 @@ pub mod corrupt;
 pub mod forward_bench;
 pub mod informed_bench;
 pub mod irepair_bench;
+pub mod keep;
 pub mod plot;
 pub mod reglo_bench;
 pub mod repair_bench;

@@ -353,12 +353,10 @@ pub fn fairness_table(
                 seed: cfg.seed,
                 ..cfg.reglo.clone()
             };
-            let problem = RepairProblem {
-                items: vec![RepairItem::Global {
-                    name: g.name.clone(),
-                    property: prop.clone(),
-                }],
-            };
+            let problem = RepairProblem::new(vec![RepairItem::Global {
+                name: g.name.clone(),
+                property: prop.clone(),
+            }]);
             let t = Instant::now();
             let out = reglo.repair(base, &problem, &RepairContext::default())?;
             let repair_s = t.elapsed().as_secs_f64();
@@ -507,12 +505,10 @@ pub fn robustness_rows(
         log(&row);
         rows.push(row);
         let t = Instant::now();
-        let problem = RepairProblem {
-            items: vec![RepairItem::Global {
-                name: format!("class {c}"),
-                property: prop.clone(),
-            }],
-        };
+        let problem = RepairProblem::new(vec![RepairItem::Global {
+            name: format!("class {c}"),
+            property: prop.clone(),
+        }]);
         let out = reglo.repair(net, &problem, &RepairContext::default())?;
         let repair_s = t.elapsed().as_secs_f64();
         let (vb, b, r) = measure(&out.network)?;

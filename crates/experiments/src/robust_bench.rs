@@ -8,7 +8,8 @@ use anyhow::{bail, Result};
 use netrepair_data::Dataset;
 use netrepair_nn::Network;
 use netrepair_repair::{
-    ItemStatus, LpRepairOptions, Prepared, Repair, RepairContext, RepairItem, RepairProblem,
+    ItemStatus, KeepSet, LpRepairOptions, Prepared, Repair, RepairContext, RepairItem,
+    RepairProblem,
 };
 use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
 use netrepair_verify::{linear_bounds, pgd, prove_case, CheckOptions, PgdOptions};
@@ -57,6 +58,12 @@ pub struct RobustRow {
     pub lp_rows: usize,
     /// LP columns.
     pub lp_cols: usize,
+    /// Kept training images classified as labelled after the edit, of how many.
+    pub kept_points: Option<(usize, usize)>,
+    /// Kept certified training balls still certified after the edit, of how many.
+    pub kept_regions: Option<(usize, usize)>,
+    /// Notes of the repair (e.g. a keep set dropped as infeasible).
+    pub notes: Vec<String>,
 }
 
 /// "Image `x` (pixel space) keeps label `label` within `eps`" in the network's input space
@@ -99,6 +106,37 @@ pub fn robustness_property(
     })
 }
 
+/// The L-inf balls of radius `eps` around the images at `indices` of `pixels` that `net`
+/// certifies (linear bounds), as properties to keep: at most `n` of them.
+pub fn certified_balls(
+    net: &Network,
+    pixels: &Dataset,
+    indices: &[usize],
+    eps: f64,
+    mean: &[f32],
+    std: &[f32],
+    n: usize,
+) -> Result<Vec<Property>> {
+    let mut out = Vec::new();
+    for &i in indices {
+        if out.len() >= n {
+            break;
+        }
+        let p = robustness_property(
+            pixels.sample(i),
+            pixels.labels[i] as usize,
+            net.output_len(),
+            eps,
+            mean,
+            std,
+        )?;
+        if certified(net, std::slice::from_ref(&p))? == 1.0 {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
 fn certified(net: &Network, props: &[Property]) -> Result<f64> {
     let mut ok = 0;
     for p in props {
@@ -126,6 +164,7 @@ pub fn robustness_edit(
     k: usize,
     certified_n: usize,
     timeout: Duration,
+    keep: KeepSet,
 ) -> Result<(RobustRow, Network, Vec<usize>)> {
     let classes = net.output_len();
     let pred = net.predict(&crate::training::tensors(net, normalized)?.0)?;
@@ -172,8 +211,8 @@ pub fn robustness_edit(
     }
     let (clean_before, certified_before) =
         (accuracy(net, normalized)?, certified(net, &robust_others)?);
-    let problem = RepairProblem {
-        items: broken
+    let problem = RepairProblem::new(
+        broken
             .iter()
             .enumerate()
             .map(|(i, p)| RepairItem::Property {
@@ -181,7 +220,8 @@ pub fn robustness_edit(
                 property: p.clone(),
             })
             .collect(),
-    };
+    )
+    .with_keep(keep);
     let method = Prepared {
         lp: LpRepairOptions::default(),
         split_rounds: 0,
@@ -220,6 +260,17 @@ pub fn robustness_edit(
         recheck_s: r.timings.recheck_s,
         lp_rows: lp.map_or(0, |l| l.rows),
         lp_cols: lp.map_or(0, |l| l.cols),
+        kept_points: r
+            .keep
+            .as_ref()
+            .filter(|k| k.points > 0)
+            .map(|k| (k.correct_after, k.points)),
+        kept_regions: r
+            .keep
+            .as_ref()
+            .filter(|k| k.regions > 0)
+            .map(|k| (k.regions_proved, k.regions)),
+        notes: r.notes.clone(),
     };
     Ok((row, r.network, other_index))
 }

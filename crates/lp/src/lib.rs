@@ -96,6 +96,11 @@ pub struct SolveOptions {
     pub method: Method,
     /// Relative MIP gap at which an incumbent counts as optimal.
     pub mip_rel_gap: f64,
+    /// Interior point: run crossover to a vertex (basic) solution. Off, HiGHS returns the
+    /// interior point's solution, which lies inside the optimal face: on LPs with many
+    /// optimal solutions it spreads the change over many variables instead of pushing a few
+    /// to their bounds.
+    pub crossover: bool,
 }
 
 impl Default for SolveOptions {
@@ -105,6 +110,7 @@ impl Default for SolveOptions {
             threads: 1,
             method: Method::Choose,
             mip_rel_gap: 1e-6,
+            crossover: true,
         }
     }
 }
@@ -299,10 +305,25 @@ impl LpModel {
                 Method::Ipm => "ipm",
             },
         );
+        if !opts.crossover {
+            model.set_option("run_crossover", "off");
+        }
         let build_s = start.elapsed().as_secs_f64();
         let solved = model
             .try_solve()
             .map_err(|s| LpError::Solver(format!("{s:?}")))?;
+        if !opts.crossover && solved.status() == HighsModelStatus::Unknown {
+            // The interior point alone could not tell (e.g. an infeasible LP): solve again
+            // with the simplex for a definite answer.
+            return self.solve(
+                sense,
+                &SolveOptions {
+                    crossover: true,
+                    method: Method::Simplex,
+                    ..opts.clone()
+                },
+            );
+        }
         let solve_s = start.elapsed().as_secs_f64() - build_s;
         let values = || solved.get_solution().columns().to_vec();
         let has_point = || solved.primal_solution_status() == highs::HighsSolutionStatus::Feasible;
@@ -321,7 +342,9 @@ impl LpModel {
             | HighsModelStatus::ReachedInterrupt
             | HighsModelStatus::ReachedMemoryLimit
             | HighsModelStatus::ObjectiveBound
-            | HighsModelStatus::ObjectiveTarget) => Outcome::Limit {
+            | HighsModelStatus::ObjectiveTarget
+            // An interior point without crossover can end here with a usable point.
+            | HighsModelStatus::Unknown) => Outcome::Limit {
                 reason: format!("{s:?}"),
                 values: has_point().then(values),
             },

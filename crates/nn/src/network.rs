@@ -203,6 +203,26 @@ impl Network {
         self.origin.as_deref()
     }
 
+    /// The network made of its first `n` nodes (their output is the new output), as a plain
+    /// network that exports as a fresh ONNX graph (not a re-emission of an imported one). For
+    /// experiments that need a network without its last layers, e.g. without a ReLU on the
+    /// logits as APRNN's reference repairs ERAN's networks.
+    pub fn truncated(&self, n: usize) -> Result<Network> {
+        if n == 0 || n > self.nodes.len() {
+            return Err(NnError::InvalidGraph(format!(
+                "cannot keep {n} of the network's {} nodes",
+                self.nodes.len()
+            )));
+        }
+        let mut b = NetworkBuilder::new(self.input_shape.clone());
+        for node in &self.nodes[..n] {
+            b.push_with_inputs(node.name.clone(), node.layer.clone(), node.inputs.clone())?;
+        }
+        let mut out = b.build()?;
+        out.input_name = self.input_name.clone();
+        Ok(out)
+    }
+
     pub(crate) fn set_origin(&mut self, origin: OnnxOrigin) {
         self.origin = Some(Arc::new(origin));
     }

@@ -19,7 +19,7 @@ use netrepair_lp::LpModel;
 use netrepair_nn::{Layer, Network};
 use netrepair_verify::affine::{affine_op, elementwise_op, pool_windows, AffineOp};
 
-use crate::edit::{downstream, Edit};
+use crate::edit::{downstream, Edit, KeepObjective};
 use crate::error::{RepairError, Result};
 use crate::expr::{materialize, Expr};
 use crate::outcome::{LpReport, RepairOutcome, Timings};
@@ -42,21 +42,60 @@ pub struct Aprnn {
     /// Margin by which polytope vertices keep the centroid's pattern (so the f32-rounded
     /// network still provably has one linear region on the hull).
     pub pattern_margin: f64,
-    /// Inputs whose outputs should move as little as possible (e.g. correctly classified
-    /// samples): their output deltas join the objective, and their activation patterns after
-    /// the start layer are held (at the last layer there are none, so they only steer the
-    /// objective). This trades some freedom for less drawdown.
-    pub anchors: Vec<Vec<f64>>,
+    /// How the kept points' output changes enter the objective (the problem's keep set is
+    /// also held by constraints: each kept point keeps its class by its keep margin, with its
+    /// activation pattern after the start layer held).
+    pub keep_objective: KeepObjective,
+    /// When the kept points cannot all be held (the LP with their constraints is
+    /// infeasible), solve again with their class constraints elastic (each violation costs
+    /// `keep_violation_cost` per logit), then, if still infeasible, without them; the notes
+    /// say so.
+    pub soften_keep: bool,
+    /// Objective cost of one unit (logit) by which a kept point misses its keep margin in the
+    /// elastic fallback.
+    pub keep_violation_cost: f64,
+    /// A ReLU right after the last affine layer (on the logits) is not held to its
+    /// activation pattern for points with label requirements: the LP asks the pre-activation
+    /// of the true class to beat every other and to be positive, which implies the label
+    /// after the ReLU. APRNN's reference deletes such a ReLU; this keeps the architecture.
+    pub free_final_relu: bool,
 }
+
+/// How an LP holds the kept points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeepMode {
+    /// Each kept point keeps its class by its keep margin: constraints.
+    Hard,
+    /// The same constraints with a penalised slack per point.
+    Elastic,
+    /// Kept points are left out.
+    Off,
+}
+
+/// APRNN's default bound on every parameter delta (the reference implementation's choice).
+pub const APRNN_DELTA_BOUND: f64 = 3.0;
 
 impl Default for Aprnn {
     fn default() -> Self {
         Self {
-            lp: LpRepairOptions::default(),
+            // Interior point: on APRNN's LPs (many rows, dense blocks) HiGHS's simplex took
+            // over 5 minutes where IPM took 18 s (mnist-net_256x2, 100 errors, 1000 kept).
+            // Without crossover, as APRNN's reference runs Gurobi: the objective has a large
+            // optimal face, and its interior spreads the change where a vertex pushes
+            // parameters to the delta bound.
+            lp: LpRepairOptions {
+                delta_bound: Some(APRNN_DELTA_BOUND),
+                method: netrepair_lp::Method::Ipm,
+                crossover: false,
+                ..LpRepairOptions::default()
+            },
             box_splits: 0,
             max_box_dims: 12,
             pattern_margin: 1e-6,
-            anchors: Vec::new(),
+            keep_objective: KeepObjective::Joint,
+            soften_keep: true,
+            keep_violation_cost: 10.0,
+            free_final_relu: true,
         }
     }
 }
@@ -77,6 +116,9 @@ pub(crate) struct EvalPoint<'a> {
     pub values: &'a Values,
     pub reference: &'a Values,
     pub margin: f64,
+    /// Pass the network's last node through when it is a ReLU (see
+    /// [`Aprnn::free_final_relu`]): the expressions returned are then its pre-activations.
+    pub free_final_relu: bool,
 }
 
 /// Cached constant-weight maps of the layers after the start layer.
@@ -172,6 +214,7 @@ pub(crate) fn encode_point(
                         })
                         .collect()
                 }
+                Layer::Relu if p.free_final_relu && i + 1 == net.nodes().len() => input(&exprs, v),
                 Layer::Relu => {
                     let x = input(&exprs, v);
                     x.into_iter()
@@ -342,8 +385,13 @@ impl Aprnn {
         };
         for (g, (vals, reference)) in groups.iter().zip(Self::group_traces(net, groups)?) {
             let v = reference.as_ref().unwrap_or(&vals[0]);
+            // A final ReLU that label points skip holds nothing at them.
+            let freed = self.final_relu(net, start).is_some()
+                && g.centroid.is_none()
+                && Requirement::label_of(&g.requirements, net.output_len()).is_some();
             if relus
                 .iter()
+                .filter(|&&i| !(freed && i == last))
                 .any(|&i| v[net.nodes()[i].inputs()[0]].iter().all(|&x| x <= 0.0))
             {
                 push(&mut dead, g.item);
@@ -351,7 +399,7 @@ impl Aprnn {
             // A final ReLU held inactive keeps an output at 0 and every other output >= 0, so
             // a requirement `sum a_o y_o < rhs <= 0` whose negative-coefficient outputs are all
             // clamped (e.g. "y_7 > y_3" with y_7's logit negative) cannot hold.
-            if final_relu {
+            if final_relu && !freed {
                 let pre = &v[net.nodes()[last].inputs()[0]];
                 if g.requirements.iter().any(|r| {
                     r.strict
@@ -446,16 +494,30 @@ impl Aprnn {
             .collect()
     }
 
-    /// One LP: edit at `start`, encode every vertex up to `stop`, with requirements and
-    /// output deltas only when `final_pass`.
+    /// Whether the network ends in a ReLU after its last affine layer that
+    /// [`Aprnn::free_final_relu`] lets point requirements skip; its node index.
+    fn final_relu(&self, net: &Network, start: usize) -> Option<usize> {
+        let last = net.nodes().len() - 1;
+        (self.free_final_relu
+            && last > start
+            && downstream(net, start)[last]
+            && matches!(net.nodes()[last].layer(), Layer::Relu))
+        .then_some(last)
+    }
+
+    /// One LP: edit at `start`, encode every vertex up to `stop`, with requirements, output
+    /// deltas and the kept points only when `final_pass` (`keep_mode`: how the kept points'
+    /// classes are held).
     #[allow(clippy::too_many_arguments)]
     fn pass(
         &self,
         net: &Network,
+        problem: &RepairProblem,
         groups: &[Group],
         start: usize,
         stop: usize,
         final_pass: bool,
+        keep_mode: KeepMode,
         purpose: String,
         lps: &mut Vec<LpReport>,
         timings: &mut Timings,
@@ -468,18 +530,38 @@ impl Aprnn {
         let mut edit = Edit::new(net, start, self.lp.delta_bound)?;
         let down = downstream(net, start);
         let mut cache = OpCache::default();
-        // Every evaluation point: the groups' vertices (requirements only in the final pass)
-        // and, in the final pass, the anchors (no requirement; their outputs kept close).
-        let anchor_values = if final_pass && !self.anchors.is_empty() {
-            traces(net, &self.anchors)?
+        let outputs_n = net.output_len();
+        let final_relu = if final_pass && stop == net.nodes().len() {
+            self.final_relu(net, start)
+        } else {
+            None
+        };
+        // The value whose expressions the encoding returns: the final ReLU's input when it is
+        // passed through.
+        let out_value = |free: bool| match final_relu {
+            Some(r) if free => net.nodes()[r].inputs()[0],
+            _ => net.nodes().len(),
+        };
+        let keep = &problem.keep;
+        let keep_values = if final_pass && keep_mode != KeepMode::Off && !keep.points.is_empty() {
+            traces(net, &keep.points.inputs)?
         } else {
             Vec::new()
         };
-        let mut points: Vec<(EvalPoint, Option<&[Requirement]>)> = Vec::new();
+        // Every evaluation point: the groups' vertices (requirements only in the final pass)
+        // and, in the final pass, the kept points.
+        enum Role<'r> {
+            Repair(&'r [Requirement]),
+            Keep(usize),
+        }
+        let mut points: Vec<(EvalPoint, Role)> = Vec::new();
         for (g, (vals, reference)) in groups.iter().zip(&tr) {
             if !final_pass && reference.is_none() {
                 continue;
             }
+            let free = final_relu.is_some()
+                && reference.is_none()
+                && Requirement::label_of(&g.requirements, outputs_n).is_some();
             for v in vals {
                 let p = EvalPoint {
                     values: v,
@@ -489,19 +571,21 @@ impl Aprnn {
                     } else {
                         0.0
                     },
+                    free_final_relu: free,
                 };
-                points.push((p, Some(&g.requirements)));
+                points.push((p, Role::Repair(&g.requirements)));
             }
         }
-        for v in &anchor_values {
+        for (k, v) in keep_values.iter().enumerate() {
             let p = EvalPoint {
                 values: v,
                 reference: v,
                 margin: 0.0,
+                free_final_relu: final_relu.is_some(),
             };
-            points.push((p, None));
+            points.push((p, Role::Keep(keep.points.labels[k])));
         }
-        for (p, reqs) in &points {
+        for (p, role) in &points {
             let y = encode_point(
                 &mut model,
                 &mut edit,
@@ -512,17 +596,57 @@ impl Aprnn {
                 stop,
                 self.lp.max_terms,
             )?;
-            if final_pass {
-                if let Some(reqs) = reqs {
+            if !final_pass {
+                continue;
+            }
+            let y0 = &p.values[out_value(p.free_final_relu)];
+            match role {
+                Role::Repair(reqs) => {
                     add_requirements(&mut model, &y, reqs, self.lp.eps);
+                    if p.free_final_relu {
+                        let c = Requirement::label_of(reqs, outputs_n).expect("a label");
+                        y[c].ge(&mut model, self.lp.eps);
+                    }
+                    for (e, &o) in y.into_iter().zip(y0) {
+                        edit.add_output_delta(e, o);
+                    }
                 }
-                let y0 = p.values.last().expect("output");
-                for (e, &o) in y.into_iter().zip(y0) {
-                    edit.add_output_delta(e, o);
+                Role::Keep(c) => {
+                    let c = *c;
+                    let best_other = (0..outputs_n)
+                        .filter(|&j| j != c)
+                        .map(|j| y0[j])
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    if let Some(m) = keep.margin(y0[c] - best_other) {
+                        // y_j - y_c <= -m for every other j (and y_c >= min(m, y0_c / 2) when
+                        // a final ReLU is passed through); elastic: minus a penalised slack.
+                        let slack = (keep_mode == KeepMode::Elastic)
+                            .then(|| model.add_var(0.0, f64::INFINITY, self.keep_violation_cost));
+                        let mut rows: Vec<(Expr, f64)> = (0..outputs_n)
+                            .filter(|&j| j != c)
+                            .map(|j| {
+                                let mut e = y[j].clone();
+                                e.add_scaled(&y[c], -1.0);
+                                (e, -m)
+                            })
+                            .collect();
+                        if p.free_final_relu {
+                            rows.push((y[c].scaled(-1.0), -m.min(y0[c] / 2.0)));
+                        }
+                        for (mut e, rhs) in rows {
+                            if let Some(s) = slack {
+                                e.terms.push((s, -1.0));
+                            }
+                            e.le(&mut model, rhs);
+                        }
+                    }
+                    for (e, &o) in y.into_iter().zip(y0) {
+                        edit.add_keep_delta(e, o);
+                    }
                 }
             }
         }
-        edit.set_objective(&mut model);
+        edit.set_objective(&mut model, self.keep_objective);
         let encode_s = t.elapsed().as_secs_f64();
         ctx.say(&format!(
             "solving {purpose}: {} rows, {} columns",
@@ -575,10 +699,12 @@ impl Repair for Aprnn {
             let purpose = format!("shift pass at '{}'", net.nodes()[j].name());
             match self.pass(
                 &current,
+                problem,
                 &groups,
                 j,
                 start,
                 false,
+                KeepMode::Off,
                 purpose,
                 &mut lps,
                 &mut timings,
@@ -600,19 +726,66 @@ impl Repair for Aprnn {
                 }
             }
         }
-        let (notes, flagged) = self.screen(&current, &groups, start)?;
+        let (mut notes, flagged) = self.screen(&current, &groups, start)?;
         let end = net.nodes().len();
-        let solved = self.pass(
+        let keeping = !problem.keep.points.is_empty();
+        let mut solved = self.pass(
             &current,
+            problem,
             &groups,
             start,
             end,
             true,
+            KeepMode::Hard,
             "repair LP".into(),
             &mut lps,
             &mut timings,
             ctx,
         )?;
+        // Kept points that cannot all be held: first let the LP give up as few of them as it
+        // can (elastic), then, if their activation patterns are what blocks, leave them out.
+        let fallbacks = [
+            (
+                KeepMode::Elastic,
+                "repair LP, kept classes elastic",
+                "kept points cannot all keep their classes while the repair items are fixed at this layer: solved again with each kept point's class constraint elastic (violations penalised), so the LP gives up as few as it can",
+            ),
+            (
+                KeepMode::Off,
+                "repair LP without the keep set",
+                "with their activation patterns held the kept points still block the repair at this layer: solved again without them",
+            ),
+        ];
+        for (mode, purpose, why) in fallbacks {
+            if !(keeping && self.soften_keep && matches!(solved, Solved::Infeasible)) {
+                break;
+            }
+            notes.push(format!("the {} {why}", problem.keep.points.len()));
+            solved = self.pass(
+                &current,
+                problem,
+                &groups,
+                start,
+                end,
+                true,
+                mode,
+                purpose.into(),
+                &mut lps,
+                &mut timings,
+                ctx,
+            )?;
+        }
+        if let Some(r) = self.final_relu(net, start) {
+            if groups.iter().any(|g| {
+                g.centroid.is_none()
+                    && Requirement::label_of(&g.requirements, net.output_len()).is_some()
+            }) {
+                notes.push(format!(
+                    "the network ends in a ReLU ('{}') on its outputs: for labelled points its activation pattern is not held; the LP makes the true class's pre-activation positive and larger than every other, which implies the label after the ReLU",
+                    net.nodes()[r].name()
+                ));
+            }
+        }
         let mut out = finish(
             self.name(),
             net,

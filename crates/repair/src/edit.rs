@@ -22,6 +22,60 @@ pub(crate) struct Edit {
     bound: f64,
     /// Output-delta terms of the objective (APRNN): expression minus original value.
     output_deltas: Vec<Expr>,
+    /// Output deltas of kept points (see [`KeepObjective`]).
+    keep_deltas: Vec<Expr>,
+}
+
+impl std::str::FromStr for KeepObjective {
+    type Err = RepairError;
+    /// `off`, `joint`, `l1` (weight 1) or `l1:W`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            RepairError::Problem(format!(
+                "unknown keep objective '{s}' (off, joint, l1, l1:WEIGHT, linf or linf:WEIGHT)"
+            ))
+        };
+        Ok(match s {
+            "off" => Self::Off,
+            "joint" => Self::Joint,
+            "l1" => Self::L1 { weight: 1.0 },
+            "linf" => Self::Linf { weight: 1.0 },
+            other => {
+                let (kind, w) = other.split_once(':').ok_or_else(bad)?;
+                let w: f64 = w.parse().map_err(|_| bad())?;
+                if !(w >= 0.0 && w.is_finite()) {
+                    return Err(bad());
+                }
+                match kind {
+                    "l1" => Self::L1 { weight: w },
+                    "linf" => Self::Linf { weight: w },
+                    _ => return Err(bad()),
+                }
+            }
+        })
+    }
+}
+
+/// How the output changes of kept points enter APRNN's objective.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum KeepObjective {
+    /// Not at all (kept points are only held by their constraints).
+    Off,
+    /// Like the repair points' output deltas: inside the joint `||d||_inf + ||d||_1 / n`.
+    Joint,
+    /// Their mean absolute change, times `weight`, added to the objective (not in the L-inf
+    /// term, so one hard repair point does not license every kept output to move as far).
+    L1 {
+        /// Weight of the mean absolute change of kept outputs.
+        weight: f64,
+    },
+    /// Their largest absolute change, times `weight`, added to the objective as a separate
+    /// L-inf term (with their mean absolute change at weight 1/n as a tie-breaker).
+    Linf {
+        /// Weight of the largest change of a kept output.
+        weight: f64,
+    },
 }
 
 /// Whether node `i` reads (transitively) the output of node `start`.
@@ -69,6 +123,7 @@ impl Edit {
             biases,
             bound: delta_bound.unwrap_or(f64::INFINITY),
             output_deltas: Vec::new(),
+            keep_deltas: Vec::new(),
         })
     }
 
@@ -105,6 +160,13 @@ impl Edit {
         self.output_deltas.push(d);
     }
 
+    /// Adds `|e - original|` of a kept point's output to the keep term of the objective.
+    pub fn add_keep_delta(&mut self, e: Expr, original: f64) {
+        let mut d = e;
+        d.c -= original;
+        self.keep_deltas.push(d);
+    }
+
     fn all_vars(&self) -> impl Iterator<Item = Var> + '_ {
         self.weight_vars
             .iter()
@@ -113,21 +175,51 @@ impl Edit {
     }
 
     /// Sets the objective `||d||_inf + ||d||_1 / n`, `d` stacking every parameter delta and
-    /// every output delta (`n` entries in all).
-    pub fn set_objective(&self, model: &mut LpModel) {
+    /// every output delta (`n` entries in all), plus the kept points' output deltas as `keep`
+    /// says.
+    pub fn set_objective(&self, model: &mut LpModel, keep: KeepObjective) {
         let vars: Vec<Var> = self.all_vars().collect();
-        let n = (vars.len() + self.output_deltas.len()).max(1) as f64;
+        let joint_keep = if keep == KeepObjective::Joint {
+            self.keep_deltas.len()
+        } else {
+            0
+        };
+        let n = (vars.len() + self.output_deltas.len() + joint_keep).max(1) as f64;
         let m = model.add_var(0.0, f64::INFINITY, 1.0);
         let cap = |t: Var, model: &mut LpModel| model.add_le(&[(t, 1.0), (m, -1.0)], 0.0);
         for v in vars {
             let t = model.add_abs(&[(v, 1.0)], 0.0, 1.0 / n);
             cap(t, model);
         }
-        for e in &self.output_deltas {
+        let joint = self
+            .output_deltas
+            .iter()
+            .chain(self.keep_deltas.iter().take(joint_keep));
+        for e in joint {
             let mut e = e.clone();
             e.compact();
             let t = model.add_abs(&e.terms, e.c, 1.0 / n);
             cap(t, model);
+        }
+        match keep {
+            KeepObjective::L1 { weight } => {
+                let k = self.keep_deltas.len().max(1) as f64;
+                for e in &self.keep_deltas {
+                    let mut e = e.clone();
+                    e.compact();
+                    model.add_abs(&e.terms, e.c, weight / k);
+                }
+            }
+            KeepObjective::Linf { weight } if !self.keep_deltas.is_empty() => {
+                let mk = model.add_var(0.0, f64::INFINITY, weight);
+                for e in &self.keep_deltas {
+                    let mut e = e.clone();
+                    e.compact();
+                    let t = model.add_abs(&e.terms, e.c, 1.0 / n);
+                    model.add_le(&[(t, 1.0), (mk, -1.0)], 0.0);
+                }
+            }
+            _ => {}
         }
     }
 

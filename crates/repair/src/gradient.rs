@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::edit::param_changes;
 use crate::error::{RepairError, Result};
 use crate::outcome::{DeltaSummary, RepairOutcome, RepairStatus, Timings};
-use crate::problem::{RepairItem, RepairProblem, Requirement};
+use crate::problem::{LabelledSet, RepairItem, RepairProblem, Requirement};
 use crate::recheck::timed_recheck;
 use crate::{Repair, RepairContext};
 
@@ -90,72 +90,6 @@ impl Default for GradientOptions {
             margin: 0.0,
             seed: 0,
         }
-    }
-}
-
-/// Labelled inputs (flattened), e.g. I-REPAIR's correct set.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct LabelledSet {
-    /// The inputs, each flattened.
-    pub inputs: Vec<Vec<f64>>,
-    /// Their labels.
-    pub labels: Vec<usize>,
-}
-
-impl LabelledSet {
-    /// Rows of `input_len` values from `inputs`, one per label.
-    pub fn from_flat(inputs: &[f64], labels: &[usize], input_len: usize) -> Result<Self> {
-        if input_len == 0 || inputs.len() != labels.len() * input_len {
-            return Err(RepairError::Problem(format!(
-                "{} input values for {} labels of inputs with {input_len} values each",
-                inputs.len(),
-                labels.len()
-            )));
-        }
-        Ok(Self {
-            inputs: inputs.chunks(input_len).map(<[f64]>::to_vec).collect(),
-            labels: labels.to_vec(),
-        })
-    }
-
-    /// Number of samples.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// Whether there is no sample.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
-    pub(crate) fn check(&self, net: &Network, what: &str) -> Result<()> {
-        if self.inputs.len() != self.labels.len() {
-            return Err(RepairError::Problem(format!(
-                "the {what} has {} inputs but {} labels",
-                self.inputs.len(),
-                self.labels.len()
-            )));
-        }
-        let (n, m) = (net.input_len(), net.output_len());
-        for (i, (x, &c)) in self.inputs.iter().zip(&self.labels).enumerate() {
-            if x.len() != n {
-                return Err(RepairError::Problem(format!(
-                    "{what} sample {i} has {} values, the network takes {n}",
-                    x.len()
-                )));
-            }
-            if x.iter().any(|v| !v.is_finite()) {
-                return Err(RepairError::Problem(format!(
-                    "{what} sample {i} contains NaN or infinity"
-                )));
-            }
-            if c >= m {
-                return Err(RepairError::Problem(format!(
-                    "label {c} of {what} sample {i} is out of range: the network has {m} outputs"
-                )));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -411,44 +345,39 @@ pub struct GradientRepair {
     pub locking: Locking,
     /// The optimisation loop's settings.
     pub options: GradientOptions,
-    /// The correct set `C`: samples the network classifies correctly and should keep
-    /// classifying correctly (I-REPAIR needs one; the baselines train on it too).
-    pub correct: LabelledSet,
 }
 
 impl GradientRepair {
     /// I-REPAIR with weight `gamma` and the magnitude loss for the correct set.
-    pub fn irepair(gamma: f64, correct: LabelledSet) -> Self {
+    pub fn irepair(gamma: f64) -> Self {
         Self {
             locking: Locking::Influence {
                 gamma,
                 correct_loss: CorrectLoss::Magnitude,
             },
             options: GradientOptions::default(),
-            correct,
         }
     }
 
     /// Fine-tuning on the correct set plus the unfixed repair points (no locking).
-    pub fn finetune(correct: LabelledSet) -> Self {
+    pub fn finetune() -> Self {
         Self {
             locking: Locking::Nothing,
             options: GradientOptions::default(),
-            correct,
         }
     }
 
     /// Fine-tuning with each parameter frozen with probability `p` in each step.
-    pub fn random_lock(p: f64, correct: LabelledSet) -> Self {
+    pub fn random_lock(p: f64) -> Self {
         Self {
             locking: Locking::Random { p },
             options: GradientOptions::default(),
-            correct,
         }
     }
 
-    /// Validates the settings against `net`, naming the first rule broken.
-    pub fn check(&self, net: &Network) -> Result<()> {
+    /// Validates the settings against `net` and the correct set (the problem's kept points),
+    /// naming the first rule broken.
+    pub fn check(&self, net: &Network, correct: &LabelledSet) -> Result<()> {
         let o = &self.options;
         let bad = |m: String| Err(RepairError::Problem(m));
         if !(o.lr > 0.0 && o.lr.is_finite()) {
@@ -465,9 +394,9 @@ impl GradientRepair {
                 if !(gamma >= 0.0 && gamma.is_finite()) {
                     return bad(format!("gamma must be a non-negative number, got {gamma}"));
                 }
-                if self.correct.is_empty() {
+                if correct.is_empty() {
                     return bad(
-                        "I-REPAIR needs a correct set (samples the network gets right) to measure influence on"
+                        "I-REPAIR needs a correct set (the keep set's points: samples the network gets right) to measure influence on"
                             .into(),
                     );
                 }
@@ -481,7 +410,7 @@ impl GradientRepair {
             }
             Locking::Nothing => {}
         }
-        self.correct.check(net, "correct set")
+        correct.check(net, "correct set")
     }
 }
 
@@ -515,7 +444,8 @@ impl Repair for GradientRepair {
     ) -> Result<RepairOutcome> {
         let started = Instant::now();
         problem.validate(net.input_len(), net.output_len())?;
-        self.check(net)?;
+        let correct = &problem.keep.points;
+        self.check(net, correct)?;
         let m = net.output_len();
         let mut xs = Vec::new();
         let mut targets = Vec::new();
@@ -536,12 +466,12 @@ impl Repair for GradientRepair {
         }
         let o = &self.options;
         let mut notes = Vec::new();
-        let correct_before = count_correct(net, &self.correct)?;
-        if correct_before < self.correct.len() {
+        let correct_before = count_correct(net, &correct)?;
+        if correct_before < correct.len() {
             notes.push(format!(
                 "{} of the {} correct-set samples are misclassified by the original network; they are trained on all the same",
-                self.correct.len() - correct_before,
-                self.correct.len()
+                correct.len() - correct_before,
+                correct.len()
             ));
         }
 
@@ -552,15 +482,15 @@ impl Repair for GradientRepair {
         let mut opt = Optimizer::new(o.optimizer, o.lr, 0.0, vars.len())?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(o.seed);
         let xr = batch(net, &xs)?;
-        let (xc, yc) = if self.correct.is_empty() {
+        let (xc, yc) = if correct.is_empty() {
             (None, None)
         } else {
             (
-                Some(batch(net, &self.correct.inputs)?),
-                Some(labels_tensor(&self.correct.labels)?),
+                Some(batch(net, &correct.inputs)?),
+                Some(labels_tensor(&correct.labels)?),
             )
         };
-        let nc = self.correct.len() as f64;
+        let nc = correct.len() as f64;
         let stride = (o.max_iters / 250).max(1);
         let mut history = Vec::new();
         let (mut iterations, mut converged, mut frozen_sum) = (0, false, 0.0);
@@ -683,14 +613,15 @@ impl Repair for GradientRepair {
         let mut repaired = net.clone();
         trainer.write_back(&mut repaired)?;
 
-        let (items, ok, recheck_s) = timed_recheck(net, &repaired, problem, ctx)?;
-        let correct_after = count_correct(&repaired, &self.correct)?;
+        let rc = timed_recheck(net, &repaired, problem, ctx)?;
+        let (items, ok, recheck_s, keep_report) = (rc.items, rc.ok, rc.seconds, rc.keep);
+        let correct_after = count_correct(&repaired, &correct)?;
         let proved = ok == items.len();
         let message = format!(
             "{ok} of {} points repaired (f64 forward pass) after {iterations} iterations{}; correct set: {correct_after} of {} right (before: {correct_before})",
             items.len(),
             if converged { "" } else { ", the iteration limit" },
-            self.correct.len()
+            correct.len()
         );
         let param_delta = DeltaSummary::from_changes(param_changes(net, &repaired)?);
         Ok(RepairOutcome {
@@ -716,6 +647,7 @@ impl Repair for GradientRepair {
             lp: Vec::new(),
             notes,
             flagged: Vec::new(),
+            keep: keep_report,
             training: Some(TrainingReport {
                 locking: self.locking,
                 lr: o.lr,
@@ -728,7 +660,7 @@ impl Repair for GradientRepair {
                 },
                 correct_before,
                 correct_after,
-                correct_total: self.correct.len(),
+                correct_total: correct.len(),
                 history,
             }),
             incremental: None,

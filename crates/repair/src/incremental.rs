@@ -1,5 +1,6 @@
 //! Incremental ("stochastic") repair (seed 000): repair the set in small batches, carrying the
-//! network forward, with early stopping on a validation set.
+//! network forward, with early stopping on the keep set (the problem's kept points serve as
+//! the validation set).
 //!
 //! Each iteration takes the next `batch` repair points the current network still gets wrong
 //! (in a seeded random order), repairs them with the inner APRNN, and keeps the result when the
@@ -16,7 +17,6 @@ use serde::Serialize;
 
 use crate::edit::param_changes;
 use crate::error::{RepairError, Result};
-use crate::gradient::LabelledSet;
 use crate::outcome::{DeltaSummary, RepairOutcome, RepairStatus, Timings};
 use crate::problem::{RepairItem, RepairProblem};
 use crate::recheck::timed_recheck;
@@ -65,8 +65,9 @@ pub struct Incremental {
     pub batch: usize,
     /// Iterations at most.
     pub max_iters: usize,
-    /// Validation set for early stopping (empty: no early stopping).
-    pub validation: LabelledSet,
+    /// Also hold the keep set in every batch's LP (by default the kept points only measure
+    /// the drop for early stopping, as seed 000's validation set does).
+    pub hold_keep: bool,
     /// Largest validation-accuracy drop (share, e.g. 0.05) before stopping.
     pub max_drop: f64,
     /// Seed of the order.
@@ -83,7 +84,7 @@ impl Default for Incremental {
             inner: Aprnn::default(),
             batch: 5,
             max_iters: 50,
-            validation: LabelledSet::default(),
+            hold_keep: false,
             max_drop: 1.0,
             seed: 0,
             cumulative: false,
@@ -150,12 +151,10 @@ impl Repair for Incremental {
                 "incremental repair takes points only".into(),
             ));
         }
-        if !self.validation.is_empty() {
-            self.validation.check(net, "validation set")?;
-        }
+        let validation = &problem.keep.points;
         let mut order: Vec<usize> = (0..problem.items.len()).collect();
         order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(self.seed));
-        let validation_before = accuracy(net, &self.validation)?;
+        let validation_before = accuracy(net, validation)?;
         let mut current = net.clone();
         let (mut best, mut returned) = (net.clone(), 0usize);
         let mut steps = Vec::new();
@@ -189,9 +188,11 @@ impl Repair for Incremental {
             if self.cumulative {
                 held.extend((0..right.len()).filter(|&i| right[i] && fixed[i]));
             }
-            let sub = RepairProblem {
-                items: held.iter().map(|&i| problem.items[i].clone()).collect(),
-            };
+            let mut sub =
+                RepairProblem::new(held.iter().map(|&i| problem.items[i].clone()).collect());
+            if self.hold_keep {
+                sub.keep = problem.keep.clone();
+            }
             let r = self
                 .inner
                 .repair(&current, &sub, &RepairContext::default())?;
@@ -211,7 +212,7 @@ impl Repair for Incremental {
             }
             let now = points_right(&current, problem)?;
             let repair_accuracy = now.iter().filter(|&&b| b).count() as f64 / now.len() as f64;
-            let validation_accuracy = accuracy(&current, &self.validation)?;
+            let validation_accuracy = accuracy(&current, validation)?;
             steps.push(IncrementalStep {
                 iter,
                 batch,
@@ -220,9 +221,7 @@ impl Repair for Incremental {
                 validation_accuracy,
                 time_s: t.elapsed().as_secs_f64(),
             });
-            if !self.validation.is_empty()
-                && validation_before - validation_accuracy > self.max_drop
-            {
+            if !validation.is_empty() && validation_before - validation_accuracy > self.max_drop {
                 stopped = format!(
                     "early stop at iteration {iter}: validation accuracy {:.1}% fell more than {:.1} points below {:.1}%",
                     100.0 * validation_accuracy,
@@ -236,7 +235,8 @@ impl Repair for Incremental {
                 returned = iter;
             }
         }
-        let (items, ok, recheck_s) = timed_recheck(net, &best, problem, ctx)?;
+        let rc = timed_recheck(net, &best, problem, ctx)?;
+        let (items, ok, recheck_s, keep_report) = (rc.items, rc.ok, rc.seconds, rc.keep);
         timings.recheck_s = recheck_s;
         let proved = ok == items.len();
         let layer_node = crate::start_layer(net, self.inner.lp.layer)?;
@@ -262,6 +262,7 @@ impl Repair for Incremental {
             lp: lps,
             notes: Vec::new(),
             flagged: Vec::new(),
+            keep: keep_report,
             training: None,
             incremental: Some(IncrementalReport {
                 batch: self.batch,

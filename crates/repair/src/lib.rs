@@ -16,12 +16,12 @@
 //! // The APRNN paper's network outputs 0.25 and -0.25 at these points; the spec is |y| <= 0.1.
 //! let net = aprnn_example();
 //! let reqs = Requirement::output_box(&[-0.1], &[0.1]);
-//! let problem = RepairProblem {
-//!     items: [-1.5, -0.5]
+//! let problem = RepairProblem::new(
+//!     [-1.5, -0.5]
 //!         .iter()
 //!         .map(|&x| RepairItem::Point { x: vec![x], requirements: reqs.clone() })
 //!         .collect(),
-//! };
+//! );
 //! let out = Aprnn::default().repair(&net, &problem, &RepairContext::default()).unwrap();
 //! assert!(out.proved);
 //! ```
@@ -51,25 +51,29 @@ use netrepair_nn::{Layer, Network};
 use netrepair_verify::CheckOptions;
 
 pub use analysis::{analyse, ClassCount, Difficulty, LayerRoom, RepairSetAnalysis};
-pub use aprnn::Aprnn;
-pub use edit::{param_changes, ParamChange};
+pub use aprnn::{Aprnn, APRNN_DELTA_BOUND};
+pub use edit::{param_changes, KeepObjective, ParamChange};
 pub use error::{RepairError, Result};
 pub use gradient::{
     influence_mask, CorrectLoss, GradientOptions, GradientRepair, InfluenceMask, IterationStat,
-    LabelledSet, Locking, TrainingReport,
+    Locking, TrainingReport,
 };
 pub use incremental::{Incremental, IncrementalReport, IncrementalStep};
 pub use outcome::{
-    DeltaSummary, ItemReport, ItemStatus, LpReport, RepairOutcome, RepairStatus, Timings,
+    DeltaSummary, ItemReport, ItemStatus, KeepReport, LpReport, RepairOutcome, RepairStatus,
+    Timings,
 };
 pub use pft::Pft;
 pub use prepared::Prepared;
-pub use problem::{box_vertices, split_box, RepairItem, RepairProblem, Requirement};
-pub use recheck::recheck;
+pub use problem::{
+    box_vertices, split_box, KeepRegion, KeepSet, LabelledSet, RepairItem, RepairProblem,
+    Requirement, DEFAULT_KEEP_TAU,
+};
+pub use recheck::{keep_report, recheck};
 pub use reglo::{GlobalReport, Reglo, RegloIteration, WeightNorm};
 pub use select::{
-    accuracy, brute_force, score_layers, BruteForce, Heuristic, LayerScores, LayerTrial,
-    SelectionInput, DEFAULT_HEURISTIC,
+    accuracy, best_layer, brute_force, score_layers, BruteForce, Heuristic, LayerScores,
+    LayerTrial, SelectionInput, DEFAULT_HEURISTIC,
 };
 
 /// One interface for every repair method.
@@ -105,6 +109,8 @@ pub struct LpRepairOptions {
     pub method: Method,
     /// Expressions longer than this get their own LP variable (keeps deep LPs sparse).
     pub max_terms: usize,
+    /// Interior point: crossover to a vertex solution (see [`netrepair_lp::SolveOptions`]).
+    pub crossover: bool,
 }
 
 impl Default for LpRepairOptions {
@@ -117,6 +123,7 @@ impl Default for LpRepairOptions {
             threads: 1,
             method: Method::Choose,
             max_terms: 24,
+            crossover: true,
         }
     }
 }
@@ -131,6 +138,7 @@ impl LpRepairOptions {
             time_limit: self.time_limit,
             threads: self.threads,
             method: self.method,
+            crossover: self.crossover,
             ..netrepair_lp::SolveOptions::default()
         }
     }

@@ -124,6 +124,25 @@ pub struct Timings {
     pub train_s: f64,
 }
 
+/// How the keep set fared through the repair (in [`RepairOutcome::keep`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeepReport {
+    /// Kept points.
+    pub points: usize,
+    /// Of them, classified as labelled by the original network.
+    pub correct_before: usize,
+    /// Of them, classified as labelled by the repaired network (f64 forward pass).
+    pub correct_after: usize,
+    /// Kept points right before and wrong after (indices into the keep set).
+    pub lost: Vec<usize>,
+    /// Kept properties.
+    pub regions: usize,
+    /// Of them, proved by the verifier on the repaired network.
+    pub regions_proved: usize,
+    /// One line per kept property.
+    pub regions_detail: Vec<String>,
+}
+
 /// The result of a repair method.
 #[derive(Debug, Clone, Serialize)]
 pub struct RepairOutcome {
@@ -164,6 +183,9 @@ pub struct RepairOutcome {
     /// What the incremental strategy did (incremental repair only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub incremental: Option<crate::incremental::IncrementalReport>,
+    /// How the keep set fared (absent when nothing was kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep: Option<KeepReport>,
     /// Per global robustness / fairness item: VB, PGD-B and PGD-R before and after, the
     /// repair areas (REGLO only).
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -9,7 +9,7 @@
 //! come from the verifier, from PGD (a new seed each round) and from uniform samples of each
 //! case's box; they accumulate over the rounds. To keep the rest of the behaviour, the loss
 //! adds the squared output change on box samples the original network already gets right
-//! (`fidelity_weight`) and cross-entropy on an optional correct set. Only the verifier's verdict
+//! (`fidelity_weight`) and cross-entropy on the keep set's points (optional). Only the verifier's verdict
 //! (the independent re-check) makes an item "repaired".
 
 use std::time::Instant;
@@ -22,11 +22,9 @@ use rand::{Rng, SeedableRng};
 
 use crate::edit::param_changes;
 use crate::error::{RepairError, Result};
-use crate::gradient::{
-    batch, labels_tensor, rows, IterationStat, LabelledSet, Locking, TrainingReport,
-};
+use crate::gradient::{batch, labels_tensor, rows, IterationStat, Locking, TrainingReport};
 use crate::outcome::{DeltaSummary, RepairOutcome, RepairStatus, Timings};
-use crate::problem::{RepairItem, RepairProblem};
+use crate::problem::{LabelledSet, RepairItem, RepairProblem};
 use crate::recheck::timed_recheck;
 use crate::{Repair, RepairContext};
 
@@ -47,8 +45,6 @@ pub struct Pft {
     pub fidelity_weight: f64,
     /// How far outside the unsafe region the penalty pushes.
     pub margin: f64,
-    /// Optional correct set (cross-entropy term).
-    pub correct: LabelledSet,
     /// Seed of the sampling and of PGD.
     pub seed: u64,
 }
@@ -63,7 +59,6 @@ impl Default for Pft {
             samples_per_case: 256,
             fidelity_weight: 1.0,
             margin: 1e-2,
-            correct: LabelledSet::default(),
             seed: 0,
         }
     }
@@ -132,7 +127,7 @@ fn f32_rows(net: &Network, xs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
 }
 
 impl Pft {
-    fn check(&self, net: &Network) -> Result<()> {
+    fn check(&self, net: &Network, correct: &LabelledSet) -> Result<()> {
         let bad = |m: String| Err(RepairError::Problem(m));
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!(
@@ -155,8 +150,8 @@ impl Pft {
                 self.margin
             ));
         }
-        if !self.correct.is_empty() {
-            self.correct.check(net, "correct set")?;
+        if !correct.is_empty() {
+            correct.check(net, "correct set")?;
         }
         Ok(())
     }
@@ -175,7 +170,8 @@ impl Repair for Pft {
     ) -> Result<RepairOutcome> {
         let started = Instant::now();
         problem.validate(net.input_len(), net.output_len())?;
-        self.check(net)?;
+        let correct_set = &problem.keep.points;
+        self.check(net, correct_set)?;
         let mut cases: Vec<CaseData> = Vec::new();
         for (i, item) in problem.items.iter().enumerate() {
             match item {
@@ -210,12 +206,12 @@ impl Repair for Pft {
         let trainer = Trainer::new(net, DType::F32)?;
         let vars = trainer.vars();
         let mut opt = Optimizer::new(self.optimizer, self.lr, 0.0, vars.len())?;
-        let correct = if self.correct.is_empty() {
+        let correct = if correct_set.is_empty() {
             None
         } else {
             Some((
-                batch(net, &self.correct.inputs)?,
-                labels_tensor(&self.correct.labels)?,
+                batch(net, &correct_set.inputs)?,
+                labels_tensor(&correct_set.labels)?,
             ))
         };
         let (mut history, mut steps, mut verify_s, mut train_s) = (Vec::new(), 0usize, 0.0, 0.0);
@@ -368,7 +364,8 @@ impl Repair for Pft {
             trainer.write_back(&mut current)?;
         }
 
-        let (items, ok, recheck_s) = timed_recheck(net, &current, problem, ctx)?;
+        let rc = timed_recheck(net, &current, problem, ctx)?;
+        let (items, ok, recheck_s, keep_report) = (rc.items, rc.ok, rc.seconds, rc.keep);
         let proved = ok == items.len();
         let rounds = history.len();
         let mut notes = Vec::new();
@@ -386,12 +383,12 @@ impl Repair for Pft {
                 }
             )
         };
-        let correct_total = self.correct.len();
+        let correct_total = correct_set.len();
         let count = |n: &Network| -> Result<usize> {
-            if self.correct.is_empty() {
+            if correct_set.is_empty() {
                 return Ok(0);
             }
-            crate::gradient::count_correct(n, &self.correct)
+            crate::gradient::count_correct(n, &correct_set)
         };
         let training = TrainingReport {
             locking: Locking::Nothing,
@@ -428,6 +425,7 @@ impl Repair for Pft {
             lp: Vec::new(),
             notes,
             flagged: Vec::new(),
+            keep: keep_report,
             training: Some(training),
             incremental: None,
             global: Vec::new(),

@@ -104,10 +104,13 @@ pub(crate) fn finish(
 ) -> Result<RepairOutcome> {
     let layer = net.nodes()[start].name().to_string();
     let layer_index = affine_layers(net).iter().position(|&i| i == start);
+    let mut keep = None;
     let (network, status, items, message) = match solved {
         Solved::Network(repaired) => {
-            let (items, ok, recheck_s) = timed_recheck(net, &repaired, problem, ctx)?;
+            let rc = timed_recheck(net, &repaired, problem, ctx)?;
+            let (items, ok, recheck_s, keep_report) = (rc.items, rc.ok, rc.seconds, rc.keep);
             timings.recheck_s = recheck_s;
+            keep = keep_report;
             let (status, message) = if ok == items.len() {
                 (
                     RepairStatus::Proved,
@@ -171,6 +174,7 @@ pub(crate) fn finish(
         lp: lps,
         notes: Vec::new(),
         flagged: Vec::new(),
+        keep,
         training: None,
         incremental: None,
         global: Vec::new(),

@@ -28,7 +28,7 @@ use netrepair_verify::{linear_bounds, Bounds};
 use rand::{Rng, SeedableRng};
 
 use crate::aprnn::choose_requirements;
-use crate::edit::{downstream, Edit};
+use crate::edit::{downstream, Edit, KeepObjective};
 use crate::error::Result;
 use crate::expr::{materialize, Expr};
 use crate::outcome::{LpReport, RepairOutcome, Timings};
@@ -46,6 +46,12 @@ pub struct Prepared {
     pub split_rounds: usize,
     /// Never encode more regions than this.
     pub max_regions: usize,
+    /// When the keep set cannot be held, solve again with its constraints elastic, then
+    /// without it (notes say so); otherwise the repair is reported infeasible.
+    pub soften_keep: bool,
+    /// Objective cost of one unit (logit) by which a kept point or region misses its
+    /// constraint in the elastic fallback.
+    pub keep_violation_cost: f64,
 }
 
 impl Default for Prepared {
@@ -54,6 +60,8 @@ impl Default for Prepared {
             lp: LpRepairOptions::default(),
             split_rounds: 6,
             max_regions: 2048,
+            soften_keep: true,
+            keep_violation_cost: 10.0,
         }
     }
 }
@@ -70,6 +78,8 @@ struct Region {
     /// Sound bounds of every value over the region (exact values for a point), computed once
     /// and shared by the main and the elastic LP of a round.
     bounds: Vec<Bounds>,
+    /// Whether it comes from the keep set (dropped when the repair is infeasible with it).
+    kept: bool,
 }
 
 /// Bounds of every value over `b`: the f64 forward pass for a point, linear bounds otherwise.
@@ -111,6 +121,56 @@ fn samples(b: &BoxRegion, n: usize, seed: u64) -> Vec<Vec<f64>> {
 }
 
 impl Prepared {
+    /// The regions of the keep set: each kept point (that the network gets right) keeps its
+    /// class by its keep margin; each kept property is encoded like a repair property.
+    fn keep_regions(&self, net: &Network, problem: &RepairProblem) -> Result<Vec<Region>> {
+        let keep = &problem.keep;
+        let mut out = Vec::new();
+        let ys = outputs(net, &keep.points.inputs)?;
+        let m = net.output_len();
+        for ((x, &c), y) in keep.points.inputs.iter().zip(&keep.points.labels).zip(&ys) {
+            let best_other = (0..m)
+                .filter(|&j| j != c)
+                .map(|j| y[j])
+                .fold(f64::NEG_INFINITY, f64::max);
+            let Some(margin) = keep.margin(y[c] - best_other) else {
+                continue;
+            };
+            // The LP subtracts its own margin `eps` from every right-hand side.
+            let requirements = Requirement::label(c, m)
+                .into_iter()
+                .map(|mut r| {
+                    r.constraint.rhs = self.lp.eps - margin;
+                    r.strict = false;
+                    r
+                })
+                .collect();
+            let b = BoxRegion::new(x.clone(), x.clone())?;
+            out.push(Region {
+                case_box: b.clone(),
+                bounds: region_bounds(net, &b)?,
+                region: b,
+                requirements,
+                case: None,
+                kept: true,
+            });
+        }
+        for (k, r) in keep.regions.iter().enumerate() {
+            for case in &r.property.cases {
+                let ys = outputs(net, &samples(&case.input, 32, 1_000 + k as u64))?;
+                out.push(Region {
+                    case_box: case.input.clone(),
+                    region: case.input.clone(),
+                    requirements: choose_requirements(case, &ys),
+                    case: Some(case.clone()),
+                    bounds: region_bounds(net, &case.input)?,
+                    kept: true,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     fn regions(&self, net: &Network, problem: &RepairProblem) -> Result<Vec<Region>> {
         let mut out = Vec::new();
         for (item, it) in problem.items.iter().enumerate() {
@@ -123,6 +183,7 @@ impl Prepared {
                         region: b,
                         requirements: requirements.clone(),
                         case: None,
+                        kept: false,
                     });
                 }
                 RepairItem::Polytope {
@@ -150,6 +211,7 @@ impl Prepared {
                         region: b,
                         requirements: requirements.clone(),
                         case: None,
+                        kept: false,
                     });
                 }
                 RepairItem::Global { .. } => problem.refuse_global("prepared")?,
@@ -162,6 +224,7 @@ impl Prepared {
                             requirements: choose_requirements(case, &ys),
                             case: Some(case.clone()),
                             bounds: region_bounds(net, &case.input)?,
+                            kept: false,
                         });
                     }
                 }
@@ -212,6 +275,7 @@ impl Prepared {
         start: usize,
         regions: &[Region],
         elastic: bool,
+        soft_keep: bool,
     ) -> Result<(LpModel, Edit, Vec<Vec<Var>>)> {
         let mut model = LpModel::new();
         let mut edit = Edit::new(net, start, self.lp.delta_bound)?;
@@ -224,11 +288,16 @@ impl Prepared {
             let input = net.nodes()[start].inputs()[0];
             let (l, u) = (&bounds[input].lower, &bounds[input].upper);
             let mut row_slacks = Vec::new();
+            // A kept region's rows share one penalised slack when the keep set is soft.
+            let keep_slack = (soft_keep && r.kept && !elastic)
+                .then(|| model.add_var(0.0, f64::INFINITY, self.keep_violation_cost));
             let mut require = |model: &mut LpModel, mut e: Expr, rhs: f64| {
                 if elastic {
                     let s = model.add_var(0.0, f64::INFINITY, 1.0);
                     e.terms.push((s, -1.0));
                     row_slacks.push(s);
+                } else if let Some(s) = keep_slack {
+                    e.terms.push((s, -1.0));
                 }
                 e.le(model, rhs);
             };
@@ -270,7 +339,7 @@ impl Prepared {
             slacks.push(row_slacks);
         }
         if !elastic {
-            edit.set_objective(&mut model);
+            edit.set_objective(&mut model, KeepObjective::Off);
         }
         Ok((model, edit, slacks))
     }
@@ -499,9 +568,11 @@ impl Repair for Prepared {
         let started = Instant::now();
         let start = checked_start(net, problem, &self.lp)?;
         let mut regions = self.regions(net, problem)?;
+        regions.extend(self.keep_regions(net, problem)?);
         let (mut lps, mut timings) = (Vec::new(), Timings::default());
-        let done = |solved, lps, timings| {
-            finish(
+        let mut notes = Vec::new();
+        let done = |solved, lps, timings, notes: &mut Vec<String>| {
+            let mut out = finish(
                 self.name(),
                 net,
                 start,
@@ -511,14 +582,39 @@ impl Repair for Prepared {
                 timings,
                 ctx,
                 started,
-            )
+            )?;
+            out.notes.append(notes);
+            Ok(out)
+        };
+        // When the repair is infeasible with the keep set held: once with the kept regions'
+        // constraints elastic (violations penalised), then without them.
+        let mut soft_keep = false;
+        let drop_keep = |regions: &mut Vec<Region>,
+                         notes: &mut Vec<String>,
+                         soft_keep: &mut bool| {
+            let kept = regions.iter().filter(|r| r.kept).count();
+            if kept == 0 || !self.soften_keep {
+                return false;
+            }
+            if !*soft_keep {
+                *soft_keep = true;
+                notes.push(format!(
+                    "the repair is infeasible with the keep set ({kept} kept regions and points) held: solved again with their constraints elastic (violations penalised)"
+                ));
+            } else {
+                notes.push(format!(
+                    "the repair is infeasible even with the keep set ({kept} kept regions and points) elastic: solved again without it"
+                ));
+                regions.retain(|r| !r.kept);
+            }
+            true
         };
         let mut round = 0;
         loop {
             let purpose = format!("repair LP, {} regions", regions.len());
             ctx.say(&format!("encoding {purpose}"));
             let t = Instant::now();
-            let (model, edit, _) = self.encode(net, start, &regions, false)?;
+            let (model, edit, _) = self.encode(net, start, &regions, false, soft_keep)?;
             let encode_s = t.elapsed().as_secs_f64();
             ctx.say(&format!(
                 "solving {purpose}: {} rows, {} columns",
@@ -541,7 +637,13 @@ impl Repair for Prepared {
                 || !splittable
                 || regions.len() >= self.max_regions
             {
-                return done(solved, lps, timings);
+                if matches!(solved, Solved::Infeasible)
+                    && drop_keep(&mut regions, &mut notes, &mut soft_keep)
+                {
+                    round = 0;
+                    continue;
+                }
+                return done(solved, lps, timings, &mut notes);
             }
             // Which regions' requirements cannot be met? An elastic LP says.
             round += 1;
@@ -549,7 +651,7 @@ impl Repair for Prepared {
                 "split round {round}: finding the regions the relaxation fails on"
             ));
             let t = Instant::now();
-            let (model, _, slacks) = self.encode(net, start, &regions, true)?;
+            let (model, _, slacks) = self.encode(net, start, &regions, true, false)?;
             let encode_s = t.elapsed().as_secs_f64();
             let sol = model.solve(Sense::Minimise, &self.lp.solve_options())?;
             let what = match &sol.outcome {
@@ -568,7 +670,7 @@ impl Repair for Prepared {
             let Outcome::Optimal { values, .. } = sol.outcome else {
                 let solved =
                     Solved::Limit("the elastic LP used to choose splits did not solve".into());
-                return done(solved, lps, timings);
+                return done(solved, lps, timings, &mut notes);
             };
             let mut next = Vec::with_capacity(regions.len() * 2);
             for (r, s) in regions.iter().zip(&slacks) {
@@ -581,7 +683,11 @@ impl Repair for Prepared {
             }
             if next.len() == regions.len() {
                 // Nothing left to split: the relaxation is exact where it fails.
-                return done(Solved::Infeasible, lps, timings);
+                if drop_keep(&mut regions, &mut notes, &mut soft_keep) {
+                    round = 0;
+                    continue;
+                }
+                return done(Solved::Infeasible, lps, timings, &mut notes);
             }
             regions = next;
         }

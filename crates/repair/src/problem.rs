@@ -3,6 +3,8 @@
 
 use netrepair_spec::{BoxRegion, Case, GlobalProperty, LinearConstraint, Property};
 
+use netrepair_nn::Network;
+
 use crate::error::{RepairError, Result};
 
 /// One linear requirement on the output `y`: `sum coeffs * y <= rhs`, or `< rhs` when
@@ -135,14 +137,165 @@ impl RepairItem {
     }
 }
 
+/// Labelled inputs (flattened), e.g. the points of a keep set.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LabelledSet {
+    /// The inputs, each flattened.
+    pub inputs: Vec<Vec<f64>>,
+    /// Their labels.
+    pub labels: Vec<usize>,
+}
+
+impl LabelledSet {
+    /// Rows of `input_len` values from `inputs`, one per label.
+    pub fn from_flat(inputs: &[f64], labels: &[usize], input_len: usize) -> Result<Self> {
+        if input_len == 0 || inputs.len() != labels.len() * input_len {
+            return Err(RepairError::Problem(format!(
+                "{} input values for {} labels of inputs with {input_len} values each",
+                inputs.len(),
+                labels.len()
+            )));
+        }
+        Ok(Self {
+            inputs: inputs.chunks(input_len).map(<[f64]>::to_vec).collect(),
+            labels: labels.to_vec(),
+        })
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there is no sample.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub(crate) fn check(&self, net: &Network, what: &str) -> Result<()> {
+        self.check_sizes(net.input_len(), net.output_len(), what)
+    }
+
+    /// Checks that every sample has `n` finite values and a label below `m`.
+    pub(crate) fn check_sizes(&self, n: usize, m: usize, what: &str) -> Result<()> {
+        if self.inputs.len() != self.labels.len() {
+            return Err(RepairError::Problem(format!(
+                "the {what} has {} inputs but {} labels",
+                self.inputs.len(),
+                self.labels.len()
+            )));
+        }
+        for (i, (x, &c)) in self.inputs.iter().zip(&self.labels).enumerate() {
+            if x.len() != n {
+                return Err(RepairError::Problem(format!(
+                    "{what} sample {i} has {} values, the network takes {n}",
+                    x.len()
+                )));
+            }
+            if x.iter().any(|v| !v.is_finite()) {
+                return Err(RepairError::Problem(format!(
+                    "{what} sample {i} contains NaN or infinity"
+                )));
+            }
+            if c >= m {
+                return Err(RepairError::Problem(format!(
+                    "label {c} of {what} sample {i} is out of range: the network has {m} outputs"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The samples at `indices`.
+    pub fn subset(&self, indices: &[usize]) -> Self {
+        Self {
+            inputs: indices.iter().map(|&i| self.inputs[i].clone()).collect(),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+        }
+    }
+}
+
+/// What a repair must leave as it is: one set for every method, each using it in its own way.
+///
+/// - APRNN and PREPARED hold every kept point's class by a margin (`min(original margin / 2,
+///   tau)`, see [`KeepSet::margin`]) as LP constraints, with its activation pattern after the
+///   start layer held so that the constraint is exact, and add its output change to the
+///   objective. PREPARED also encodes kept regions like repair regions.
+/// - The gradient methods (I-REPAIR, fine-tuning, random locking, PFT) train on the kept
+///   points as their correct set `C`.
+/// - Incremental repair measures its early-stopping accuracy on them.
+///
+/// The kept points must be classified correctly by the original network to be held as
+/// constraints; wrong ones only steer the objective (the report counts them).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KeepSet {
+    /// Labelled points the repaired network must keep classifying as labelled.
+    pub points: LabelledSet,
+    /// VNN-LIB properties that hold (are verified) before the repair and must hold after it.
+    pub regions: Vec<KeepRegion>,
+    /// Largest margin (on the logits) by which a kept point's class must win after the
+    /// repair; a point whose original margin `m` is smaller keeps `m / 2`.
+    pub tau: f64,
+}
+
+/// A property kept verified through the repair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeepRegion {
+    /// A name for reports.
+    pub name: String,
+    /// The property (its unsafe region must stay unreachable).
+    pub property: Property,
+}
+
+/// Default of [`KeepSet::tau`].
+pub const DEFAULT_KEEP_TAU: f64 = 0.05;
+
+impl KeepSet {
+    /// A keep set of labelled points, with the default margin cap.
+    pub fn points(points: LabelledSet) -> Self {
+        Self {
+            points,
+            regions: Vec::new(),
+            tau: DEFAULT_KEEP_TAU,
+        }
+    }
+
+    /// Whether nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty() && self.regions.is_empty()
+    }
+
+    /// The margin a kept point with original margin `original` (true logit minus the best
+    /// other) must keep: `min(original / 2, tau)`; `None` when the point was wrong already.
+    pub fn margin(&self, original: f64) -> Option<f64> {
+        (original > 0.0).then(|| (original / 2.0).min(self.tau.max(0.0)))
+    }
+}
+
 /// The items of one repair.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RepairProblem {
     /// The items, each reported separately.
     pub items: Vec<RepairItem>,
+    /// What must stay as it is.
+    pub keep: KeepSet,
 }
 
 impl RepairProblem {
+    /// A problem with these items and nothing kept.
+    pub fn new(items: Vec<RepairItem>) -> Self {
+        Self {
+            items,
+            keep: KeepSet::default(),
+        }
+    }
+
+    /// The same problem with `keep` as its keep set.
+    pub fn with_keep(mut self, keep: KeepSet) -> Self {
+        self.keep = keep;
+        self
+    }
+
     /// Labelled points: `inputs` holds `labels.len()` rows of `input_len` values.
     pub fn from_labels(
         inputs: &[f64],
@@ -169,7 +322,7 @@ impl RepairProblem {
                 requirements: Requirement::label(c, outputs),
             })
             .collect();
-        let problem = Self { items };
+        let problem = Self::new(items);
         for (i, &c) in labels.iter().enumerate() {
             if c >= outputs {
                 return Err(RepairError::Problem(format!(
@@ -273,6 +426,49 @@ impl RepairProblem {
                 }
                 RepairItem::Global { property, .. } => {
                     property.check_fits(inputs)?;
+                }
+            }
+        }
+        self.validate_keep(inputs, outputs)
+    }
+
+    /// Checks the keep set: shapes and labels, and no kept point that is also a repair point
+    /// with another requirement (the two would contradict each other).
+    fn validate_keep(&self, inputs: usize, outputs: usize) -> Result<()> {
+        let keep = &self.keep;
+        keep.points.check_sizes(inputs, outputs, "keep set")?;
+        if !(keep.tau >= 0.0 && keep.tau.is_finite()) && !keep.points.is_empty() {
+            return Err(RepairError::Problem(format!(
+                "the keep margin cap (tau) must be a non-negative number, got {}",
+                keep.tau
+            )));
+        }
+        for r in &keep.regions {
+            r.property
+                .check_fits(inputs, outputs)
+                .map_err(|e| RepairError::Problem(format!("keep region {}: {e}", r.name)))?;
+        }
+        if keep.points.is_empty() {
+            return Ok(());
+        }
+        let key = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<u64>>();
+        let kept: std::collections::HashMap<Vec<u64>, (usize, usize)> = keep
+            .points
+            .inputs
+            .iter()
+            .zip(&keep.points.labels)
+            .enumerate()
+            .map(|(k, (x, &c))| (key(x), (k, c)))
+            .collect();
+        for (i, item) in self.items.iter().enumerate() {
+            let RepairItem::Point { x, requirements } = item else {
+                continue;
+            };
+            if let Some(&(k, c)) = kept.get(&key(x)) {
+                if requirements.as_slice() != Requirement::label(c, outputs).as_slice() {
+                    return Err(RepairError::Problem(format!(
+                        "keep point {k} (label {c}) is the same input as repair item {i}, which requires something else: a point cannot be both kept and repaired to another class"
+                    )));
                 }
             }
         }

@@ -13,8 +13,8 @@ use netrepair_verify::{
 };
 
 use crate::error::Result;
-use crate::outcome::{ItemReport, ItemStatus};
-use crate::problem::{RepairItem, RepairProblem, Requirement};
+use crate::outcome::{ItemReport, ItemStatus, KeepReport};
+use crate::problem::{KeepSet, RepairItem, RepairProblem, Requirement};
 use crate::trace::{outputs, pattern_mismatch, traces};
 
 /// Smallest margin by which `y` meets the requirements (negative: violated) and whether it
@@ -219,14 +219,67 @@ fn global_report(
     })
 }
 
-/// The re-check as every method ends: announce it, run [`recheck`], time it, and count the
-/// items it confirmed. Returns (reports, confirmed, seconds).
+/// What the re-check found: per-item reports, how many it confirmed, how the keep set fared,
+/// and how long it took.
+pub(crate) struct Rechecked {
+    pub items: Vec<ItemReport>,
+    pub ok: usize,
+    pub keep: Option<KeepReport>,
+    pub seconds: f64,
+}
+
+/// How the keep set fared: kept points classified correctly before and after (f64 forward
+/// passes) and kept properties proved after (the verifier).
+pub fn keep_report(
+    before: &Network,
+    after: &Network,
+    keep: &KeepSet,
+    check: &CheckOptions,
+) -> Result<Option<KeepReport>> {
+    if keep.is_empty() {
+        return Ok(None);
+    }
+    let right = |net: &Network| -> Result<Vec<bool>> {
+        Ok(outputs(net, &keep.points.inputs)?
+            .iter()
+            .zip(&keep.points.labels)
+            .map(|(y, &c)| Requirement::label(c, y.len()).iter().all(|r| r.holds(y)))
+            .collect())
+    };
+    let (b, a) = (right(before)?, right(after)?);
+    let mut regions_proved = 0;
+    let mut regions_detail = Vec::new();
+    for r in &keep.regions {
+        let v = check_property(after, &r.property, check)?;
+        let what = match v.verdict {
+            Verdict::Holds => {
+                regions_proved += 1;
+                "proved".to_string()
+            }
+            Verdict::Violated(_) => "violated".to_string(),
+            Verdict::Unknown(why) => format!("undecided ({why})"),
+        };
+        regions_detail.push(format!("{}: {what}", r.name));
+    }
+    Ok(Some(KeepReport {
+        points: keep.points.len(),
+        correct_before: b.iter().filter(|&&x| x).count(),
+        correct_after: a.iter().filter(|&&x| x).count(),
+        lost: (0..b.len()).filter(|&i| b[i] && !a[i]).collect(),
+        regions: keep.regions.len(),
+        regions_proved,
+        regions_detail,
+    }))
+}
+
+/// The re-check as every method ends: announce it, run [`recheck`] and [`keep_report`], time
+/// it, and count the items it confirmed.
 pub(crate) fn timed_recheck(
     before: &Network,
     after: &Network,
     problem: &RepairProblem,
     ctx: &crate::RepairContext,
-) -> Result<(Vec<ItemReport>, usize, f64)> {
+) -> Result<Rechecked> {
     ctx.say("re-checking");
     let t = std::time::Instant::now();
     let items = recheck(before, after, problem, &ctx.check)?;
@@ -234,5 +287,11 @@ pub(crate) fn timed_recheck(
         .iter()
         .filter(|i| i.status == ItemStatus::Repaired)
         .count();
-    Ok((items, ok, t.elapsed().as_secs_f64()))
+    let keep = keep_report(before, after, &problem.keep, &ctx.check)?;
+    Ok(Rechecked {
+        items,
+        ok,
+        keep,
+        seconds: t.elapsed().as_secs_f64(),
+    })
 }

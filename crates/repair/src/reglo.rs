@@ -860,6 +860,7 @@ impl Repair for Reglo {
             lp: lps,
             notes: Vec::new(),
             flagged: Vec::new(),
+            keep: None,
             training: None,
             incremental: None,
             global: reports,

@@ -27,8 +27,8 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::error::{RepairError, Result};
-use crate::gradient::LabelledSet;
-use crate::outcome::RepairStatus;
+use crate::outcome::{RepairOutcome, RepairStatus};
+use crate::problem::LabelledSet;
 use crate::problem::RepairProblem;
 use crate::trace::batch;
 use crate::{affine_layers, Aprnn, Repair, RepairContext};
@@ -487,13 +487,38 @@ pub fn brute_force(
     validation: &LabelledSet,
     ctx: &RepairContext,
 ) -> Result<BruteForce> {
+    let method = |node: usize| -> Box<dyn Repair> {
+        let mut m = aprnn.clone();
+        m.lp.layer = Some(node);
+        Box::new(m)
+    };
+    Ok(best_layer(net, problem, &affine_layers(net), method, validation, ctx)?.0)
+}
+
+/// Repairs `problem` at each of `layers` (node indices) with the method `method` builds for
+/// it and returns the ranking (proved first, then the share of items confirmed, then
+/// accuracy on `validation`, then time) with the best layer's outcome: what `--layer auto`
+/// does when a validation slice is at hand.
+pub fn best_layer(
+    net: &Network,
+    problem: &RepairProblem,
+    layers: &[usize],
+    method: impl Fn(usize) -> Box<dyn Repair>,
+    validation: &LabelledSet,
+    ctx: &RepairContext,
+) -> Result<(BruteForce, RepairOutcome)> {
+    if layers.is_empty() {
+        return Err(RepairError::Unsupported(
+            "no layer to try: the network has no affine layer".into(),
+        ));
+    }
     let started = Instant::now();
     let accuracy_before = accuracy(net, validation)?;
     let mut trials = Vec::new();
-    for node in affine_layers(net) {
-        let mut m = aprnn.clone();
-        m.lp.layer = Some(node);
-        let r = m.repair(net, problem, ctx)?;
+    let mut outcomes = Vec::new();
+    for &node in layers {
+        ctx.say(&format!("trying layer '{}'", net.nodes()[node].name()));
+        let r = method(node).repair(net, problem, ctx)?;
         trials.push(LayerTrial {
             layer: r.layer.clone(),
             node,
@@ -502,12 +527,13 @@ pub fn brute_force(
             accuracy: accuracy(&r.network, validation)?,
             time_s: r.time_s,
         });
+        outcomes.push(r);
     }
     let key = |t: &LayerTrial| {
         (
             t.status == RepairStatus::Proved,
             t.efficacy,
-            t.accuracy,
+            if t.accuracy.is_nan() { 0.0 } else { t.accuracy },
             -t.time_s,
         )
     };
@@ -518,10 +544,14 @@ pub fn brute_force(
                 .unwrap_or(std::cmp::Ordering::Equal)
         })
         .unwrap_or(0);
-    Ok(BruteForce {
-        accuracy_before,
-        trials,
-        best,
-        time_s: started.elapsed().as_secs_f64(),
-    })
+    let outcome = outcomes.swap_remove(best);
+    Ok((
+        BruteForce {
+            accuracy_before,
+            trials,
+            best,
+            time_s: started.elapsed().as_secs_f64(),
+        },
+        outcome,
+    ))
 }

@@ -7,22 +7,22 @@ use candle_core::{Device, Tensor};
 use common::out;
 use netrepair_nn::{aprnn_example, mlp, Activation, Network};
 use netrepair_repair::{
-    param_changes, resolve_layer, Aprnn, ItemStatus, LpRepairOptions, Repair, RepairContext,
-    RepairItem, RepairProblem, RepairStatus, Requirement,
+    param_changes, resolve_layer, Aprnn, ItemStatus, KeepSet, LabelledSet, LpRepairOptions, Repair,
+    RepairContext, RepairItem, RepairProblem, RepairStatus, Requirement,
 };
 use netrepair_spec::parse_vnnlib;
 
 fn fixture_problem() -> RepairProblem {
     let reqs = Requirement::output_box(&[-0.1], &[0.1]);
-    RepairProblem {
-        items: [-1.5, -0.5]
+    RepairProblem::new(
+        [-1.5, -0.5]
             .iter()
             .map(|&x| RepairItem::Point {
                 x: vec![x],
                 requirements: reqs.clone(),
             })
             .collect(),
-    }
+    )
 }
 
 fn aprnn_at(net: &Network, layer: &str) -> Aprnn {
@@ -144,12 +144,10 @@ fn a_polytope_is_repaired_on_its_whole_hull() {
         let y = out(&net, &[0.0667, -0.0333]);
         usize::from(y[0] >= y[1])
     };
-    let problem = RepairProblem {
-        items: vec![RepairItem::Polytope {
-            vertices: vertices.clone(),
-            requirements: Requirement::label(c, 2),
-        }],
-    };
+    let problem = RepairProblem::new(vec![RepairItem::Polytope {
+        vertices: vertices.clone(),
+        requirements: Requirement::label(c, 2),
+    }]);
     let r = aprnn_at(&net, "1")
         .repair(&net, &problem, &RepairContext::default())
         .unwrap();
@@ -185,12 +183,10 @@ fn a_vnnlib_box_is_repaired_through_its_corners() {
          (assert (>= Y_{w} Y_{o}))"
     );
     let property = parse_vnnlib(&text).unwrap();
-    let problem = RepairProblem {
-        items: vec![RepairItem::Property {
-            name: "flip".into(),
-            property,
-        }],
-    };
+    let problem = RepairProblem::new(vec![RepairItem::Property {
+        name: "flip".into(),
+        property,
+    }]);
     let mut method = aprnn_at(&net, "0");
     method.box_splits = 1;
     let r = method
@@ -245,8 +241,9 @@ fn a_point_whose_hidden_layer_is_dead_is_flagged() {
         .all(|p| p.node == net.nodes()[2].name()));
 }
 
-#[test]
-fn an_output_clamped_by_a_final_relu_is_flagged_and_infeasible() {
+/// fc1 (1 -> 2), ReLU, fc2 (2 -> 2), and a ReLU on the logits: at x = 1 the logits are
+/// (1, -1), the outputs (1, 0).
+fn final_relu_net() -> Network {
     use netrepair_nn::{Layer, Linear, NetworkBuilder};
     let t = |v: Vec<f64>, d: &[usize]| Tensor::from_vec(v, d, &Device::Cpu).unwrap();
     let mut b = NetworkBuilder::new(vec![1]);
@@ -271,14 +268,19 @@ fn an_output_clamped_by_a_final_relu_is_flagged_and_infeasible() {
     )
     .unwrap();
     b.push("relu_out", Layer::Relu).unwrap();
-    let net = b.build().unwrap();
-    // At x = 1: logits (1, -1) -> outputs (1, 0). Asking for class 1 needs y_1 > y_0 >= 0,
-    // but the final ReLU holds y_1 at 0.
+    b.build().unwrap()
+}
+
+#[test]
+fn an_output_clamped_by_a_held_final_relu_is_flagged_and_infeasible() {
+    let net = final_relu_net();
+    // Asking for class 1 at x = 1 needs y_1 > y_0 >= 0, but a final ReLU held to its pattern
+    // keeps y_1 at 0.
     let problem = RepairProblem::from_labels(&[1.0], &[1], 1, 2).unwrap();
     for layer in ["0", "1"] {
-        let r = aprnn_at(&net, layer)
-            .repair(&net, &problem, &RepairContext::default())
-            .unwrap();
+        let mut m = aprnn_at(&net, layer);
+        m.free_final_relu = false;
+        let r = m.repair(&net, &problem, &RepairContext::default()).unwrap();
         assert_eq!(r.status, RepairStatus::Infeasible, "layer {layer}");
         assert!(
             r.notes.iter().any(|n| n.contains("final ReLU 'relu_out'")),
@@ -290,38 +292,173 @@ fn an_output_clamped_by_a_final_relu_is_flagged_and_infeasible() {
 }
 
 #[test]
-fn anchors_keep_other_outputs_closer() {
+fn a_final_relu_on_the_logits_is_not_held_for_labels() {
+    let net = final_relu_net();
+    let problem = RepairProblem::from_labels(&[1.0], &[1], 1, 2).unwrap();
+    for layer in ["0", "1"] {
+        let r = aprnn_at(&net, layer)
+            .repair(&net, &problem, &RepairContext::default())
+            .unwrap();
+        assert!(r.proved, "layer {layer}: {}", r.message);
+        assert!(r.flagged.is_empty());
+        assert!(
+            r.notes
+                .iter()
+                .any(|n| n.contains("ends in a ReLU ('relu_out')")),
+            "{:?}",
+            r.notes
+        );
+        // The repaired network, with its final ReLU, says class 1 by the margin.
+        let y = out(&r.network, &[1.0]);
+        assert!(y[1] > y[0] && y[1] >= 1e-3 * 0.99, "{y:?}");
+        assert_eq!(r.network.nodes().len(), net.nodes().len());
+    }
+}
+
+/// A grid of inputs in [-1, 1]^2 with the labels `net` gives them.
+fn grid_keep(net: &Network, n: usize) -> LabelledSet {
+    let inputs: Vec<Vec<f64>> = (0..n)
+        .map(|k| vec![(k % 8) as f64 / 4.0 - 1.0, (k / 8) as f64 / 2.5 - 1.0])
+        .collect();
+    let labels = inputs
+        .iter()
+        .map(|x| {
+            let y = out(net, x);
+            (0..y.len()).max_by(|&a, &b| y[a].total_cmp(&y[b])).unwrap()
+        })
+        .collect();
+    LabelledSet { inputs, labels }
+}
+
+fn labels_of(net: &Network, set: &LabelledSet) -> Vec<usize> {
+    set.inputs
+        .iter()
+        .map(|x| {
+            let y = out(net, x);
+            (0..y.len()).max_by(|&a, &b| y[a].total_cmp(&y[b])).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn kept_points_that_the_plain_repair_flips_keep_their_class() {
     let net = mlp(&[2, 16, 16, 3], Activation::Relu, 7).unwrap();
     let (xs, ys) = wrong_points(&net, 6);
     let problem = RepairProblem::from_labels(&xs, &ys, 2, 3).unwrap();
-    let anchors: Vec<Vec<f64>> = (0..40)
-        .map(|k| vec![(k % 8) as f64 / 4.0 - 1.0, (k / 8) as f64 / 2.5 - 1.0])
+    let mut keep = grid_keep(&net, 40);
+    // Grid points that are repair points are not kept.
+    let repair: Vec<&[f64]> = xs.chunks(2).collect();
+    let keep_idx: Vec<usize> = (0..keep.len())
+        .filter(|&i| !repair.contains(&keep.inputs[i].as_slice()))
         .collect();
-    let moved = |r: &netrepair_repair::RepairOutcome| -> f64 {
-        anchors
+    keep = keep.subset(&keep_idx);
+    let n = keep.len();
+    for layer in ["1"] {
+        let plain = aprnn_at(&net, layer)
+            .repair(&net, &problem, &RepairContext::default())
+            .unwrap();
+        assert!(plain.proved, "{}", plain.message);
+        let flipped = labels_of(&plain.network, &keep)
             .iter()
-            .map(|a| {
-                out(&r.network, a)
-                    .iter()
-                    .zip(out(&net, a))
-                    .map(|(p, q)| (p - q).abs())
-                    .sum::<f64>()
-            })
-            .sum()
+            .zip(&keep.labels)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert!(
+            flipped > 0,
+            "layer {layer}: the fixture needs a repair that flips a kept point"
+        );
+        let kept_problem = problem.clone().with_keep(KeepSet::points(keep.clone()));
+        let r = aprnn_at(&net, layer)
+            .repair(&net, &kept_problem, &RepairContext::default())
+            .unwrap();
+        assert!(r.proved, "layer {layer}: {}", r.message);
+        assert_eq!(
+            labels_of(&r.network, &keep),
+            keep.labels,
+            "layer {layer}: {:?}",
+            r.notes
+        );
+        let k = r.keep.as_ref().unwrap();
+        assert_eq!((k.points, k.correct_before, k.correct_after), (n, n, n));
+        assert!(k.lost.is_empty());
+        // The plain repair's report has no keep section.
+        assert!(plain.keep.is_none());
+    }
+}
+
+#[test]
+fn an_impossible_keep_set_is_dropped_from_the_constraints_with_a_note() {
+    // Keep the repair point's own neighbour, labelled as the network has it, so close that
+    // no change of the last layer separates them.
+    let net = mlp(&[2, 16, 16, 3], Activation::Relu, 7).unwrap();
+    let (xs, ys) = wrong_points(&net, 1);
+    let near = vec![xs[0] + 1e-9, xs[1]];
+    let y = out(&net, &near);
+    let c = (0..3).max_by(|&a, &b| y[a].total_cmp(&y[b])).unwrap();
+    assert_ne!(c, ys[0]);
+    let problem = RepairProblem::from_labels(&xs, &ys, 2, 3)
+        .unwrap()
+        .with_keep(KeepSet::points(LabelledSet {
+            inputs: vec![near],
+            labels: vec![c],
+        }));
+    // APRNN's default delta bound: no change within it separates the two points.
+    let bounded = |mut m: Aprnn| {
+        m.lp.delta_bound = Some(3.0);
+        m
     };
-    let plain = aprnn_at(&net, "2")
+    let r = bounded(aprnn_at(&net, "2"))
         .repair(&net, &problem, &RepairContext::default())
         .unwrap();
-    let mut method = aprnn_at(&net, "2");
-    method.anchors = anchors.clone();
-    let anchored = method
-        .repair(&net, &problem, &RepairContext::default())
-        .unwrap();
-    assert!(plain.proved && anchored.proved);
+    assert!(r.proved, "{}", r.message);
     assert!(
-        moved(&anchored) < moved(&plain),
-        "anchored {} vs plain {}",
-        moved(&anchored),
-        moved(&plain)
+        r.notes.iter().any(|n| n.contains("elastic")),
+        "{:?}",
+        r.notes
     );
+    assert_eq!(r.keep.as_ref().unwrap().correct_after, 0);
+    assert_eq!(r.lp.len(), 2);
+    // Without the fallback the repair is infeasible.
+    let mut strict = bounded(aprnn_at(&net, "2"));
+    strict.soften_keep = false;
+    let r = strict
+        .repair(&net, &problem, &RepairContext::default())
+        .unwrap();
+    assert_eq!(r.status, RepairStatus::Infeasible);
+}
+
+#[test]
+fn bad_keep_sets_are_named() {
+    let net = mlp(&[2, 8, 3], Activation::Relu, 1).unwrap();
+    let problem = RepairProblem::from_labels(&[0.5, 0.5], &[1], 2, 3).unwrap();
+    let err = |keep: LabelledSet| {
+        aprnn_at(&net, "1")
+            .repair(
+                &net,
+                &problem.clone().with_keep(KeepSet::points(keep)),
+                &RepairContext::default(),
+            )
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err(LabelledSet {
+        inputs: vec![vec![0.0; 3]],
+        labels: vec![0],
+    });
+    assert!(e.contains("keep set sample 0 has 3 values"), "{e}");
+    let e = err(LabelledSet {
+        inputs: vec![vec![0.0, 0.0]],
+        labels: vec![7],
+    });
+    assert!(e.contains("out of range"), "{e}");
+    let e = err(LabelledSet {
+        inputs: vec![vec![0.5, 0.5]],
+        labels: vec![2],
+    });
+    assert!(e.contains("both kept and repaired"), "{e}");
+    let e = err(LabelledSet {
+        inputs: vec![vec![0.0, 0.0]],
+        labels: vec![],
+    });
+    assert!(e.contains("1 inputs but 0 labels"), "{e}");
 }

@@ -8,8 +8,8 @@ use candle_core::{Device, Tensor};
 use common::out;
 use netrepair_nn::{mlp, Activation, Layer, Linear, Network, NetworkBuilder};
 use netrepair_repair::{
-    influence_mask, GradientRepair, ItemStatus, LabelledSet, Repair, RepairContext, RepairError,
-    RepairItem, RepairProblem, RepairStatus, Requirement,
+    influence_mask, GradientRepair, ItemStatus, KeepSet, LabelledSet, Repair, RepairContext,
+    RepairError, RepairItem, RepairProblem, RepairStatus, Requirement,
 };
 use netrepair_spec::parse_vnnlib;
 
@@ -118,8 +118,10 @@ fn influence_scores_and_mask_match_the_hand_computed_gradients() {
 #[test]
 fn one_irepair_step_moves_exactly_the_free_parameters() {
     let net = two_unit_net();
-    let problem = RepairProblem::from_labels(&[-1., 1.], &[0], 2, 2).unwrap();
-    let mut m = GradientRepair::irepair(1.0, set(&[[1., -1.]], &[0]));
+    let problem = RepairProblem::from_labels(&[-1., 1.], &[0], 2, 2)
+        .unwrap()
+        .with_keep(KeepSet::points(set(&[[1., -1.]], &[0])));
+    let mut m = GradientRepair::irepair(1.0);
     m.options.max_iters = 1;
     m.options.lr = 1e-2;
     let r = m.repair(&net, &problem, &RepairContext::default()).unwrap();
@@ -165,16 +167,18 @@ fn mlp_and_sets(n: usize, k: usize) -> (Network, RepairProblem, LabelledSet) {
     let labels: Vec<usize> = wrong.iter().map(|(_, c)| *c).collect();
     (
         net,
-        RepairProblem::from_labels(&flat, &labels, 4, 3).unwrap(),
+        RepairProblem::from_labels(&flat, &labels, 4, 3)
+            .unwrap()
+            .with_keep(KeepSet::points(right.clone())),
         right,
     )
 }
 
 #[test]
 fn gamma_zero_is_exactly_fine_tuning() {
-    let (net, problem, correct) = mlp_and_sets(3, 8);
-    let mut ir = GradientRepair::irepair(0.0, correct.clone());
-    let mut ft = GradientRepair::finetune(correct);
+    let (net, problem, _) = mlp_and_sets(3, 8);
+    let mut ir = GradientRepair::irepair(0.0);
+    let mut ft = GradientRepair::finetune();
     for m in [&mut ir, &mut ft] {
         m.options.max_iters = 25;
         m.options.lr = 1e-3;
@@ -197,11 +201,11 @@ fn gamma_zero_is_exactly_fine_tuning() {
 
 #[test]
 fn every_method_repairs_misclassified_points_confirmed_by_the_recheck() {
-    let (net, problem, correct) = mlp_and_sets(4, 12);
+    let (net, problem, _) = mlp_and_sets(4, 12);
     let methods = [
-        GradientRepair::irepair(0.5, correct.clone()),
-        GradientRepair::finetune(correct.clone()),
-        GradientRepair::random_lock(0.5, correct.clone()),
+        GradientRepair::irepair(0.5),
+        GradientRepair::finetune(),
+        GradientRepair::random_lock(0.5),
     ];
     for mut m in methods {
         m.options.lr = 1e-2;
@@ -251,13 +255,11 @@ fn general_output_requirements_are_repaired_by_the_hinge_loss() {
         &[0.3, f64::NEG_INFINITY],
         &[f64::INFINITY, f64::INFINITY],
     ));
-    let problem = RepairProblem {
-        items: vec![RepairItem::Point {
-            x: vec![-1., 1.],
-            requirements: reqs.clone(),
-        }],
-    };
-    let mut m = GradientRepair::finetune(LabelledSet::default());
+    let problem = RepairProblem::new(vec![RepairItem::Point {
+        x: vec![-1., 1.],
+        requirements: reqs.clone(),
+    }]);
+    let mut m = GradientRepair::finetune();
     m.options.lr = 1e-2;
     let r = m.repair(&net, &problem, &RepairContext::default()).unwrap();
     assert!(r.proved, "{}", r.message);
@@ -267,8 +269,8 @@ fn general_output_requirements_are_repaired_by_the_hinge_loss() {
 
 #[test]
 fn unrepairable_within_the_budget_is_reported_not_proved() {
-    let (net, problem, correct) = mlp_and_sets(4, 8);
-    let mut m = GradientRepair::irepair(1.0, correct);
+    let (net, problem, _) = mlp_and_sets(4, 8);
+    let mut m = GradientRepair::irepair(1.0);
     m.options.max_iters = 1;
     m.options.lr = 1e-9;
     let r = m.repair(&net, &problem, &RepairContext::default()).unwrap();
@@ -280,32 +282,26 @@ fn unrepairable_within_the_budget_is_reported_not_proved() {
 
 #[test]
 fn bad_options_and_problems_are_named() {
-    let (net, problem, correct) = mlp_and_sets(2, 4);
+    let (net, problem, _) = mlp_and_sets(2, 4);
     let ctx = RepairContext::default();
     let err =
         |m: GradientRepair, p: &RepairProblem| m.repair(&net, p, &ctx).unwrap_err().to_string();
-    assert!(err(GradientRepair::irepair(-0.1, correct.clone()), &problem).contains("gamma"));
-    assert!(err(GradientRepair::irepair(f64::NAN, correct.clone()), &problem).contains("gamma"));
+    assert!(err(GradientRepair::irepair(-0.1), &problem).contains("gamma"));
+    assert!(err(GradientRepair::irepair(f64::NAN), &problem).contains("gamma"));
     assert!(err(
-        GradientRepair::irepair(1.0, LabelledSet::default()),
-        &problem
+        GradientRepair::irepair(1.0),
+        &problem.clone().with_keep(KeepSet::default())
     )
     .contains("correct set"));
-    assert!(
-        err(GradientRepair::random_lock(1.5, correct.clone()), &problem).contains("probability")
-    );
-    let mut m = GradientRepair::finetune(correct.clone());
+    assert!(err(GradientRepair::random_lock(1.5), &problem).contains("probability"));
+    let mut m = GradientRepair::finetune();
     m.options.lr = 0.0;
     assert!(err(m, &problem).contains("learning rate"));
-    let mut m = GradientRepair::finetune(correct.clone());
+    let mut m = GradientRepair::finetune();
     m.options.max_iters = 0;
     assert!(err(m, &problem).contains("max-iters"));
     // Empty repair set, label out of range (repair and correct set), wrong input size.
-    assert!(err(
-        GradientRepair::finetune(correct.clone()),
-        &RepairProblem::default()
-    )
-    .contains("empty"));
+    assert!(err(GradientRepair::finetune(), &RepairProblem::default()).contains("empty"));
     assert!(matches!(
         RepairProblem::from_labels(&[0.0; 4], &[3], 4, 3),
         Err(RepairError::Problem(m)) if m.contains("out of range")
@@ -314,12 +310,20 @@ fn bad_options_and_problems_are_named() {
         inputs: vec![vec![0.0; 4]],
         labels: vec![5],
     };
-    assert!(err(GradientRepair::irepair(1.0, bad_label), &problem).contains("out of range"));
+    assert!(err(
+        GradientRepair::irepair(1.0),
+        &problem.clone().with_keep(KeepSet::points(bad_label))
+    )
+    .contains("out of range"));
     let bad_size = LabelledSet {
         inputs: vec![vec![0.0; 3]],
         labels: vec![0],
     };
-    assert!(err(GradientRepair::finetune(bad_size), &problem).contains("3 values"));
+    assert!(err(
+        GradientRepair::finetune(),
+        &problem.clone().with_keep(KeepSet::points(bad_size))
+    )
+    .contains("3 values"));
     // Properties are for other methods.
     let prop = parse_vnnlib(
         "(declare-const X_0 Real)(declare-const X_1 Real)(declare-const X_2 Real)(declare-const X_3 Real)
@@ -329,13 +333,11 @@ fn bad_options_and_problems_are_named() {
          (assert (>= Y_0 Y_1))",
     )
     .unwrap();
-    let p = RepairProblem {
-        items: vec![RepairItem::Property {
-            name: "p".into(),
-            property: prop,
-        }],
-    };
-    assert!(err(GradientRepair::finetune(correct), &p).contains("points only"));
+    let p = RepairProblem::new(vec![RepairItem::Property {
+        name: "p".into(),
+        property: prop,
+    }]);
+    assert!(err(GradientRepair::finetune(), &p).contains("points only"));
 }
 
 #[test]
@@ -349,12 +351,10 @@ fn pft_fine_tunes_until_the_verifier_proves_the_property() {
          (assert (>= Y_1 Y_0))",
     )
     .unwrap();
-    let problem = RepairProblem {
-        items: vec![RepairItem::Property {
-            name: "class0".into(),
-            property: prop.clone(),
-        }],
-    };
+    let problem = RepairProblem::new(vec![RepairItem::Property {
+        name: "class0".into(),
+        property: prop.clone(),
+    }]);
     let m = netrepair_repair::Pft {
         lr: 1e-2,
         ..Default::default()

@@ -8,8 +8,8 @@ use candle_core::{Device, Tensor};
 use common::out;
 use netrepair_nn::{mlp, Activation, Conv2d, Layer, Linear, Network, NetworkBuilder, Param};
 use netrepair_repair::{
-    analyse, brute_force, score_layers, Aprnn, Difficulty, Heuristic, Incremental, LabelledSet,
-    RepairContext, RepairProblem, RepairStatus, SelectionInput,
+    analyse, best_layer, brute_force, score_layers, Aprnn, Difficulty, Heuristic, Incremental,
+    KeepSet, LabelledSet, RepairContext, RepairProblem, RepairStatus, SelectionInput,
 };
 
 /// 2 -> fc1 -> ReLU -> fc2 -> ReLU -> fc3, each `W = scale * I` with bias `b`.
@@ -256,6 +256,54 @@ fn brute_force_ranks_proved_layers_first_then_validation_accuracy() {
 }
 
 #[test]
+fn best_layer_returns_the_proved_layer_with_the_least_drawdown_and_its_outcome() {
+    let (net, problem, val) = mlp_case(4);
+    let layers = netrepair_repair::affine_layers(&net);
+    let method = |node: usize| -> Box<dyn netrepair_repair::Repair> {
+        let mut m = Aprnn::default();
+        m.lp.layer = Some(node);
+        Box::new(m)
+    };
+    let (rank, outcome) = best_layer(
+        &net,
+        &problem,
+        &layers,
+        method,
+        &val,
+        &RepairContext::default(),
+    )
+    .unwrap();
+    assert_eq!(rank.trials.len(), layers.len());
+    let best = &rank.trials[rank.best];
+    assert_eq!(outcome.layer, best.layer);
+    assert!(outcome.proved);
+    // The outcome's network is the one the ranking measured.
+    let acc = netrepair_repair::accuracy(&outcome.network, &val).unwrap();
+    assert_eq!(acc, best.accuracy);
+    for t in rank
+        .trials
+        .iter()
+        .filter(|t| t.status == RepairStatus::Proved)
+    {
+        assert!(t.accuracy <= best.accuracy, "{rank:?}");
+    }
+    // With a keep set the same layers prove and none loses validation accuracy it keeps.
+    let kept = problem.with_keep(KeepSet::points(val.clone()));
+    let (rank2, outcome2) = best_layer(
+        &net,
+        &kept,
+        &layers,
+        method,
+        &val,
+        &RepairContext::default(),
+    )
+    .unwrap();
+    assert!(outcome2.proved);
+    assert!(rank2.trials[rank2.best].accuracy >= best.accuracy);
+    assert!(best_layer(&net, &kept, &[], method, &val, &RepairContext::default()).is_err());
+}
+
+#[test]
 fn analysis_counts_classes_measures_geometry_and_explains_its_prediction() {
     let net = mlp(&[3, 8, 3], Activation::Relu, 2).unwrap();
     // Four collinear points, two classes evenly: 1 bit, effective dimension 1.
@@ -293,13 +341,13 @@ fn analysis_counts_classes_measures_geometry_and_explains_its_prediction() {
 #[test]
 fn incremental_repair_fixes_the_set_batch_by_batch_and_stops_early_on_drawdown() {
     let (net, problem, val) = mlp_case(6);
+    // The keep set is the validation set of early stopping.
+    let kept = problem.clone().with_keep(KeepSet::points(val.clone()));
     let inc = Incremental {
         batch: 2,
-        validation: val.clone(),
         ..Incremental::default()
     };
-    let r =
-        netrepair_repair::Repair::repair(&inc, &net, &problem, &RepairContext::default()).unwrap();
+    let r = netrepair_repair::Repair::repair(&inc, &net, &kept, &RepairContext::default()).unwrap();
     let rep = r.incremental.as_ref().unwrap();
     assert!(rep.steps.iter().all(|s| s.batch.len() <= 2));
     assert!(rep
@@ -329,12 +377,11 @@ fn incremental_repair_fixes_the_set_batch_by_batch_and_stops_early_on_drawdown()
     // and returns the network from before it.
     let strict = Incremental {
         batch: 1,
-        validation: val,
         max_drop: 0.0,
         ..Incremental::default()
     };
-    let s = netrepair_repair::Repair::repair(&strict, &net, &problem, &RepairContext::default())
-        .unwrap();
+    let s =
+        netrepair_repair::Repair::repair(&strict, &net, &kept, &RepairContext::default()).unwrap();
     let rep = s.incremental.as_ref().unwrap();
     let last = rep.steps.last().unwrap();
     assert!(last.validation_accuracy < rep.validation_before, "{rep:?}");
@@ -342,7 +389,7 @@ fn incremental_repair_fixes_the_set_batch_by_batch_and_stops_early_on_drawdown()
     assert!(rep.returned < last.iter);
     // The network returned is the one before the costly batch: its validation accuracy is
     // the original's.
-    let kept_acc = netrepair_repair::accuracy(&s.network, &strict.validation).unwrap();
+    let kept_acc = netrepair_repair::accuracy(&s.network, &kept.keep.points).unwrap();
     assert_eq!(kept_acc, rep.validation_before);
     assert!(Incremental {
         batch: 0,

@@ -6,8 +6,8 @@ mod common;
 use common::out;
 use netrepair_nn::{mlp, Activation, Network};
 use netrepair_repair::{
-    resolve_layer, LpRepairOptions, Prepared, Repair, RepairContext, RepairItem, RepairProblem,
-    RepairStatus,
+    resolve_layer, KeepRegion, KeepSet, LabelledSet, LpRepairOptions, Prepared, Repair,
+    RepairContext, RepairItem, RepairProblem, RepairStatus,
 };
 use netrepair_spec::parse_vnnlib;
 use netrepair_verify::{check_property, CheckOptions, Verdict};
@@ -47,7 +47,7 @@ fn properties_over_boxes_are_proved_after_editing_the_last_layer() {
         property(w, (w + 2) % 3, -0.5, 0.5),
     ];
     assert!(items.iter().all(|i| violated(&net, i)));
-    let problem = RepairProblem { items };
+    let problem = RepairProblem::new(items);
     let r = Prepared::default()
         .repair(&net, &problem, &RepairContext::default())
         .unwrap();
@@ -75,7 +75,7 @@ fn an_earlier_layer_is_edited_through_the_propagated_relaxation() {
     let w = (0..3).max_by(|&a, &b| y[a].total_cmp(&y[b])).unwrap();
     let item = property(w, (w + 1) % 3, 0.0, 0.4);
     assert!(violated(&net, &item));
-    let problem = RepairProblem { items: vec![item] };
+    let problem = RepairProblem::new(vec![item]);
     let method = Prepared {
         lp: LpRepairOptions {
             layer: Some(resolve_layer(&net, "1").unwrap()),
@@ -104,4 +104,88 @@ fn labelled_points_work_too_and_contradictions_are_infeasible() {
         .unwrap();
     assert_eq!(r.status, RepairStatus::Infeasible);
     assert!(r.param_delta.params.is_empty());
+}
+
+fn argmax(y: &[f64]) -> usize {
+    (0..y.len()).max_by(|&a, &b| y[a].total_cmp(&y[b])).unwrap()
+}
+
+#[test]
+fn kept_points_and_regions_stay_as_they_were() {
+    let net = mlp(&[2, 16, 16, 3], Activation::Relu, 21).unwrap();
+    let y = out(&net, &[0.0, 0.0]);
+    let w = argmax(&y);
+    let items = vec![
+        property(w, (w + 1) % 3, -0.5, 0.5),
+        property(w, (w + 2) % 3, -0.5, 0.5),
+    ];
+    // Kept points: a grid around the box, labelled as the network has them.
+    let inputs: Vec<Vec<f64>> = (0..64)
+        .map(|k| vec![(k % 8) as f64 / 3.5 - 1.0, (k / 8) as f64 / 3.5 - 1.0])
+        .filter(|x| x.iter().any(|v| v.abs() > 0.75))
+        .collect();
+    let labels: Vec<usize> = inputs.iter().map(|x| argmax(&out(&net, x))).collect();
+    let keep_points = LabelledSet { inputs, labels };
+    // A kept region: a small box far from the repaired one where the network is robust.
+    let c = [0.9, 0.9];
+    let cw = argmax(&out(&net, &c));
+    let region = (0..3)
+        .filter(|&o| o != cw)
+        .map(|o| format!("(and (>= Y_{o} Y_{cw}))"))
+        .collect::<Vec<_>>()
+        .join("");
+    let text = format!(
+        "(declare-const X_0 Real)(declare-const X_1 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)(declare-const Y_2 Real)
+         (assert (>= X_0 0.88))(assert (<= X_0 0.92))(assert (>= X_1 0.88))(assert (<= X_1 0.92))
+         (assert (or {region}))"
+    );
+    let kept_property = parse_vnnlib(&text).unwrap();
+    assert_eq!(
+        check_property(&net, &kept_property, &CheckOptions::default())
+            .unwrap()
+            .verdict,
+        Verdict::Holds
+    );
+    let problem = RepairProblem::new(items);
+    let plain = Prepared::default()
+        .repair(&net, &problem, &RepairContext::default())
+        .unwrap();
+    assert!(plain.proved, "{}", plain.message);
+    let flips = |n: &Network| {
+        keep_points
+            .inputs
+            .iter()
+            .zip(&keep_points.labels)
+            .filter(|(x, &c)| argmax(&out(n, x)) != c)
+            .count()
+    };
+    assert!(
+        flips(&plain.network) > 0,
+        "the fixture needs a repair that flips a kept point"
+    );
+    let keep = KeepSet {
+        regions: vec![KeepRegion {
+            name: "robust at (0.9, 0.9)".into(),
+            property: kept_property,
+        }],
+        ..KeepSet::points(keep_points.clone())
+    };
+    let r = Prepared::default()
+        .repair(
+            &net,
+            &problem.clone().with_keep(keep),
+            &RepairContext::default(),
+        )
+        .unwrap();
+    assert!(r.proved, "{}", r.message);
+    assert!(r.notes.is_empty(), "{:?}", r.notes);
+    assert_eq!(flips(&r.network), 0);
+    let k = r.keep.unwrap();
+    assert_eq!(k.correct_after, keep_points.len());
+    assert_eq!(
+        (k.regions, k.regions_proved),
+        (1, 1),
+        "{:?}",
+        k.regions_detail
+    );
 }

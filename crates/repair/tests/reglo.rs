@@ -27,12 +27,10 @@ fn fairness(dim: usize, feature: usize, eps: f64) -> GlobalProperty {
 }
 
 fn problem(p: &GlobalProperty) -> RepairProblem {
-    RepairProblem {
-        items: vec![RepairItem::Global {
-            name: "fair".into(),
-            property: p.clone(),
-        }],
-    }
+    RepairProblem::new(vec![RepairItem::Global {
+        name: "fair".into(),
+        property: p.clone(),
+    }])
 }
 
 fn small() -> Reglo {

@@ -89,6 +89,14 @@ pub struct RobustBenchArgs {
     /// Verifier time limit per property re-check, seconds.
     #[arg(long, default_value_t = 60.0)]
     timeout: f64,
+    /// Keep this many correctly classified CIFAR-10 training images (a seeded draw balanced
+    /// over the classes): each keeps its class, held by the LP.
+    #[arg(long, default_value_t = 0)]
+    keep: usize,
+    /// Keep this many training images' eps-balls that the network certifies before the edit
+    /// certified after it (encoded like the edited balls).
+    #[arg(long, default_value_t = 0)]
+    keep_regions: usize,
     /// Write the row as JSON here.
     #[arg(long)]
     json_out: Option<PathBuf>,
@@ -119,6 +127,44 @@ fn run_robust(a: &RobustBenchArgs) -> Result<()> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let mut keep = netrepair_repair::KeepSet::default();
+    if a.keep > 0 || a.keep_regions > 0 {
+        eprintln!("loading the CIFAR-10 training images for the keep set ...");
+        let train_px =
+            netrepair_data::load(netrepair_data::DatasetName::Cifar10, &data_dir, "train")?;
+        let mut train = train_px.clone();
+        train.normalize(&mean, &std)?;
+        let want = a.keep.max(4 * a.keep_regions);
+        let drawn = netrepair_experiments::keep::draw_keep(&net, &train, want, 0, 0)?;
+        let mut points = drawn.keep.clone();
+        points.inputs.truncate(a.keep);
+        points.labels.truncate(a.keep);
+        keep = netrepair_repair::KeepSet::points(points);
+        if a.keep_regions > 0 {
+            let balls = netrepair_experiments::robust_bench::certified_balls(
+                &net,
+                &train_px,
+                &drawn.keep_indices,
+                a.eps,
+                &mean,
+                &std,
+                a.keep_regions,
+            )?;
+            eprintln!(
+                "keep set: {} training images, {} certified training balls",
+                keep.points.len(),
+                balls.len()
+            );
+            keep.regions = balls
+                .into_iter()
+                .enumerate()
+                .map(|(i, property)| netrepair_repair::KeepRegion {
+                    name: format!("certified training ball {i}"),
+                    property,
+                })
+                .collect();
+        }
+    }
     let (row, edited, others) = netrepair_experiments::robust_bench::robustness_edit(
         &net,
         &name,
@@ -131,6 +177,7 @@ fn run_robust(a: &RobustBenchArgs) -> Result<()> {
         a.k,
         a.certified,
         std::time::Duration::from_secs_f64(a.timeout),
+        keep,
     )?;
     if let Some(out) = &a.out {
         netrepair_nn::save_onnx(&edited, out)?;
@@ -309,10 +356,30 @@ pub struct RepairBenchArgs {
     /// and repair the rest.
     #[arg(long)]
     drop_flagged: bool,
-    /// Keep the outputs of this many correctly classified training images close (APRNN
-    /// anchors; their patterns after the start layer are held).
+    /// Keep this many correctly classified training images (a seeded draw balanced over the
+    /// classes): each keeps its class, held by the LP.
     #[arg(long, default_value_t = 0)]
-    anchors: usize,
+    keep: usize,
+    /// How the kept points' output changes enter APRNN's objective: off, joint, l1, l1:WEIGHT.
+    #[arg(long, default_value = "joint")]
+    keep_objective: netrepair_repair::KeepObjective,
+    /// Bound on every parameter delta ("inf" for none).
+    #[arg(long, default_value_t = netrepair_repair::APRNN_DELTA_BOUND)]
+    delta_bound: f64,
+    /// "errors": the first --n test errors of each network (clean or corrupted by --set);
+    /// "aprnn": APRNN's own Table 1 protocol (the first --n fog images of data/mnist-fog as
+    /// they come, on ERAN's 3x100 at layer 1, 9x100 at 5 and 9x200 at 6 unless --net and
+    /// --layers say otherwise).
+    #[arg(long, default_value = "errors")]
+    protocol: String,
+    /// With --protocol aprnn: repair and evaluate each network without a ReLU on its logits,
+    /// as APRNN's reference does (by default the ReLU stays and the LP makes the true class's
+    /// logit positive, which the shipped network needs).
+    #[arg(long)]
+    drop_final_relu: bool,
+    /// With --protocol aprnn: save each repaired network here as NAME_repaired.onnx.
+    #[arg(long)]
+    save_dir: Option<PathBuf>,
     /// Write the rows as JSON here.
     #[arg(long)]
     json_out: Option<PathBuf>,
@@ -323,7 +390,9 @@ pub struct RepairBenchArgs {
 
 fn run_repair(a: &RepairBenchArgs) -> Result<()> {
     use netrepair_experiments::corrupt::Corruption;
-    use netrepair_experiments::repair_bench::{markdown, repair_errors, RepairBenchOptions};
+    use netrepair_experiments::repair_bench::{
+        aprnn_table1, markdown, repair_errors, RepairBenchOptions,
+    };
     let dir = a
         .benchmarks
         .clone()
@@ -362,7 +431,7 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
     };
     let data_dir = netrepair_data::resolve_data_dir(a.data_dir.as_deref())?;
     let test = netrepair_data::load(netrepair_data::DatasetName::Mnist, &data_dir, "test")?;
-    let train = if a.anchors > 0 {
+    let train = if a.keep > 0 {
         Some(netrepair_data::load(
             netrepair_data::DatasetName::Mnist,
             &data_dir,
@@ -371,6 +440,93 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
     } else {
         None
     };
+    if a.delta_bound.is_nan() || a.delta_bound <= 0.0 {
+        bail!("--delta-bound must be positive, got {}", a.delta_bound);
+    }
+    let delta_bound = Some(a.delta_bound).filter(|b| b.is_finite());
+    let keep_of = |net: &netrepair_nn::Network| -> Result<netrepair_repair::LabelledSet> {
+        Ok(match &train {
+            Some(train) => netrepair_experiments::keep::draw_keep(net, train, a.keep, 0, 0)?.keep,
+            None => Default::default(),
+        })
+    };
+    let opts_for = |keep, corruption| RepairBenchOptions {
+        keep,
+        keep_objective: a.keep_objective,
+        delta_bound,
+        n: a.n,
+        layers: layers.clone(),
+        corruption,
+        lp_timeout: std::time::Duration::from_secs_f64(a.lp_timeout),
+        generalisation_n: 500,
+        seed: 0,
+        drop_flagged: a.drop_flagged,
+    };
+    let write_json = |rows: &[netrepair_experiments::repair_bench::RepairRow]| -> Result<()> {
+        if let Some(p) = &a.json_out {
+            std::fs::write(p, serde_json::to_string_pretty(rows)?)
+                .with_context(|| format!("cannot write {}", p.display()))?;
+        }
+        Ok(())
+    };
+    match a.protocol.as_str() {
+        "errors" => {}
+        "aprnn" => {
+            let fog =
+                netrepair_data::load(netrepair_data::DatasetName::Mnist, &data_dir, "fog-test")?;
+            let cases: Vec<(PathBuf, usize)> = if a.net.is_empty() {
+                vec![
+                    (dir.join("eran/mnist_relu_3_100.onnx"), 1),
+                    (dir.join("eran/mnist_relu_9_100.onnx"), 5),
+                    (dir.join("eran/mnist_relu_9_200.onnx"), 6),
+                ]
+            } else {
+                let l = layers.first().copied().unwrap_or(1);
+                a.net.iter().map(|p| (p.clone(), l)).collect()
+            };
+            let mut rows = Vec::new();
+            println!("{}", markdown(&[]).trim_end());
+            for (path, layer) in &cases {
+                let mut net = crate::util::load_net(path)?;
+                let mut name = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let last = net.nodes().len() - 1;
+                if a.drop_final_relu
+                    && matches!(net.nodes()[last].layer(), netrepair_nn::Layer::Relu)
+                {
+                    net = net.truncated(last)?;
+                    name.push_str(", final ReLU removed");
+                }
+                let opts = opts_for(keep_of(&net)?, None);
+                let (row, repaired) = aprnn_table1(&net, &name, &test, &fog, *layer, &opts)?;
+                if let Some(dir) = &a.save_dir {
+                    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                    let out = dir.join(format!("{stem}_repaired.onnx"));
+                    crate::util::check_not_input(&out, &[path.as_path()])?;
+                    netrepair_nn::save_onnx(&repaired, &out)
+                        .with_context(|| format!("cannot write {}", out.display()))?;
+                }
+                println!(
+                    "{}",
+                    markdown(std::slice::from_ref(&row))
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                );
+                rows.push(row);
+                write_json(&rows)?;
+            }
+            println!("\nAPRNN (seed 000, Table 1; Gurobi, 32 cores): 3x100 drawdown 1.28 pp, generalisation 31.53 pp, 5 s");
+            if let Some(p) = &a.markdown_out {
+                std::fs::write(p, markdown(&rows))
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+            }
+            return Ok(());
+        }
+        other => bail!("unknown --protocol '{other}' (errors, aprnn)"),
+    }
     let mut rows = Vec::new();
     println!("{}", markdown(&[]).trim_end());
     for path in &nets {
@@ -379,40 +535,14 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        // Anchors: the first correctly classified training images.
-        let anchors: Vec<Vec<f64>> = match &train {
-            Some(train) => {
-                let head =
-                    train.subset(&(0..(a.anchors * 2).min(train.len())).collect::<Vec<_>>())?;
-                let (x, y) = netrepair_experiments::training::tensors(&net, &head)?;
-                let pred = net.predict(&x)?;
-                (0..head.len())
-                    .filter(|&i| pred[i] == y[i])
-                    .take(a.anchors)
-                    .map(|i| head.sample(i).iter().map(|&v| f64::from(v)).collect())
-                    .collect()
-            }
-            None => Vec::new(),
-        };
+        let keep = keep_of(&net)?;
         for set in &sets {
-            let opts = RepairBenchOptions {
-                anchors: anchors.clone(),
-                n: a.n,
-                layers: layers.clone(),
-                corruption: *set,
-                lp_timeout: std::time::Duration::from_secs_f64(a.lp_timeout),
-                generalisation_n: 500,
-                seed: 0,
-                drop_flagged: a.drop_flagged,
-            };
+            let opts = opts_for(keep.clone(), *set);
             rows.extend(repair_errors(&net, &name, &test, &opts, |r| {
                 let t = markdown(std::slice::from_ref(r));
                 println!("{}", t.lines().last().unwrap_or_default());
             })?);
-            if let Some(p) = &a.json_out {
-                std::fs::write(p, serde_json::to_string_pretty(&rows)?)
-                    .with_context(|| format!("cannot write {}", p.display()))?;
-            }
+            write_json(&rows)?;
         }
     }
     if let Some(p) = &a.markdown_out {

@@ -12,8 +12,8 @@ use clap::Args;
 use netrepair_experiments::plot::{decision_boundaries, LabelledPoint, Panel};
 use netrepair_experiments::training::{accuracy, tensors, train_preset, Preset, TrainRequest};
 use netrepair_repair::{
-    affine_layers, Aprnn, GradientRepair, ItemStatus, LabelledSet, LpRepairOptions, Prepared,
-    Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem,
+    affine_layers, Aprnn, GradientRepair, ItemStatus, KeepSet, LabelledSet, LpRepairOptions,
+    Prepared, Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem,
 };
 use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
 use serde_json::json;
@@ -172,35 +172,58 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         2,
     )?;
     let ctx = RepairContext::default();
-    // Anchors: the correctly classified training points, whose outputs the LP keeps close.
-    let anchors: Vec<Vec<f64>> = (0..yt.len())
-        .filter(|&i| pred[i] == yt[i])
-        .map(|i| data.train.sample(i).iter().map(|&v| f64::from(v)).collect())
+    // The keep set: the correctly classified training points, each of which must keep its
+    // class (the LP holds it by a margin) and move its outputs as little as possible.
+    let correct_idx: Vec<usize> = (0..yt.len()).filter(|&i| pred[i] == yt[i]).collect();
+    let keep = LabelledSet {
+        inputs: correct_idx
+            .iter()
+            .map(|&i| data.train.sample(i).iter().map(|&v| f64::from(v)).collect())
+            .collect(),
+        labels: correct_idx.iter().map(|&i| yt[i] as usize).collect(),
+    };
+    let kept_problem = problem.clone().with_keep(KeepSet::points(keep.clone()));
+    let (kxp, klp) = (
+        a.out_dir.join("keep_inputs.npy"),
+        a.out_dir.join("keep_labels.npy"),
+    );
+    let kx: Vec<f32> = correct_idx
+        .iter()
+        .flat_map(|&i| data.train.sample(i).to_vec())
         .collect();
+    npy::write_f32(&kxp, &[correct_idx.len(), 2], &kx)?;
+    npy::write_i64(
+        &klp,
+        &[correct_idx.len()],
+        &correct_idx
+            .iter()
+            .map(|&i| i64::from(yt[i]))
+            .collect::<Vec<_>>(),
+    )?;
     let before_train = accuracy(&reloaded, &data.train)?;
     say(format!(
-        "6. APRNN repairs of the {} errors at each start layer, without and with anchors (the {} correct training points, whose outputs the LP keeps close); accuracy before: train {:.1}%, test {:.1}%:",
+        "6. APRNN repairs of the {} errors at each start layer, without and with the keep set (the {} correct training points, each held to its class); accuracy before: train {:.1}%, test {:.1}%:",
         wrong.len(),
-        anchors.len(),
+        keep.len(),
         100.0 * before_train,
         100.0 * reloaded_acc
     ));
     say(format!(
         "   {:<6} {:<8} {:<10} {:>8} {:>10} {:>10} {:>10} {:>8}",
-        "layer", "anchors", "result", "changed", "Linf", "train acc", "test acc", "time"
+        "layer", "keep", "result", "changed", "Linf", "train acc", "test acc", "time"
     ));
     let mut repaired: Option<(RepairOutcome, f64)> = None;
     for &layer in affine_layers(&reloaded).iter().rev() {
-        for keep in [false, true] {
+        for with_keep in [false, true] {
             let method = Aprnn {
                 lp: LpRepairOptions {
                     layer: Some(layer),
-                    ..LpRepairOptions::default()
+                    ..Aprnn::default().lp
                 },
-                anchors: if keep { anchors.clone() } else { Vec::new() },
                 ..Aprnn::default()
             };
-            let r = method.repair(&reloaded, &problem, &ctx)?;
+            let p = if with_keep { &kept_problem } else { &problem };
+            let r = method.repair(&reloaded, p, &ctx)?;
             let (tr, te) = (
                 accuracy(&r.network, &data.train)?,
                 accuracy(&r.network, &data.test)?,
@@ -208,7 +231,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             say(format!(
                 "   {:<6} {:<8} {:<10} {:>8} {:>10.3} {:>9.1}% {:>9.1}% {:>7.2}s",
                 r.layer,
-                if keep { "yes" } else { "no" },
+                if with_keep { "yes" } else { "no" },
                 if r.proved { "proved" } else { "no repair" },
                 r.param_delta.changed,
                 r.param_delta.linf,
@@ -239,12 +262,10 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         "   gradient repairs of the same errors from a {}-point correct set (no guarantee beyond the points):",
         correct.len()
     ));
-    for mut m in [
-        GradientRepair::irepair(1.0, correct.clone()),
-        GradientRepair::finetune(correct.clone()),
-    ] {
+    let small_keep = problem.clone().with_keep(KeepSet::points(correct.clone()));
+    for mut m in [GradientRepair::irepair(1.0), GradientRepair::finetune()] {
         m.options.lr = 1e-2;
-        let r = m.repair(&reloaded, &problem, &ctx)?;
+        let r = m.repair(&reloaded, &small_keep, &ctx)?;
         let steps = r.training.as_ref().map_or(0, |t| t.iterations);
         say(format!(
             "   {:<15} {:<10} {:>8} {:>10.3} {:>9.1}% {:>9.1}% {:>7.2}s  ({steps} steps)",
@@ -272,7 +293,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         accuracy(&after, &data.test)?,
     );
     say(format!(
-        "   kept the repair at '{}': every error fixed and re-checked in f64; {} parameters changed ({})",
+        "   kept the repair at '{}' (the proved one with the best training accuracy): every error fixed and re-checked in f64; {} parameters changed ({})",
         repaired.layer,
         repaired.param_delta.changed,
         repaired.param_delta.params.iter().map(|p| p.param.as_str()).collect::<Vec<_>>().join(", "),
@@ -297,10 +318,23 @@ pub fn run(a: &DemoArgs) -> Result<()> {
                 local_robustness(&c, radius, ye[i] as usize, 2)
             })
             .collect::<Result<Vec<_>>>()?;
-        let r = Prepared::default().repair(&after, &RepairProblem { items }, &ctx)?;
+        // Keep: the training points the repaired network gets right.
+        let (xt, _) = tensors(&after, &data.train)?;
+        let pt = after.predict(&xt)?;
+        let right: Vec<usize> = (0..yt.len()).filter(|&i| pt[i] == yt[i]).collect();
+        let keep_after = LabelledSet {
+            inputs: right
+                .iter()
+                .map(|&i| data.train.sample(i).iter().map(|&v| f64::from(v)).collect())
+                .collect(),
+            labels: right.iter().map(|&i| yt[i] as usize).collect(),
+        };
+        let problem = RepairProblem::new(items).with_keep(KeepSet::points(keep_after));
+        let r = Prepared::default().repair(&after, &problem, &ctx)?;
         say(format!(
-            "7. PREPARED: the boxes of radius {radius} around {} test errors must be classified correctly: {} ({:.2} s); test accuracy {:.1}% -> {:.1}%",
+            "7. PREPARED: the boxes of radius {radius} around {} test errors must be classified correctly, keeping the {} training points it gets right: {} ({:.2} s); test accuracy {:.1}% -> {:.1}%",
             boxes.len(),
+            problem.keep.points.len(),
             if r.proved { "proved by the verifier".to_string() } else { r.message.clone() },
             r.time_s,
             100.0 * acc_test,
@@ -351,10 +385,12 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         plot.display()
     ));
     say(format!(
-        "\nthe same from the command line: netrepair repair --net {} --method aprnn --layer auto --inputs {} --labels {} --out repaired.onnx --report report.json",
+        "\nthe same from the command line: netrepair repair --net {} --method aprnn --layer auto --inputs {} --labels {} --keep {} --keep-labels {} --out repaired.onnx --report report.json",
         net_path.display(),
         xp.display(),
-        lp.display()
+        lp.display(),
+        kxp.display(),
+        klp.display()
     ));
     if a.json {
         let v = json!({

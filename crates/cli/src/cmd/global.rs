@@ -217,9 +217,7 @@ pub fn reglo_problem(
         ..Reglo::default()
     };
     Ok((
-        RepairProblem {
-            items: vec![RepairItem::Global { name, property }],
-        },
+        RepairProblem::new(vec![RepairItem::Global { name, property }]),
         reglo,
     ))
 }

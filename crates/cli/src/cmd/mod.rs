@@ -10,6 +10,7 @@ pub mod eval;
 pub mod forward;
 pub mod global;
 pub mod inspect;
+pub mod keep;
 pub mod repair;
 pub mod train;
 pub mod verify;

@@ -14,10 +14,10 @@ use netrepair_lp::Method;
 use netrepair_nn::Network;
 use netrepair_nn::OptimizerKind;
 use netrepair_repair::{
-    affine_layers, resolve_layer, score_layers, Aprnn, CorrectLoss, GradientOptions,
+    affine_layers, best_layer, resolve_layer, score_layers, Aprnn, CorrectLoss, GradientOptions,
     GradientRepair, Heuristic, ItemStatus, LabelledSet, Locking, LpRepairOptions, Pft, Prepared,
     Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem, Requirement, SelectionInput,
-    DEFAULT_HEURISTIC,
+    APRNN_DELTA_BOUND, DEFAULT_HEURISTIC,
 };
 use netrepair_spec::read_vnnlib;
 use netrepair_verify::{CheckOptions, PgdOptions};
@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::cmd::global::{reglo_problem, GlobalArgs};
+use crate::cmd::keep::{self, Keep, KeepArgs, KeepSource};
 use crate::{npy, util};
 
 /// The repair methods of this command.
@@ -108,9 +109,13 @@ pub struct RepairArgs {
     #[arg(long, value_enum, default_value = "aprnn")]
     method: MethodName,
     /// Start layer: an index among the Linear/Conv layers (0 = first, -1 = last), a node name,
-    /// or "auto[=HEURISTIC]": for labelled points, try the layers in the order a layer-selection
-    /// heuristic scores them (see `netrepair analyze`) until one is proved; otherwise from the
-    /// last layer backwards.
+    /// "auto" or "auto=HEURISTIC". "auto" with a validation slice (drawn with the keep set
+    /// from --dataset/--keep-data) repairs at every layer, from the last backwards (each LP
+    /// limited to --lp-timeout, default 300 s), and keeps the proved one with the least
+    /// drawdown on the slice; every layer tried is reported. Without a slice, and with
+    /// "auto=HEURISTIC", the layers are tried in the order a layer-selection heuristic scores
+    /// them (see `netrepair analyze`) until one is proved (points), or from the last layer
+    /// backwards (properties).
     #[arg(long, default_value = "-1", allow_hyphen_values = true)]
     layer: String,
     #[command(flatten)]
@@ -124,18 +129,16 @@ pub struct RepairArgs {
     /// output bounds instead of "label".
     #[arg(long)]
     polytopes: Option<PathBuf>,
-    /// APRNN: inputs whose outputs should move as little as possible (NPY, like --inputs),
-    /// e.g. correctly classified samples; their activation patterns after the start layer
-    /// are held. Less drawdown, less freedom.
-    #[arg(long)]
-    keep: Option<PathBuf>,
+    #[command(flatten)]
+    keep: KeepArgs,
     /// Where to write the repaired network (ONNX; never over the input).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Where to write the report (JSON).
     #[arg(long)]
     report: Option<PathBuf>,
-    /// Bound on every parameter change's absolute value (default: none).
+    /// Bound on every parameter change's absolute value (default: 3 for APRNN, as its
+    /// reference implementation; none for PREPARED; "inf" for none).
     #[arg(long)]
     delta_bound: Option<f64>,
     /// LP methods: margin by which the LP enforces each requirement (default 1e-3). REGLO: the
@@ -148,9 +151,14 @@ pub struct RepairArgs {
     /// Solver threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// LP algorithm.
-    #[arg(long, value_enum, default_value = "choose")]
-    lp_method: LpAlgorithm,
+    /// LP algorithm (default: interior point for APRNN and REGLO, HiGHS's choice for PREPARED).
+    #[arg(long, value_enum)]
+    lp_method: Option<LpAlgorithm>,
+    /// APRNN: how the kept points' output changes enter the objective: joint (inside APRNN's
+    /// L-inf + L1/n with the repair points'), l1 / l1:WEIGHT (their mean absolute change,
+    /// weighted, outside the L-inf term), off (held by their class constraints only).
+    #[arg(long, default_value = "joint")]
+    keep_objective: netrepair_repair::KeepObjective,
     /// APRNN: split each property box this many times before taking its corners.
     #[arg(long, default_value_t = 0)]
     box_splits: usize,
@@ -160,15 +168,9 @@ pub struct RepairArgs {
     /// Time limit of the verifier for each property re-check, seconds.
     #[arg(long, default_value_t = 60.0)]
     verify_timeout: f64,
-    /// Gradient methods: the correct set's inputs (NPY, like --inputs): samples the network
-    /// gets right and should keep getting right.
-    #[arg(long, requires = "correct_labels")]
-    correct_inputs: Option<PathBuf>,
-    /// Their labels (NPY, integer).
-    #[arg(long, requires = "correct_inputs")]
-    correct_labels: Option<PathBuf>,
-    /// Gradient methods with --misclassified: also take this many correctly classified samples
-    /// of the same split (spread over the classes) as the correct set.
+    /// With --misclassified: also keep this many correctly classified samples of the same
+    /// split (spread over the classes); the gradient methods' correct set of seed 001's
+    /// protocol. They join the keep set.
     #[arg(long)]
     correct_size: Option<usize>,
     /// I-REPAIR: weight of the correct set's influence (0: plain fine-tuning).
@@ -369,7 +371,7 @@ pub fn labelled_npy(net: &Network, xp: &Path, lp: &Path) -> Result<(Vec<f64>, Ve
     Ok((batch.flatten_all()?.to_vec1()?, labels))
 }
 
-/// The repair items and the correct set (gradient methods).
+/// The repair items and the points --correct-size draws from the repair split.
 fn problem(a: &RepairArgs, net: &Network) -> Result<(RepairProblem, LabelledSet)> {
     let mut items = Vec::new();
     let mut correct = LabelledSet::default();
@@ -388,16 +390,6 @@ fn problem(a: &RepairArgs, net: &Network) -> Result<(RepairProblem, LabelledSet)
     } else if a.correct_size.is_some() {
         bail!("--correct-size draws the correct set from --misclassified's data set; give --correct-inputs/--correct-labels otherwise");
     }
-    if let (Some(xp), Some(lp)) = (&a.correct_inputs, &a.correct_labels) {
-        let (flat, labels) = labelled_npy(net, xp, lp)?;
-        let more = LabelledSet::from_flat(&flat, &labels, net.input_len())
-            .with_context(|| format!("correct set {}", xp.display()))?;
-        correct.inputs.extend(more.inputs);
-        correct.labels.extend(more.labels);
-    }
-    if !correct.is_empty() && !a.method.is_gradient() {
-        bail!("a correct set (--correct-inputs, --correct-size) is for --method irepair, finetune, random-lock or pft; APRNN takes --keep");
-    }
     for path in &a.spec {
         let property = read_vnnlib(path)
             .with_context(|| format!("cannot read property {}", path.display()))?;
@@ -415,22 +407,9 @@ fn problem(a: &RepairArgs, net: &Network) -> Result<(RepairProblem, LabelledSet)
     if items.is_empty() {
         bail!("nothing to repair: give --inputs/--labels, --misclassified, --spec or --polytopes");
     }
-    let problem = RepairProblem { items };
+    let problem = RepairProblem::new(items);
     problem.validate(net.input_len(), net.output_len())?;
     Ok((problem, correct))
-}
-
-fn anchors(a: &RepairArgs, net: &Network) -> Result<Vec<Vec<f64>>> {
-    let Some(path) = &a.keep else {
-        return Ok(Vec::new());
-    };
-    if a.method != MethodName::Aprnn {
-        bail!("--keep works with --method aprnn");
-    }
-    let x = npy::read_floats(path)?;
-    let batch = util::batch_for(net, &x.shape, x.data)?;
-    let flat: Vec<f64> = batch.flatten_all()?.to_vec1()?;
-    Ok(flat.chunks(net.input_len()).map(<[f64]>::to_vec).collect())
 }
 
 fn optimizer(name: OptimizerName) -> OptimizerKind {
@@ -442,7 +421,7 @@ fn optimizer(name: OptimizerName) -> OptimizerKind {
 }
 
 /// The gradient method the arguments name.
-fn gradient_method(a: &RepairArgs, correct: LabelledSet) -> Box<dyn Repair> {
+fn gradient_method(a: &RepairArgs) -> Box<dyn Repair> {
     if a.method == MethodName::Pft {
         let d = Pft::default();
         return Box::new(Pft {
@@ -450,7 +429,6 @@ fn gradient_method(a: &RepairArgs, correct: LabelledSet) -> Box<dyn Repair> {
             optimizer: a.optimizer.map_or(d.optimizer, optimizer),
             rounds: a.rounds,
             steps_per_round: a.steps_per_round,
-            correct,
             seed: a.seed,
             ..d
         });
@@ -464,10 +442,10 @@ fn gradient_method(a: &RepairArgs, correct: LabelledSet) -> Box<dyn Repair> {
                     CorrectLossName::CrossEntropy => CorrectLoss::CrossEntropy,
                 },
             },
-            ..GradientRepair::finetune(correct)
+            ..GradientRepair::finetune()
         },
-        MethodName::RandomLock => GradientRepair::random_lock(a.lock_prob, correct),
-        _ => GradientRepair::finetune(correct),
+        MethodName::RandomLock => GradientRepair::random_lock(a.lock_prob),
+        _ => GradientRepair::finetune(),
     };
     let d = GradientOptions::default();
     m.options = GradientOptions {
@@ -480,7 +458,18 @@ fn gradient_method(a: &RepairArgs, correct: LabelledSet) -> Box<dyn Repair> {
     Box::new(m)
 }
 
-fn method(a: &RepairArgs, layer: usize, anchors: &[Vec<f64>]) -> Result<Box<dyn Repair>> {
+/// The LP time limit `--layer auto` gives each layer it tries when --lp-timeout is not set.
+const AUTO_LAYER_LP_LIMIT_S: f64 = 300.0;
+
+fn method(a: &RepairArgs, layer: usize) -> Result<Box<dyn Repair>> {
+    method_with_limit(a, layer, a.lp_timeout)
+}
+
+fn method_with_limit(
+    a: &RepairArgs,
+    layer: usize,
+    lp_timeout: Option<f64>,
+) -> Result<Box<dyn Repair>> {
     let eps = a.eps.unwrap_or(1e-3);
     if !(eps >= 0.0 && eps.is_finite()) {
         bail!("--eps must be a non-negative number, got {eps}");
@@ -490,20 +479,30 @@ fn method(a: &RepairArgs, layer: usize, anchors: &[Vec<f64>]) -> Result<Box<dyn 
             bail!("--delta-bound must be positive, got {b}");
         }
     }
+    let delta_bound = match (a.delta_bound, a.method) {
+        (Some(b), _) if b.is_infinite() => None,
+        (Some(b), _) => Some(b),
+        (None, MethodName::Aprnn) => Some(APRNN_DELTA_BOUND),
+        (None, _) => None,
+    };
     let lp = LpRepairOptions {
         layer: Some(layer),
-        delta_bound: a.delta_bound,
+        delta_bound,
         eps,
-        time_limit: a.lp_timeout.map(Duration::from_secs_f64),
+        time_limit: lp_timeout.map(Duration::from_secs_f64),
         threads: a.threads.max(1),
-        method: lp_method(a.lp_method),
+        method: match (a.lp_method, a.method) {
+            (Some(m), _) => lp_method(m),
+            (None, MethodName::Aprnn) => Aprnn::default().lp.method,
+            (None, _) => LpRepairOptions::default().method,
+        },
         ..LpRepairOptions::default()
     };
     Ok(match a.method {
         MethodName::Aprnn => Box::new(Aprnn {
             lp,
             box_splits: a.box_splits,
-            anchors: anchors.to_vec(),
+            keep_objective: a.keep_objective,
             ..Aprnn::default()
         }),
         MethodName::Prepared => Box::new(Prepared {
@@ -645,6 +644,36 @@ fn print_summary(r: &RepairOutcome, affine: usize) {
     );
 }
 
+/// The keep set's lines of the summary.
+fn print_keep(r: &RepairOutcome, source: &KeepSource) {
+    let Some(k) = &r.keep else {
+        if source.source == "none" && r.method != "reglo" {
+            println!("keep set: none (nothing protects other inputs: give --dataset or --keep to keep correctly classified samples)");
+        }
+        return;
+    };
+    println!(
+        "keep set ({}{}): {} of {} kept points classified as labelled after the repair (before: {})",
+        source.source,
+        source
+            .dataset
+            .as_ref()
+            .map_or(String::new(), |d| format!(", {d}")),
+        k.correct_after,
+        k.points,
+        k.correct_before
+    );
+    if k.regions > 0 {
+        println!(
+            "  kept regions: {} of {} proved after the repair",
+            k.regions_proved, k.regions
+        );
+        for d in &k.regions_detail {
+            println!("    {d}");
+        }
+    }
+}
+
 pub fn run(a: &RepairArgs) -> Result<u8> {
     if let Some(out) = &a.out {
         util::check_not_input(out, &[a.net.as_path()])?;
@@ -664,11 +693,14 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         }
         let (p, mut r) =
             reglo_problem(&a.global, a.eps, &a.points, a.seed, a.verify_timeout, &net)?;
-        if a.lp_method != LpAlgorithm::Choose {
-            r.lp_method = lp_method(a.lp_method);
+        if let Some(m) = a.lp_method {
+            r.lp_method = lp_method(m);
         }
         r.lp_time_limit = a.lp_timeout.map(Duration::from_secs_f64);
         reglo = Some(r);
+        if a.keep.keep.is_some() {
+            bail!("--method reglo does not take a keep set (its own keep term samples the region: --keep-samples)");
+        }
         (p, LabelledSet::default())
     } else {
         if a.global.fairness || a.global.global_robustness {
@@ -676,11 +708,43 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         }
         problem(a, &net)?
     };
-    let keep = anchors(a, &net)?;
+    let Keep {
+        set: keep_set,
+        validation,
+        source: keep_source,
+    } = keep::build(
+        &a.keep,
+        &a.points,
+        &net,
+        correct,
+        reglo.is_none(),
+        &problem
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                RepairItem::Point { x, .. } => Some(x.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+    )?;
+    let problem = problem.with_keep(keep_set);
+    if reglo.is_none() {
+        problem.validate(net.input_len(), net.output_len())?;
+    }
+    if !problem.keep.regions.is_empty() && a.method == MethodName::Aprnn {
+        bail!("APRNN keeps points only; kept regions need --method prepared");
+    }
     let affine = affine_layers(&net);
     let mut selection = None;
+    // `--layer auto` with a validation slice and a point problem: try every layer, keep the
+    // proved one with the least drawdown on the slice.
+    let rank_layers =
+        a.layer == "auto" && !validation.is_empty() && !a.method.is_gradient() && reglo.is_none();
     let layers: Vec<usize> = if a.method.is_gradient() || reglo.is_some() {
         vec![0]
+    } else if rank_layers {
+        // From the output backwards: the cheap LPs first.
+        affine.iter().rev().copied().collect()
     } else if let Some(rest) = a.layer.strip_prefix("auto") {
         let name = match rest {
             "" => DEFAULT_HEURISTIC,
@@ -725,13 +789,31 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     };
     let mut best: Option<RepairOutcome> = None;
     let mut tried = Vec::new();
-    for &layer in &layers {
+    let mut ranking = None;
+    if rank_layers {
+        let limit = a.lp_timeout.or(Some(AUTO_LAYER_LP_LIMIT_S));
+        method_with_limit(a, affine[0], limit)?; // the options' errors, before any work
+        let (rank, outcome) = best_layer(
+            &net,
+            &problem,
+            &layers,
+            |node| method_with_limit(a, node, limit).expect("options checked"),
+            &validation,
+            &ctx,
+        )?;
+        for t in &rank.trials {
+            tried.push(json!({"layer": t.layer, "status": t.status, "efficacy": t.efficacy, "validation_accuracy": t.accuracy, "time_s": t.time_s}));
+        }
+        ranking = Some(rank);
+        best = Some(outcome);
+    }
+    for &layer in layers.iter().filter(|_| !rank_layers) {
         let m: Box<dyn Repair> = if let Some(r) = &reglo {
             Box::new(r.clone())
         } else if a.method.is_gradient() {
-            gradient_method(a, correct.clone())
+            gradient_method(a)
         } else {
-            method(a, layer, &keep)?
+            method(a, layer)?
         };
         pb.set_message(format!("{} at '{}'", m.name(), net.nodes()[layer].name()));
         let r = m.repair(&net, &problem, &ctx)?;
@@ -774,6 +856,10 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     if let Some(sel) = &selection {
         report["layer_selection"] = serde_json::to_value(sel)?;
     }
+    if let Some(rank) = &ranking {
+        report["layer_ranking"] = serde_json::to_value(rank)?;
+    }
+    report["keep_source"] = serde_json::to_value(&keep_source)?;
     if let Some(path) = &a.report {
         let tmp = tempfile::NamedTempFile::new_in(
             path.parent()
@@ -787,7 +873,26 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     if a.json {
         println!("{report}");
     } else {
+        if let Some(rank) = &ranking {
+            println!(
+                "--layer auto: every layer tried, ranked by proof, then accuracy on a validation slice of {} samples ({:.2}% before):",
+                validation.len(),
+                100.0 * rank.accuracy_before
+            );
+            for (i, t) in rank.trials.iter().enumerate() {
+                println!(
+                    "  {} {:<24} {:<12} repaired {:>5.1}%  validation {:>6.2}%  {:>7.2} s",
+                    if i == rank.best { "*" } else { " " },
+                    t.layer,
+                    format!("{:?}", t.status).to_lowercase(),
+                    100.0 * t.efficacy,
+                    100.0 * t.accuracy,
+                    t.time_s
+                );
+            }
+        }
         print_summary(&r, affine.len());
+        print_keep(&r, &keep_source);
         match (&wrote, &a.out) {
             (Some(p), _) => println!(
                 "wrote {} (its parameters re-read and identical to the re-checked network)",
