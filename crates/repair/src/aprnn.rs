@@ -92,7 +92,7 @@ impl Default for Aprnn {
             box_splits: 0,
             max_box_dims: 12,
             pattern_margin: 1e-6,
-            keep_objective: KeepObjective::Joint,
+            keep_objective: KeepObjective::Linf { weight: 1.0 },
             soften_keep: true,
             keep_violation_cost: 10.0,
             free_final_relu: true,

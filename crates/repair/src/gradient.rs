@@ -466,7 +466,7 @@ impl Repair for GradientRepair {
         }
         let o = &self.options;
         let mut notes = Vec::new();
-        let correct_before = count_correct(net, &correct)?;
+        let correct_before = count_correct(net, correct)?;
         if correct_before < correct.len() {
             notes.push(format!(
                 "{} of the {} correct-set samples are misclassified by the original network; they are trained on all the same",
@@ -615,7 +615,7 @@ impl Repair for GradientRepair {
 
         let rc = timed_recheck(net, &repaired, problem, ctx)?;
         let (items, ok, recheck_s, keep_report) = (rc.items, rc.ok, rc.seconds, rc.keep);
-        let correct_after = count_correct(&repaired, &correct)?;
+        let correct_after = count_correct(&repaired, correct)?;
         let proved = ok == items.len();
         let message = format!(
             "{ok} of {} points repaired (f64 forward pass) after {iterations} iterations{}; correct set: {correct_after} of {} right (before: {correct_before})",

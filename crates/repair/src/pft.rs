@@ -388,7 +388,7 @@ impl Repair for Pft {
             if correct_set.is_empty() {
                 return Ok(0);
             }
-            crate::gradient::count_correct(n, &correct_set)
+            crate::gradient::count_correct(n, correct_set)
         };
         let training = TrainingReport {
             locking: Locking::Nothing,

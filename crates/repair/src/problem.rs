@@ -437,7 +437,8 @@ impl RepairProblem {
     fn validate_keep(&self, inputs: usize, outputs: usize) -> Result<()> {
         let keep = &self.keep;
         keep.points.check_sizes(inputs, outputs, "keep set")?;
-        if !(keep.tau >= 0.0 && keep.tau.is_finite()) && !keep.points.is_empty() {
+        let tau_ok = keep.tau >= 0.0 && keep.tau.is_finite();
+        if !tau_ok && !keep.points.is_empty() {
             return Err(RepairError::Problem(format!(
                 "the keep margin cap (tau) must be a non-negative number, got {}",
                 keep.tau

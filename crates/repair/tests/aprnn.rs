@@ -353,6 +353,9 @@ fn kept_points_that_the_plain_repair_flips_keep_their_class() {
         .collect();
     keep = keep.subset(&keep_idx);
     let n = keep.len();
+    // At the middle layer the keep set and the repair fit together (at the last layer of this
+    // network they do not: the elastic fallback gives some kept points up).
+    #[allow(clippy::single_element_loop)]
     for layer in ["1"] {
         let plain = aprnn_at(&net, layer)
             .repair(&net, &problem, &RepairContext::default())

@@ -360,8 +360,9 @@ pub struct RepairBenchArgs {
     /// classes): each keeps its class, held by the LP.
     #[arg(long, default_value_t = 0)]
     keep: usize,
-    /// How the kept points' output changes enter APRNN's objective: off, joint, l1, l1:WEIGHT.
-    #[arg(long, default_value = "joint")]
+    /// How the kept points' output changes enter APRNN's objective: linf[:W], joint,
+    /// l1[:W], off.
+    #[arg(long, default_value = "linf:1")]
     keep_objective: netrepair_repair::KeepObjective,
     /// Bound on every parameter delta ("inf" for none).
     #[arg(long, default_value_t = netrepair_repair::APRNN_DELTA_BOUND)]

@@ -154,10 +154,11 @@ pub struct RepairArgs {
     /// LP algorithm (default: interior point for APRNN and REGLO, HiGHS's choice for PREPARED).
     #[arg(long, value_enum)]
     lp_method: Option<LpAlgorithm>,
-    /// APRNN: how the kept points' output changes enter the objective: joint (inside APRNN's
-    /// L-inf + L1/n with the repair points'), l1 / l1:WEIGHT (their mean absolute change,
-    /// weighted, outside the L-inf term), off (held by their class constraints only).
-    #[arg(long, default_value = "joint")]
+    /// APRNN: how the kept points' output changes enter the objective: linf:WEIGHT (their
+    /// largest change, weighted, a separate L-inf term; measured best), joint (inside APRNN's
+    /// L-inf + L1/n with the repair points'), l1:WEIGHT (their mean absolute change), off
+    /// (held by their class constraints only).
+    #[arg(long, default_value = "linf:1")]
     keep_objective: netrepair_repair::KeepObjective,
     /// APRNN: split each property box this many times before taking its corners.
     #[arg(long, default_value_t = 0)]
