@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` (main job) and `make test` (tests).
 CARGO ?= cargo
 
-.PHONY: setup demo test lint crosscheck bench-forward bench-repair bench-acas bench-irepair bench-informed bench-reglo
+.PHONY: setup demo test lint crosscheck bench-forward bench-repair bench-aprnn bench-acas bench-irepair bench-informed bench-reglo
 
 setup:
 	@bash scripts/setup.sh
@@ -27,6 +27,10 @@ bench-forward: setup
 # APRNN on 100 MNIST errors per layer (clean and corrupted repair sets); needs ../shared.
 bench-repair: setup
 	$(CARGO) run --release -p netrepair-cli -- bench repair --json-out docs/repair_mnist.json --markdown-out docs/repair_mnist.md
+
+# APRNN's own MNIST experiment (APRNN Table 1: ERAN 3x100/9x100/9x200, first 100 fog images as they come); needs ../shared.
+bench-aprnn: setup
+	$(CARGO) run --release -p netrepair-cli -- bench repair --protocol aprnn --lp-timeout 1200 --json-out docs/repair_aprnn_table1.json --markdown-out docs/repair_aprnn_table1.md
 
 # PREPARED on every violated ACAS Xu instance of props 2, 7, 8; needs ../shared.
 bench-acas: setup
