@@ -32,16 +32,7 @@ pub struct Scenario {
     pub validation: LabelledSet,
 }
 
-/// Samples of a data set as a labelled set.
-pub fn labelled(data: &Dataset, idx: &[usize]) -> LabelledSet {
-    LabelledSet {
-        inputs: idx
-            .iter()
-            .map(|&i| data.sample(i).iter().map(|&v| f64::from(v)).collect())
-            .collect(),
-        labels: idx.iter().map(|&i| data.labels[i] as usize).collect(),
-    }
-}
+pub use crate::keep::labelled;
 
 /// Indices of `data` the network gets wrong and right.
 pub fn errors(net: &Network, data: &Dataset) -> Result<(Vec<usize>, Vec<usize>)> {

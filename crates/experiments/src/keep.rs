@@ -22,7 +22,8 @@ pub struct Drawn {
     pub keep_indices: Vec<usize>,
 }
 
-fn rows(data: &Dataset, idx: &[usize]) -> LabelledSet {
+/// Samples of a data set as a labelled set.
+pub fn labelled(data: &Dataset, idx: &[usize]) -> LabelledSet {
     LabelledSet {
         inputs: idx
             .iter()
@@ -65,8 +66,8 @@ pub fn draw_keep(
         }
     }
     Ok(Drawn {
-        keep: rows(data, &kept),
-        validation: rows(data, &order[..nval]),
+        keep: labelled(data, &kept),
+        validation: labelled(data, &order[..nval]),
         keep_indices: kept,
     })
 }
@@ -120,7 +121,7 @@ pub fn nearest_correct(
             }
         }
     }
-    Ok(rows(data, &out))
+    Ok(labelled(data, &out))
 }
 
 #[cfg(test)]

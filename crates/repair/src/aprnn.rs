@@ -729,38 +729,30 @@ impl Repair for Aprnn {
         let (mut notes, flagged) = self.screen(&current, &groups, start)?;
         let end = net.nodes().len();
         let keeping = !problem.keep.points.is_empty();
-        let mut solved = self.pass(
-            &current,
-            problem,
-            &groups,
-            start,
-            end,
-            true,
-            KeepMode::Hard,
-            "repair LP".into(),
-            &mut lps,
-            &mut timings,
-            ctx,
-        )?;
-        // Kept points that cannot all be held: first let the LP give up as few of them as it
-        // can (elastic), then, if their activation patterns are what blocks, leave them out.
-        let fallbacks = [
+        // The kept points held (or none kept); when they cannot all be held, first let the LP
+        // give up as few of them as it can (elastic), then, if their activation patterns are
+        // what blocks, leave them out.
+        let attempts = [
+            (KeepMode::Hard, "repair LP", None),
             (
                 KeepMode::Elastic,
                 "repair LP, kept classes elastic",
-                "kept points cannot all keep their classes while the repair items are fixed at this layer: solved again with each kept point's class constraint elastic (violations penalised), so the LP gives up as few as it can",
+                Some("kept points cannot all keep their classes while the repair items are fixed at this layer: solved again with each kept point's class constraint elastic (violations penalised), so the LP gives up as few as it can"),
             ),
             (
                 KeepMode::Off,
                 "repair LP without the keep set",
-                "with their activation patterns held the kept points still block the repair at this layer: solved again without them",
+                Some("with their activation patterns held the kept points still block the repair at this layer: solved again without them"),
             ),
         ];
-        for (mode, purpose, why) in fallbacks {
-            if !(keeping && self.soften_keep && matches!(solved, Solved::Infeasible)) {
-                break;
+        let mut solved = Solved::Infeasible;
+        for (mode, purpose, why) in attempts {
+            if let Some(why) = why {
+                if !(keeping && self.soften_keep && matches!(solved, Solved::Infeasible)) {
+                    break;
+                }
+                notes.push(format!("the {} {why}", problem.keep.points.len()));
             }
-            notes.push(format!("the {} {why}", problem.keep.points.len()));
             solved = self.pass(
                 &current,
                 problem,

@@ -120,6 +120,31 @@ fn samples(b: &BoxRegion, n: usize, seed: u64) -> Vec<Vec<f64>> {
     out
 }
 
+/// One region per case of a property, with the requirements the network is closest to
+/// meeting on 32 samples of its box (seeded by `seed`).
+fn property_regions(
+    net: &Network,
+    property: &netrepair_spec::Property,
+    seed: u64,
+    kept: bool,
+) -> Result<Vec<Region>> {
+    property
+        .cases
+        .iter()
+        .map(|case| {
+            let ys = outputs(net, &samples(&case.input, 32, seed))?;
+            Ok(Region {
+                case_box: case.input.clone(),
+                region: case.input.clone(),
+                requirements: choose_requirements(case, &ys),
+                case: Some(case.clone()),
+                bounds: region_bounds(net, &case.input)?,
+                kept,
+            })
+        })
+        .collect()
+}
+
 impl Prepared {
     /// The regions of the keep set: each kept point (that the network gets right) keeps its
     /// class by its keep margin; each kept property is encoded like a repair property.
@@ -156,17 +181,7 @@ impl Prepared {
             });
         }
         for (k, r) in keep.regions.iter().enumerate() {
-            for case in &r.property.cases {
-                let ys = outputs(net, &samples(&case.input, 32, 1_000 + k as u64))?;
-                out.push(Region {
-                    case_box: case.input.clone(),
-                    region: case.input.clone(),
-                    requirements: choose_requirements(case, &ys),
-                    case: Some(case.clone()),
-                    bounds: region_bounds(net, &case.input)?,
-                    kept: true,
-                });
-            }
+            out.extend(property_regions(net, &r.property, 1_000 + k as u64, true)?);
         }
         Ok(out)
     }
@@ -216,17 +231,7 @@ impl Prepared {
                 }
                 RepairItem::Global { .. } => problem.refuse_global("prepared")?,
                 RepairItem::Property { property, .. } => {
-                    for case in &property.cases {
-                        let ys = outputs(net, &samples(&case.input, 32, item as u64))?;
-                        out.push(Region {
-                            case_box: case.input.clone(),
-                            region: case.input.clone(),
-                            requirements: choose_requirements(case, &ys),
-                            case: Some(case.clone()),
-                            bounds: region_bounds(net, &case.input)?,
-                            kept: false,
-                        });
-                    }
+                    out.extend(property_regions(net, property, item as u64, false)?);
                 }
             }
         }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{ensure, Context, Result};
 use clap::Args;
+use netrepair_experiments::keep::labelled;
 use netrepair_experiments::plot::{decision_boundaries, LabelledPoint, Panel};
 use netrepair_experiments::training::{accuracy, tensors, train_preset, Preset, TrainRequest};
 use netrepair_repair::{
@@ -175,13 +176,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
     // The keep set: the correctly classified training points, each of which must keep its
     // class (the LP holds it by a margin) and move its outputs as little as possible.
     let correct_idx: Vec<usize> = (0..yt.len()).filter(|&i| pred[i] == yt[i]).collect();
-    let keep = LabelledSet {
-        inputs: correct_idx
-            .iter()
-            .map(|&i| data.train.sample(i).iter().map(|&v| f64::from(v)).collect())
-            .collect(),
-        labels: correct_idx.iter().map(|&i| yt[i] as usize).collect(),
-    };
+    let keep = labelled(&data.train, &correct_idx);
     let kept_problem = problem.clone().with_keep(KeepSet::points(keep.clone()));
     let (kxp, klp) = (
         a.out_dir.join("keep_inputs.npy"),
@@ -322,13 +317,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         let (xt, _) = tensors(&after, &data.train)?;
         let pt = after.predict(&xt)?;
         let right: Vec<usize> = (0..yt.len()).filter(|&i| pt[i] == yt[i]).collect();
-        let keep_after = LabelledSet {
-            inputs: right
-                .iter()
-                .map(|&i| data.train.sample(i).iter().map(|&v| f64::from(v)).collect())
-                .collect(),
-            labels: right.iter().map(|&i| yt[i] as usize).collect(),
-        };
+        let keep_after = labelled(&data.train, &right);
         let problem = RepairProblem::new(items).with_keep(KeepSet::points(keep_after));
         let r = Prepared::default().repair(&after, &problem, &ctx)?;
         say(format!(
