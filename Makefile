@@ -46,6 +46,7 @@ bench-informed: setup
 
 # REGLO (seed 002): German credit age groups (Table 1), Adult (sex), MNIST per-class boxes; needs ../shared.
 bench-reglo: setup
+	$(CARGO) run --release -p netrepair-cli -- bench reglo --protocol paper --areas 30 --eval-points 1000 --out-dir docs
 	$(CARGO) run --release -p netrepair-cli -- bench reglo --dataset german --out-dir docs
 	$(CARGO) run --release -p netrepair-cli -- bench reglo --dataset adult --sensitive sex --at-epochs 3 --out-dir docs
 	$(CARGO) run --release -p netrepair-cli -- bench reglo --dataset mnist --eps 0.005 --eval-points 200 --out-dir docs

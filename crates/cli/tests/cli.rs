@@ -1039,6 +1039,18 @@ fn reglo_makes_a_network_fair_and_names_bad_input() {
         "--dataset",
     );
     fails_with(&with(&["--eps", "0.1"]), "--fairness");
+    fails_with(
+        &with(&[
+            "--fairness",
+            "--sensitive",
+            "1",
+            "--eps",
+            "0.1",
+            "--reglo-objective",
+            "fast",
+        ]),
+        "objective",
+    );
     fails_with(&with(&["--global-robustness", "--eps", "0.1"]), "--delta");
     fails_with(
         &with(&["--global-robustness", "--delta", "-1", "--eps", "0.1"]),
@@ -1068,4 +1080,27 @@ fn reglo_makes_a_network_fair_and_names_bad_input() {
     );
     fails_with(&o, "empty");
     assert!(!d.join("x.onnx").exists());
+    // A region that pins the sensitive feature leaves nothing to be fair about.
+    write_f32(&d.join("pin.npy"), &[3], &[-1.0, 0.5, -1.0]);
+    write_f32(&d.join("pin_hi.npy"), &[3], &[1.0, 0.5, 1.0]);
+    let o = run(
+        &[
+            "repair",
+            "--net",
+            "net.onnx",
+            "--method",
+            "reglo",
+            "--input-lower",
+            "pin.npy",
+            "--input-upper",
+            "pin_hi.npy",
+            "--fairness",
+            "--sensitive",
+            "1",
+            "--eps",
+            "0.1",
+        ],
+        d,
+    );
+    fails_with(&o, "nothing can change");
 }

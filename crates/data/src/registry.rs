@@ -57,7 +57,7 @@ impl DatasetName {
                 "001-test",
             ],
             Self::Cifar10 => &["train", "test", "eran-test"],
-            Self::German => &["all", "train", "test"],
+            Self::German => &["all", "train", "test", "reglo-train", "reglo-test"],
             Self::Adult => &["train", "test"],
         }
     }
@@ -97,8 +97,9 @@ pub fn resolve_data_dir(given: Option<&Path>) -> Result<PathBuf> {
 ///   `mnist-fog/`, same order and labels); `001-*` seed 001's 45k / 5k / 5k / 5k split of the 60k training images
 ///   (train, validation, repair pool, held-out test), shuffled with [`SPLIT_SEED`].
 /// - CIFAR-10 `train` / `test` are the JPEG folders; `eran-test` the lossless ERAN CSV.
-/// - German: `all` 1000 rows, `train` / `test` a seeded 80 / 20 split; features scaled to
-///   [0, 1] with the ranges of all 1000 rows.
+/// - German: `all` 1000 rows, `train` / `test` a seeded 80 / 20 split, `reglo-train` /
+///   `reglo-test` the first 700 / last 300 rows in file order (the public REGLO code's split);
+///   features scaled to [0, 1] with the ranges of all 1000 rows.
 /// - Adult: official train / test, features scaled to [0, 1] with the training ranges.
 pub fn load(name: DatasetName, dir: &Path, split: &str) -> Result<Dataset> {
     if !name.splits().contains(&split) {
@@ -149,6 +150,17 @@ pub fn load(name: DatasetName, dir: &Path, split: &str) -> Result<Dataset> {
             all.scale_min_max(&ranges)?;
             if s == "all" {
                 return Ok(all);
+            }
+            if let Some(part) = s.strip_prefix("reglo-") {
+                let n = all.len().min(700);
+                let idx: Vec<usize> = if part == "train" {
+                    (0..n).collect()
+                } else {
+                    (n..all.len()).collect()
+                };
+                let mut d = all.subset(&idx)?;
+                d.name = format!("german-{s}");
+                return Ok(d);
             }
             let parts = split_fractions(all.len(), &[0.8, 0.2], SPLIT_SEED)?;
             let mut d = all.subset(&parts[usize::from(s == "test")])?;

@@ -70,7 +70,9 @@ pub use problem::{
     Requirement, DEFAULT_KEEP_TAU,
 };
 pub use recheck::{keep_report, recheck};
-pub use reglo::{GlobalReport, Reglo, RegloIteration, WeightNorm};
+pub use reglo::{
+    decision_keep_set, GlobalReport, Reglo, RegloIteration, RegloObjective, WeightNorm,
+};
 pub use select::{
     accuracy, best_layer, brute_force, score_layers, BruteForce, Heuristic, LayerScores,
     LayerTrial, SelectionInput, DEFAULT_HEURISTIC,

@@ -4,11 +4,12 @@
 
 mod common;
 
+use candle_core::{Device, Tensor};
 use common::out;
 use netrepair_nn::{mlp, Activation, Network};
 use netrepair_repair::{
-    param_changes, recheck, Aprnn, ItemStatus, Reglo, Repair, RepairContext, RepairItem,
-    RepairProblem, RepairStatus,
+    decision_keep_set, param_changes, recheck, Aprnn, ItemStatus, Reglo, RegloObjective, Repair,
+    RepairContext, RepairItem, RepairProblem, RepairStatus,
 };
 use netrepair_spec::{BoxRegion, GlobalProperty, Perturbation};
 use netrepair_verify::{pgd_variation, Chain, VariationAttack};
@@ -68,7 +69,12 @@ fn sampled_variation(net: &Network, p: &GlobalProperty, area: &BoxRegion, n: usi
 fn repaired_areas_hold_and_the_attack_weakens() {
     let net = mlp(&[4, 16, 16, 2], Activation::Relu, 3).unwrap();
     let p = fairness(4, 0, 0.05);
-    let o = small()
+    // The paper's LP: the smallest change of the last weight, nothing else.
+    let reglo = Reglo {
+        objective: RegloObjective::MinChange,
+        ..small()
+    };
+    let o = reglo
         .repair(&net, &problem(&p), &RepairContext::default())
         .unwrap();
     let g = &o.global[0];
@@ -139,6 +145,170 @@ fn global_robustness_areas_are_sound_under_sampling() {
     if o.proved {
         assert!(sampled_variation(&o.network, &p, &p.region, 3000) <= p.eps);
     }
+}
+
+/// x in [0, 1]^2 -> h = relu(x) (= x there) -> z = (2 h0 + h1 + 0.5, -h0): changing x0 over
+/// [0, 1] moves z0 by up to 2 and z1 by up to 1, so VB = 2 exactly.
+fn hand_net() -> Network {
+    use netrepair_nn::{Layer, Linear, NetworkBuilder};
+    let t = |v: Vec<f64>, d: &[usize]| Tensor::from_vec(v, d, &Device::Cpu).unwrap();
+    let mut b = NetworkBuilder::new(vec![2]);
+    let fc1 = Linear::new(
+        "fc1",
+        t(vec![1.0, 0.0, 0.0, 1.0], &[2, 2]),
+        t(vec![0.0; 2], &[2]),
+    );
+    b.push("fc1", Layer::Linear(fc1.unwrap())).unwrap();
+    b.push("relu1", Layer::Relu).unwrap();
+    let fc2 = Linear::new(
+        "fc2",
+        t(vec![2.0, 1.0, -1.0, 0.0], &[2, 2]),
+        t(vec![0.5, 0.0], &[2]),
+    );
+    b.push("fc2", Layer::Linear(fc2.unwrap())).unwrap();
+    b.build().unwrap()
+}
+
+#[test]
+fn a_rescaling_alone_is_proved_on_a_hand_network() {
+    let net = hand_net();
+    let region = BoxRegion::new(vec![0.0, 0.0], vec![1.0, 1.0]).unwrap();
+    let p =
+        GlobalProperty::new(region, Perturbation::Sensitive { features: vec![0] }, 0.1).unwrap();
+    // A weight change priced out: the answer is lambda = eps (1 - margin) / VB = 0.095 / 2.
+    let reglo = Reglo {
+        objective: RegloObjective::Scale { kappa: 1e6 },
+        ..small()
+    };
+    let xs = netrepair_verify::uniform_points(&p.region, 300, 4);
+    let keep = decision_keep_set(&net, xs.clone()).unwrap();
+    let o = reglo
+        .repair(
+            &net,
+            &problem(&p).with_keep(keep),
+            &RepairContext::default(),
+        )
+        .unwrap();
+    let g = &o.global[0];
+    assert!(o.proved, "{}", o.message);
+    assert!((g.vb_before - 2.0).abs() < 1e-9, "{g:?}");
+    let lambda = 0.1 * 0.95 / 2.0;
+    assert!((g.lambda - lambda).abs() < 1e-6, "{g:?}");
+    assert!((g.lambda_only - lambda).abs() < 1e-9, "{g:?}");
+    assert_eq!(g.relative_change, 0.0, "{g:?}");
+    assert!(o.message.contains("only rescaled"), "{}", o.message);
+    // The new last layer is lambda times the old one, bias included (f32-rounded).
+    for (x, want) in [(&[0.3, 0.9][..], [0.6 + 0.9 + 0.5, -0.3])] {
+        let y = out(&o.network, x);
+        for (a, b) in y.iter().zip(want) {
+            assert!((a - lambda * b).abs() < 1e-6, "{y:?}");
+        }
+    }
+    // Every decision on every sampled input is the original one.
+    let k = o.keep.as_ref().unwrap();
+    assert_eq!((k.correct_before, k.correct_after), (300, 300));
+    for x in netrepair_verify::uniform_points(&p.region, 500, 8) {
+        let (a, b) = (out(&net, &x), out(&o.network, &x));
+        assert_eq!(a[0] > a[1], b[0] > b[1], "{x:?}");
+    }
+    assert!(sampled_variation(&o.network, &p, &p.region, 3000) <= p.eps);
+}
+
+#[test]
+fn the_scale_aware_repair_keeps_decisions_and_proves_the_whole_region() {
+    let net = mlp(&[4, 16, 16, 2], Activation::Relu, 3).unwrap();
+    let p = fairness(4, 0, 0.05);
+    let xs = netrepair_verify::uniform_points(&p.region, 200, 21);
+    let keep = decision_keep_set(&net, xs.clone()).unwrap();
+    // A cheap weight change: the LP is free to turn the weight, within the kept decisions.
+    let reglo = Reglo {
+        objective: RegloObjective::Scale { kappa: 0.1 },
+        ..small()
+    };
+    let o = reglo
+        .repair(
+            &net,
+            &problem(&p).with_keep(keep),
+            &RepairContext::default(),
+        )
+        .unwrap();
+    let g = &o.global[0];
+    assert!(o.proved && g.proved, "{}: {g:?}", o.message);
+    assert!(g.vb_after <= p.eps, "{g:?}");
+    assert_eq!(g.pgd_r_after, 0.0, "{g:?}");
+    // Every kept decision holds, with the margin the LP asked for.
+    let k = o.keep.as_ref().unwrap();
+    assert_eq!(k.correct_after, k.points, "{k:?}");
+    for x in &xs {
+        let (a, b) = (out(&net, x), out(&o.network, x));
+        assert_eq!(a[0] > a[1], b[0] > b[1], "{x:?}");
+    }
+    // The global proof: a many-start attack and 3000 random pairs find nothing above eps.
+    let chain = Chain::new(&o.network).unwrap();
+    let pts = netrepair_verify::uniform_points(&p.region, 400, 78);
+    let attack = VariationAttack {
+        restarts: 6,
+        steps: 40,
+        seed: 5,
+    };
+    assert!(pgd_variation(&chain, &p, &pts, &attack).pgd_b <= p.eps);
+    assert!(sampled_variation(&o.network, &p, &p.region, 3000) <= p.eps);
+    // Only the last layer moved.
+    let last = net.nodes().last().unwrap().name().to_string();
+    assert!(param_changes(&net, &o.network)
+        .unwrap()
+        .iter()
+        .all(|c| c.node == last));
+}
+
+#[test]
+fn bad_properties_and_settings_are_refused_by_name() {
+    let unit = || BoxRegion::new(vec![0.0; 3], vec![1.0; 3]).unwrap();
+    let sens = || Perturbation::Sensitive { features: vec![0] };
+    let e = GlobalProperty::new(unit(), sens(), 0.0)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("eps"), "{e}");
+    let e = BoxRegion::new(vec![0.0, 1.0, 0.0], vec![1.0, 0.5, 1.0])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("empty") || e.contains("lower"), "{e}");
+    let pinned = BoxRegion::new(vec![0.5, 0.0, 0.0], vec![0.5, 1.0, 1.0]).unwrap();
+    let e = GlobalProperty::new(pinned, sens(), 0.1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nothing can change"), "{e}");
+    let relu = mlp(&[3, 8, 2], Activation::Relu, 0).unwrap();
+    let p = fairness(3, 0, 0.1);
+    for (reglo, word) in [
+        (
+            Reglo {
+                keep_tau: 1.5,
+                ..small()
+            },
+            "keep tau",
+        ),
+        (
+            Reglo {
+                objective: RegloObjective::Scale { kappa: -1.0 },
+                ..small()
+            },
+            "kappa",
+        ),
+    ] {
+        let e = reglo
+            .repair(&relu, &problem(&p), &RepairContext::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(word), "{e}");
+    }
+    for bad in ["scale:-2", "scale:x", "lp"] {
+        assert!(bad.parse::<RegloObjective>().is_err(), "{bad}");
+    }
+    assert_eq!(
+        "scale:3".parse::<RegloObjective>().unwrap(),
+        RegloObjective::Scale { kappa: 3.0 }
+    );
 }
 
 #[test]

@@ -27,6 +27,62 @@ pub enum Perturbation {
     },
 }
 
+/// What `eps` bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputMeasure {
+    /// The raw outputs (logits): seed 002's setting. Not scale-free: shrinking the last layer
+    /// shrinks every change without changing one decision.
+    #[default]
+    Logits,
+    /// The softmax probabilities, bounded soundly through the logit differences:
+    /// `||p(x') - p(x)||_inf <= max_{a,b} |dz_a - dz_b| / 4` (each `p_i` changes at rate
+    /// `p_i sum_j p_j (v_i - v_j)`, at most `range(v) / 4`). A fixed scale: eps 0.01 means
+    /// "no probability moves by more than one point".
+    Probabilities,
+}
+
+impl std::str::FromStr for OutputMeasure {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "logits" => Ok(Self::Logits),
+            "probabilities" | "probs" | "softmax" => Ok(Self::Probabilities),
+            other => Err(SpecError::Mismatch(format!(
+                "unknown output measure '{other}' (logits, probabilities)"
+            ))),
+        }
+    }
+}
+
+impl OutputMeasure {
+    /// The rows the variation is bounded on, as combinations of the outputs: each output
+    /// (logits), or each difference `z_a - z_b`, `a < b` (probabilities).
+    pub fn rows(self, outputs: usize) -> Vec<Vec<(usize, f64)>> {
+        match self {
+            Self::Logits => (0..outputs).map(|o| vec![(o, 1.0)]).collect(),
+            Self::Probabilities => (0..outputs)
+                .flat_map(|a| ((a + 1)..outputs).map(move |b| vec![(a, 1.0), (b, -1.0)]))
+                .collect(),
+        }
+    }
+
+    /// What a bound on the rows' change is multiplied by to bound the measure's change.
+    pub fn factor(self) -> f64 {
+        match self {
+            Self::Logits => 1.0,
+            Self::Probabilities => 0.25,
+        }
+    }
+
+    /// "logits" or "probabilities".
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Logits => "logits",
+            Self::Probabilities => "probabilities",
+        }
+    }
+}
+
 /// A global robustness (or individual fairness) property.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GlobalProperty {
@@ -34,8 +90,10 @@ pub struct GlobalProperty {
     pub region: BoxRegion,
     /// `Omega`.
     pub perturbation: Perturbation,
-    /// Largest allowed L-inf change of the output.
+    /// Largest allowed L-inf change of the output, in [`measure`](Self::measure)'s units.
     pub eps: f64,
+    /// What eps bounds (logits unless set).
+    pub measure: OutputMeasure,
 }
 
 impl GlobalProperty {
@@ -80,7 +138,14 @@ impl GlobalProperty {
             region,
             perturbation,
             eps,
+            measure: OutputMeasure::Logits,
         })
+    }
+
+    /// The same property with eps on `measure`.
+    pub fn with_measure(mut self, measure: OutputMeasure) -> Self {
+        self.measure = measure;
+        self
     }
 
     /// Number of input features.
@@ -297,6 +362,34 @@ mod tests {
         assert_eq!(twin.upper, vec![1.1, 1.1]);
         assert!((p.diameter() - 0.2).abs() < 1e-12);
         assert_eq!(p.free_dims(), vec![0, 1]);
+    }
+
+    #[test]
+    fn probability_rows_are_the_logit_differences() {
+        assert_eq!(
+            OutputMeasure::Logits.rows(2),
+            vec![vec![(0, 1.0)], vec![(1, 1.0)]]
+        );
+        assert_eq!(
+            OutputMeasure::Probabilities.rows(3),
+            vec![
+                vec![(0, 1.0), (1, -1.0)],
+                vec![(0, 1.0), (2, -1.0)],
+                vec![(1, 1.0), (2, -1.0)]
+            ]
+        );
+        assert_eq!(OutputMeasure::Probabilities.factor(), 0.25);
+        assert_eq!(
+            "probabilities".parse::<OutputMeasure>().unwrap(),
+            OutputMeasure::Probabilities
+        );
+        assert!("odds".parse::<OutputMeasure>().is_err());
+        let p = GlobalProperty::new(unit(2), Perturbation::Linf { delta: 0.1 }, 0.5).unwrap();
+        assert_eq!(p.measure, OutputMeasure::Logits);
+        assert_eq!(
+            p.with_measure(OutputMeasure::Probabilities).measure,
+            OutputMeasure::Probabilities
+        );
     }
 
     #[test]

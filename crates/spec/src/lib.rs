@@ -24,6 +24,6 @@ mod sexpr;
 mod vnnlib;
 
 pub use error::{Result, SpecError};
-pub use global::{GlobalProperty, Perturbation};
+pub use global::{GlobalProperty, OutputMeasure, Perturbation};
 pub use property::{BoxRegion, Case, LinearConstraint, Polytope, Property};
 pub use vnnlib::{parse_vnnlib, read_vnnlib};

@@ -23,7 +23,7 @@
 use std::time::{Duration, Instant};
 
 use netrepair_nn::{Layer, Network};
-use netrepair_spec::{BoxRegion, GlobalProperty};
+use netrepair_spec::{BoxRegion, GlobalProperty, OutputMeasure};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
@@ -153,6 +153,39 @@ impl Chain {
             Some(Step::Affine { w, .. }) => w,
             _ => unreachable!("checked in new"),
         }
+    }
+
+    /// The last affine step's bias (`outputs`).
+    pub fn last_bias(&self) -> &[f64] {
+        match self.steps.last() {
+            Some(Step::Affine { b, .. }) => b,
+            _ => unreachable!("checked in new"),
+        }
+    }
+
+    /// The chain whose outputs are the rows the property's measure bounds
+    /// ([`OutputMeasure::rows`]): itself for logits, the logit differences for probabilities.
+    pub fn measured(&self, prop: &GlobalProperty) -> Self {
+        let mut c = self.clone();
+        if prop.measure == OutputMeasure::Logits {
+            return c;
+        }
+        if let Some(Step::Affine { w, b, rows, cols }) = c.steps.last_mut() {
+            let spec = prop.measure.rows(*rows);
+            let mut w2 = Vec::with_capacity(spec.len() * *cols);
+            let mut b2 = Vec::with_capacity(spec.len());
+            for r in &spec {
+                b2.push(r.iter().map(|&(o, f)| f * b[o]).sum());
+                for j in 0..*cols {
+                    w2.push(r.iter().map(|&(o, f)| f * w[o * *cols + j]).sum());
+                }
+            }
+            *w = w2;
+            *b = b2;
+            *rows = spec.len();
+            *c.widths.last_mut().expect("widths") = spec.len();
+        }
+        c
     }
 
     /// The same chain with the last affine step's weight replaced (`outputs x hidden`).
@@ -712,7 +745,8 @@ pub fn property_twin_pieces(
         .collect()
 }
 
-/// Sound bound of the output variation over an area: the largest over its twin pieces.
+/// Sound bound of the output variation over an area (in the property's measure): the largest
+/// over its twin pieces.
 pub fn area_variation(
     net: &Network,
     chain: &Chain,
@@ -720,10 +754,12 @@ pub fn area_variation(
     area: &BoxRegion,
     pieces: usize,
 ) -> Result<f64> {
-    Ok(property_twin_pieces(net, chain, prop, area, pieces)?
-        .iter()
-        .map(|(_, tb)| tb.variation())
-        .fold(0.0, f64::max))
+    let measured = chain.measured(prop);
+    Ok(prop.measure.factor()
+        * property_twin_pieces(net, &measured, prop, area, pieces)?
+            .iter()
+            .map(|(_, tb)| tb.variation())
+            .fold(0.0, f64::max))
 }
 
 /// Settings of [`variation_bound`].
@@ -864,24 +900,36 @@ pub fn pgd_variation(
     opts: &VariationAttack,
 ) -> VariationReport {
     let free = prop.free_dims();
-    let outputs = chain.output_len();
+    // Ascent on the measure's rows; the value of a pair is the measure itself (for
+    // probabilities the softmax change, a lower bound of the true variation like any attack).
+    let measured = chain.measured(prop);
+    let probs = prop.measure == OutputMeasure::Probabilities;
+    let outputs = measured.output_len();
     let results: Vec<(f64, Vec<f64>)> = points
         .par_iter()
         .enumerate()
         .map(|(p, x)| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed ^ (p as u64) << 20);
             let y0 = chain.forward(x);
+            let p0 = if probs { softmax(&y0) } else { Vec::new() };
             let dx = prop.dx_box(&BoxRegion {
                 lower: x.clone(),
                 upper: x.clone(),
             });
             let mut best = (0.0, x.clone());
             let consider = |x2: &[f64], y2: &[f64], best: &mut (f64, Vec<f64>)| {
-                let v = y2
-                    .iter()
-                    .zip(&y0)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0, f64::max);
+                let v = if probs {
+                    let p2 = softmax(&chain.forward(x2));
+                    p2.iter()
+                        .zip(&p0)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f64::max)
+                } else {
+                    y2.iter()
+                        .zip(&y0)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f64::max)
+                };
                 if v > best.0 {
                     *best = (v, x2.to_vec());
                 }
@@ -908,7 +956,7 @@ pub fn pgd_variation(
                     for sign in [1.0, -1.0] {
                         let mut x2 = start.clone();
                         for step in 0..opts.steps {
-                            let (y2, g) = chain.gradient(&x2, o);
+                            let (y2, g) = measured.gradient(&x2, o);
                             consider(&x2, &y2, &mut best);
                             let frac = 0.25 * (1.0 - 0.9 * step as f64 / opts.steps as f64);
                             for &f in &free {
@@ -916,7 +964,7 @@ pub fn pgd_variation(
                             }
                             prop.project(x, &mut x2);
                         }
-                        let y2 = chain.forward(&x2);
+                        let y2 = measured.forward(&x2);
                         consider(&x2, &y2, &mut best);
                     }
                 }
@@ -939,15 +987,30 @@ pub fn pgd_variation(
     }
 }
 
+/// Softmax of logits, shifted by their maximum.
+fn softmax(z: &[f64]) -> Vec<f64> {
+    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}
+
 /// The L-inf operator norm of the Jacobian at `x` over the perturbable features:
-/// `max_o sum_k |df_o/dx_k|`. A counterexample pair needs a point between them where this
+/// `max_o sum_k |df_o/dx_k|` (of the measure's rows, times its factor). A counterexample pair needs a point between them where this
 /// exceeds `eps / diameter(Omega)` (seed 002, Theorem 1).
 pub fn jacobian_norm(chain: &Chain, prop: &GlobalProperty, x: &[f64]) -> f64 {
-    chain
-        .jacobian(x, &prop.free_dims())
-        .iter()
-        .map(|row| row.iter().map(|v| v.abs()).sum::<f64>())
-        .fold(0.0, f64::max)
+    let measured;
+    let c = if prop.measure == OutputMeasure::Logits {
+        chain
+    } else {
+        measured = chain.measured(prop);
+        &measured
+    };
+    prop.measure.factor()
+        * c.jacobian(x, &prop.free_dims())
+            .iter()
+            .map(|row| row.iter().map(|v| v.abs()).sum::<f64>())
+            .fold(0.0, f64::max)
 }
 
 /// `n` points drawn uniformly from a box.

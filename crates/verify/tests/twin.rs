@@ -191,3 +191,52 @@ fn non_chain_networks_are_refused_by_name() {
         "{err}"
     );
 }
+
+fn softmax(z: &[f64]) -> Vec<f64> {
+    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}
+
+#[test]
+fn probability_vb_bounds_sampled_softmax_changes_and_the_attack() {
+    for seed in 0..4 {
+        // Three classes: the measure's rows are the three logit differences.
+        let net = mlp(&[4, 16, 12, 3], Activation::Relu, seed).unwrap();
+        let chain = Chain::new(&net).unwrap();
+        let mut rng = Rng64::seed_from_u64(seed + 40);
+        for prop in props(4, &mut rng) {
+            let p = prop
+                .clone()
+                .with_measure(netrepair_spec::OutputMeasure::Probabilities);
+            let vb = variation_bound(&net, &chain, &p, &p.region, &SplitOptions::default())
+                .unwrap()
+                .vb;
+            let dx_box = p.dx_box(&p.region);
+            let mut worst: f64 = 0.0;
+            for _ in 0..500 {
+                let x: Vec<f64> = (0..4)
+                    .map(|j| rng.random_range(p.region.lower[j]..=p.region.upper[j]))
+                    .collect();
+                let mut x2 = x.clone();
+                for &f in &p.free_dims() {
+                    x2[f] = x[f] + rng.random_range(dx_box.lower[f]..=dx_box.upper[f]);
+                }
+                p.project(&x, &mut x2);
+                let (a, b) = (softmax(&forward(&net, &x)), softmax(&forward(&net, &x2)));
+                for (u, v) in a.iter().zip(&b) {
+                    worst = worst.max((u - v).abs());
+                }
+            }
+            assert!(
+                worst <= vb + 1e-12,
+                "seed {seed}: sampled {worst} > VB {vb}"
+            );
+            let pts = netrepair_verify::uniform_points(&p.region, 50, seed);
+            let rep = pgd_variation(&chain, &p, &pts, &VariationAttack::default());
+            assert!(rep.pgd_b <= vb + 1e-12, "attack {} > VB {vb}", rep.pgd_b);
+            assert!(rep.pgd_b > 0.0 && rep.pgd_b <= 1.0);
+        }
+    }
+}

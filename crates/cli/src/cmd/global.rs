@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use netrepair_data::{load, resolve_data_dir, Dataset, DatasetName};
 use netrepair_nn::Network;
-use netrepair_repair::{Reglo, RepairItem, RepairProblem, WeightNorm};
+use netrepair_repair::{decision_keep_set, Reglo, RepairItem, RepairProblem, WeightNorm};
 use netrepair_spec::{BoxRegion, GlobalProperty, Perturbation};
 use netrepair_verify::{SplitOptions, VariationAttack};
 
@@ -37,6 +37,11 @@ pub struct GlobalArgs {
     /// REGLO: norm-bounded global robustness: every input may move by up to --delta (L-inf).
     #[arg(long)]
     pub global_robustness: bool,
+    /// REGLO: what --eps bounds: `logits` (the paper's setting; met by shrinking the logits)
+    /// or `probabilities` (the softmax outputs; a fixed scale, proved through the logit
+    /// differences: |dp| <= |dz_a - dz_b| / 4).
+    #[arg(long, default_value = "logits")]
+    pub eps_on: String,
     /// REGLO: the L-inf radius of --global-robustness.
     #[arg(long, allow_hyphen_values = true)]
     pub delta: Option<f64>,
@@ -46,7 +51,20 @@ pub struct GlobalArgs {
     /// REGLO: upper corner of the region X (NPY).
     #[arg(long, requires = "input_lower")]
     pub input_upper: Option<PathBuf>,
-    /// REGLO: norm of the last-layer weight change.
+    /// REGLO: what the LP optimises: `scale` (default: the new last layer is
+    /// lambda x original + a change; maximise lambda minus kappa times the relative change,
+    /// every kept decision held, then shrink to a proof over the whole region), `scale:KAPPA`,
+    /// or `min-change` (the paper's LP: the smallest weight change, bias untouched).
+    #[arg(long, default_value = "scale")]
+    pub reglo_objective: String,
+    /// REGLO scale-aware: a kept point must still win by this fraction of lambda times its
+    /// original margin.
+    #[arg(long, default_value_t = 0.5)]
+    pub reglo_keep_tau: f64,
+    /// REGLO scale-aware: do not shrink the answer to a proof over the whole region.
+    #[arg(long)]
+    pub no_global_proof: bool,
+    /// REGLO: norm of the last-layer weight change (min-change objective).
     #[arg(long, value_enum, default_value = "l1")]
     pub norm: NormName,
     /// REGLO: search-and-repair rounds at most.
@@ -68,11 +86,11 @@ pub struct GlobalArgs {
     /// REGLO: points for PGD-B / PGD-R (data points in the region first, then uniform).
     #[arg(long, default_value_t = 1000)]
     pub eval_points: usize,
-    /// REGLO: keep the outputs of up to this many --dataset samples (an L1 term in the LP's
-    /// objective, weight --keep-weight): less accuracy lost (0: only the weight change counts).
+    /// REGLO: keep the decisions of up to this many --dataset samples (scale-aware: as
+    /// constraints; min-change: their L1 output change weighted by --keep-weight; 0: none).
     #[arg(long, default_value_t = 500)]
     pub keep_samples: usize,
-    /// REGLO: weight of the output-preservation term against the weight change.
+    /// REGLO min-change: weight of the output-preservation term against the weight change.
     #[arg(long, default_value_t = 1.0)]
     pub keep_weight: f64,
     /// REGLO fairness: bound the perturbed copy separately on this many slices of each
@@ -179,7 +197,7 @@ pub fn reglo_problem(
         }
         _ => bail!("--method reglo needs --fairness (with --sensitive) or --global-robustness (with --delta)"),
     };
-    let property = GlobalProperty::new(region, perturbation, eps)?;
+    let property = GlobalProperty::new(region, perturbation, eps)?.with_measure(g.eps_on.parse()?);
     let name = property.kind().to_string();
     let pts: Vec<Vec<f64>> = data
         .as_ref()
@@ -189,7 +207,11 @@ pub fn reglo_problem(
                 .collect()
         })
         .unwrap_or_default();
+    let keep = decision_keep_set(net, pts.iter().take(g.keep_samples).cloned().collect())?;
     let reglo = Reglo {
+        objective: g.reglo_objective.parse()?,
+        keep_tau: g.reglo_keep_tau,
+        prove_global: !g.no_global_proof,
         norm: match g.norm {
             NormName::L1 => WeightNorm::L1,
             NormName::Linf => WeightNorm::Linf,
@@ -199,7 +221,6 @@ pub fn reglo_problem(
         samples: g.samples,
         area_radius: g.area_radius,
         cover: g.cover,
-        keep: pts.iter().take(g.keep_samples).cloned().collect(),
         keep_weight: g.keep_weight,
         points: pts,
         eval_points: g.eval_points,
@@ -217,7 +238,7 @@ pub fn reglo_problem(
         ..Reglo::default()
     };
     Ok((
-        RepairProblem::new(vec![RepairItem::Global { name, property }]),
+        RepairProblem::new(vec![RepairItem::Global { name, property }]).with_keep(keep),
         reglo,
     ))
 }

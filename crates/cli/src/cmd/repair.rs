@@ -15,9 +15,9 @@ use netrepair_nn::Network;
 use netrepair_nn::OptimizerKind;
 use netrepair_repair::{
     affine_layers, best_layer, resolve_layer, score_layers, Aprnn, CorrectLoss, GradientOptions,
-    GradientRepair, Heuristic, ItemStatus, LabelledSet, Locking, LpRepairOptions, Pft, Prepared,
-    Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem, Requirement, SelectionInput,
-    APRNN_DELTA_BOUND, DEFAULT_HEURISTIC,
+    GradientRepair, Heuristic, ItemStatus, KeepSet, LabelledSet, Locking, LpRepairOptions, Pft,
+    Prepared, Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem, Requirement,
+    SelectionInput, APRNN_DELTA_BOUND, DEFAULT_HEURISTIC,
 };
 use netrepair_spec::read_vnnlib;
 use netrepair_verify::{CheckOptions, PgdOptions};
@@ -695,12 +695,12 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         let (p, mut r) =
             reglo_problem(&a.global, a.eps, &a.points, a.seed, a.verify_timeout, &net)?;
         if let Some(m) = a.lp_method {
-            r.lp_method = lp_method(m);
+            r.lp_method = Some(lp_method(m));
         }
         r.lp_time_limit = a.lp_timeout.map(Duration::from_secs_f64);
         reglo = Some(r);
         if a.keep.keep.is_some() {
-            bail!("--method reglo does not take a keep set (its own keep term samples the region: --keep-samples)");
+            bail!("--method reglo keeps the decisions of --dataset samples (--keep-samples N, --no-keep), not a --keep file");
         }
         (p, LabelledSet::default())
     } else {
@@ -713,21 +713,45 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         set: keep_set,
         validation,
         source: keep_source,
-    } = keep::build(
-        &a.keep,
-        &a.points,
-        &net,
-        correct,
-        reglo.is_none(),
-        &problem
-            .items
-            .iter()
-            .filter_map(|i| match i {
-                RepairItem::Point { x, .. } => Some(x.clone()),
-                _ => None,
-            })
-            .collect::<Vec<_>>(),
-    )?;
+    } = if reglo.is_some() {
+        // REGLO's keep set (the decisions of --dataset samples) is already in the problem.
+        let set = if a.keep.no_keep {
+            KeepSet::default()
+        } else {
+            problem.keep.clone()
+        };
+        Keep {
+            source: KeepSource {
+                source: if set.is_empty() {
+                    "none"
+                } else {
+                    "data set decisions"
+                }
+                .into(),
+                dataset: a.points.dataset.clone().filter(|_| !set.is_empty()),
+                points: set.points.inputs.len(),
+                validation: 0,
+            },
+            set,
+            validation: LabelledSet::default(),
+        }
+    } else {
+        keep::build(
+            &a.keep,
+            &a.points,
+            &net,
+            correct,
+            reglo.is_none(),
+            &problem
+                .items
+                .iter()
+                .filter_map(|i| match i {
+                    RepairItem::Point { x, .. } => Some(x.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        )?
+    };
     let problem = problem.with_keep(keep_set);
     if reglo.is_none() {
         problem.validate(net.input_len(), net.output_len())?;
