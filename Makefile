@@ -38,7 +38,7 @@ bench-acas: setup
 
 # I-REPAIR vs retraining on mnist-net_256x2 (seed 001, Table 1; 20 seeds, about 1 hour); needs ../shared.
 bench-irepair: setup
-	$(CARGO) run --release -p netrepair-cli -- bench irepair --json-out docs/irepair_mnist.json --markdown-out docs/irepair_mnist.md --plot docs/irepair_mnist.png
+	$(CARGO) run --release -p netrepair-cli -- bench irepair --mm 1,5 --json-out docs/irepair_mnist.json --markdown-out docs/irepair_mnist.md --plot docs/irepair_mnist.png
 
 # Seed 000's experiments: heuristics vs the oracle, size sweep, incremental repair; needs ../shared.
 bench-informed: setup

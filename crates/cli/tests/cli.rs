@@ -127,6 +127,12 @@ fn demo_trains_finds_errors_repairs_them_and_plots() {
     assert!(dir.path().join("out/moons_mlp_repaired.onnx").exists());
     let png = std::fs::read(dir.path().join("out/decision_boundary.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
+    // REGLO: global robustness over the plane on probabilities, proved, decisions kept.
+    let g = &v["reglo"];
+    assert_eq!(g["proved"], true, "{g}");
+    assert!(g["global"][0]["VB"].as_f64().unwrap() <= 0.05, "{g}");
+    assert_eq!(g["global"][0]["measure"], "probabilities");
+    assert_eq!(g["keep"]["correct_after"], g["keep"]["points"], "{g}");
 }
 
 #[test]

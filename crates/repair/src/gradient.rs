@@ -7,10 +7,11 @@
 //! 1. the repair points the network still gets wrong (`R⊥`) are found by a forward pass; if
 //!    none is left (by `margin`), stop;
 //! 2. I-REPAIR: `g_C`, the gradient of the correct-set influence loss (mean of `sum_i |y_i|`,
-//!    or cross-entropy) and `g_R`, the gradient of cross-entropy over `R⊥`; a parameter may
+//!    or cross-entropy) and `g_R`, the gradient of cross-entropy over the repair set `R` (the
+//!    reference implementation's loss; `R⊥` only with `all_repair_points` off); a parameter may
 //!    move only when `(|g_R| + 1e-8) / (gamma |g_C| + 1e-8) >= 1`. Random locking freezes each
 //!    parameter with probability `p`, drawn afresh each iteration. Fine-tuning freezes nothing;
-//! 3. one optimiser step (RMSprop by default) on the mean cross-entropy over `C ∪ R⊥`, with
+//! 3. one optimiser step (RMSprop by default) on the mean cross-entropy over `C ∪ R`, with
 //!    the frozen entries' gradients zeroed (as the reference implementation does, so the
 //!    optimiser state of a frozen entry decays instead of accumulating).
 //!
@@ -79,6 +80,11 @@ pub struct GradientOptions {
     pub margin: f64,
     /// Seed of random locking.
     pub seed: u64,
+    /// Train on every repair point, fixed or not (the reference implementation's loss:
+    /// cross-entropy over `C ∪ R`), rather than only on those still wrong (`C ∪ R⊥`). The
+    /// first measured better on mnist-net_256x2 (0.62 against 0.85 pp at |R| = 4): a fixed
+    /// point keeps being pushed away from the boundary instead of sliding back.
+    pub all_repair_points: bool,
 }
 
 impl Default for GradientOptions {
@@ -89,6 +95,7 @@ impl Default for GradientOptions {
             optimizer: OptimizerKind::rmsprop(),
             margin: 0.0,
             seed: 0,
+            all_repair_points: true,
         }
     }
 }
@@ -100,7 +107,8 @@ pub struct IterationStat {
     pub iter: usize,
     /// Repair points not yet fixed before this iteration's step.
     pub remaining: usize,
-    /// The step's loss (mean cross-entropy over `C ∪ R⊥`, or the hinge for requirements).
+    /// The step's loss (mean cross-entropy over `C ∪ R` (or `R⊥`), or the hinge for
+    /// requirements).
     pub loss: f64,
     /// Share of parameters frozen in this step.
     pub frozen: f64,
@@ -510,9 +518,16 @@ impl Repair for GradientRepair {
             if iter == o.max_iters {
                 break;
             }
-            let loss_r = repair_loss(&out_r, &targets, &wrong, o.margin)?;
+            let all: Vec<usize>;
+            let train_on = if o.all_repair_points {
+                all = (0..targets.len()).collect();
+                &all
+            } else {
+                &wrong
+            };
+            let loss_r = repair_loss(&out_r, &targets, train_on, o.margin)?;
             let g_r = grads_of(&trainer, &loss_r)?;
-            let nw = wrong.len() as f64;
+            let nw = train_on.len() as f64;
             let (g_ce_c, g_infl_c, loss_c) = match (&xc, &yc) {
                 (Some(xc), Some(yc)) => {
                     let out_c = trainer.forward(xc)?;

@@ -34,6 +34,7 @@ mod error;
 mod expr;
 mod gradient;
 mod incremental;
+mod mm;
 mod outcome;
 mod pft;
 mod pipeline;
@@ -59,6 +60,7 @@ pub use gradient::{
     Locking, TrainingReport,
 };
 pub use incremental::{Incremental, IncrementalReport, IncrementalStep};
+pub use mm::{Mm, MmNorm, MmSearch};
 pub use outcome::{
     DeltaSummary, ItemReport, ItemStatus, KeepReport, LpReport, RepairOutcome, RepairStatus,
     Timings,

@@ -378,3 +378,31 @@ fn pft_fine_tunes_until_the_verifier_proves_the_property() {
         .to_string();
     assert!(e.contains("properties"), "{e}");
 }
+
+#[test]
+fn the_reference_loss_trains_on_every_repair_point() {
+    // C = {(1, -1) -> 0}: y = (1, 0.5). R = {(-1, 1) -> 0: y = (0, 1.5), wrong;
+    // (2, -2) -> 0: y = (2, 0.5), already right}.
+    let net = two_unit_net();
+    let ce = |y: [f64; 2], c: usize| -> f64 {
+        let m = y[0].max(y[1]);
+        m + ((y[0] - m).exp() + (y[1] - m).exp()).ln() - y[c]
+    };
+    let (c, r1, r2) = (ce([1.0, 0.5], 0), ce([0.0, 1.5], 0), ce([2.0, 0.5], 0));
+    let problem = RepairProblem::from_labels(&[-1.0, 1.0, 2.0, -2.0], &[0, 0], 2, 2)
+        .unwrap()
+        .with_keep(KeepSet::points(set(&[[1.0, -1.0]], &[0])));
+    for (all, want) in [(true, (r1 + r2 + c) / 3.0), (false, (r1 + c) / 2.0)] {
+        let mut m = GradientRepair::finetune();
+        m.options.max_iters = 1;
+        m.options.all_repair_points = all;
+        let o = m.repair(&net, &problem, &RepairContext::default()).unwrap();
+        let first = &o.training.as_ref().unwrap().history[0];
+        assert_eq!(first.remaining, 1);
+        assert!(
+            (first.loss - want).abs() < 1e-5,
+            "all = {all}: loss {} against {want}",
+            first.loss
+        );
+    }
+}

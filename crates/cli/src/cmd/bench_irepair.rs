@@ -67,6 +67,9 @@ pub struct IRepairBenchArgs {
     /// Random-locking probabilities (none by default).
     #[arg(long)]
     lock_probs: Option<String>,
+    /// MM repair with these largest bounds (e.g. 1,5 as the paper; none by default).
+    #[arg(long)]
+    mm: Option<String>,
     /// Leave out retraining.
     #[arg(long)]
     no_retrain: bool,
@@ -200,6 +203,11 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
     if let Some(p) = &a.lock_probs {
         for p in parse::<f64>(p, "--lock-probs")? {
             methods.push(BenchMethod::RandomLock { p });
+        }
+    }
+    if let Some(b) = &a.mm {
+        for bound in parse::<f64>(b, "--mm")? {
+            methods.push(BenchMethod::Mm { bound });
         }
     }
     if methods.is_empty() {

@@ -2,8 +2,9 @@
 //!
 //! Generate make_moons, train a deliberately under-trained MLP, save it as ONNX, reload it and
 //! check the round trip, list its misclassified points, repair them with APRNN (proved, re-checked
-//! in f64), make boxes around test errors provably correct with PREPARED, and draw the decision
-//! regions before and after.
+//! in f64), make boxes around test errors provably correct with PREPARED, make the network
+//! globally robust over the plane with REGLO (eps on probabilities, decisions kept), and draw
+//! the decision regions before and after.
 
 use std::path::PathBuf;
 
@@ -13,10 +14,14 @@ use netrepair_experiments::keep::labelled;
 use netrepair_experiments::plot::{decision_boundaries, LabelledPoint, Panel};
 use netrepair_experiments::training::{accuracy, tensors, train_preset, Preset, TrainRequest};
 use netrepair_repair::{
-    affine_layers, Aprnn, GradientRepair, ItemStatus, KeepSet, LabelledSet, LpRepairOptions,
-    Prepared, Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem,
+    affine_layers, decision_keep_set, Aprnn, GradientRepair, ItemStatus, KeepSet, LabelledSet,
+    LpRepairOptions, Prepared, Reglo, Repair, RepairContext, RepairItem, RepairOutcome,
+    RepairProblem,
 };
-use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
+use netrepair_spec::{
+    BoxRegion, Case, GlobalProperty, LinearConstraint, OutputMeasure, Perturbation, Polytope,
+    Property,
+};
 use serde_json::json;
 
 use crate::{npy, util};
@@ -332,7 +337,40 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         edited = Some(r);
     }
 
-    // 8. The picture.
+    // 8. REGLO: global robustness over the whole plotted plane, eps on probabilities.
+    let plane = BoxRegion::new(vec![-1.5, -1.0], vec![2.5, 1.5])?;
+    let global = GlobalProperty::new(plane, Perturbation::Linf { delta: 0.05 }, 0.05)?
+        .with_measure(OutputMeasure::Probabilities);
+    let train_rows: Vec<Vec<f64>> = (0..data.train.len())
+        .map(|i| data.train.sample(i).iter().map(|&v| f64::from(v)).collect())
+        .collect();
+    let problem = RepairProblem::new(vec![RepairItem::Global {
+        name: "global robustness".into(),
+        property: global,
+    }])
+    .with_keep(decision_keep_set(&after, train_rows)?);
+    let reglo = Reglo {
+        samples: 300,
+        eval_points: 300,
+        ..Reglo::default()
+    };
+    let g = reglo.repair(&after, &problem, &ctx)?;
+    let gr = &g.global[0];
+    say(format!(
+        "8. REGLO: no move of 0.05 anywhere in the plane may change a class probability by more than 0.05: VB {:.3} -> {:.4} ({}), PGD-B {:.3} -> {:.4}; {} of {} training decisions kept, test accuracy {:.1}% -> {:.1}% ({:.2} s)",
+        gr.vb_before,
+        gr.vb_after,
+        if g.proved { "proved over the whole plane" } else { "not proved" },
+        gr.pgd_b_before,
+        gr.pgd_b_after,
+        g.keep.as_ref().map_or(0, |k| k.correct_after),
+        g.keep.as_ref().map_or(0, |k| k.points),
+        100.0 * acc_test,
+        100.0 * accuracy(&g.network, &data.test)?,
+        g.time_s
+    ));
+
+    // 9. The picture.
     let mut points: Vec<LabelledPoint> = (0..data.train.len())
         .map(|i| {
             let p = data.train.sample(i);
@@ -370,7 +408,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
     let plot = a.out_dir.join("decision_boundary.png");
     decision_boundaries(&plot, &panels, &points, (-1.5, 2.5), (-1.0, 1.5))?;
     say(format!(
-        "8. decision regions before and after: {} (circled: the repaired points)",
+        "9. decision regions before and after: {} (circled: the repaired points)",
         plot.display()
     ));
     say(format!(
@@ -389,6 +427,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             "repair": serde_json::to_value(&repaired)?,
             "repaired_train_accuracy": acc_train, "repaired_test_accuracy": acc_test,
             "prepared": edited.as_ref().map(serde_json::to_value).transpose()?,
+            "reglo": serde_json::to_value(&g)?,
             "plot": plot,
         });
         println!("{v}");

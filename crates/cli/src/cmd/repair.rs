@@ -15,7 +15,7 @@ use netrepair_nn::Network;
 use netrepair_nn::OptimizerKind;
 use netrepair_repair::{
     affine_layers, best_layer, resolve_layer, score_layers, Aprnn, CorrectLoss, GradientOptions,
-    GradientRepair, Heuristic, ItemStatus, KeepSet, LabelledSet, Locking, LpRepairOptions, Pft,
+    GradientRepair, Heuristic, ItemStatus, KeepSet, LabelledSet, Locking, LpRepairOptions, Mm, Pft,
     Prepared, Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem, Requirement,
     SelectionInput, APRNN_DELTA_BOUND, DEFAULT_HEURISTIC,
 };
@@ -51,6 +51,10 @@ pub enum MethodName {
     /// (--fairness --sensitive) over a region, by a minimal change of the last layer's weight;
     /// proved where the sound bound VB over the whole region is at most --eps.
     Reglo,
+    /// MM repair (seed 001's baseline, Goldberger et al.): the minimal change of the last
+    /// layer's weight (L-inf, or --mm-norm l1) that fixes every labelled point, by binary
+    /// search on the bound.
+    Mm,
 }
 
 impl MethodName {
@@ -189,9 +193,19 @@ pub struct RepairArgs {
     /// PFT: optimiser steps per round at most.
     #[arg(long, default_value_t = 200)]
     steps_per_round: usize,
+    /// MM: the norm of the last-layer change.
+    #[arg(long, default_value = "linf")]
+    mm_norm: String,
+    /// MM: the largest bound the binary search starts from.
+    #[arg(long, default_value_t = 10.0)]
+    mm_max_bound: f64,
     /// Gradient methods: most optimiser steps.
     #[arg(long, default_value_t = 5000)]
     max_iters: usize,
+    /// Gradient methods: train only on the repair points still wrong (the default trains on
+    /// all of them, as the I-REPAIR reference code does).
+    #[arg(long)]
+    unfixed_only: bool,
     /// Gradient methods: optimiser (default rmsprop; pft adam).
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerName>,
@@ -455,6 +469,7 @@ fn gradient_method(a: &RepairArgs) -> Box<dyn Repair> {
         optimizer: a.optimizer.map_or(d.optimizer, optimizer),
         margin: a.margin,
         seed: a.seed,
+        all_repair_points: !a.unfixed_only,
     };
     Box::new(m)
 }
@@ -510,6 +525,14 @@ fn method_with_limit(
             lp,
             split_rounds: a.split_rounds,
             ..Prepared::default()
+        }),
+        MethodName::Mm => Box::new(Mm {
+            norm: a.mm_norm.parse()?,
+            max_bound: a.mm_max_bound,
+            margin: eps,
+            lp_method: a.lp_method.map_or(Method::Simplex, lp_method),
+            lp_time_limit: lp_timeout.map(Duration::from_secs_f64),
+            ..Mm::default()
         }),
         _ => bail!("not an LP method"),
     })
@@ -763,44 +786,48 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     let mut selection = None;
     // `--layer auto` with a validation slice and a point problem: try every layer, keep the
     // proved one with the least drawdown on the slice.
-    let rank_layers =
-        a.layer == "auto" && !validation.is_empty() && !a.method.is_gradient() && reglo.is_none();
-    let layers: Vec<usize> = if a.method.is_gradient() || reglo.is_some() {
-        vec![0]
-    } else if rank_layers {
-        // From the output backwards: the cheap LPs first.
-        affine.iter().rev().copied().collect()
-    } else if let Some(rest) = a.layer.strip_prefix("auto") {
-        let name = match rest {
-            "" => DEFAULT_HEURISTIC,
-            r => r
-                .strip_prefix('=')
-                .with_context(|| format!("--layer {}: write auto or auto=HEURISTIC", a.layer))?,
-        };
-        let heuristic: Heuristic = name.parse()?;
-        match problem.labelled_points(net.output_len()) {
-            // Labelled points: try the layers in the heuristic's order.
-            Some((xs, labels)) => {
-                let s = score_layers(
-                    &net,
-                    SelectionInput {
-                        inputs: &xs,
-                        labels: &labels,
-                        perturbed: None,
-                        seed: a.seed,
-                    },
-                    heuristic,
-                )?;
-                let layers = s.order().iter().map(|&i| affine[i]).collect();
-                selection = Some(s);
-                layers
+    let rank_layers = a.layer == "auto"
+        && !validation.is_empty()
+        && !a.method.is_gradient()
+        && reglo.is_none()
+        && a.method != MethodName::Mm;
+    let layers: Vec<usize> =
+        if a.method.is_gradient() || reglo.is_some() || a.method == MethodName::Mm {
+            vec![0]
+        } else if rank_layers {
+            // From the output backwards: the cheap LPs first.
+            affine.iter().rev().copied().collect()
+        } else if let Some(rest) = a.layer.strip_prefix("auto") {
+            let name = match rest {
+                "" => DEFAULT_HEURISTIC,
+                r => r.strip_prefix('=').with_context(|| {
+                    format!("--layer {}: write auto or auto=HEURISTIC", a.layer)
+                })?,
+            };
+            let heuristic: Heuristic = name.parse()?;
+            match problem.labelled_points(net.output_len()) {
+                // Labelled points: try the layers in the heuristic's order.
+                Some((xs, labels)) => {
+                    let s = score_layers(
+                        &net,
+                        SelectionInput {
+                            inputs: &xs,
+                            labels: &labels,
+                            perturbed: None,
+                            seed: a.seed,
+                        },
+                        heuristic,
+                    )?;
+                    let layers = s.order().iter().map(|&i| affine[i]).collect();
+                    selection = Some(s);
+                    layers
+                }
+                // Otherwise: from the last layer backwards.
+                None => affine.iter().rev().copied().collect(),
             }
-            // Otherwise: from the last layer backwards.
-            None => affine.iter().rev().copied().collect(),
-        }
-    } else {
-        vec![resolve_layer(&net, &a.layer)?]
-    };
+        } else {
+            vec![resolve_layer(&net, &a.layer)?]
+        };
     let pb = indicatif::ProgressBar::new_spinner();
     pb.enable_steady_tick(Duration::from_millis(200));
     let pb2 = pb.clone();
