@@ -250,71 +250,270 @@ pub fn single_class_runs(
                 let problem = RepairProblem::from_labels(&flat, &ry, net.input_len(), k)?
                     .with_keep(KeepSet::points(correct.clone()));
                 for method in &setup.methods {
-                    let options = GradientOptions {
-                        seed: seed as u64,
-                        ..setup.options.clone()
-                    };
-                    let m = method.build(options);
-                    let t = Instant::now();
-                    let out = match method {
-                        // Data-free as published: no correct set.
-                        BenchMethod::Mm { .. } => m.repair(
-                            net,
-                            &RepairProblem::new(problem.items.clone()),
-                            &RepairContext::default(),
-                        ),
-                        _ => m.repair(net, &problem, &RepairContext::default()),
-                    };
-                    // MM finds no change within its bound: a failed run, network unchanged.
-                    let out = match out {
-                        Ok(o) => o,
-                        Err(_) if matches!(method, BenchMethod::Mm { .. }) => {
-                            let row = IRepairRun {
-                                method: method.label(),
-                                size,
-                                used,
-                                class,
-                                seed,
-                                repaired: 0,
-                                success: false,
-                                iterations: 0,
-                                acc_before,
-                                acc_after: acc_before,
-                                drop_pp: 0.0,
-                                mean_frozen: 0.0,
-                                time_s: t.elapsed().as_secs_f64(),
-                            };
-                            rows.push(row);
-                            on_run(rows.last().expect("just pushed"), rows.len(), total);
-                            continue;
-                        }
-                        Err(e) => return Err(e.into()),
-                    };
-                    let time_s = t.elapsed().as_secs_f64();
-                    let acc_after = 100.0 * accuracy(&out.network, eval)?;
-                    let training = out.training.as_ref();
-                    let row = IRepairRun {
-                        method: method.label(),
+                    let at = RunAt {
                         size,
                         used,
                         class,
                         seed,
-                        repaired: out.count(ItemStatus::Repaired),
-                        success: out.proved,
-                        iterations: training.map_or(0, |t| t.iterations),
-                        acc_before,
-                        acc_after,
-                        drop_pp: acc_before - acc_after,
-                        mean_frozen: training.map_or(0.0, |t| t.mean_frozen),
-                        time_s,
                     };
-                    rows.push(row);
+                    rows.push(run_one(net, method, &problem, setup, eval, acc_before, at)?);
                     on_run(rows.last().expect("just pushed"), rows.len(), total);
                 }
             }
         }
     }
     Ok(rows)
+}
+
+/// Where a run sits in the table.
+#[derive(Debug, Clone, Copy)]
+struct RunAt {
+    size: usize,
+    used: usize,
+    class: usize,
+    seed: usize,
+}
+
+/// One method on one problem: the repair, the accuracy on `eval` after, the row.
+fn run_one(
+    net: &Network,
+    method: &BenchMethod,
+    problem: &RepairProblem,
+    setup: &IRepairSetup,
+    eval: &Dataset,
+    acc_before: f64,
+    at: RunAt,
+) -> Result<IRepairRun> {
+    let options = GradientOptions {
+        seed: at.seed as u64,
+        ..setup.options.clone()
+    };
+    let m = method.build(options);
+    let t = Instant::now();
+    let mm = matches!(method, BenchMethod::Mm { .. });
+    let out = if mm {
+        // Data-free as published: no correct set.
+        m.repair(
+            net,
+            &RepairProblem::new(problem.items.clone()),
+            &RepairContext::default(),
+        )
+    } else {
+        m.repair(net, problem, &RepairContext::default())
+    };
+    let row = |repaired, success, iterations, acc_after: f64, frozen| IRepairRun {
+        method: method.label(),
+        size: at.size,
+        used: at.used,
+        class: at.class,
+        seed: at.seed,
+        repaired,
+        success,
+        iterations,
+        acc_before,
+        acc_after,
+        drop_pp: acc_before - acc_after,
+        mean_frozen: frozen,
+        time_s: t.elapsed().as_secs_f64(),
+    };
+    let out = match out {
+        Ok(o) => o,
+        // MM finds no change within its bound: a failed run, network unchanged.
+        Err(_) if mm => return Ok(row(0, false, 0, acc_before, 0.0)),
+        Err(e) => return Err(e.into()),
+    };
+    let acc_after = 100.0 * accuracy(&out.network, eval)?;
+    let training = out.training.as_ref();
+    Ok(row(
+        out.count(ItemStatus::Repaired),
+        out.proved,
+        training.map_or(0, |t| t.iterations),
+        acc_after,
+        training.map_or(0.0, |t| t.mean_frozen),
+    ))
+}
+
+/// Seed 001's protocol as its public code runs it (vas-group-imperial/I-Repair): one fixed
+/// correct set C of 4 correctly classified images per class from training images
+/// 49000-49999 (the first in order); per seed, test images 0-4999 in a shuffled order, and for
+/// each class the first `|R|` errors of that class in it; the accuracy drop on test images
+/// 0-4999 (97.36% for mnist-net_256x2). `train` and `test` are MNIST's full splits.
+pub fn paper_protocol_runs(
+    net: &Network,
+    train: &Dataset,
+    test: &Dataset,
+    setup: &IRepairSetup,
+    mut on_run: impl FnMut(&IRepairRun, usize, usize),
+) -> Result<Vec<IRepairRun>> {
+    if train.len() < 50_000 || test.len() < 5_000 {
+        bail!(
+            "the paper protocol needs MNIST's 60k training and 10k test images, got {} and {}",
+            train.len(),
+            test.len()
+        );
+    }
+    let k = net.output_len();
+    let tail: Vec<usize> = (49_000..50_000).collect();
+    let tail = train.subset(&tail)?;
+    let (right, _) = by_class(net, &tail)?;
+    let correct_idx: Vec<usize> = right
+        .iter()
+        .flat_map(|r| r.iter().take(4).copied())
+        .collect();
+    let (cx, cy) = samples(&tail, &correct_idx);
+    let correct = LabelledSet {
+        inputs: cx,
+        labels: cy,
+    };
+    let eval = test.subset(&(0..5_000).collect::<Vec<_>>())?;
+    let (_, wrong) = by_class(net, &eval)?;
+    let acc_before = 100.0 * accuracy(net, &eval)?;
+    let total = setup.seeds * setup.classes.len() * setup.sizes.len() * setup.methods.len();
+    let mut rows = Vec::with_capacity(total);
+    for seed in 0..setup.seeds {
+        let mut order: Vec<usize> = (0..eval.len()).collect();
+        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed as u64));
+        let rank: Vec<usize> = {
+            let mut r = vec![0; order.len()];
+            for (pos, &i) in order.iter().enumerate() {
+                r[i] = pos;
+            }
+            r
+        };
+        for &class in &setup.classes {
+            if class >= k || wrong[class].is_empty() {
+                continue;
+            }
+            let mut errs = wrong[class].clone();
+            errs.sort_by_key(|&i| rank[i]);
+            for &size in &setup.sizes {
+                let used = size.min(errs.len());
+                let (rx, ry) = samples(&eval, &errs[..used]);
+                let flat: Vec<f64> = rx.into_iter().flatten().collect();
+                let problem = RepairProblem::from_labels(&flat, &ry, net.input_len(), k)?
+                    .with_keep(KeepSet::points(correct.clone()));
+                for method in &setup.methods {
+                    let at = RunAt {
+                        size,
+                        used,
+                        class,
+                        seed,
+                    };
+                    rows.push(run_one(
+                        net, method, &problem, setup, &eval, acc_before, at,
+                    )?);
+                    on_run(rows.last().expect("just pushed"), rows.len(), total);
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// One (method, size) cell of the paper-protocol table: the paper's figure and the spread a
+/// figure like it has over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedSpread {
+    /// The method.
+    pub method: String,
+    /// Repair-set size.
+    pub size: usize,
+    /// The paper's figure as the paper computes it: seed 0, the mean drop over the classes
+    /// where no method failed.
+    pub seed0: f64,
+    /// Seeds.
+    pub seeds: usize,
+    /// Mean over seeds of the per-seed figure (failing classes left out per seed).
+    pub mean_of_means: f64,
+    /// Half-width of the interval holding 95% of the per-seed figures (1.96 sd, normal).
+    pub spread95: f64,
+    /// Median drop over all runs.
+    pub median: f64,
+    /// Mean drop over all runs with the top and bottom 10% cut.
+    pub trimmed_mean: f64,
+    /// Share of runs that did not repair every point.
+    pub failure_rate: f64,
+    /// The paper's d.
+    pub paper: Option<f64>,
+}
+
+/// Per (method, size): the paper's figure (seed 0) and its spread over seeds.
+pub fn seed_spread(runs: &[IRepairRun], methods: &[BenchMethod]) -> Vec<SeedSpread> {
+    let mut sizes: Vec<usize> = runs.iter().map(|r| r.size).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let seeds = runs.iter().map(|r| r.seed + 1).max().unwrap_or(0);
+    // Classes where some method failed, per (seed, size): the paper drops them.
+    let failed = |seed: usize, size: usize, class: usize| {
+        runs.iter()
+            .any(|r| r.seed == seed && r.size == size && r.class == class && !r.success)
+    };
+    let mut out = Vec::new();
+    for m in methods {
+        let label = m.label();
+        for &size in &sizes {
+            let mine: Vec<&IRepairRun> = runs
+                .iter()
+                .filter(|r| r.method == label && r.size == size)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let per_seed: Vec<f64> = (0..seeds)
+                .filter_map(|s| {
+                    let d: Vec<f64> = mine
+                        .iter()
+                        .filter(|r| r.seed == s && !failed(s, size, r.class))
+                        .map(|r| r.drop_pp)
+                        .collect();
+                    (!d.is_empty()).then(|| d.iter().sum::<f64>() / d.len() as f64)
+                })
+                .collect();
+            let n = per_seed.len().max(1) as f64;
+            let mom = per_seed.iter().sum::<f64>() / n;
+            let sd = (per_seed.iter().map(|v| (v - mom).powi(2)).sum::<f64>() / n).sqrt();
+            let mut drops: Vec<f64> = mine.iter().map(|r| r.drop_pp).collect();
+            drops.sort_by(f64::total_cmp);
+            let cut = drops.len() / 10;
+            let kept = &drops[cut..drops.len() - cut];
+            out.push(SeedSpread {
+                method: label.clone(),
+                size,
+                seed0: per_seed.first().copied().unwrap_or(f64::NAN),
+                seeds: per_seed.len(),
+                mean_of_means: mom,
+                spread95: 1.96 * sd,
+                median: drops[drops.len() / 2],
+                trimmed_mean: kept.iter().sum::<f64>() / kept.len().max(1) as f64,
+                failure_rate: mine.iter().filter(|r| !r.success).count() as f64 / mine.len() as f64,
+                paper: paper_table1(m, size).map(|p| p.0),
+            });
+        }
+    }
+    out
+}
+
+/// [`seed_spread`] as a Markdown table in the paper's Table 1 layout.
+pub fn spread_markdown(rows: &[SeedSpread]) -> String {
+    let mut s = String::from("| method | \\|R\\| | paper d | ours, seed 0 | seeds | mean of seed figures | 95% of seed figures | median run | 10%-trimmed mean | failures |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.2} | {} | {:.2} | {:.2}-{:.2} | {:.2} | {:.2} | {:.1}% |\n",
+            r.method,
+            r.size,
+            r.paper.map_or("-".into(), |p| format!("{p:.2}")),
+            r.seed0,
+            r.seeds,
+            r.mean_of_means,
+            (r.mean_of_means - r.spread95).max(0.0),
+            r.mean_of_means + r.spread95,
+            r.median,
+            r.trimmed_mean,
+            100.0 * r.failure_rate
+        ));
+    }
+    s.push_str("\nThe paper's protocol (its public code): C = 4 correctly classified training images 49000-49999 per class; R = the first |R| errors of the class in a seeded shuffle of test images 0-4999; drop on test images 0-4999. \"seed 0\" is the paper's figure computed the paper's way (one run per class, classes where any method failed left out); the other columns show where such a figure lands over seeds.\n");
+    s
 }
 
 /// Mean and standard deviation per (method, size), in the order the methods and sizes come.
@@ -376,4 +575,68 @@ pub fn markdown(summary: &[IRepairSummary]) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(
+        method: &BenchMethod,
+        seed: usize,
+        class: usize,
+        drop: f64,
+        success: bool,
+    ) -> IRepairRun {
+        IRepairRun {
+            method: method.label(),
+            size: 1,
+            used: 1,
+            class,
+            seed,
+            repaired: usize::from(success),
+            success,
+            iterations: 1,
+            acc_before: 97.0,
+            acc_after: 97.0 - drop,
+            drop_pp: drop,
+            mean_frozen: 0.0,
+            time_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_paper_figure_leaves_out_classes_where_any_method_failed() {
+        let (a, b) = (BenchMethod::IRepair { gamma: 1.0 }, BenchMethod::Retrain);
+        // Seed 0: class 2 failed for b, so it leaves both methods' seed-0 figure.
+        let runs = vec![
+            run(&a, 0, 0, 0.1, true),
+            run(&a, 0, 1, 0.3, true),
+            run(&a, 0, 2, 9.0, true),
+            run(&b, 0, 0, 1.0, true),
+            run(&b, 0, 1, 2.0, true),
+            run(&b, 0, 2, 0.0, false),
+            run(&a, 1, 0, 0.5, true),
+            run(&a, 1, 1, 0.5, true),
+            run(&a, 1, 2, 0.5, true),
+            run(&b, 1, 0, 1.0, true),
+            run(&b, 1, 1, 1.0, true),
+            run(&b, 1, 2, 1.0, true),
+        ];
+        let s = seed_spread(&runs, &[a, b]);
+        assert_eq!(s.len(), 2);
+        assert!((s[0].seed0 - 0.2).abs() < 1e-12, "{s:?}");
+        assert!((s[1].seed0 - 1.5).abs() < 1e-12, "{s:?}");
+        assert_eq!(s[0].seeds, 2);
+        assert!((s[0].mean_of_means - 0.35).abs() < 1e-12);
+        // Per-seed figures 0.2 and 0.5: sd 0.15.
+        assert!((s[0].spread95 - 1.96 * 0.15).abs() < 1e-12);
+        assert!((s[1].failure_rate - 1.0 / 6.0).abs() < 1e-12);
+        assert_eq!(s[0].failure_rate, 0.0);
+        // Six runs: nothing trimmed at 10%; the median is the upper middle one.
+        assert!((s[0].trimmed_mean - (0.1 + 0.3 + 9.0 + 1.5) / 6.0).abs() < 1e-12);
+        assert_eq!(s[0].median, 0.5);
+        assert_eq!(s[0].paper, Some(0.13));
+        assert!(spread_markdown(&s).contains("| I-repair, gamma = 1 | 1 | 0.13 | 0.20 |"));
+    }
 }

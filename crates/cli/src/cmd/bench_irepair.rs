@@ -8,7 +8,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use netrepair_data::{load, resolve_data_dir, split_indices, DatasetName};
 use netrepair_experiments::irepair_bench::{
-    markdown, single_class_runs, summarise, BenchMethod, IRepairSetup, IRepairSummary,
+    markdown, paper_protocol_runs, seed_spread, single_class_runs, spread_markdown, summarise,
+    BenchMethod, IRepairSetup, IRepairSummary,
 };
 use netrepair_experiments::plot::{line_chart, Series};
 use netrepair_repair::GradientOptions;
@@ -38,6 +39,12 @@ pub struct IRepairBenchArgs {
     /// Per-channel standard deviation (with --mean).
     #[arg(long)]
     std: Option<String>,
+    /// `ours` (pool / evaluation cut of the test split, a correct set per seed) or `paper` (the
+    /// public I-REPAIR code's MNIST protocol: C from training images 49000-49999, R from a
+    /// shuffled order of test images 0-4999, drop on test images 0-4999; the table shows the
+    /// paper's one-seed figure and its spread over seeds).
+    #[arg(long, default_value = "ours")]
+    protocol: String,
     /// Take the pool and evaluation sets from these two named splits (e.g. MNIST's
     /// `001-pool,001-test`, seed 001's split of the training images) instead of cutting the
     /// test split.
@@ -162,7 +169,22 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
         }
         Ok(data)
     };
+    let paper = match a.protocol.as_str() {
+        "ours" => false,
+        "paper" => {
+            if cifar {
+                bail!("--protocol paper is seed 001's MNIST Table 1 setting");
+            }
+            true
+        }
+        other => bail!("unknown protocol '{other}' (ours, paper)"),
+    };
     let (pool, eval, source) = match &a.splits {
+        _ if paper => (
+            load(name, &data_dir, "train")?,
+            load(name, &data_dir, "test")?,
+            "the paper's protocol: C from training images 49000-49999, R and the drop on test images 0-4999".to_string(),
+        ),
         Some(s) => {
             let names: Vec<&str> = s.split(',').map(str::trim).collect();
             let [p, e] = names[..] else {
@@ -233,14 +255,21 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    println!(
-        "{stem}: pool {} / evaluation {} samples ({source}), correct set {}, lr {}, at most {} steps",
-        pool.len(),
-        eval.len(),
-        a.correct_size,
-        a.lr,
-        a.max_iters
-    );
+    if paper {
+        println!(
+            "{stem}: {source}; correct set 40, lr {}, at most {} steps",
+            a.lr, a.max_iters
+        );
+    } else {
+        println!(
+            "{stem}: pool {} / evaluation {} samples ({source}), correct set {}, lr {}, at most {} steps",
+            pool.len(),
+            eval.len(),
+            a.correct_size,
+            a.lr,
+            a.max_iters
+        );
+    }
     let pb = indicatif::ProgressBar::new(0);
     pb.set_style(
         indicatif::ProgressStyle::with_template(
@@ -251,10 +280,10 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
     // Without a terminal the bar is hidden: log every 50th run instead.
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let started = std::time::Instant::now();
-    let runs = single_class_runs(&net, &pool, &eval, &setup, |r, done, total| {
+    let log = |r: &netrepair_experiments::irepair_bench::IRepairRun, done: usize, total: usize| {
         pb.set_length(total as u64);
         pb.set_position(done as u64);
-        if !tty && (done % 50 == 0 || done == total) {
+        if !tty && (done.is_multiple_of(50) || done == total) {
             eprintln!(
                 "{done}/{total} runs, {:.0} s; last: {} |R|={} class {} drop {:.2} pp",
                 started.elapsed().as_secs_f64(),
@@ -268,8 +297,14 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
             "{} |R|={} class {}: drop {:.2} pp",
             r.method, r.size, r.class, r.drop_pp
         ));
-    })?;
+    };
+    let runs = if paper {
+        paper_protocol_runs(&net, &pool, &eval, &setup, log)?
+    } else {
+        single_class_runs(&net, &pool, &eval, &setup, log)?
+    };
     pb.finish_and_clear();
+    let spread = paper.then(|| seed_spread(&runs, &methods));
     let mut summary = summarise(&runs, &methods);
     if cifar {
         // Table 1 of the paper is MNIST's; its CIFAR-10 results are plots only.
@@ -277,13 +312,17 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
             r.paper = None;
         }
     }
-    let table = markdown(&summary);
+    let mut table = markdown(&summary);
+    if let Some(sp) = &spread {
+        table.push('\n');
+        table.push_str(&spread_markdown(sp));
+    }
     println!("{table}");
     if let Some(p) = &a.markdown_out {
         std::fs::write(p, &table).with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &a.json_out {
-        let v = serde_json::json!({"network": stem, "summary": summary, "runs": runs});
+        let v = serde_json::json!({"network": stem, "protocol": a.protocol, "summary": summary, "spread": spread, "runs": runs});
         std::fs::write(p, serde_json::to_string_pretty(&v)?)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
