@@ -980,22 +980,23 @@ fn reglo_makes_a_network_fair_and_names_bad_input() {
     .unwrap();
     write_f32(&d.join("lo.npy"), &[3], &[-1.0, -1.0, -1.0]);
     write_f32(&d.join("hi.npy"), &[3], &[1.0, 1.0, 1.0]);
-    let base = [
-        "repair",
-        "--net",
-        "net.onnx",
-        "--method",
-        "reglo",
-        "--input-lower",
-        "lo.npy",
-        "--input-upper",
-        "hi.npy",
-    ];
-    let with = |extra: &[&str]| {
-        let mut v: Vec<&str> = base.to_vec();
+    // REGLO on the region between two NPY corners.
+    let region = |lo: &str, hi: &str, extra: &[&str]| {
+        let mut v = vec![
+            "repair",
+            "--net",
+            "net.onnx",
+            "--method",
+            "reglo",
+            "--input-lower",
+            lo,
+            "--input-upper",
+            hi,
+        ];
         v.extend_from_slice(extra);
         run(&v, d)
     };
+    let with = |extra: &[&str]| region("lo.npy", "hi.npy", extra);
     // A covering repair proves fairness over the whole region; the report has the seed's
     // metric names and the file holds the re-checked network.
     let o = with(&[
@@ -1063,17 +1064,10 @@ fn reglo_makes_a_network_fair_and_names_bad_input() {
         "delta",
     );
     write_f32(&d.join("bad.npy"), &[3], &[2.0, 2.0, 2.0]);
-    let o = run(
+    let o = region(
+        "bad.npy",
+        "hi.npy",
         &[
-            "repair",
-            "--net",
-            "net.onnx",
-            "--method",
-            "reglo",
-            "--input-lower",
-            "bad.npy",
-            "--input-upper",
-            "hi.npy",
             "--fairness",
             "--sensitive",
             "0",
@@ -1082,31 +1076,16 @@ fn reglo_makes_a_network_fair_and_names_bad_input() {
             "--out",
             "x.onnx",
         ],
-        d,
     );
     fails_with(&o, "empty");
     assert!(!d.join("x.onnx").exists());
     // A region that pins the sensitive feature leaves nothing to be fair about.
     write_f32(&d.join("pin.npy"), &[3], &[-1.0, 0.5, -1.0]);
     write_f32(&d.join("pin_hi.npy"), &[3], &[1.0, 0.5, 1.0]);
-    let o = run(
-        &[
-            "repair",
-            "--net",
-            "net.onnx",
-            "--method",
-            "reglo",
-            "--input-lower",
-            "pin.npy",
-            "--input-upper",
-            "pin_hi.npy",
-            "--fairness",
-            "--sensitive",
-            "1",
-            "--eps",
-            "0.1",
-        ],
-        d,
+    let o = region(
+        "pin.npy",
+        "pin_hi.npy",
+        &["--fairness", "--sensitive", "1", "--eps", "0.1"],
     );
     fails_with(&o, "nothing can change");
 }

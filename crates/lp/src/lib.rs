@@ -140,6 +140,20 @@ pub enum Outcome {
     Failed(String),
 }
 
+impl Outcome {
+    /// A short description for reports: "optimal", "infeasible", "unbounded",
+    /// "limit: REASON" or "failed: WHY".
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::Optimal { .. } => "optimal".into(),
+            Outcome::Infeasible => "infeasible".into(),
+            Outcome::Unbounded => "unbounded".into(),
+            Outcome::Limit { reason, .. } => format!("limit: {reason}"),
+            Outcome::Failed(why) => format!("failed: {why}"),
+        }
+    }
+}
+
 /// Size and timing of one solve.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SolveStats {

@@ -60,7 +60,7 @@ pub use gradient::{
     Locking, TrainingReport,
 };
 pub use incremental::{Incremental, IncrementalReport, IncrementalStep};
-pub use mm::{Mm, MmNorm, MmSearch};
+pub use mm::{Mm, MmSearch};
 pub use outcome::{
     DeltaSummary, ItemReport, ItemStatus, KeepReport, LpReport, RepairOutcome, RepairStatus,
     Timings,

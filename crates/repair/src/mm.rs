@@ -26,39 +26,18 @@ use serde::Serialize;
 use crate::edit::param_changes;
 use crate::error::{RepairError, Result};
 use crate::outcome::{DeltaSummary, LpReport, RepairOutcome, RepairStatus, Timings};
-use crate::problem::{RepairItem, RepairProblem, Requirement};
+use crate::problem::RepairProblem;
 use crate::recheck::timed_recheck;
+use crate::reglo::WeightNorm;
 use crate::trace::traces;
 use crate::{Repair, RepairContext};
-
-/// The norm of the last-layer change MM minimises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MmNorm {
-    /// The largest absolute change (the paper's choice).
-    Linf,
-    /// The sum of absolute changes.
-    L1,
-}
-
-impl std::str::FromStr for MmNorm {
-    type Err = RepairError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "linf" | "Linf" | "inf" => Ok(Self::Linf),
-            "l1" | "L1" => Ok(Self::L1),
-            other => Err(RepairError::Problem(format!(
-                "unknown MM norm '{other}' (linf, l1)"
-            ))),
-        }
-    }
-}
 
 /// MM repair (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mm {
-    /// The norm of the change.
-    pub norm: MmNorm,
+    /// The norm of the change (L-inf, the paper's choice, by default; the least-L1 change
+    /// within the bound is applied either way).
+    pub norm: WeightNorm,
     /// The search starts from `[0, max_bound]`; no change within it is a failure.
     pub max_bound: f64,
     /// The search stops when the bracket is narrower than this fraction of its upper end.
@@ -76,7 +55,7 @@ pub struct Mm {
 impl Default for Mm {
     fn default() -> Self {
         Self {
-            norm: MmNorm::Linf,
+            norm: WeightNorm::Linf,
             max_bound: 10.0,
             tolerance: 1e-3,
             margin: 1e-4,
@@ -135,7 +114,7 @@ impl Mm {
     fn lp(&self, rows: &[Row], outputs: usize, hidden: usize, bound: Option<f64>) -> LpModel {
         let mut m = LpModel::new();
         let (lim, cost) = match (bound, self.norm) {
-            (Some(e), MmNorm::Linf) => (e, 1.0),
+            (Some(e), WeightNorm::Linf) => (e, 1.0),
             _ => (f64::INFINITY, if bound.is_some() { 1.0 } else { 0.0 }),
         };
         // dW = p - n, p, n >= 0: |dW| = p + n at an optimum.
@@ -143,7 +122,7 @@ impl Mm {
             .map(|_| (m.add_var(0.0, lim, cost), m.add_var(0.0, lim, cost)))
             .collect();
         match (bound, self.norm) {
-            (Some(e), MmNorm::L1) => {
+            (Some(e), WeightNorm::L1) => {
                 let all: Vec<(Var, f64)> =
                     dw.iter().flat_map(|&(p, n)| [(p, 1.0), (n, 1.0)]).collect();
                 m.add_le(&all, e);
@@ -151,13 +130,13 @@ impl Mm {
             (None, norm) => {
                 let e = m.add_var(0.0, f64::INFINITY, 1.0);
                 match norm {
-                    MmNorm::Linf => {
+                    WeightNorm::Linf => {
                         for &(p, n) in &dw {
                             m.add_le(&[(p, 1.0), (e, -1.0)], 0.0);
                             m.add_le(&[(n, 1.0), (e, -1.0)], 0.0);
                         }
                     }
-                    MmNorm::L1 => {
+                    WeightNorm::L1 => {
                         let mut all: Vec<(Var, f64)> =
                             dw.iter().flat_map(|&(p, n)| [(p, 1.0), (n, 1.0)]).collect();
                         all.push((e, -1.0));
@@ -165,7 +144,7 @@ impl Mm {
                     }
                 }
             }
-            (Some(_), MmNorm::Linf) => {}
+            (Some(_), WeightNorm::Linf) => {}
         }
         for r in rows {
             let mut t = Vec::with_capacity(4 * hidden);
@@ -213,25 +192,15 @@ impl Repair for Mm {
         let w0 = net.param(wid)?.to_vec()?;
         let hidden = w0.len() / outputs;
         let reads = node.inputs()[0];
-        // Labelled points: (input, label).
-        let mut points = Vec::new();
-        for (i, item) in problem.items.iter().enumerate() {
-            let label = match item {
-                RepairItem::Point { x, requirements } => {
-                    Requirement::label_of(requirements, outputs).map(|c| (x.clone(), c))
-                }
-                _ => None,
-            };
-            points.push(label.ok_or_else(|| {
-                RepairError::Unsupported(format!(
-                    "item {i} is not a labelled point: MM repair fixes labelled points only"
-                ))
-            })?);
-        }
+        let (point_xs, point_labels) = problem.labelled_points(outputs).ok_or_else(|| {
+            RepairError::Unsupported(
+                "MM repair fixes labelled points only (every item a point with one label)".into(),
+            )
+        })?;
         let tau = self.keep_tau.unwrap_or(problem.keep.tau);
-        let xs: Vec<Vec<f64>> = points
-            .iter()
-            .map(|p| p.0.clone())
+        let n_points = point_xs.len();
+        let xs: Vec<Vec<f64>> = point_xs
+            .into_iter()
             .chain(problem.keep.points.inputs.iter().cloned())
             .collect();
         let vals = traces(net, &xs)?;
@@ -245,10 +214,10 @@ impl Repair for Mm {
                     h.len()
                 )));
             }
-            let (c, need) = if i < points.len() {
-                (points[i].1, None)
+            let (c, need) = if i < n_points {
+                (point_labels[i], None)
             } else {
-                let c = problem.keep.points.labels[i - points.len()];
+                let c = problem.keep.points.labels[i - n_points];
                 let m = (0..outputs)
                     .filter(|&j| j != c)
                     .map(|j| z[c] - z[j])
@@ -281,21 +250,16 @@ impl Repair for Mm {
             let m = self.lp(&rows, outputs, hidden, bound);
             let encode_s = t.elapsed().as_secs_f64();
             let sol = m.solve(Sense::Minimise, &opts)?;
-            let (res, what) = match sol.outcome {
+            let what = sol.outcome.describe();
+            let res = match sol.outcome {
                 Outcome::Optimal { objective, values } => {
                     let dw: Vec<f64> = (0..outputs * hidden)
                         .map(|k| values[2 * k] - values[2 * k + 1])
                         .collect();
-                    (Some((objective, dw)), "optimal".to_string())
+                    Some((objective, dw))
                 }
-                Outcome::Infeasible => (None, "infeasible".to_string()),
-                Outcome::Unbounded => (None, "unbounded".to_string()),
-                Outcome::Limit { reason, .. } => {
-                    return Err(RepairError::Problem(format!("MM's LP stopped: {reason}")))
-                }
-                Outcome::Failed(why) => {
-                    return Err(RepairError::Problem(format!("MM's LP failed: {why}")))
-                }
+                Outcome::Infeasible | Outcome::Unbounded => None,
+                _ => return Err(RepairError::Problem(format!("MM's LP: {what}"))),
             };
             let r = LpReport::new(purpose, &what, &sol.stats, encode_s);
             timings.build_s += r.build_s;

@@ -57,13 +57,15 @@ use crate::outcome::{
 use crate::problem::{KeepSet, LabelledSet, RepairItem, RepairProblem};
 use crate::{Repair, RepairContext};
 
-/// The norm of the weight change REGLO minimises.
+/// The norm of a last-layer weight change: what REGLO's min-change LP minimises, and what MM
+/// repair bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WeightNorm {
     /// Sum of absolute changes (sparse changes).
     L1,
-    /// Largest absolute change, plus 1e-3 times the L1 norm (spread-out changes).
+    /// Largest absolute change (REGLO adds 1e-3 times the L1 norm; MM applies the least-L1
+    /// change within the bound).
     Linf,
 }
 
@@ -647,7 +649,8 @@ impl Reglo {
         };
         let sol = m.solve(Sense::Minimise, &opts)?;
         let purpose = format!("round {round}: {} areas", areas.len());
-        let (result, outcome) = match sol.outcome {
+        let outcome = sol.outcome.describe();
+        let result = match sol.outcome {
             Outcome::Optimal { objective, values } => {
                 let w: Vec<f64> = w0
                     .iter()
@@ -669,12 +672,9 @@ impl Reglo {
                     dw_l1: dw.iter().map(|v| values[v.index()].abs()).sum(),
                     db_l1: 0.0,
                 };
-                (Some(solved), "optimal".to_string())
+                Some(solved)
             }
-            Outcome::Infeasible => (None, "infeasible".to_string()),
-            Outcome::Unbounded => (None, "unbounded".to_string()),
-            Outcome::Limit { reason, .. } => (None, format!("limit: {reason}")),
-            Outcome::Failed(why) => (None, format!("failed: {why}")),
+            _ => None,
         };
         Ok((
             result,
@@ -862,20 +862,8 @@ impl Reglo {
             report.solve_s += r.solve_s;
             let (objective, values) = match sol.outcome {
                 Outcome::Optimal { objective, values } => (objective, values),
-                Outcome::Infeasible => {
-                    report.outcome = "infeasible".into();
-                    break;
-                }
-                Outcome::Unbounded => {
-                    report.outcome = "unbounded".into();
-                    break;
-                }
-                Outcome::Limit { reason, .. } => {
-                    report.outcome = format!("limit: {reason}");
-                    break;
-                }
-                Outcome::Failed(why) => {
-                    report.outcome = format!("failed: {why}");
+                other => {
+                    report.outcome = other.describe();
                     break;
                 }
             };

@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use common::out;
 use netrepair_nn::{Layer, Linear, Network, NetworkBuilder};
 use netrepair_repair::{
-    KeepSet, LabelledSet, Mm, MmNorm, Repair, RepairContext, RepairProblem, RepairStatus,
+    KeepSet, LabelledSet, Mm, Repair, RepairContext, RepairProblem, RepairStatus, WeightNorm,
 };
 
 /// One Linear layer, W = I, b = 0: z = x.
@@ -41,7 +41,10 @@ fn bound_of(o: &netrepair_repair::RepairOutcome) -> f64 {
 fn the_binary_search_finds_the_minimal_bound_worked_out_by_hand() {
     let net = identity();
     let m = 1e-4;
-    for (norm, want) in [(MmNorm::Linf, (1.0 + m) / 2.0), (MmNorm::L1, 1.0 + m)] {
+    for (norm, want) in [
+        (WeightNorm::Linf, (1.0 + m) / 2.0),
+        (WeightNorm::L1, 1.0 + m),
+    ] {
         let mm = Mm {
             norm,
             margin: m,
@@ -144,5 +147,5 @@ fn bad_input_is_refused_by_name() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("Linear"), "{e}");
-    assert!("l2".parse::<MmNorm>().is_err());
+    assert!("l2".parse::<WeightNorm>().is_err());
 }

@@ -65,6 +65,21 @@ fn sampled_variation(net: &Network, p: &GlobalProperty, area: &BoxRegion, n: usi
     worst
 }
 
+/// A network proved over the whole region: an attack from 400 points with 6 starts of 40 steps
+/// each, and 3000 random pairs, find no variation above eps.
+fn assert_unbroken(net: &Network, p: &GlobalProperty, seed: u64) {
+    let chain = Chain::new(net).unwrap();
+    let pts = netrepair_verify::uniform_points(&p.region, 400, 74 + seed);
+    let attack = VariationAttack {
+        restarts: 6,
+        steps: 40,
+        seed,
+    };
+    let rep = pgd_variation(&chain, p, &pts, &attack);
+    assert!(rep.pgd_b <= p.eps, "{} > {}", rep.pgd_b, p.eps);
+    assert!(sampled_variation(net, p, &p.region, 3000) <= p.eps);
+}
+
 #[test]
 fn repaired_areas_hold_and_the_attack_weakens() {
     let net = mlp(&[4, 16, 16, 2], Activation::Relu, 3).unwrap();
@@ -110,16 +125,7 @@ fn a_covering_repair_is_a_global_proof_no_attack_breaks() {
     assert_eq!(o.status, RepairStatus::Proved);
     assert!(g.vb_after <= p.eps);
     // Soundness: many random starts find nothing above eps, and neither does plain sampling.
-    let chain = Chain::new(&o.network).unwrap();
-    let pts = netrepair_verify::uniform_points(&p.region, 400, 77);
-    let attack = VariationAttack {
-        restarts: 6,
-        steps: 40,
-        seed: 3,
-    };
-    let rep = pgd_variation(&chain, &p, &pts, &attack);
-    assert!(rep.pgd_b <= p.eps, "{} > {}", rep.pgd_b, p.eps);
-    assert!(sampled_variation(&o.network, &p, &p.region, 3000) <= p.eps);
+    assert_unbroken(&o.network, &p, 3);
     // The generic re-check agrees: repaired after, refuted before.
     let check = netrepair_verify::CheckOptions::default();
     let after = recheck(&net, &o.network, &problem(&p), &check).unwrap();
@@ -244,15 +250,7 @@ fn the_scale_aware_repair_keeps_decisions_and_proves_the_whole_region() {
         assert_eq!(a[0] > a[1], b[0] > b[1], "{x:?}");
     }
     // The global proof: a many-start attack and 3000 random pairs find nothing above eps.
-    let chain = Chain::new(&o.network).unwrap();
-    let pts = netrepair_verify::uniform_points(&p.region, 400, 78);
-    let attack = VariationAttack {
-        restarts: 6,
-        steps: 40,
-        seed: 5,
-    };
-    assert!(pgd_variation(&chain, &p, &pts, &attack).pgd_b <= p.eps);
-    assert!(sampled_variation(&o.network, &p, &p.region, 3000) <= p.eps);
+    assert_unbroken(&o.network, &p, 5);
     // Only the last layer moved.
     let last = net.nodes().last().unwrap().name().to_string();
     assert!(param_changes(&net, &o.network)
