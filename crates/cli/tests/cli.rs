@@ -776,7 +776,7 @@ fn gradient_methods_repair_points_with_a_correct_set() {
         &d.join("cy.npy"),
         &pred.iter().map(|&p| i64::from(p)).collect::<Vec<_>>(),
     );
-    for method in ["irepair", "finetune", "random-lock"] {
+    for method in ["irepair", "irepair-plus", "finetune", "random-lock"] {
         let out = format!("{method}.onnx");
         let v = json(&run(
             &[
@@ -841,6 +841,32 @@ fn gradient_methods_repair_points_with_a_correct_set() {
             "-1",
         ]),
         "gamma",
+    );
+    fails_with(
+        &with(&[
+            "--method",
+            "irepair-plus",
+            "--correct-inputs",
+            "cx.npy",
+            "--correct-labels",
+            "cy.npy",
+            "--correct-term",
+            "logits:2",
+        ]),
+        "sets the correct-set term",
+    );
+    fails_with(
+        &with(&[
+            "--method",
+            "finetune",
+            "--correct-inputs",
+            "cx.npy",
+            "--correct-labels",
+            "cy.npy",
+            "--correct-term",
+            "logits:-1",
+        ]),
+        "correct-set term",
     );
     // For APRNN the same set is its keep set.
     let v = json(&with(&[

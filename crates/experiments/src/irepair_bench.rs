@@ -13,8 +13,8 @@ use anyhow::{bail, Result};
 use netrepair_data::Dataset;
 use netrepair_nn::Network;
 use netrepair_repair::{
-    GradientOptions, GradientRepair, ItemStatus, KeepSet, LabelledSet, Mm, Repair, RepairContext,
-    RepairProblem,
+    mixup_points, GradientOptions, GradientRepair, ItemStatus, KeepSet, LabelledSet, Mm, Race,
+    Repair, RepairContext, RepairProblem,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -30,6 +30,12 @@ pub enum BenchMethod {
     Retrain,
     /// I-REPAIR with this gamma.
     IRepair {
+        /// Weight of the correct set's influence.
+        gamma: f64,
+    },
+    /// I-REPAIR+ (ours): logit and mixup preservation of the correct set, raced over the
+    /// term's weights ([`Race::irepair_plus`]).
+    IRepairPlus {
         /// Weight of the correct set's influence.
         gamma: f64,
     },
@@ -52,6 +58,7 @@ impl BenchMethod {
         match self {
             BenchMethod::Retrain => "Retrain".into(),
             BenchMethod::IRepair { gamma } => format!("I-repair, gamma = {gamma}"),
+            BenchMethod::IRepairPlus { gamma } => format!("I-repair+, gamma = {gamma}"),
             BenchMethod::RandomLock { p } => format!("Random lock, p = {p}"),
             BenchMethod::Mm { bound } => format!("MM repair, eps = {bound}"),
         }
@@ -62,6 +69,9 @@ impl BenchMethod {
             BenchMethod::Retrain => GradientRepair::finetune(),
             BenchMethod::IRepair { gamma } => GradientRepair::irepair(gamma),
             BenchMethod::RandomLock { p } => GradientRepair::random_lock(p),
+            BenchMethod::IRepairPlus { gamma } => {
+                return Box::new(Race::irepair_plus(gamma, &options))
+            }
             BenchMethod::Mm { bound } => {
                 return Box::new(Mm {
                     max_bound: bound,
@@ -120,6 +130,15 @@ pub struct IRepairRun {
     pub mean_frozen: f64,
     /// Wall time of the repair.
     pub time_s: f64,
+    /// Sum of absolute parameter changes.
+    pub delta_l1: f64,
+    /// Mean over the correct set of the squared change of the logits (what the repair did
+    /// to the points it was told to keep; 0 for MM, which never sees them).
+    pub keep_shift: f64,
+    /// Share of 2000 synthetic probes (mixtures of correct-set pairs, drawn apart from any
+    /// the repair trains on) whose arg-max the repair changed: a label-free estimate of the
+    /// accuracy drop.
+    pub probe_flips: f64,
 }
 
 /// Mean and standard deviation over the runs of one method and size.
@@ -301,7 +320,14 @@ fn run_one(
     } else {
         m.repair(net, problem, &RepairContext::default())
     };
-    let row = |repaired, success, iterations, acc_after: f64, frozen| IRepairRun {
+    let row = |repaired,
+               success,
+               iterations,
+               acc_after: f64,
+               frozen,
+               delta_l1,
+               keep_shift,
+               probe_flips| IRepairRun {
         method: method.label(),
         size: at.size,
         used: at.used,
@@ -315,11 +341,14 @@ fn run_one(
         drop_pp: acc_before - acc_after,
         mean_frozen: frozen,
         time_s: t.elapsed().as_secs_f64(),
+        delta_l1,
+        keep_shift,
+        probe_flips,
     };
     let out = match out {
         Ok(o) => o,
         // MM finds no change within its bound: a failed run, network unchanged.
-        Err(_) if mm => return Ok(row(0, false, 0, acc_before, 0.0)),
+        Err(_) if mm => return Ok(row(0, false, 0, acc_before, 0.0, 0.0, 0.0, 0.0)),
         Err(e) => return Err(e.into()),
     };
     let acc_after = 100.0 * accuracy(&out.network, eval)?;
@@ -330,7 +359,38 @@ fn run_one(
         training.map_or(0, |t| t.iterations),
         acc_after,
         training.map_or(0.0, |t| t.mean_frozen),
+        out.param_delta.l1,
+        logit_shift(net, &out.network, &problem.keep.points.inputs)?,
+        probe_flips(net, &out.network, &problem.keep.points.inputs, at.seed)?,
     ))
+}
+
+/// Mean over `inputs` of `sum_j (after_j(x) - before_j(x))^2`.
+fn logit_shift(before: &Network, after: &Network, inputs: &[Vec<f64>]) -> Result<f64> {
+    if inputs.is_empty() {
+        return Ok(0.0);
+    }
+    let flat: Vec<f32> = inputs.iter().flatten().map(|&v| v as f32).collect();
+    let mut dims = vec![inputs.len()];
+    dims.extend_from_slice(before.input_shape());
+    let x = candle_core::Tensor::from_vec(flat, dims, &candle_core::Device::Cpu)?;
+    let d = (after.forward(&x)? - before.forward(&x)?)?;
+    let total: f32 = d.sqr()?.sum_all()?.to_scalar()?;
+    Ok(total as f64 / inputs.len() as f64)
+}
+
+/// Share of 2000 mixup probes of `keep` whose arg-max differs between `before` and `after`.
+fn probe_flips(before: &Network, after: &Network, keep: &[Vec<f64>], seed: usize) -> Result<f64> {
+    let probes = mixup_points(keep, 2000, 0x7072_6f62 + seed as u64);
+    if probes.is_empty() {
+        return Ok(0.0);
+    }
+    let flat: Vec<f32> = probes.iter().flatten().map(|&v| v as f32).collect();
+    let mut dims = vec![probes.len()];
+    dims.extend_from_slice(before.input_shape());
+    let x = candle_core::Tensor::from_vec(flat, dims, &candle_core::Device::Cpu)?;
+    let (a, b) = (before.predict(&x)?, after.predict(&x)?);
+    Ok(a.iter().zip(&b).filter(|(u, v)| u != v).count() as f64 / probes.len() as f64)
 }
 
 /// Seed 001's protocol as its public code runs it (vas-group-imperial/I-Repair): per seed, a
@@ -613,6 +673,9 @@ mod tests {
             drop_pp: drop,
             mean_frozen: 0.0,
             time_s: 0.0,
+            delta_l1: 0.0,
+            keep_shift: 0.0,
+            probe_flips: 0.0,
         }
     }
 

@@ -45,6 +45,49 @@ pub enum CorrectLoss {
     CrossEntropy,
 }
 
+/// What the training loss asks of the correct set `C`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum CorrectTerm {
+    /// Cross-entropy against the labels (the reference implementation's loss): keeps `C`
+    /// classified right, and keeps pushing it to more confident outputs.
+    CrossEntropy,
+    /// The squared change of the original network's logits on `C`, `weight * mean_c sum_j
+    /// (y_j - y0_j)^2`: keeps the network's function on `C`, not only its labels.
+    Logits {
+        /// Weight of the term against the repair set's cross-entropy.
+        weight: f64,
+    },
+}
+
+impl std::str::FromStr for CorrectTerm {
+    type Err = RepairError;
+
+    /// `ce` (or `cross-entropy`), `logits` (weight 1) or `logits:W`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            RepairError::Problem(format!(
+                "unknown correct-set term '{s}' (ce, logits or logits:W with W > 0)"
+            ))
+        };
+        match s.trim() {
+            "ce" | "cross-entropy" => Ok(CorrectTerm::CrossEntropy),
+            "logits" => Ok(CorrectTerm::Logits { weight: 1.0 }),
+            t => {
+                let w: f64 = t
+                    .strip_prefix("logits:")
+                    .and_then(|w| w.trim().parse().ok())
+                    .ok_or_else(bad)?;
+                if w > 0.0 && w.is_finite() {
+                    Ok(CorrectTerm::Logits { weight: w })
+                } else {
+                    Err(bad())
+                }
+            }
+        }
+    }
+}
+
 /// Which parameters may move in each step.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -85,6 +128,16 @@ pub struct GradientOptions {
     /// first measured better on mnist-net_256x2 (0.62 against 0.85 pp at |R| = 4): a fixed
     /// point keeps being pushed away from the boundary instead of sliding back.
     pub all_repair_points: bool,
+    /// The correct set's term in the training loss.
+    pub correct_term: CorrectTerm,
+    /// Synthetic keep points: this many convex combinations of random pairs of correct-set
+    /// inputs whose original logits the loss preserves (weight of the `Logits` term, or 1),
+    /// so the network keeps its function between the kept samples, not only on them. 0: none.
+    pub mixup: usize,
+    /// Draw the synthetic keep points afresh in every step (`mixup` per step) rather than
+    /// once: the term then preserves the network over the whole space between the kept
+    /// samples at the cost of `mixup` points per step.
+    pub mixup_fresh: bool,
 }
 
 impl Default for GradientOptions {
@@ -96,6 +149,9 @@ impl Default for GradientOptions {
             margin: 0.0,
             seed: 0,
             all_repair_points: true,
+            correct_term: CorrectTerm::CrossEntropy,
+            mixup: 0,
+            mixup_fresh: false,
         }
     }
 }
@@ -169,6 +225,27 @@ impl Target {
                 .all(|r| r.holds(y) && -r.constraint.slack(y) >= margin),
         }
     }
+}
+
+/// `n` convex combinations `l a + (1 - l) b` of random pairs `a, b` of `inputs` with `l`
+/// uniform in `[0, 1]`, drawn with `seed`: points between the samples a repair should keep,
+/// where the network's original outputs are its only labels. Empty when `inputs` is.
+pub fn mixup_points(inputs: &[Vec<f64>], n: usize, seed: u64) -> Vec<Vec<f64>> {
+    if inputs.is_empty() {
+        return Vec::new();
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x6d69_7875_70);
+    (0..n)
+        .map(|_| {
+            let a = &inputs[rng.random_range(0..inputs.len())];
+            let b = &inputs[rng.random_range(0..inputs.len())];
+            let l: f64 = rng.random();
+            a.iter()
+                .zip(b)
+                .map(|(u, v)| l * u + (1.0 - l) * v)
+                .collect()
+        })
+        .collect()
 }
 
 /// Inputs as one f32 batch `[N, input shape...]`.
@@ -356,6 +433,32 @@ pub struct GradientRepair {
 }
 
 impl GradientRepair {
+    /// The settings in words ("irepair gamma 1, C term logits:10, 100 mixup points per
+    /// step, rmsprop lr 0.0001").
+    pub fn describe(&self) -> String {
+        let o = &self.options;
+        let lock = match self.locking {
+            Locking::Nothing => "finetune".to_string(),
+            Locking::Influence { gamma, .. } => format!("irepair gamma {gamma}"),
+            Locking::Random { p } => format!("random-lock p {p}"),
+        };
+        let term = match o.correct_term {
+            CorrectTerm::CrossEntropy => "ce".to_string(),
+            CorrectTerm::Logits { weight } => format!("logits:{weight}"),
+        };
+        let mix = match (o.mixup, o.mixup_fresh) {
+            (0, _) => String::new(),
+            (n, true) => format!(", {n} mixup points per step"),
+            (n, false) => format!(", {n} mixup points"),
+        };
+        let opt = match o.optimizer {
+            OptimizerKind::Sgd { .. } => "sgd",
+            OptimizerKind::Adam { .. } => "adam",
+            OptimizerKind::RmsProp { .. } => "rmsprop",
+        };
+        format!("{lock}, C term {term}{mix}, {opt} lr {}", o.lr)
+    }
+
     /// I-REPAIR with weight `gamma` and the magnitude loss for the correct set.
     pub fn irepair(gamma: f64) -> Self {
         Self {
@@ -499,6 +602,25 @@ impl Repair for GradientRepair {
             )
         };
         let nc = correct.len() as f64;
+        // The original logits on C, for the logit-preservation term.
+        let y0c = match (&xc, o.correct_term) {
+            (Some(xc), CorrectTerm::Logits { .. }) => Some(trainer.forward(xc)?.detach()),
+            _ => None,
+        };
+        // Synthetic keep points between pairs of correct-set samples, with their original
+        // logits.
+        let mut mix = if o.mixup > 0 && correct.len() >= 2 {
+            let pts = mixup_points(&correct.inputs, o.mixup, o.seed);
+            let xm = batch(net, &pts)?;
+            let ym = trainer.forward(&xm)?.detach();
+            Some((xm, ym))
+        } else {
+            None
+        };
+        let mix_weight = match o.correct_term {
+            CorrectTerm::Logits { weight } => weight,
+            CorrectTerm::CrossEntropy => 1.0,
+        };
         let stride = (o.max_iters / 250).max(1);
         let mut history = Vec::new();
         let (mut iterations, mut converged, mut frozen_sum) = (0, false, 0.0);
@@ -525,26 +647,70 @@ impl Repair for GradientRepair {
             } else {
                 &wrong
             };
+            if o.mixup_fresh && mix.is_some() && iter > 0 {
+                let pts = mixup_points(&correct.inputs, o.mixup, o.seed.wrapping_add(iter as u64));
+                let xm = batch(net, &pts)?;
+                let ym = net.forward(&xm)?.detach();
+                mix = Some((xm, ym));
+            }
             let loss_r = repair_loss(&out_r, &targets, train_on, o.margin)?;
             let g_r = grads_of(&trainer, &loss_r)?;
             let nw = train_on.len() as f64;
-            let (g_ce_c, g_infl_c, loss_c) = match (&xc, &yc) {
+            let (g_train_c, g_infl_c, loss_c) = match (&xc, &yc) {
                 (Some(xc), Some(yc)) => {
                     let out_c = trainer.forward(xc)?;
-                    let ce = cross_entropy(&out_c, yc)?;
-                    let g_ce = grads_of(&trainer, &ce)?;
-                    let g_infl = match self.locking {
-                        Locking::Influence {
-                            correct_loss: CorrectLoss::Magnitude,
-                            ..
-                        } => Some(grads_of(
+                    let ce = || cross_entropy(&out_c, yc);
+                    let train = match (o.correct_term, &y0c) {
+                        (CorrectTerm::Logits { weight }, Some(y0)) => out_c
+                            .sub(y0)
+                            .and_then(|d| d.sqr())
+                            .and_then(|d| d.sum_all())
+                            .and_then(|d| d.affine(weight / nc, 0.0))
+                            .map_err(NnError::from)?,
+                        _ => ce()?,
+                    };
+                    let train = match &mix {
+                        // Scaled so that the term weighs `mix_weight` in the total loss.
+                        Some((xm, ym)) => {
+                            let scale = mix_weight * (nw + nc) / (nc * o.mixup as f64);
+                            let t = trainer
+                                .forward(xm)?
+                                .sub(ym)
+                                .and_then(|d| d.sqr())
+                                .and_then(|d| d.sum_all())
+                                .and_then(|d| d.affine(scale, 0.0))
+                                .map_err(NnError::from)?;
+                            (train + t).map_err(NnError::from)?
+                        }
+                        None => train,
+                    };
+                    let g_train = grads_of(&trainer, &train)?;
+                    // The influence gradient: the magnitude loss, or the cross-entropy (the
+                    // training gradient when that is the training term).
+                    let g_infl = match (self.locking, o.correct_term) {
+                        (
+                            Locking::Influence {
+                                correct_loss: CorrectLoss::Magnitude,
+                                ..
+                            },
+                            _,
+                        ) => Some(grads_of(
                             &trainer,
                             &correct_influence_loss(&out_c, yc, CorrectLoss::Magnitude)?,
                         )?),
+                        (
+                            Locking::Influence {
+                                correct_loss: CorrectLoss::CrossEntropy,
+                                ..
+                            },
+                            CorrectTerm::Logits { .. },
+                        ) => Some(grads_of(&trainer, &ce()?)?),
                         _ => None,
                     };
-                    let lc = ce.to_dtype(DType::F64).and_then(|t| t.to_scalar::<f64>());
-                    (Some(g_ce), g_infl, lc.map_err(NnError::from)?)
+                    let lc = train
+                        .to_dtype(DType::F64)
+                        .and_then(|t| t.to_scalar::<f64>());
+                    (Some(g_train), g_infl, lc.map_err(NnError::from)?)
                 }
                 _ => (None, None, 0.0),
             };
@@ -555,7 +721,7 @@ impl Repair for GradientRepair {
             let mut frozen = 0usize;
             let mut step = Vec::with_capacity(vars.len());
             for k in 0..vars.len() {
-                let gc = g_ce_c.as_ref().and_then(|g| g[k].as_ref());
+                let gc = g_train_c.as_ref().and_then(|g| g[k].as_ref());
                 let combined = match (g_r[k].as_ref(), gc) {
                     (None, None) => None,
                     (Some(r), None) => Some(r.affine(nw / (nw + nc), 0.0)),
@@ -569,13 +735,11 @@ impl Repair for GradientRepair {
                 .map_err(NnError::from)?;
                 let mask = match self.locking {
                     Locking::Nothing => None,
-                    Locking::Influence {
-                        gamma,
-                        correct_loss,
-                    } => {
-                        let gi = match correct_loss {
-                            CorrectLoss::Magnitude => g_infl_c.as_ref().and_then(|g| g[k].as_ref()),
-                            CorrectLoss::CrossEntropy => gc,
+                    Locking::Influence { gamma, .. } => {
+                        let gi = match g_infl_c.as_ref() {
+                            Some(g) => g[k].as_ref(),
+                            // Cross-entropy influence, and cross-entropy is the training term.
+                            None => gc,
                         };
                         influence(g_r[k].as_ref(), gi, gamma)?
                             .map(|s| s.ge(1.0).and_then(|b| b.to_dtype(DType::F32)))

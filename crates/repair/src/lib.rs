@@ -40,6 +40,7 @@ mod pft;
 mod pipeline;
 mod prepared;
 mod problem;
+mod race;
 mod recheck;
 mod reglo;
 mod select;
@@ -56,8 +57,8 @@ pub use aprnn::{Aprnn, APRNN_DELTA_BOUND};
 pub use edit::{param_changes, KeepObjective, ParamChange};
 pub use error::{RepairError, Result};
 pub use gradient::{
-    influence_mask, CorrectLoss, GradientOptions, GradientRepair, InfluenceMask, IterationStat,
-    Locking, TrainingReport,
+    influence_mask, mixup_points, CorrectLoss, CorrectTerm, GradientOptions, GradientRepair,
+    InfluenceMask, IterationStat, Locking, TrainingReport,
 };
 pub use incremental::{Incremental, IncrementalReport, IncrementalStep};
 pub use mm::{Mm, MmSearch};
@@ -71,6 +72,7 @@ pub use problem::{
     box_vertices, split_box, KeepRegion, KeepSet, LabelledSet, RepairItem, RepairProblem,
     Requirement, DEFAULT_KEEP_TAU,
 };
+pub use race::{Race, IREPAIR_PLUS_MIXUP, IREPAIR_PLUS_WEIGHTS};
 pub use recheck::{keep_report, recheck};
 pub use reglo::{
     decision_keep_set, GlobalReport, Reglo, RegloIteration, RegloObjective, WeightNorm,

@@ -8,8 +8,8 @@ use candle_core::{Device, Tensor};
 use common::out;
 use netrepair_nn::{mlp, Activation, Layer, Linear, Network, NetworkBuilder};
 use netrepair_repair::{
-    influence_mask, GradientRepair, ItemStatus, KeepSet, LabelledSet, Repair, RepairContext,
-    RepairError, RepairItem, RepairProblem, RepairStatus, Requirement,
+    influence_mask, mixup_points, CorrectTerm, GradientRepair, ItemStatus, KeepSet, LabelledSet,
+    Race, Repair, RepairContext, RepairError, RepairItem, RepairProblem, RepairStatus, Requirement,
 };
 use netrepair_spec::parse_vnnlib;
 
@@ -404,5 +404,197 @@ fn the_reference_loss_trains_on_every_repair_point() {
             "all = {all}: loss {} against {want}",
             first.loss
         );
+    }
+}
+
+#[test]
+fn the_logit_term_starts_at_zero_and_only_the_repair_loss_is_left() {
+    // Same network and sets as above: at the first step the logits of C (and of any synthetic
+    // point between C's samples) are the original ones, so the C term is exactly 0 and the
+    // loss is the repair point's cross-entropy weighted 1 / (1 + 1).
+    let net = two_unit_net();
+    let r1 = {
+        let m = 1.5f64;
+        m + ((0.0 - m).exp() + (1.5 - m).exp()).ln() - 0.0
+    };
+    let problem = RepairProblem::from_labels(&[-1.0, 1.0], &[0], 2, 2)
+        .unwrap()
+        .with_keep(KeepSet::points(set(&[[1.0, -1.0], [2.0, -2.0]], &[0, 0])));
+    for mixup in [0, 16] {
+        let mut m = GradientRepair::finetune();
+        m.options.max_iters = 1;
+        m.options.correct_term = CorrectTerm::Logits { weight: 3.0 };
+        m.options.mixup = mixup;
+        let o = m.repair(&net, &problem, &RepairContext::default()).unwrap();
+        let first = &o.training.as_ref().unwrap().history[0];
+        let want = r1 / 3.0;
+        assert!(
+            (first.loss - want).abs() < 1e-5,
+            "mixup {mixup}: loss {} against {want}",
+            first.loss
+        );
+    }
+}
+
+/// Mean over `xs` of the squared change of the logits.
+fn logit_change(a: &Network, b: &Network, xs: &[Vec<f64>]) -> f64 {
+    xs.iter()
+        .map(|x| {
+            out(a, x)
+                .iter()
+                .zip(out(b, x))
+                .map(|(u, v)| (u - v).powi(2))
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / xs.len() as f64
+}
+
+#[test]
+fn the_logit_term_keeps_the_correct_set_outputs_closer_than_cross_entropy() {
+    let (net, problem, right) = mlp_and_sets(3, 12);
+    let run = |term: CorrectTerm| {
+        let mut m = GradientRepair::finetune();
+        m.options.lr = 1e-2;
+        m.options.correct_term = term;
+        let o = m.repair(&net, &problem, &RepairContext::default()).unwrap();
+        assert!(o.proved, "{term:?}: {}", o.message);
+        logit_change(&net, &o.network, &right.inputs)
+    };
+    let (ce, logits) = (
+        run(CorrectTerm::CrossEntropy),
+        run(CorrectTerm::Logits { weight: 10.0 }),
+    );
+    assert!(
+        logits < ce,
+        "logit term {logits} against cross-entropy {ce}"
+    );
+}
+
+#[test]
+fn mixup_points_lie_between_pairs_of_the_inputs_and_follow_the_seed() {
+    let inputs = vec![
+        vec![0.0, 1.0, -2.0],
+        vec![1.0, 1.0, 2.0],
+        vec![0.5, -1.0, 0.0],
+    ];
+    let pts = mixup_points(&inputs, 200, 3);
+    assert_eq!(pts.len(), 200);
+    for p in &pts {
+        // On a segment between two of the inputs: some pair and some l in [0, 1] give p.
+        let on_segment = inputs.iter().any(|a| {
+            inputs.iter().any(|b| {
+                let l = (0..3)
+                    .find(|&j| (a[j] - b[j]).abs() > 1e-12)
+                    .map_or(1.0, |j| (p[j] - b[j]) / (a[j] - b[j]));
+                (-1e-12..=1.0 + 1e-12).contains(&l)
+                    && (0..3).all(|j| (l * a[j] + (1.0 - l) * b[j] - p[j]).abs() < 1e-9)
+            })
+        });
+        assert!(on_segment, "{p:?}");
+    }
+    assert_eq!(pts, mixup_points(&inputs, 200, 3));
+    assert_ne!(pts, mixup_points(&inputs, 200, 4));
+    assert!(mixup_points(&[], 5, 0).is_empty());
+}
+
+#[test]
+fn a_race_returns_the_setting_that_finishes_in_the_fewest_steps() {
+    let (net, problem, _) = mlp_and_sets(3, 8);
+    let ctx = RepairContext::default();
+    let with_lr = |lr: f64| {
+        let mut m = GradientRepair::finetune();
+        m.options.lr = lr;
+        m
+    };
+    let (slow, fast) = (with_lr(1e-3), with_lr(1e-2));
+    let alone = |m: &GradientRepair| {
+        let o = m.repair(&net, &problem, &ctx).unwrap();
+        assert!(o.proved, "{}", o.message);
+        o
+    };
+    let (s, f) = (alone(&slow), alone(&fast));
+    let steps = |o: &netrepair_repair::RepairOutcome| o.training.as_ref().unwrap().iterations;
+    assert!(steps(&f) < steps(&s), "{} vs {}", steps(&f), steps(&s));
+    let race = Race::new("race", vec![slow, fast]);
+    let r = race.repair(&net, &problem, &ctx).unwrap();
+    assert!(r.proved);
+    assert_eq!(r.method, "race");
+    assert_eq!(steps(&r), steps(&f));
+    // Deterministic: the winner's network is the one it gives alone.
+    for id in net.param_ids() {
+        assert_eq!(
+            r.network.param(id).unwrap().to_vec().unwrap(),
+            f.network.param(id).unwrap().to_vec().unwrap()
+        );
+    }
+    assert!(
+        r.notes.iter().any(|n| n.contains("wins: setting 1")),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[test]
+fn a_race_nobody_finishes_falls_back_and_an_empty_race_is_an_error() {
+    let (net, problem, _) = mlp_and_sets(3, 8);
+    let ctx = RepairContext::default();
+    let mut stuck = GradientRepair::irepair(1.0);
+    stuck.options.lr = 1e-9;
+    stuck.options.max_iters = 2;
+    let mut race = Race::new("race", vec![stuck.clone()]);
+    let r = race.repair(&net, &problem, &ctx).unwrap();
+    assert!(!r.proved);
+    let mut fallback = GradientRepair::finetune();
+    fallback.options.lr = 1e-2;
+    race.fallback = Some(fallback);
+    let r = race.repair(&net, &problem, &ctx).unwrap();
+    assert!(r.proved, "{}", r.message);
+    assert!(
+        r.notes.iter().any(|n| n.contains("wins: the fallback")),
+        "{:?}",
+        r.notes
+    );
+    let empty = Race::new("race", Vec::new());
+    let e = empty.repair(&net, &problem, &ctx).unwrap_err();
+    assert!(matches!(e, RepairError::Problem(_)) && e.to_string().contains("at least one"));
+}
+
+#[test]
+fn irepair_plus_repairs_and_reports_its_race() {
+    let (net, problem, _) = mlp_and_sets(3, 12);
+    let base = netrepair_repair::GradientOptions {
+        lr: 1e-2,
+        ..Default::default()
+    };
+    let r = Race::irepair_plus(1.0, &base)
+        .repair(&net, &problem, &RepairContext::default())
+        .unwrap();
+    assert!(r.proved, "{}", r.message);
+    assert_eq!(r.method, "irepair-plus");
+    assert!(
+        r.notes.iter().any(|n| n.contains("raced 3 settings")),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[test]
+fn correct_terms_parse_and_bad_ones_are_named() {
+    assert_eq!(
+        "ce".parse::<CorrectTerm>().unwrap(),
+        CorrectTerm::CrossEntropy
+    );
+    assert_eq!(
+        "logits".parse::<CorrectTerm>().unwrap(),
+        CorrectTerm::Logits { weight: 1.0 }
+    );
+    assert_eq!(
+        "logits:2.5".parse::<CorrectTerm>().unwrap(),
+        CorrectTerm::Logits { weight: 2.5 }
+    );
+    for bad in ["logits:0", "logits:-1", "logits:x", "mse", "logits:inf"] {
+        let e = bad.parse::<CorrectTerm>().unwrap_err().to_string();
+        assert!(e.contains(bad) && e.contains("correct-set term"), "{e}");
     }
 }

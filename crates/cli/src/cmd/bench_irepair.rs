@@ -71,6 +71,10 @@ pub struct IRepairBenchArgs {
     /// I-REPAIR gammas.
     #[arg(long, default_value = "0.01,0.05,0.1,0.5,1")]
     gammas: String,
+    /// I-REPAIR+ (ours: logit and mixup preservation, raced over two weights) at these gammas
+    /// (none by default).
+    #[arg(long)]
+    plus: Option<String>,
     /// Random-locking probabilities (none by default).
     #[arg(long)]
     lock_probs: Option<String>,
@@ -86,6 +90,19 @@ pub struct IRepairBenchArgs {
     /// Learning rate (the paper: 1e-4 for the MNIST MLP, 1e-5 for the CIFAR ResNet).
     #[arg(long, default_value_t = 1e-4)]
     lr: f64,
+    /// Optimiser of the gradient methods (the paper: RMSprop).
+    #[arg(long, value_enum, default_value = "rmsprop")]
+    optimizer: super::repair::OptimizerName,
+    /// The correct set's training term: `ce` (the reference code's cross-entropy), `logits` or
+    /// `logits:W` (the squared change of the original logits).
+    #[arg(long, default_value = "ce")]
+    correct_term: String,
+    /// Synthetic keep points (mixtures of correct-set pairs) whose logits are preserved.
+    #[arg(long, default_value_t = 0)]
+    mixup: usize,
+    /// Draw the synthetic keep points afresh each step.
+    #[arg(long)]
+    mixup_fresh: bool,
     /// Most optimiser steps per repair.
     #[arg(long, default_value_t = 5000)]
     max_iters: usize,
@@ -222,6 +239,11 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
     for g in parse::<f64>(&a.gammas, "--gammas")? {
         methods.push(BenchMethod::IRepair { gamma: g });
     }
+    if let Some(g) = &a.plus {
+        for gamma in parse::<f64>(g, "--plus")? {
+            methods.push(BenchMethod::IRepairPlus { gamma });
+        }
+    }
     if let Some(p) = &a.lock_probs {
         for p in parse::<f64>(p, "--lock-probs")? {
             methods.push(BenchMethod::RandomLock { p });
@@ -248,6 +270,10 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
         options: GradientOptions {
             lr: a.lr,
             max_iters: a.max_iters,
+            optimizer: super::repair::optimizer(a.optimizer),
+            correct_term: a.correct_term.parse()?,
+            mixup: a.mixup,
+            mixup_fresh: a.mixup_fresh,
             ..GradientOptions::default()
         },
     };

@@ -16,7 +16,7 @@ use netrepair_nn::OptimizerKind;
 use netrepair_repair::{
     affine_layers, best_layer, resolve_layer, score_layers, Aprnn, CorrectLoss, GradientOptions,
     GradientRepair, Heuristic, ItemStatus, KeepSet, LabelledSet, Locking, LpRepairOptions, Mm, Pft,
-    Prepared, Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem, Requirement,
+    Prepared, Race, Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem, Requirement,
     SelectionInput, APRNN_DELTA_BOUND, DEFAULT_HEURISTIC,
 };
 use netrepair_spec::read_vnnlib;
@@ -40,6 +40,11 @@ pub enum MethodName {
     /// I-REPAIR: gradient steps on the parameters that influence the repair set more than the
     /// correct set (points only; no guarantee beyond the re-checked points).
     Irepair,
+    /// I-REPAIR+ (ours): I-REPAIR's locking with the correct set kept by its original logits
+    /// and by synthetic points between its samples, raced over two weights of that term and
+    /// against I-REPAIR as published; the first to fix every point wins (fewest steps, so
+    /// the least-moved network). Fine-tuning is the fallback when none finishes.
+    IrepairPlus,
     /// Fine-tuning ("retraining") on the correct set plus the unfixed repair points.
     Finetune,
     /// Fine-tuning with each parameter frozen with probability --lock-prob in each step.
@@ -61,7 +66,11 @@ impl MethodName {
     fn is_gradient(self) -> bool {
         matches!(
             self,
-            MethodName::Irepair | MethodName::Finetune | MethodName::RandomLock | MethodName::Pft
+            MethodName::Irepair
+                | MethodName::IrepairPlus
+                | MethodName::Finetune
+                | MethodName::RandomLock
+                | MethodName::Pft
         )
     }
 }
@@ -206,6 +215,14 @@ pub struct RepairArgs {
     /// all of them, as the I-REPAIR reference code does).
     #[arg(long)]
     unfixed_only: bool,
+    /// Gradient methods: the correct set's training term: `ce` (cross-entropy, the reference
+    /// code's), `logits` or `logits:W` (W times the squared change of the original logits).
+    #[arg(long, default_value = "ce")]
+    correct_term: String,
+    /// Gradient methods: synthetic keep points (mixtures of pairs of correct-set samples)
+    /// whose original logits the loss preserves.
+    #[arg(long, default_value_t = 0)]
+    mixup: usize,
     /// Gradient methods: optimiser (default rmsprop; pft adam).
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerName>,
@@ -427,7 +444,7 @@ fn problem(a: &RepairArgs, net: &Network) -> Result<(RepairProblem, LabelledSet)
     Ok((problem, correct))
 }
 
-fn optimizer(name: OptimizerName) -> OptimizerKind {
+pub(crate) fn optimizer(name: OptimizerName) -> OptimizerKind {
     match name {
         OptimizerName::Rmsprop => OptimizerKind::rmsprop(),
         OptimizerName::Adam => OptimizerKind::adam(),
@@ -436,17 +453,17 @@ fn optimizer(name: OptimizerName) -> OptimizerKind {
 }
 
 /// The gradient method the arguments name.
-fn gradient_method(a: &RepairArgs) -> Box<dyn Repair> {
+fn gradient_method(a: &RepairArgs) -> Result<Box<dyn Repair>> {
     if a.method == MethodName::Pft {
         let d = Pft::default();
-        return Box::new(Pft {
+        return Ok(Box::new(Pft {
             lr: a.lr.unwrap_or(d.lr),
             optimizer: a.optimizer.map_or(d.optimizer, optimizer),
             rounds: a.rounds,
             steps_per_round: a.steps_per_round,
             seed: a.seed,
             ..d
-        });
+        }));
     }
     let mut m = match a.method {
         MethodName::Irepair => GradientRepair {
@@ -470,8 +487,17 @@ fn gradient_method(a: &RepairArgs) -> Box<dyn Repair> {
         margin: a.margin,
         seed: a.seed,
         all_repair_points: !a.unfixed_only,
+        correct_term: a.correct_term.parse()?,
+        mixup: a.mixup,
+        mixup_fresh: false,
     };
-    Box::new(m)
+    if a.method == MethodName::IrepairPlus {
+        if a.correct_term != "ce" || a.mixup != 0 {
+            bail!("--method irepair-plus sets the correct-set term and the synthetic points itself; leave out --correct-term and --mixup");
+        }
+        return Ok(Box::new(Race::irepair_plus(a.gamma, &m.options)));
+    }
+    Ok(Box::new(m))
 }
 
 /// The LP time limit `--layer auto` gives each layer it tries when --lp-timeout is not set.
@@ -863,7 +889,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         let m: Box<dyn Repair> = if let Some(r) = &reglo {
             Box::new(r.clone())
         } else if a.method.is_gradient() {
-            gradient_method(a)
+            gradient_method(a)?
         } else {
             method(a, layer)?
         };
