@@ -498,6 +498,10 @@ pub struct SeedSpread {
     pub mean_of_means: f64,
     /// Half-width of the interval holding 95% of the per-seed figures (1.96 sd, normal).
     pub spread95: f64,
+    /// Half-width of the 95% confidence interval of `mean_of_means` (1.96 sd / sqrt(seeds)).
+    pub ci95: f64,
+    /// Mean drop over every run, failed ones included.
+    pub mean_all: f64,
     /// Median drop over all runs.
     pub median: f64,
     /// Mean drop over all runs with the top and bottom 10% cut.
@@ -554,6 +558,8 @@ pub fn seed_spread(runs: &[IRepairRun], methods: &[BenchMethod]) -> Vec<SeedSpre
                 seeds: per_seed.len(),
                 mean_of_means: mom,
                 spread95: 1.96 * sd,
+                ci95: 1.96 * sd / n.sqrt(),
+                mean_all: mine.iter().map(|r| r.drop_pp).sum::<f64>() / mine.len() as f64,
                 median: drops[drops.len() / 2],
                 trimmed_mean: kept.iter().sum::<f64>() / kept.len().max(1) as f64,
                 failure_rate: mine.iter().filter(|r| !r.success).count() as f64 / mine.len() as f64,
@@ -566,18 +572,21 @@ pub fn seed_spread(runs: &[IRepairRun], methods: &[BenchMethod]) -> Vec<SeedSpre
 
 /// [`seed_spread`] as a Markdown table in the paper's Table 1 layout.
 pub fn spread_markdown(rows: &[SeedSpread]) -> String {
-    let mut s = String::from("| method | \\|R\\| | paper d | ours, seed 0 | seeds | mean of seed figures | 95% of seed figures | median run | 10%-trimmed mean | failures |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut s = String::from("| method | \\|R\\| | paper d | ours, seed 0 | seeds | mean of seed figures (95% CI) | 95% of seed figures | mean of all runs | median run | 10%-trimmed mean | failures |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {:.2} | {} | {:.2} | {:.2}-{:.2} | {:.2} | {:.2} | {:.1}% |\n",
+            "| {} | {} | {} | {:.2} | {} | {:.2} ({:.2}-{:.2}) | {:.2}-{:.2} | {:.2} | {:.2} | {:.2} | {:.1}% |\n",
             r.method,
             r.size,
             r.paper.map_or("-".into(), |p| format!("{p:.2}")),
             r.seed0,
             r.seeds,
             r.mean_of_means,
+            r.mean_of_means - r.ci95,
+            r.mean_of_means + r.ci95,
             (r.mean_of_means - r.spread95).max(0.0),
             r.mean_of_means + r.spread95,
+            r.mean_all,
             r.median,
             r.trimmed_mean,
             100.0 * r.failure_rate

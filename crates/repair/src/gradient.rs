@@ -234,7 +234,7 @@ pub fn mixup_points(inputs: &[Vec<f64>], n: usize, seed: u64) -> Vec<Vec<f64>> {
     if inputs.is_empty() {
         return Vec::new();
     }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x6d69_7875_70);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x006d_6978_7570);
     (0..n)
         .map(|_| {
             let a = &inputs[rng.random_range(0..inputs.len())];
