@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` (main job) and `make test` (tests).
 CARGO ?= cargo
 
-.PHONY: setup demo test lint crosscheck bench-forward bench-repair bench-aprnn bench-acas bench-irepair bench-informed bench-reglo
+.PHONY: setup demo test lint crosscheck bench-forward bench-repair bench-aprnn bench-acas bench-irepair bench-irepair-plus bench-informed bench-reglo
 
 setup:
 	@bash scripts/setup.sh
@@ -39,6 +39,14 @@ bench-acas: setup
 # I-REPAIR vs retraining on mnist-net_256x2 (seed 001, Table 1; 20 seeds, about 1 hour); needs ../shared.
 bench-irepair: setup
 	$(CARGO) run --release -p netrepair-cli -- bench irepair --mm 1,5 --json-out docs/irepair_mnist.json --markdown-out docs/irepair_mnist.md --plot docs/irepair_mnist.png
+
+# Published I-REPAIR against I-REPAIR+ on the public code's protocol, 20 seeds split over two
+# processes and merged (about 1.5 hours on 2 cores); needs ../shared.
+bench-irepair-plus: setup
+	$(CARGO) build --release -p netrepair-cli
+	target/release/netrepair bench irepair --protocol paper --first-seed 0 --seeds 10 --gammas 1 --plus 1 --no-retrain --json-out target/irepair_plus_a.json > /dev/null & \
+	target/release/netrepair bench irepair --protocol paper --first-seed 10 --seeds 10 --gammas 1 --plus 1 --no-retrain --json-out target/irepair_plus_b.json > /dev/null; wait
+	target/release/netrepair bench irepair --from-json target/irepair_plus_a.json,target/irepair_plus_b.json --json-out docs/irepair_plus_20.json --markdown-out docs/irepair_plus_20.md
 
 # Seed 000's experiments: heuristics vs the oracle, size sweep, incremental repair; needs ../shared.
 bench-informed: setup

@@ -1115,3 +1115,61 @@ fn reglo_makes_a_network_fair_and_names_bad_input() {
     );
     fails_with(&o, "nothing can change");
 }
+
+#[test]
+fn bench_irepair_merges_saved_sweeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let row = |method: &str, seed: usize, class: usize, drop: f64, success: bool| {
+        serde_json::json!({
+            "method": method, "size": 1, "used": 1, "class": class, "seed": seed,
+            "repaired": usize::from(success), "success": success, "iterations": 10,
+            "acc_before": 97.0, "acc_after": 97.0 - drop, "drop_pp": drop, "mean_frozen": 0.0,
+            "time_s": 0.1, "delta_l1": 0.0, "keep_shift": 0.0, "probe_flips": 0.0
+        })
+    };
+    let save = |name: &str, seed: usize| {
+        let runs = vec![
+            row("I-repair, gamma = 1", seed, 0, 0.5, true),
+            row("I-repair, gamma = 1", seed, 1, 0.25, seed == 0),
+            row("I-repair+, gamma = 1", seed, 0, 0.125, true),
+            row("I-repair+, gamma = 1", seed, 1, 0.0, true),
+        ];
+        let v = serde_json::json!({"network": "net", "protocol": "paper", "runs": runs});
+        std::fs::write(d.join(name), v.to_string()).unwrap();
+    };
+    save("a.json", 0);
+    save("b.json", 1);
+    let o = run(
+        &[
+            "bench",
+            "irepair",
+            "--from-json",
+            "a.json,b.json",
+            "--markdown-out",
+            "t.md",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = std::fs::read_to_string(d.join("t.md")).unwrap();
+    // Seed 0: both classes (0.375); seed 1: class 1 failed for I-REPAIR, so the paper's
+    // figure leaves it out for both methods (0.5 and 0.125).
+    assert!(
+        t.contains("| I-repair, gamma = 1 | 1 | 0.13 | 0.38 | 2 |"),
+        "{t}"
+    );
+    assert!(
+        t.contains("| I-repair+, gamma = 1 | 1 | - | 0.06 | 2 |"),
+        "{t}"
+    );
+    fails_with(
+        &run(&["bench", "irepair", "--from-json", "missing.json"], d),
+        "missing.json",
+    );
+    std::fs::write(d.join("bad.json"), r#"{"network": "net", "runs": [1]}"#).unwrap();
+    fails_with(
+        &run(&["bench", "irepair", "--from-json", "bad.json"], d),
+        "bad.json",
+    );
+}

@@ -53,6 +53,23 @@ pub enum BenchMethod {
 }
 
 impl BenchMethod {
+    /// The method a [`BenchMethod::label`] names (for reading saved runs back).
+    pub fn from_label(label: &str) -> Option<Self> {
+        let num = |prefix: &str| {
+            label
+                .strip_prefix(prefix)
+                .and_then(|v| v.trim().parse().ok())
+        };
+        if label == "Retrain" {
+            return Some(BenchMethod::Retrain);
+        }
+        num("I-repair+, gamma = ")
+            .map(|gamma| BenchMethod::IRepairPlus { gamma })
+            .or_else(|| num("I-repair, gamma = ").map(|gamma| BenchMethod::IRepair { gamma }))
+            .or_else(|| num("Random lock, p = ").map(|p| BenchMethod::RandomLock { p }))
+            .or_else(|| num("MM repair, eps = ").map(|bound| BenchMethod::Mm { bound }))
+    }
+
     /// A label for tables and plots ("Retrain", "I-repair, gamma = 1", "Random lock, p = 0.5").
     pub fn label(&self) -> String {
         match self {
@@ -91,8 +108,11 @@ pub struct IRepairSetup {
     pub sizes: Vec<usize>,
     /// The methods compared.
     pub methods: Vec<BenchMethod>,
-    /// Seeds 0..seeds.
+    /// Seeds `first_seed..first_seed + seeds`.
     pub seeds: usize,
+    /// The first seed (split a sweep over processes or machines, then merge the JSON files
+    /// with `bench irepair --from-json`).
+    pub first_seed: usize,
     /// Classes repaired (one single-class problem each).
     pub classes: Vec<usize>,
     /// Correct-set size (spread evenly over the classes).
@@ -102,7 +122,7 @@ pub struct IRepairSetup {
 }
 
 /// One repair: a method, a class, a size, a seed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct IRepairRun {
     /// [`BenchMethod::label`].
     pub method: String,
@@ -241,7 +261,7 @@ pub fn single_class_runs(
     let acc_before = 100.0 * accuracy(net, eval)?;
     let total = setup.seeds * setup.classes.len() * setup.sizes.len() * setup.methods.len();
     let mut rows = Vec::with_capacity(total);
-    for seed in 0..setup.seeds {
+    for seed in setup.first_seed..setup.first_seed + setup.seeds {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed as u64);
         // The correct set: evenly over the classes.
         let mut correct_idx = Vec::new();
@@ -421,7 +441,7 @@ pub fn paper_protocol_runs(
     let acc_before = 100.0 * accuracy(net, &eval)?;
     let total = setup.seeds * setup.classes.len() * setup.sizes.len() * setup.methods.len();
     let mut rows = Vec::with_capacity(total);
-    for seed in 0..setup.seeds {
+    for seed in setup.first_seed..setup.first_seed + setup.seeds {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed as u64);
         // C: the first 4 correctly classified images per class in a seeded shuffle of training
         // images 49000-49999 (the reference's shuffled validation loader), one C per seed.
@@ -686,6 +706,21 @@ mod tests {
             keep_shift: 0.0,
             probe_flips: 0.0,
         }
+    }
+
+    #[test]
+    fn labels_read_back_to_their_methods() {
+        for m in [
+            BenchMethod::Retrain,
+            BenchMethod::IRepair { gamma: 0.05 },
+            BenchMethod::IRepairPlus { gamma: 1.0 },
+            BenchMethod::RandomLock { p: 0.5 },
+            BenchMethod::Mm { bound: 5.0 },
+        ] {
+            assert_eq!(BenchMethod::from_label(&m.label()), Some(m));
+        }
+        assert_eq!(BenchMethod::from_label("I-repair, gamma = x"), None);
+        assert_eq!(BenchMethod::from_label("Magic"), None);
     }
 
     #[test]

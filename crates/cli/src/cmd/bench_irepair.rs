@@ -9,7 +9,7 @@ use clap::Args;
 use netrepair_data::{load, resolve_data_dir, split_indices, DatasetName};
 use netrepair_experiments::irepair_bench::{
     markdown, paper_protocol_runs, seed_spread, single_class_runs, spread_markdown, summarise,
-    BenchMethod, IRepairSetup, IRepairSummary,
+    BenchMethod, IRepairRun, IRepairSetup, IRepairSummary,
 };
 use netrepair_experiments::plot::{line_chart, Series};
 use netrepair_repair::GradientOptions;
@@ -59,9 +59,17 @@ pub struct IRepairBenchArgs {
     /// Seed of the pool/evaluation split.
     #[arg(long, default_value_t = 0)]
     split_seed: u64,
-    /// Seeds per configuration (0..seeds).
+    /// Seeds per configuration (first-seed..first-seed + seeds).
     #[arg(long, default_value_t = 20)]
     seeds: usize,
+    /// The first seed: split a sweep over processes or machines, each with its own
+    /// --json-out, then merge them with --from-json.
+    #[arg(long, default_value_t = 0)]
+    first_seed: usize,
+    /// Run nothing: read the runs of these --json-out files (comma-separated), merge them and
+    /// print, write and plot as if they came from one sweep.
+    #[arg(long)]
+    from_json: Option<String>,
     /// Repair-set sizes per class.
     #[arg(long, default_value = "1,2,4")]
     sizes: String,
@@ -155,6 +163,9 @@ fn series_by<F: Fn(&IRepairSummary) -> Option<f64>>(
 }
 
 pub fn run(a: &IRepairBenchArgs) -> Result<()> {
+    if let Some(files) = &a.from_json {
+        return from_json(a, files);
+    }
     let name: DatasetName = a.dataset.parse()?;
     let cifar = matches!(name, DatasetName::Cifar10);
     let dir = a
@@ -265,6 +276,7 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
         sizes: parse(&a.sizes, "--sizes")?,
         methods: methods.clone(),
         seeds: a.seeds,
+        first_seed: a.first_seed,
         classes,
         correct_size: a.correct_size,
         options: GradientOptions {
@@ -306,7 +318,25 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
     // Without a terminal the bar is hidden: log every 50th run instead.
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let started = std::time::Instant::now();
-    let log = |r: &netrepair_experiments::irepair_bench::IRepairRun, done: usize, total: usize| {
+    // With --json-out, the runs so far are saved to `<file>.partial` every 10 runs, so a long
+    // sweep that is stopped still leaves something --from-json can read.
+    let partial = a.json_out.as_ref().map(|p| {
+        let mut q = p.as_os_str().to_owned();
+        q.push(".partial");
+        PathBuf::from(q)
+    });
+    let protocol = if paper { "paper" } else { "ours" };
+    let mut so_far: Vec<IRepairRun> = Vec::new();
+    let log = |r: &IRepairRun, done: usize, total: usize| {
+        if let Some(p) = &partial {
+            so_far.push(r.clone());
+            if done.is_multiple_of(10) {
+                let v = serde_json::json!({"network": stem, "protocol": protocol, "runs": so_far});
+                if let Err(e) = std::fs::write(p, v.to_string()) {
+                    eprintln!("warning: cannot write {}: {e}", p.display());
+                }
+            }
+        }
         pb.set_length(total as u64);
         pb.set_position(done as u64);
         if !tty && (done.is_multiple_of(50) || done == total) {
@@ -330,8 +360,60 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
         single_class_runs(&net, &pool, &eval, &setup, log)?
     };
     pb.finish_and_clear();
-    let spread = paper.then(|| seed_spread(&runs, &methods));
-    let mut summary = summarise(&runs, &methods);
+    report(a, &runs, &methods, paper, cifar, &stem)?;
+    if let Some(p) = &partial {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}
+
+/// Runs saved by earlier `--json-out`s (e.g. one per `--first-seed` range), merged.
+fn from_json(a: &IRepairBenchArgs, files: &str) -> Result<()> {
+    let (mut runs, mut paper, mut cifar, mut stem) = (Vec::new(), false, false, String::new());
+    for f in files.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {f}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{f} is not JSON"))?;
+        let part: Vec<IRepairRun> = serde_json::from_value(v["runs"].clone())
+            .with_context(|| format!("{f} holds no 'runs' of bench irepair"))?;
+        paper |= v["protocol"] == "paper";
+        let net = v["network"].as_str().unwrap_or_default().to_string();
+        cifar |= net.contains("resnet");
+        if !stem.is_empty() && stem != net {
+            bail!("{f} is about network '{net}', the others about '{stem}'");
+        }
+        stem = net;
+        runs.extend(part);
+    }
+    if runs.is_empty() {
+        bail!("--from-json: no runs in '{files}'");
+    }
+    let mut methods: Vec<BenchMethod> = Vec::new();
+    for r in &runs {
+        let m = BenchMethod::from_label(&r.method)
+            .with_context(|| format!("unknown method '{}' in the saved runs", r.method))?;
+        if !methods.contains(&m) {
+            methods.push(m);
+        }
+    }
+    println!("{stem}: {} runs merged from {files}", runs.len());
+    report(a, &runs, &methods, paper, cifar, &stem)
+}
+
+/// The tables, JSON and plots of a set of runs.
+fn report(
+    a: &IRepairBenchArgs,
+    runs: &[IRepairRun],
+    methods: &[BenchMethod],
+    paper: bool,
+    cifar: bool,
+    stem: &str,
+) -> Result<()> {
+    let mut sizes: Vec<usize> = runs.iter().map(|r| r.size).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let spread = paper.then(|| seed_spread(runs, methods));
+    let mut summary = summarise(runs, methods);
     if cifar {
         // Table 1 of the paper is MNIST's; its CIFAR-10 results are plots only.
         for r in &mut summary {
@@ -348,7 +430,8 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
         std::fs::write(p, &table).with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &a.json_out {
-        let v = serde_json::json!({"network": stem, "protocol": a.protocol, "summary": summary, "spread": spread, "runs": runs});
+        let protocol = if paper { "paper" } else { "ours" };
+        let v = serde_json::json!({"network": stem, "protocol": protocol, "summary": summary, "spread": spread, "runs": runs});
         std::fs::write(p, serde_json::to_string_pretty(&v)?)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
@@ -373,7 +456,7 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
     }
     if let Some(p) = &a.plot_locking {
         let mut series = Vec::new();
-        for &size in &setup.sizes {
+        for &size in &sizes {
             series.push(series_by(
                 &summary,
                 &format!("random locking, |R| = {size}"),
@@ -394,7 +477,7 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
                     _ => None,
                 })
                 .collect();
-            for m in &methods {
+            for m in methods {
                 if let BenchMethod::IRepair { .. } = m {
                     if let Some(r) = summary
                         .iter()
