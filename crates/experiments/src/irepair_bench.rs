@@ -385,15 +385,24 @@ fn run_one(
     ))
 }
 
+/// `xs` as one f32 batch `[N, input shape...]` for `net`.
+fn input_batch(net: &Network, xs: &[Vec<f64>]) -> Result<candle_core::Tensor> {
+    let flat: Vec<f32> = xs.iter().flatten().map(|&v| v as f32).collect();
+    let mut dims = vec![xs.len()];
+    dims.extend_from_slice(net.input_shape());
+    Ok(candle_core::Tensor::from_vec(
+        flat,
+        dims,
+        &candle_core::Device::Cpu,
+    )?)
+}
+
 /// Mean over `inputs` of `sum_j (after_j(x) - before_j(x))^2`.
 fn logit_shift(before: &Network, after: &Network, inputs: &[Vec<f64>]) -> Result<f64> {
     if inputs.is_empty() {
         return Ok(0.0);
     }
-    let flat: Vec<f32> = inputs.iter().flatten().map(|&v| v as f32).collect();
-    let mut dims = vec![inputs.len()];
-    dims.extend_from_slice(before.input_shape());
-    let x = candle_core::Tensor::from_vec(flat, dims, &candle_core::Device::Cpu)?;
+    let x = input_batch(before, inputs)?;
     let d = (after.forward(&x)? - before.forward(&x)?)?;
     let total: f32 = d.sqr()?.sum_all()?.to_scalar()?;
     Ok(total as f64 / inputs.len() as f64)
@@ -405,10 +414,7 @@ fn probe_flips(before: &Network, after: &Network, keep: &[Vec<f64>], seed: usize
     if probes.is_empty() {
         return Ok(0.0);
     }
-    let flat: Vec<f32> = probes.iter().flatten().map(|&v| v as f32).collect();
-    let mut dims = vec![probes.len()];
-    dims.extend_from_slice(before.input_shape());
-    let x = candle_core::Tensor::from_vec(flat, dims, &candle_core::Device::Cpu)?;
+    let x = input_batch(before, &probes)?;
     let (a, b) = (before.predict(&x)?, after.predict(&x)?);
     Ok(a.iter().zip(&b).filter(|(u, v)| u != v).count() as f64 / probes.len() as f64)
 }

@@ -87,6 +87,44 @@ impl Race {
     }
 }
 
+fn steps_of(out: &RepairOutcome) -> usize {
+    out.training.as_ref().map_or(0, |t| t.iterations)
+}
+
+/// Where a race stands: the winner so far, the best unfinished outcome, what each run did.
+#[derive(Default)]
+struct Standing {
+    /// (index, outcome) of the finisher with the fewest steps (later runs get fewer steps, so
+    /// the latest finisher).
+    best: Option<(usize, RepairOutcome)>,
+    /// When nobody repairs everything: the outcome that repaired the most points.
+    fallback: Option<(usize, RepairOutcome)>,
+    tried: Vec<String>,
+}
+
+impl Standing {
+    fn record(&mut self, index: usize, label: String, out: RepairOutcome) {
+        self.tried.push(format!(
+            "{label}: {} after {} steps",
+            if out.proved {
+                "every point repaired"
+            } else {
+                "not finished"
+            },
+            steps_of(&out)
+        ));
+        if out.proved {
+            self.best = Some((index, out));
+        } else if self
+            .fallback
+            .as_ref()
+            .is_none_or(|(_, f)| out.count(ItemStatus::Repaired) > f.count(ItemStatus::Repaired))
+        {
+            self.fallback = Some((index, out));
+        }
+    }
+}
+
 /// Weights of the logit-preservation term I-REPAIR+ races (chosen on seeds 0-2 of seed 001's
 /// MNIST protocol; see docs/irepair.md).
 pub const IREPAIR_PLUS_WEIGHTS: [f64; 2] = [1.0, 10.0];
@@ -111,17 +149,13 @@ impl Repair for Race {
                 "a race needs at least one setting".into(),
             ));
         }
-        // The winner so far: (candidate index, outcome).
-        let mut best: Option<(usize, RepairOutcome)> = None;
-        // When nobody repairs everything: the outcome that repaired the most points.
-        let mut fallback: Option<(usize, RepairOutcome)> = None;
-        let mut tried = Vec::new();
+        let mut standing = Standing::default();
         for (i, cand) in self.candidates.iter().enumerate() {
             let mut c = cand.clone();
-            if let Some((_, b)) = &best {
-                let steps = b.training.as_ref().map_or(0, |t| t.iterations);
+            if let Some((_, b)) = &standing.best {
+                let steps = steps_of(b);
                 if steps <= 1 {
-                    tried.push(format!(
+                    standing.tried.push(format!(
                         "setting {i}: not run (the winner took {steps} step)"
                     ));
                     continue;
@@ -129,48 +163,28 @@ impl Repair for Race {
                 c.options.max_iters = c.options.max_iters.min(steps - 1);
             }
             let out = c.repair(net, problem, ctx)?;
-            let steps = out.training.as_ref().map_or(0, |t| t.iterations);
-            tried.push(format!(
-                "setting {i} ({}): {} after {steps} steps (budget {})",
+            let label = format!(
+                "setting {i} ({}, budget {})",
                 c.describe(),
-                if out.proved {
-                    "every point repaired"
-                } else {
-                    "not finished"
-                },
                 c.options.max_iters
-            ));
-            if out.proved {
-                best = Some((i, out));
-            } else if fallback.as_ref().is_none_or(|(_, f)| {
-                out.count(ItemStatus::Repaired) > f.count(ItemStatus::Repaired)
-            }) {
-                fallback = Some((i, out));
-            }
+            );
+            standing.record(i, label, out);
         }
-        if best.is_none() {
+        if standing.best.is_none() {
             if let Some(f) = &self.fallback {
                 let out = f.repair(net, problem, ctx)?;
-                let steps = out.training.as_ref().map_or(0, |t| t.iterations);
-                tried.push(format!(
-                    "fallback ({}): {} after {steps} steps",
-                    f.describe(),
-                    if out.proved {
-                        "every point repaired"
-                    } else {
-                        "not finished"
-                    }
-                ));
-                let n = self.candidates.len();
-                if out.proved {
-                    best = Some((n, out));
-                } else if fallback.as_ref().is_none_or(|(_, b)| {
-                    out.count(ItemStatus::Repaired) > b.count(ItemStatus::Repaired)
-                }) {
-                    fallback = Some((n, out));
-                }
+                standing.record(
+                    self.candidates.len(),
+                    format!("fallback ({})", f.describe()),
+                    out,
+                );
             }
         }
+        let Standing {
+            best,
+            fallback,
+            tried,
+        } = standing;
         let (winner, mut out) = best
             .or(fallback)
             .expect("the first candidate always runs and yields an outcome");
