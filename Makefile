@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` (main job) and `make test` (tests).
 CARGO ?= cargo
 
-.PHONY: setup demo test lint crosscheck bench-forward bench-repair bench-aprnn bench-acas bench-irepair bench-irepair-plus bench-informed bench-reglo
+.PHONY: setup demo test lint crosscheck bench-forward bench-repair bench-aprnn bench-acas bench-irepair bench-irepair-plus bench-informed bench-reglo bench-lp
 
 setup:
 	@bash scripts/setup.sh
@@ -58,3 +58,10 @@ bench-reglo: setup
 	$(CARGO) run --release -p netrepair-cli -- bench reglo --dataset german --out-dir docs
 	$(CARGO) run --release -p netrepair-cli -- bench reglo --dataset adult --sensitive sex --at-epochs 3 --out-dir docs
 	$(CARGO) run --release -p netrepair-cli -- bench reglo --dataset mnist --eps 0.005 --eval-points 200 --out-dir docs
+
+# The project's own LPs (APRNN 3x100 fog layer 1, 256x2 last and middle layer with a keep set,
+# PREPARED ACAS N2,9, REGLO German 30 areas) written with --dump-lp and solved with each
+# strategy (simplex, interior point with and without crossover, PDLP, 2 threads); needs ../shared.
+bench-lp: setup
+	$(CARGO) build --release -p netrepair-cli
+	bash scripts/bench_lp.sh

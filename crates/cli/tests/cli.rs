@@ -1173,3 +1173,74 @@ fn bench_irepair_merges_saved_sweeps() {
         "bad.json",
     );
 }
+
+#[test]
+fn repair_dumps_its_lps_and_bench_lp_solves_them_alike() {
+    let (dir, _) = setup();
+    let d = dir.path();
+    std::fs::write(d.join("p.vnnlib"), vnnlib_above(0.2, -2.0, 0.0)).unwrap();
+    let v = json(&run(
+        &[
+            "repair",
+            "--net",
+            "net.onnx",
+            "--method",
+            "prepared",
+            "--spec",
+            "p.vnnlib",
+            "--out",
+            "r.onnx",
+            "--json",
+            "--dump-lp",
+            "lps",
+        ],
+        d,
+    ));
+    assert_eq!(v["proved"], true, "{v}");
+    let solved = v["lp"].as_array().unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(d.join("lps"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    // One file per LP the report lists, numbered in solve order.
+    assert_eq!(files.len(), solved.len(), "{files:?} vs {v}");
+    assert!(
+        files[0].starts_with("001-") && files[0].ends_with(".mps"),
+        "{files:?}"
+    );
+    let o = run(
+        &[
+            "bench",
+            "lp",
+            "lps",
+            "--strategies",
+            "simplex,ipm-nox",
+            "--json-out",
+            "b.json",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("b.json")).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2 * files.len());
+    for (pair, lp) in rows.chunks(2).zip(solved) {
+        // The file holds the LP the repair solved: same size, same verdict, and both
+        // strategies agree on the optimum.
+        for r in pair {
+            assert_eq!(r["rows"], lp["rows"], "{r} vs {lp}");
+            assert_eq!(r["cols"], lp["cols"], "{r} vs {lp}");
+            assert_eq!(r["status"], lp["outcome"], "{r} vs {lp}");
+        }
+        if pair[1]["status"] == "optimal" {
+            assert!(pair[1]["rel_diff"].as_f64().unwrap() < 1e-6, "{pair:?}");
+        }
+    }
+    fails_with(&run(&["bench", "lp", "nowhere"], d), "nowhere");
+    fails_with(
+        &run(&["bench", "lp", "lps", "--strategies", "barrier"], d),
+        "barrier",
+    );
+}

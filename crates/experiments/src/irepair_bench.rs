@@ -14,7 +14,7 @@ use netrepair_data::Dataset;
 use netrepair_nn::Network;
 use netrepair_repair::{
     mixup_points, GradientOptions, GradientRepair, ItemStatus, KeepSet, LabelledSet, Mm, Race,
-    Repair, RepairContext, RepairProblem,
+    Repair, RepairContext, RepairProblem, WeightNorm,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -49,6 +49,9 @@ pub enum BenchMethod {
     Mm {
         /// The largest bound searched (the paper's epsilon).
         bound: f64,
+        /// The norm bounded: L1 as the public code's search (`sum |dW| <= eps`), or L-inf
+        /// as its LP variant.
+        norm: WeightNorm,
     },
 }
 
@@ -67,7 +70,21 @@ impl BenchMethod {
             .map(|gamma| BenchMethod::IRepairPlus { gamma })
             .or_else(|| num("I-repair, gamma = ").map(|gamma| BenchMethod::IRepair { gamma }))
             .or_else(|| num("Random lock, p = ").map(|p| BenchMethod::RandomLock { p }))
-            .or_else(|| num("MM repair, eps = ").map(|bound| BenchMethod::Mm { bound }))
+            .or_else(|| {
+                num("MM repair (L1), eps = ").map(|bound| BenchMethod::Mm {
+                    bound,
+                    norm: WeightNorm::L1,
+                })
+            })
+            .or_else(|| {
+                // Runs saved before the norm was a choice were L-inf and say no norm.
+                num("MM repair (L-inf), eps = ")
+                    .or_else(|| num("MM repair, eps = "))
+                    .map(|bound| BenchMethod::Mm {
+                        bound,
+                        norm: WeightNorm::Linf,
+                    })
+            })
     }
 
     /// A label for tables and plots ("Retrain", "I-repair, gamma = 1", "Random lock, p = 0.5").
@@ -77,7 +94,13 @@ impl BenchMethod {
             BenchMethod::IRepair { gamma } => format!("I-repair, gamma = {gamma}"),
             BenchMethod::IRepairPlus { gamma } => format!("I-repair+, gamma = {gamma}"),
             BenchMethod::RandomLock { p } => format!("Random lock, p = {p}"),
-            BenchMethod::Mm { bound } => format!("MM repair, eps = {bound}"),
+            BenchMethod::Mm { bound, norm } => {
+                let n = match norm {
+                    WeightNorm::L1 => "L1",
+                    WeightNorm::Linf => "L-inf",
+                };
+                format!("MM repair ({n}), eps = {bound}")
+            }
         }
     }
 
@@ -89,9 +112,10 @@ impl BenchMethod {
             BenchMethod::IRepairPlus { gamma } => {
                 return Box::new(Race::irepair_plus(gamma, &options))
             }
-            BenchMethod::Mm { bound } => {
+            BenchMethod::Mm { bound, norm } => {
                 return Box::new(Mm {
                     max_bound: bound,
+                    norm,
                     ..Mm::default()
                 })
             }
@@ -202,8 +226,8 @@ pub fn paper_table1(method: &BenchMethod, size: usize) -> Option<(f64, f64)> {
         BenchMethod::IRepair { gamma: 0.5 } => [(0.41, 0.71), (0.18, 0.19), (0.21, 0.25)],
         BenchMethod::IRepair { gamma: 1.0 } => [(0.13, 0.24), (0.15, 0.17), (0.18, 0.21)],
         // The paper marks MM eps = 1 at |R| = 4: one class failed and is left out.
-        BenchMethod::Mm { bound: 1.0 } => [(1.56, 3.01), (1.41, 2.60), (1.44, 2.06)],
-        BenchMethod::Mm { bound: 5.0 } => [(1.56, 3.01), (1.41, 2.60), (1.30, 1.99)],
+        BenchMethod::Mm { bound: 1.0, .. } => [(1.56, 3.01), (1.41, 2.60), (1.44, 2.06)],
+        BenchMethod::Mm { bound: 5.0, .. } => [(1.56, 3.01), (1.41, 2.60), (1.30, 1.99)],
         _ => return None,
     };
     Some(row[col])
@@ -601,7 +625,7 @@ pub fn spread_markdown(rows: &[SeedSpread]) -> String {
     let mut s = String::from("| method | \\|R\\| | paper d | ours, seed 0 | seeds | mean of seed figures (95% CI) | 95% of seed figures | mean of all runs | median run | 10%-trimmed mean | failures |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {:.2} | {} | {:.2} ({:.2}-{:.2}) | {:.2}-{:.2} | {:.2} | {:.2} | {:.2} | {:.1}% |\n",
+            "| {} | {} | {} | {:.2} | {} | {:.2} [{:.2}, {:.2}] | [{:.2}, {:.2}] | {:.2} | {:.2} | {:.2} | {:.1}% |\n",
             r.method,
             r.size,
             r.paper.map_or("-".into(), |p| format!("{p:.2}")),
@@ -610,7 +634,8 @@ pub fn spread_markdown(rows: &[SeedSpread]) -> String {
             r.mean_of_means,
             r.mean_of_means - r.ci95,
             r.mean_of_means + r.ci95,
-            (r.mean_of_means - r.spread95).max(0.0),
+            // Drops can be negative (a repair that gains accuracy): no clamping at zero.
+            r.mean_of_means - r.spread95,
             r.mean_of_means + r.spread95,
             r.mean_all,
             r.median,
@@ -618,9 +643,14 @@ pub fn spread_markdown(rows: &[SeedSpread]) -> String {
             100.0 * r.failure_rate
         ));
     }
-    s.push_str("\nThe paper's protocol (its public code): C = the first 4 correctly classified images per class in a seeded shuffle of training images 49000-49999; R = the first |R| errors of the class in a seeded shuffle of test images 0-4999; drop on test images 0-4999. \"seed 0\" is the paper's figure computed the paper's way (one run per class, classes where any method failed left out); the other columns show where such a figure lands over seeds.\n");
     s
 }
+
+/// What [`spread_markdown`]'s columns mean under the paper's protocol.
+pub const PAPER_PROTOCOL_NOTE: &str = "The paper's protocol (its public code): C = the first 4 correctly classified images per class in a seeded shuffle of training images 49000-49999; R = the first |R| errors of the class in a seeded shuffle of test images 0-4999; drop on test images 0-4999. \"seed 0\" is the paper's figure computed the paper's way (one run per class, classes where any method failed left out); the other columns show where such a figure lands over seeds.";
+
+/// What [`spread_markdown`]'s columns mean under our protocol.
+pub const SEED_FIGURE_NOTE: &str = "A seed figure is the mean drop over the classes of one seed, leaving out classes where any method failed (the paper's way); the interval is the 95% confidence interval of their mean.";
 
 /// Mean and standard deviation per (method, size), in the order the methods and sizes come.
 pub fn summarise(runs: &[IRepairRun], methods: &[BenchMethod]) -> Vec<IRepairSummary> {
@@ -721,10 +751,25 @@ mod tests {
             BenchMethod::IRepair { gamma: 0.05 },
             BenchMethod::IRepairPlus { gamma: 1.0 },
             BenchMethod::RandomLock { p: 0.5 },
-            BenchMethod::Mm { bound: 5.0 },
+            BenchMethod::Mm {
+                bound: 5.0,
+                norm: WeightNorm::L1,
+            },
+            BenchMethod::Mm {
+                bound: 1.0,
+                norm: WeightNorm::Linf,
+            },
         ] {
             assert_eq!(BenchMethod::from_label(&m.label()), Some(m));
         }
+        // Runs saved before the norm was a choice were L-inf.
+        assert_eq!(
+            BenchMethod::from_label("MM repair, eps = 1"),
+            Some(BenchMethod::Mm {
+                bound: 1.0,
+                norm: WeightNorm::Linf
+            })
+        );
         assert_eq!(BenchMethod::from_label("I-repair, gamma = x"), None);
         assert_eq!(BenchMethod::from_label("Magic"), None);
     }

@@ -8,6 +8,7 @@ pub mod forward_bench;
 pub mod informed_bench;
 pub mod irepair_bench;
 pub mod keep;
+pub mod lp_bench;
 pub mod plot;
 pub mod reglo_bench;
 pub mod repair_bench;

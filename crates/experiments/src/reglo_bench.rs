@@ -18,7 +18,8 @@ use anyhow::{bail, Context, Result};
 use netrepair_data::{load_adult, load_german, resolve_data_dir, Dataset, DatasetName};
 use netrepair_nn::{fit, Network, TrainConfig};
 use netrepair_repair::{
-    decision_keep_set, Reglo, RegloObjective, Repair, RepairContext, RepairItem, RepairProblem,
+    decision_keep_set, LpDump, Reglo, RegloObjective, Repair, RepairContext, RepairItem,
+    RepairProblem,
 };
 use netrepair_spec::{BoxRegion, GlobalProperty, OutputMeasure, Perturbation};
 use netrepair_verify::{
@@ -572,6 +573,8 @@ pub struct PaperBench {
     pub with_paper_lp: bool,
     /// Seed of initialisation, shuffling and sampling.
     pub seed: u64,
+    /// Write every repair's LPs under this folder, one subfolder per group and run.
+    pub lp_dump: Option<std::path::PathBuf>,
 }
 
 /// One row of [`paper_table`].
@@ -703,10 +706,11 @@ pub fn paper_table(
         } else {
             &[]
         };
-        for (name, objective, p) in runs.iter().copied().chain([
+        let all = runs.iter().copied().chain([
             ("ST+REGLO (scale-aware)", scale, &prop),
             ("ST+REGLO (scale-aware)", scale, &prob),
-        ]) {
+        ]);
+        for (run, (name, objective, p)) in all.enumerate() {
             let problem = RepairProblem::new(vec![RepairItem::Global {
                 name: g.name.clone(),
                 property: p.clone(),
@@ -718,7 +722,21 @@ pub fn paper_table(
                 seed: cfg.seed,
                 ..cfg.reglo.clone()
             };
-            let out = reglo.repair(&net, &problem, &RepairContext::default())?;
+            let ctx = RepairContext {
+                lp_dump: match &cfg.lp_dump {
+                    Some(d) => {
+                        let group: String = g
+                            .name
+                            .chars()
+                            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                            .collect();
+                        Some(LpDump::new(d.join(format!("reglo-{group}-run{run}")))?)
+                    }
+                    None => None,
+                },
+                ..RepairContext::default()
+            };
+            let out = reglo.repair(&net, &problem, &ctx)?;
             let repair_s = out.time_s - out.timings.recheck_s;
             let status = format!("{:?}", out.status).to_lowercase();
             let lambda = match objective {

@@ -233,6 +233,7 @@ pub fn robustness_edit(
             ..CheckOptions::default()
         },
         progress: None,
+        lp_dump: None,
     };
     let t = Instant::now();
     let r = method.repair(net, &problem, &ctx)?;

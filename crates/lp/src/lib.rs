@@ -18,13 +18,17 @@
 //! ```
 #![deny(missing_docs)]
 
-use std::num::NonZeroU32;
+mod session;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use highs::{HighsModelStatus, RowProblem};
+use highs::RowProblem;
 use thiserror::Error;
 
 pub use highs::Sense;
+pub use session::Iterations;
+use session::Session;
 
 /// Failures of the solver itself (not infeasibility, which is an [`Outcome`]).
 #[derive(Debug, Error)]
@@ -83,6 +87,23 @@ pub enum Method {
     Simplex,
     /// Interior point.
     Ipm,
+    /// PDLP, HiGHS's first-order method (for very large LPs; lower accuracy).
+    Pdlp,
+}
+
+impl std::str::FromStr for Method {
+    type Err = LpError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "choose" => Ok(Method::Choose),
+            "simplex" => Ok(Method::Simplex),
+            "ipm" => Ok(Method::Ipm),
+            "pdlp" => Ok(Method::Pdlp),
+            other => Err(LpError::Invalid(format!(
+                "unknown LP method '{other}' (choose, simplex, ipm, pdlp)"
+            ))),
+        }
+    }
 }
 
 /// Solve settings.
@@ -101,6 +122,8 @@ pub struct SolveOptions {
     /// optimal solutions it spreads the change over many variables instead of pushing a few
     /// to their bounds.
     pub crossover: bool,
+    /// Run HiGHS's presolve.
+    pub presolve: bool,
 }
 
 impl Default for SolveOptions {
@@ -111,6 +134,7 @@ impl Default for SolveOptions {
             method: Method::Choose,
             mip_rel_gap: 1e-6,
             crossover: true,
+            presolve: true,
         }
     }
 }
@@ -169,6 +193,8 @@ pub struct SolveStats {
     pub build_s: f64,
     /// Seconds spent solving.
     pub solve_s: f64,
+    /// Iterations, per algorithm.
+    pub iterations: Iterations,
 }
 
 /// The outcome of a solve with its statistics.
@@ -276,12 +302,11 @@ impl LpModel {
         self.rows.len()
     }
 
-    /// Solves the model.
-    pub fn solve(&self, sense: Sense, opts: &SolveOptions) -> Result<Solution> {
+    /// Hands the model to HiGHS.
+    fn to_highs(&self, sense: Sense) -> Result<highs::Model> {
         if let Some(why) = &self.invalid {
             return Err(LpError::Invalid(why.clone()));
         }
-        let start = Instant::now();
         let mut pb = RowProblem::new();
         let cols: Vec<highs::Col> = self
             .cols
@@ -294,9 +319,7 @@ impl LpModel {
                 }
             })
             .collect();
-        let mut nonzeros = 0;
         for r in &self.rows {
-            nonzeros += r.terms.len();
             pb.add_row(
                 r.lower..=r.upper,
                 r.terms.iter().map(|&(j, c)| (cols[j], c)),
@@ -306,75 +329,100 @@ impl LpModel {
             .try_optimise(sense)
             .map_err(|s| LpError::Solver(format!("{s:?}")))?;
         model.make_quiet();
-        model.set_threads(NonZeroU32::new(opts.threads.max(1) as u32).expect("positive"));
-        if let Some(t) = opts.time_limit {
-            model.set_option("time_limit", t.as_secs_f64().max(1e-3));
-        }
-        model.set_option("mip_rel_gap", opts.mip_rel_gap);
-        model.set_option(
-            "solver",
-            match opts.method {
-                Method::Choose => "choose",
-                Method::Simplex => "simplex",
-                Method::Ipm => "ipm",
-            },
-        );
-        if !opts.crossover {
-            model.set_option("run_crossover", "off");
-        }
+        Ok(model)
+    }
+
+    /// Writes the model to `path` in the format its extension names (`.mps`, or `.lp` for
+    /// CPLEX LP format), as HiGHS writes it: the way to keep a repair's LP as a benchmark
+    /// instance or hand it to another solver.
+    pub fn write(&self, sense: Sense, path: &Path) -> Result<()> {
+        let mut model = self.to_highs(sense)?;
+        Session::borrow(model.as_mut_ptr()).write(path)
+    }
+
+    /// Solves the model.
+    pub fn solve(&self, sense: Sense, opts: &SolveOptions) -> Result<Solution> {
+        let start = Instant::now();
+        let mut model = self.to_highs(sense)?;
+        let session = Session::borrow(model.as_mut_ptr());
         let build_s = start.elapsed().as_secs_f64();
-        let solved = model
-            .try_solve()
-            .map_err(|s| LpError::Solver(format!("{s:?}")))?;
-        if !opts.crossover && solved.status() == HighsModelStatus::Unknown {
-            // The interior point alone could not tell (e.g. an infeasible LP): solve again
-            // with the simplex for a definite answer.
-            return self.solve(
-                sense,
-                &SolveOptions {
-                    crossover: true,
-                    method: Method::Simplex,
-                    ..opts.clone()
-                },
-            );
-        }
-        let solve_s = start.elapsed().as_secs_f64() - build_s;
-        let values = || solved.get_solution().columns().to_vec();
-        let has_point = || solved.primal_solution_status() == highs::HighsSolutionStatus::Feasible;
-        let outcome = match solved.status() {
-            HighsModelStatus::Optimal => Outcome::Optimal {
-                objective: solved.objective_value(),
-                values: values(),
-            },
-            HighsModelStatus::Infeasible => Outcome::Infeasible,
-            HighsModelStatus::Unbounded | HighsModelStatus::UnboundedOrInfeasible => {
-                Outcome::Unbounded
-            }
-            s @ (HighsModelStatus::ReachedTimeLimit
-            | HighsModelStatus::ReachedIterationLimit
-            | HighsModelStatus::ReachedSolutionLimit
-            | HighsModelStatus::ReachedInterrupt
-            | HighsModelStatus::ReachedMemoryLimit
-            | HighsModelStatus::ObjectiveBound
-            | HighsModelStatus::ObjectiveTarget
-            // An interior point without crossover can end here with a usable point.
-            | HighsModelStatus::Unknown) => Outcome::Limit {
-                reason: format!("{s:?}"),
-                values: has_point().then(values),
-            },
-            s => Outcome::Failed(format!("{s:?}")),
-        };
-        let integers = self.cols.iter().filter(|c| c.integer).count();
+        let (outcome, iterations) = solve_session(&session, opts, true)?;
+        let nonzeros = self.rows.iter().map(|r| r.terms.len()).sum();
         Ok(Solution {
             outcome,
             stats: SolveStats {
                 rows: self.rows.len(),
                 cols: self.cols.len(),
-                integers,
+                integers: self.cols.iter().filter(|c| c.integer).count(),
                 nonzeros,
                 build_s,
-                solve_s,
+                solve_s: start.elapsed().as_secs_f64() - build_s,
+                iterations,
             },
         })
     }
+}
+
+/// Solves with `opts`; an interior point without crossover that cannot tell (e.g. on an
+/// infeasible LP) is solved again with the simplex for a definite answer.
+fn solve_session(
+    session: &Session,
+    opts: &SolveOptions,
+    values: bool,
+) -> Result<(Outcome, Iterations)> {
+    session.configure(opts)?;
+    let (outcome, iterations) = session.run(values)?;
+    if opts.crossover || !session.undecided() {
+        return Ok((outcome, iterations));
+    }
+    session.clear_solution();
+    session.configure(&SolveOptions {
+        crossover: true,
+        method: Method::Simplex,
+        ..opts.clone()
+    })?;
+    let (outcome, more) = session.run(values)?;
+    Ok((
+        outcome,
+        Iterations {
+            simplex: iterations.simplex + more.simplex,
+            ipm: iterations.ipm + more.ipm,
+            pdlp: iterations.pdlp + more.pdlp,
+            crossover: iterations.crossover + more.crossover,
+        },
+    ))
+}
+
+/// The result of [`solve_file`]: how it ended, the objective, size and time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSolution {
+    /// How it ended (optimal outcomes carry no values: a file's LP is solved for its figures).
+    pub outcome: Outcome,
+    /// The objective value (of the incumbent, for limits).
+    pub objective: f64,
+    /// Size, read time (as `build_s`) and solve time.
+    pub stats: SolveStats,
+}
+
+/// Reads an LP (MPS or CPLEX LP format, by extension; e.g. one written by [`LpModel::write`])
+/// and solves it with `opts`: how `bench lp` compares solver settings on the project's LPs.
+pub fn solve_file(path: &Path, opts: &SolveOptions) -> Result<FileSolution> {
+    let start = Instant::now();
+    let session = Session::read(path)?;
+    let build_s = start.elapsed().as_secs_f64();
+    let (outcome, iterations) = solve_session(&session, opts, false)?;
+    let (cols, rows, nonzeros) = session.size();
+    Ok(FileSolution {
+        objective: session.objective(),
+        outcome,
+        stats: SolveStats {
+            rows,
+            cols,
+            integers: 0,
+            nonzeros,
+            build_s,
+            solve_s: start.elapsed().as_secs_f64() - build_s,
+            iterations,
+        },
+    })
 }

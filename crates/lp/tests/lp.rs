@@ -79,3 +79,103 @@ fn invalid_models_are_errors() {
         .to_string()
         .contains("invalid LP model"));
 }
+
+/// The maximisation from the crate documentation: optimum 2.8 at (1.6, 1.2).
+fn small_max() -> LpModel {
+    let mut m = LpModel::new();
+    let x = m.add_var(0.0, f64::INFINITY, 1.0);
+    let y = m.add_var(0.0, f64::INFINITY, 1.0);
+    m.add_le(&[(x, 1.0), (y, 2.0)], 4.0);
+    m.add_le(&[(x, 3.0), (y, 1.0)], 6.0);
+    m
+}
+
+#[test]
+fn every_method_and_presolve_setting_finds_the_hand_optimum_and_counts_its_iterations() {
+    let m = small_max();
+    for (method, presolve, tol) in [
+        (Method::Simplex, true, 1e-9),
+        (Method::Simplex, false, 1e-9),
+        (Method::Ipm, true, 1e-7),
+        (Method::Ipm, false, 1e-7),
+        (Method::Pdlp, true, 1e-3),
+    ] {
+        let opts = SolveOptions {
+            method,
+            presolve,
+            ..Default::default()
+        };
+        let s = m.solve(Sense::Maximise, &opts).unwrap();
+        let Outcome::Optimal { objective, values } = &s.outcome else {
+            panic!("{method:?}: {:?}", s.outcome)
+        };
+        assert!((objective - 2.8).abs() < tol, "{method:?}: {objective}");
+        assert!(
+            (values[0] - 1.6).abs() < 10.0 * tol,
+            "{method:?}: {values:?}"
+        );
+        let it = s.stats.iterations;
+        match method {
+            // Presolve alone may solve a problem this small (zero simplex iterations).
+            Method::Simplex if !presolve => assert!(it.simplex > 0, "{it:?}"),
+            Method::Ipm if !presolve => assert!(it.ipm > 0, "{it:?}"),
+            Method::Pdlp => assert!(it.pdlp > 0, "{it:?}"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_written_model_reads_back_to_the_same_optimum_in_both_formats() {
+    let dir = std::env::temp_dir().join(format!("netrepair-lp-write-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (sense, want) in [(Sense::Maximise, 2.8), (Sense::Minimise, 0.0)] {
+        for ext in ["mps", "lp"] {
+            let path = dir.join(format!("small-{sense:?}.{ext}"));
+            small_max().write(sense, &path).unwrap();
+            let s = netrepair_lp::solve_file(&path, &SolveOptions::default()).unwrap();
+            assert!(
+                matches!(s.outcome, Outcome::Optimal { .. }),
+                "{ext}: {:?}",
+                s.outcome
+            );
+            assert!(
+                (s.objective - want).abs() < 1e-9,
+                "{sense:?} {ext}: {}",
+                s.objective
+            );
+            assert_eq!((s.stats.rows, s.stats.cols, s.stats.nonzeros), (2, 2, 4));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unreadable_and_unwritable_model_files_are_errors() {
+    let dir = std::env::temp_dir().join(format!("netrepair-lp-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing.mps");
+    let e = netrepair_lp::solve_file(&missing, &SolveOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("missing.mps"), "{e}");
+    let garbage = dir.join("garbage.mps");
+    std::fs::write(&garbage, "this is not an MPS file\n\u{1}\u{2}").unwrap();
+    assert!(netrepair_lp::solve_file(&garbage, &SolveOptions::default()).is_err());
+    let nowhere = dir.join("no/such/folder/m.mps");
+    let e = small_max().write(Sense::Minimise, &nowhere).unwrap_err();
+    assert!(e.to_string().contains("m.mps"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn lp_methods_read_by_name() {
+    for (name, m) in [
+        ("choose", Method::Choose),
+        ("simplex", Method::Simplex),
+        ("ipm", Method::Ipm),
+        ("pdlp", Method::Pdlp),
+    ] {
+        assert_eq!(name.parse::<Method>().unwrap(), m);
+    }
+    let e = "barrier".parse::<Method>().unwrap_err();
+    assert!(e.to_string().contains("barrier"), "{e}");
+}

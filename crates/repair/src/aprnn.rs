@@ -654,7 +654,7 @@ impl Aprnn {
             model.num_vars()
         ));
         solve_edit(
-            net, &model, &edit, &self.lp, purpose, encode_s, lps, timings,
+            net, &model, &edit, &self.lp, purpose, encode_s, lps, timings, ctx,
         )
     }
 }

@@ -34,6 +34,7 @@ mod error;
 mod expr;
 mod gradient;
 mod incremental;
+mod lp_dump;
 mod mm;
 mod outcome;
 mod pft;
@@ -61,6 +62,7 @@ pub use gradient::{
     InfluenceMask, IterationStat, Locking, TrainingReport,
 };
 pub use incremental::{Incremental, IncrementalReport, IncrementalStep};
+pub use lp_dump::LpDump;
 pub use mm::{Mm, MmSearch};
 pub use outcome::{
     DeltaSummary, ItemReport, ItemStatus, KeepReport, LpReport, RepairOutcome, RepairStatus,
@@ -168,6 +170,8 @@ pub struct RepairContext {
     pub check: CheckOptions,
     /// Called with a short message at each phase (for progress bars).
     pub progress: Option<ProgressFn>,
+    /// Where every LP the repair solves is written before it is solved (none by default).
+    pub lp_dump: Option<LpDump>,
 }
 
 impl RepairContext {
@@ -175,6 +179,19 @@ impl RepairContext {
         if let Some(p) = &self.progress {
             p(msg);
         }
+    }
+
+    /// Writes `model` to the LP dump folder, if there is one.
+    pub(crate) fn dump_lp(
+        &self,
+        model: &netrepair_lp::LpModel,
+        sense: netrepair_lp::Sense,
+        purpose: &str,
+    ) -> Result<()> {
+        if let Some(d) = &self.lp_dump {
+            d.write(model, sense, purpose)?;
+        }
+        Ok(())
     }
 }
 

@@ -35,8 +35,9 @@ use crate::{Repair, RepairContext};
 /// MM repair (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mm {
-    /// The norm of the change (L-inf, the paper's choice, by default; the least-L1 change
-    /// within the bound is applied either way).
+    /// The norm of the change: L-inf by default (the public code's LP variant), or L1 (its
+    /// binary search bounds `sum |dW| <= e`); the least-L1 change within the bound is applied
+    /// either way.
     pub norm: WeightNorm,
     /// The search starts from `[0, max_bound]`; no change within it is a failure.
     pub max_bound: f64,
@@ -249,6 +250,7 @@ impl Repair for Mm {
             let t = Instant::now();
             let m = self.lp(&rows, outputs, hidden, bound);
             let encode_s = t.elapsed().as_secs_f64();
+            ctx.dump_lp(&m, Sense::Minimise, &purpose)?;
             let sol = m.solve(Sense::Minimise, &opts)?;
             let what = sol.outcome.describe();
             let res = match sol.outcome {

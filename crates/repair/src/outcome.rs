@@ -71,6 +71,8 @@ pub struct LpReport {
     pub build_s: f64,
     /// Seconds HiGHS spent solving.
     pub solve_s: f64,
+    /// Solver iterations (simplex, interior point, PDLP and crossover together).
+    pub iterations: i64,
 }
 
 impl LpReport {
@@ -83,6 +85,10 @@ impl LpReport {
             nonzeros: stats.nonzeros,
             build_s: encode_s + stats.build_s,
             solve_s: stats.solve_s,
+            iterations: {
+                let i = stats.iterations;
+                i.simplex + i.ipm + i.pdlp + i.crossover
+            },
         }
     }
 }

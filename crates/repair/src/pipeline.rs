@@ -50,7 +50,9 @@ pub(crate) fn solve_edit(
     encode_s: f64,
     lps: &mut Vec<LpReport>,
     timings: &mut Timings,
+    ctx: &RepairContext,
 ) -> Result<Solved> {
+    ctx.dump_lp(model, Sense::Minimise, &purpose)?;
     let solution = model.solve(Sense::Minimise, &opts.solve_options())?;
     let (solved, what) = match &solution.outcome {
         Outcome::Optimal { values, .. } => (

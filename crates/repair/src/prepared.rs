@@ -635,6 +635,7 @@ impl Repair for Prepared {
                 encode_s,
                 &mut lps,
                 &mut timings,
+                ctx,
             )?;
             let splittable = regions.iter().any(|r| r.region.lower != r.region.upper);
             if !matches!(solved, Solved::Infeasible)
@@ -658,17 +659,14 @@ impl Repair for Prepared {
             let t = Instant::now();
             let (model, _, slacks) = self.encode(net, start, &regions, true, false)?;
             let encode_s = t.elapsed().as_secs_f64();
+            let purpose = format!("elastic LP, split round {round}");
+            ctx.dump_lp(&model, Sense::Minimise, &purpose)?;
             let sol = model.solve(Sense::Minimise, &self.lp.solve_options())?;
             let what = match &sol.outcome {
                 Outcome::Optimal { .. } => "optimal".to_string(),
                 o => format!("{o:?}").chars().take(40).collect(),
             };
-            let report = LpReport::new(
-                format!("elastic LP, split round {round}"),
-                &what,
-                &sol.stats,
-                encode_s,
-            );
+            let report = LpReport::new(purpose, &what, &sol.stats, encode_s);
             timings.build_s += report.build_s;
             timings.solve_s += report.solve_s;
             lps.push(report);

@@ -502,7 +502,12 @@ impl Reglo {
 
     /// Builds and solves the repair LP over all areas; the new last layer (f32-rounded) and
     /// the LP's report, or `None` when the solver gave no solution.
-    fn solve(&self, lp: &LpInput, round: usize) -> Result<(Option<Solved>, LpReport)> {
+    fn solve(
+        &self,
+        lp: &LpInput,
+        round: usize,
+        ctx: &RepairContext,
+    ) -> Result<(Option<Solved>, LpReport)> {
         let t = Instant::now();
         let LpInput {
             areas,
@@ -647,8 +652,9 @@ impl Reglo {
             method: self.lp_method.unwrap_or(netrepair_lp::Method::Ipm),
             ..SolveOptions::default()
         };
-        let sol = m.solve(Sense::Minimise, &opts)?;
         let purpose = format!("round {round}: {} areas", areas.len());
+        ctx.dump_lp(&m, Sense::Minimise, &purpose)?;
+        let sol = m.solve(Sense::Minimise, &opts)?;
         let outcome = sol.outcome.describe();
         let result = match sol.outcome {
             Outcome::Optimal { objective, values } => {
@@ -761,6 +767,7 @@ impl Reglo {
         lp: &LpInput,
         kappa: f64,
         round: usize,
+        ctx: &RepairContext,
     ) -> Result<(Option<Solved>, LpReport)> {
         let t = Instant::now();
         let LpInput {
@@ -791,6 +798,7 @@ impl Reglo {
             nonzeros: 0,
             build_s: 0.0,
             solve_s: 0.0,
+            iterations: 0,
         };
         let mut best: Option<Solved> = None;
         let mut converged = false;
@@ -853,6 +861,11 @@ impl Reglo {
                 m.add_ge(&row, 0.0);
             }
             let encode_s = tb.elapsed().as_secs_f64();
+            ctx.dump_lp(
+                &m,
+                Sense::Minimise,
+                &format!("round {round}: scale LP, cut round {rounds}"),
+            )?;
             let sol = m.solve(Sense::Minimise, &opts)?;
             let r = LpReport::new(String::new(), "", &sol.stats, encode_s);
             report.rows = r.rows;
@@ -860,6 +873,7 @@ impl Reglo {
             report.nonzeros = r.nonzeros;
             report.build_s += r.build_s;
             report.solve_s += r.solve_s;
+            report.iterations += r.iterations;
             let (objective, values) = match sol.outcome {
                 Outcome::Optimal { objective, values } => (objective, values),
                 other => {
@@ -1157,8 +1171,8 @@ impl Repair for Reglo {
                     hidden,
                 };
                 let (res, report) = match self.objective {
-                    RegloObjective::Scale { kappa } => self.solve_scale(&lp, kappa, round)?,
-                    RegloObjective::MinChange => self.solve(&lp, round)?,
+                    RegloObjective::Scale { kappa } => self.solve_scale(&lp, kappa, round, ctx)?,
+                    RegloObjective::MinChange => self.solve(&lp, round, ctx)?,
                 };
                 timings.build_s += report.build_s;
                 timings.solve_s += report.solve_s;

@@ -54,6 +54,65 @@ enum BenchWhat {
     /// REGLO (seed 002): individual fairness on German credit age groups (Table 1) or Adult;
     /// ST, AT, fine-tuning and REGLO with VB, PGD-B, PGD-R, accuracy and time.
     Reglo(Box<super::bench_reglo::RegloBenchArgs>),
+    /// The project's own LPs (written by `repair --dump-lp DIR`) solved with each solver
+    /// strategy: size, status, objective, iterations, read and solve time.
+    Lp(LpBenchArgs),
+}
+
+/// Settings of `bench lp`.
+#[derive(Debug, Args)]
+pub struct LpBenchArgs {
+    /// LP files (.mps, .lp) or folders of them.
+    #[arg(required = true)]
+    lps: Vec<PathBuf>,
+    /// Strategies, comma-separated: METHOD[-nox][-nopre][-tN] with METHOD choose, simplex,
+    /// ipm or pdlp; -nox: interior point without crossover; -nopre: no presolve; -tN: N
+    /// threads. The first is the reference the others' objectives are compared with.
+    #[arg(long, default_value = "simplex,ipm,ipm-nox,pdlp")]
+    strategies: String,
+    /// Time limit of each solve, seconds.
+    #[arg(long, default_value_t = 600.0)]
+    timeout: f64,
+    /// Write the rows as JSON here.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+    /// Write the table as Markdown here.
+    #[arg(long)]
+    markdown_out: Option<PathBuf>,
+}
+
+fn run_lp(a: &LpBenchArgs) -> Result<()> {
+    use netrepair_experiments::lp_bench::{bench_lps, lp_files, markdown, LpStrategy};
+    let strategies: Vec<LpStrategy> = a
+        .strategies
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse())
+        .collect::<Result<_>>()?;
+    if strategies.is_empty() {
+        bail!("--strategies: none given");
+    }
+    if !(a.timeout > 0.0 && a.timeout.is_finite()) {
+        bail!("--timeout must be positive, got {}", a.timeout);
+    }
+    let files = lp_files(&a.lps)?;
+    let limit = Some(std::time::Duration::from_secs_f64(a.timeout));
+    let rows = bench_lps(&files, &strategies, limit, |r| {
+        eprintln!(
+            "{} [{}]: {} in {:.2} s",
+            r.lp, r.strategy, r.status, r.solve_s
+        )
+    })?;
+    let table = markdown(&rows);
+    println!("{table}");
+    if let Some(p) = &a.markdown_out {
+        std::fs::write(p, &table).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &a.json_out {
+        std::fs::write(p, serde_json::to_string_pretty(&rows)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(())
 }
 
 /// Settings of `bench robust`.
@@ -251,6 +310,7 @@ fn run_acas(a: &AcasBenchArgs) -> Result<()> {
             ..Default::default()
         },
         progress: None,
+        lp_dump: None,
     };
     let mut rows = Vec::new();
     let save = |rows: &Vec<netrepair_experiments::acas_bench::AcasRow>| -> Result<()> {
@@ -561,6 +621,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         BenchWhat::Irepair(r) => return super::bench_irepair::run(r),
         BenchWhat::Informed(r) => return super::bench_informed::run(r),
         BenchWhat::Reglo(r) => return super::bench_reglo::run(r),
+        BenchWhat::Lp(r) => return run_lp(r),
         BenchWhat::Forward {
             benchmarks,
             net,

@@ -9,10 +9,10 @@ use clap::Args;
 use netrepair_data::{load, resolve_data_dir, split_indices, DatasetName};
 use netrepair_experiments::irepair_bench::{
     markdown, paper_protocol_runs, seed_spread, single_class_runs, spread_markdown, summarise,
-    BenchMethod, IRepairRun, IRepairSetup, IRepairSummary,
+    BenchMethod, IRepairRun, IRepairSetup, IRepairSummary, PAPER_PROTOCOL_NOTE, SEED_FIGURE_NOTE,
 };
 use netrepair_experiments::plot::{line_chart, Series};
-use netrepair_repair::GradientOptions;
+use netrepair_repair::{GradientOptions, WeightNorm};
 
 use crate::util;
 
@@ -89,6 +89,10 @@ pub struct IRepairBenchArgs {
     /// MM repair with these largest bounds (e.g. 1,5 as the paper; none by default).
     #[arg(long)]
     mm: Option<String>,
+    /// The norms MM repair bounds, comma-separated: linf (as `repair --method mm`) and/or l1
+    /// (the public Goldberger et al. code's binary search bounds `sum |dW| <= eps`).
+    #[arg(long, default_value = "linf")]
+    mm_norms: String,
     /// Leave out retraining.
     #[arg(long)]
     no_retrain: bool,
@@ -261,8 +265,11 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
         }
     }
     if let Some(b) = &a.mm {
+        let norms = parse::<WeightNorm>(&a.mm_norms, "--mm-norms")?;
         for bound in parse::<f64>(b, "--mm")? {
-            methods.push(BenchMethod::Mm { bound });
+            for &norm in &norms {
+                methods.push(BenchMethod::Mm { bound, norm });
+            }
         }
     }
     if methods.is_empty() {
@@ -412,11 +419,16 @@ fn report(
     let mut sizes: Vec<usize> = runs.iter().map(|r| r.size).collect();
     sizes.sort_unstable();
     sizes.dedup();
-    let spread = paper.then(|| seed_spread(runs, methods));
+    // The spread over seeds (intervals) wherever there are several seeds to spread over.
+    let several_seeds = runs.iter().any(|r| r.seed != runs[0].seed);
+    let mut spread = (paper || several_seeds).then(|| seed_spread(runs, methods));
     let mut summary = summarise(runs, methods);
     if cifar {
         // Table 1 of the paper is MNIST's; its CIFAR-10 results are plots only.
         for r in &mut summary {
+            r.paper = None;
+        }
+        for r in spread.iter_mut().flatten() {
             r.paper = None;
         }
     }
@@ -424,6 +436,13 @@ fn report(
     if let Some(sp) = &spread {
         table.push('\n');
         table.push_str(&spread_markdown(sp));
+        table.push('\n');
+        table.push_str(if paper {
+            PAPER_PROTOCOL_NOTE
+        } else {
+            SEED_FIGURE_NOTE
+        });
+        table.push('\n');
     }
     println!("{table}");
     if let Some(p) = &a.markdown_out {

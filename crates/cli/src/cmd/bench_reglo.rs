@@ -93,6 +93,10 @@ pub struct RegloBenchArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// --protocol paper: write every REGLO LP under this folder (one subfolder per age group
+    /// and run), for `bench lp`.
+    #[arg(long)]
+    dump_lp: Option<PathBuf>,
 }
 
 /// MNIST: norm-bounded global robustness on per-class percentile boxes.
@@ -195,6 +199,7 @@ fn run_paper(a: &RegloBenchArgs) -> Result<()> {
         },
         with_paper_lp: !a.no_paper_lp,
         seed: a.seed,
+        lp_dump: a.dump_lp.clone(),
     };
     eprintln!(
         "{:<10} {:<24} {:<6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>7}  status",

@@ -15,9 +15,9 @@ use netrepair_nn::Network;
 use netrepair_nn::OptimizerKind;
 use netrepair_repair::{
     affine_layers, best_layer, resolve_layer, score_layers, Aprnn, CorrectLoss, GradientOptions,
-    GradientRepair, Heuristic, ItemStatus, KeepSet, LabelledSet, Locking, LpRepairOptions, Mm, Pft,
-    Prepared, Race, Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem, Requirement,
-    SelectionInput, APRNN_DELTA_BOUND, DEFAULT_HEURISTIC,
+    GradientRepair, Heuristic, ItemStatus, KeepSet, LabelledSet, Locking, LpDump, LpRepairOptions,
+    Mm, Pft, Prepared, Race, Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem,
+    Requirement, SelectionInput, APRNN_DELTA_BOUND, DEFAULT_HEURISTIC,
 };
 use netrepair_spec::read_vnnlib;
 use netrepair_verify::{CheckOptions, PgdOptions};
@@ -104,6 +104,8 @@ pub enum LpAlgorithm {
     Simplex,
     /// Interior point.
     Ipm,
+    /// PDLP, a first-order method for very large LPs (lower accuracy).
+    Pdlp,
 }
 
 /// Repair a network so that given points, polytopes or VNN-LIB properties hold, provably.
@@ -164,6 +166,10 @@ pub struct RepairArgs {
     /// Solver threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Write every LP the repair solves into this folder (`NNN-<purpose>.mps`, in solve
+    /// order) before solving it: to compare solvers on it (`bench lp`) or keep it.
+    #[arg(long)]
+    dump_lp: Option<PathBuf>,
     /// LP algorithm (default: interior point for APRNN and REGLO, HiGHS's choice for PREPARED).
     #[arg(long, value_enum)]
     lp_method: Option<LpAlgorithm>,
@@ -569,6 +575,7 @@ fn lp_method(m: LpAlgorithm) -> Method {
         LpAlgorithm::Choose => Method::Choose,
         LpAlgorithm::Simplex => Method::Simplex,
         LpAlgorithm::Ipm => Method::Ipm,
+        LpAlgorithm::Pdlp => Method::Pdlp,
     }
 }
 
@@ -864,6 +871,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
             ..CheckOptions::default()
         },
         progress: Some(Box::new(move |m: &str| pb2.set_message(m.to_string()))),
+        lp_dump: a.dump_lp.as_ref().map(LpDump::new).transpose()?,
     };
     let mut best: Option<RepairOutcome> = None;
     let mut tried = Vec::new();
