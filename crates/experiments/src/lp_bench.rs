@@ -226,7 +226,7 @@ mod tests {
         m.add_ge(&[(x, 1.0), (y, 1.0)], 4.0);
         m.write(Sense::Minimise, &dir.join("001-abs.mps")).unwrap();
         std::fs::write(dir.join("notes.txt"), "not an LP").unwrap();
-        let files = lp_files(&[dir.clone()]).unwrap();
+        let files = lp_files(std::slice::from_ref(&dir)).unwrap();
         assert_eq!(files.len(), 1, "{files:?}");
         let strategies: Vec<LpStrategy> = ["simplex", "ipm", "ipm-nox", "simplex-nopre"]
             .iter()
@@ -243,7 +243,7 @@ mod tests {
         }
         assert!(markdown(&rows).contains("| ipm-nox | optimal |"));
         std::fs::remove_dir_all(&dir).unwrap();
-        let e = lp_files(&[dir.clone()]).unwrap_err();
+        let e = lp_files(std::slice::from_ref(&dir)).unwrap_err();
         assert!(e.to_string().contains("no LP file"), "{e}");
     }
 }

@@ -152,7 +152,7 @@ impl Session {
         };
         let has_point =
             || self.int_info("primal_solution_status") == i64::from(ffi::SOLUTION_STATUS_FEASIBLE);
-        let point = || values.then(|| self.point()).unwrap_or_default();
+        let point = || if values { self.point() } else { Vec::new() };
         let outcome = match status {
             HighsModelStatus::Optimal => Outcome::Optimal {
                 // SAFETY: a live instance.
