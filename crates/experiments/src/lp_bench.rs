@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use netrepair_lp::{solve_file, Method, Outcome, SolveOptions};
+use netrepair_lp::{solve_file, FileSolution, Method, Outcome, SolveOptions, SolveStats};
 use serde::Serialize;
 
 /// A named solver setting: `METHOD[-nox][-nopre][-tN]`, e.g. `simplex`, `ipm-nox` (interior
@@ -83,18 +83,28 @@ pub struct LpBenchRow {
     pub solve_s: f64,
 }
 
-/// The LP files of `paths`: files as given, folders by their `.mps` and `.lp` files, sorted.
+/// The LP files of `paths`: files as given, folders by their `.mps` and `.lp` files (in
+/// subfolders too, as `repair --dump-lp` and `bench reglo --dump-lp` write them), sorted.
 pub fn lp_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        let mut here: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot list '{}'", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        here.sort();
+        for p in here {
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("mps" | "lp")) {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let mut here: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("cannot list '{}'", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| matches!(f.extension().and_then(|e| e.to_str()), Some("mps" | "lp")))
-                .collect();
-            here.sort();
-            out.extend(here);
+            walk(p, &mut out)?;
         } else if p.is_file() {
             out.push(p.clone());
         } else {
@@ -123,7 +133,15 @@ pub fn bench_lps(
                 time_limit: limit,
                 ..s.options.clone()
             };
-            let sol = solve_file(f, &opts).with_context(|| format!("solving '{}'", f.display()))?;
+            let sol = match solve_file(f, &opts) {
+                Ok(sol) => sol,
+                // A solver failure is a result of the strategy, not the end of the table.
+                Err(e) => FileSolution {
+                    outcome: Outcome::Failed(e.to_string()),
+                    objective: f64::NAN,
+                    stats: SolveStats::default(),
+                },
+            };
             let optimal = matches!(sol.outcome, Outcome::Optimal { .. });
             if k == 0 && optimal {
                 first = Some(sol.objective);
@@ -224,7 +242,9 @@ mod tests {
         m.add_abs(&[(x, 1.0)], -3.0, 1.0);
         m.add_abs(&[(y, 1.0)], 1.0, 1.0);
         m.add_ge(&[(x, 1.0), (y, 1.0)], 4.0);
-        m.write(Sense::Minimise, &dir.join("001-abs.mps")).unwrap();
+        std::fs::create_dir_all(dir.join("run0")).unwrap();
+        m.write(Sense::Minimise, &dir.join("run0/001-abs.mps"))
+            .unwrap();
         std::fs::write(dir.join("notes.txt"), "not an LP").unwrap();
         let files = lp_files(std::slice::from_ref(&dir)).unwrap();
         assert_eq!(files.len(), 1, "{files:?}");

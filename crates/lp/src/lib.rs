@@ -179,7 +179,7 @@ impl Outcome {
 }
 
 /// Size and timing of one solve.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct SolveStats {
     /// Constraints.
     pub rows: usize,
@@ -406,7 +406,11 @@ pub struct FileSolution {
 
 /// Reads an LP (MPS or CPLEX LP format, by extension; e.g. one written by [`LpModel::write`])
 /// and solves it with `opts`: how `bench lp` compares solver settings on the project's LPs.
+///
+/// HiGHS keeps one thread pool per process and rejects a solve whose `threads` differs from
+/// it; this restarts the pool first, so call it only while no other solve runs.
 pub fn solve_file(path: &Path, opts: &SolveOptions) -> Result<FileSolution> {
+    Session::reset_thread_pool();
     let start = Instant::now();
     let session = Session::read(path)?;
     let build_s = start.elapsed().as_secs_f64();

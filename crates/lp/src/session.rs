@@ -52,6 +52,14 @@ fn check(status: ffi::HighsInt, what: &str) -> Result<()> {
 }
 
 impl Session {
+    /// Restarts HiGHS's process-wide thread pool, so that the next solve's `threads` option
+    /// takes effect (HiGHS refuses a thread count other than the pool's). Only for callers
+    /// that run one solve at a time.
+    pub(crate) fn reset_thread_pool() {
+        // SAFETY: no argument to get wrong; blocking until the old pool's workers exit.
+        unsafe { ffi::Highs_resetGlobalScheduler(1) };
+    }
+
     /// Borrows the instance behind `ptr` (a live `highs::Model`'s).
     pub(crate) fn borrow(ptr: *mut c_void) -> Self {
         Self { ptr, owned: false }

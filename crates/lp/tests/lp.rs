@@ -147,6 +147,21 @@ fn a_written_model_reads_back_to_the_same_optimum_in_both_formats() {
             assert_eq!((s.stats.rows, s.stats.cols, s.stats.nonzeros), (2, 2, 4));
         }
     }
+    // HiGHS's thread pool is per process: a file solve with another thread count still runs.
+    for threads in [2, 1] {
+        let path = dir.join("small-Maximise.mps");
+        let opts = SolveOptions {
+            threads,
+            method: Method::Ipm,
+            ..Default::default()
+        };
+        let s = netrepair_lp::solve_file(&path, &opts).unwrap();
+        assert!(
+            (s.objective - 2.8).abs() < 1e-7,
+            "{threads}: {:?}",
+            s.outcome
+        );
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

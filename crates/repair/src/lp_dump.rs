@@ -86,3 +86,52 @@ impl LpDump {
         Ok(path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_numbered_in_order_and_named_for_their_purpose() {
+        let dir = std::env::temp_dir().join(format!("netrepair-dump-{}", std::process::id()));
+        let mut m = LpModel::new();
+        let x = m.add_var(0.0, 1.0, 1.0);
+        m.add_ge(&[(x, 1.0)], 0.5);
+        let d = LpDump::new(dir.join("a/b")).unwrap();
+        let p1 = d.write(&m, Sense::Minimise, "final").unwrap();
+        let p2 = d
+            .write(&m, Sense::Minimise, "Elastic LP, split round 2!")
+            .unwrap();
+        let p3 = d.write(&m, Sense::Minimise, "--").unwrap();
+        let names: Vec<String> = [&p1, &p2, &p3]
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "001-final.mps",
+                "002-elastic-lp-split-round-2.mps",
+                "003-lp.mps"
+            ]
+        );
+        assert!(p2.is_file() && d.written() == 3);
+        let lp = LpDump::new(dir.join("c"))
+            .unwrap()
+            .with_extension("lp")
+            .unwrap();
+        let p = lp.write(&m, Sense::Minimise, "final").unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        // CPLEX LP format, not MPS: no ROWS section, an `end` line.
+        assert!(
+            !text.contains("ROWS") && text.to_lowercase().contains("end"),
+            "{text}"
+        );
+        let e = LpDump::new(dir.join("d"))
+            .unwrap()
+            .with_extension("xml")
+            .unwrap_err();
+        assert!(e.to_string().contains("xml"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
