@@ -67,7 +67,8 @@ pub struct LpBenchRow {
     pub status: String,
     /// The objective (the incumbent's at a limit; NaN without one).
     pub objective: f64,
-    /// Relative difference from the first strategy's optimum (when both are optimal).
+    /// Relative difference from the first optimum found for this LP (by the earliest strategy
+    /// in the list that reached one).
     pub rel_diff: Option<f64>,
     /// Simplex iterations.
     pub simplex_iters: i64,
@@ -128,7 +129,7 @@ pub fn bench_lps(
     let mut rows = Vec::new();
     for f in files {
         let mut first: Option<f64> = None;
-        for (k, s) in strategies.iter().enumerate() {
+        for s in strategies {
             let opts = SolveOptions {
                 time_limit: limit,
                 ..s.options.clone()
@@ -143,7 +144,7 @@ pub fn bench_lps(
                 },
             };
             let optimal = matches!(sol.outcome, Outcome::Optimal { .. });
-            if k == 0 && optimal {
+            if first.is_none() && optimal {
                 first = Some(sol.objective);
             }
             let rel_diff = first

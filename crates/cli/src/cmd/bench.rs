@@ -67,7 +67,7 @@ pub struct LpBenchArgs {
     lps: Vec<PathBuf>,
     /// Strategies, comma-separated: METHOD[-nox][-nopre][-tN] with METHOD choose, simplex,
     /// ipm or pdlp; -nox: interior point without crossover; -nopre: no presolve; -tN: N
-    /// threads. The first is the reference the others' objectives are compared with.
+    /// threads. The first optimum found for an LP is the reference the others are compared with.
     #[arg(long, default_value = "simplex,ipm,ipm-nox,pdlp")]
     strategies: String,
     /// Time limit of each solve, seconds.
