@@ -363,8 +363,10 @@ impl LpModel {
     }
 }
 
-/// Solves with `opts`; an interior point without crossover that cannot tell (e.g. on an
-/// infeasible LP) is solved again with the simplex for a definite answer.
+/// Solves with `opts`; a run that ends without a definite answer is solved again with the
+/// other algorithm: the simplex after an interior point (which cannot tell on some infeasible
+/// LPs, with or without crossover), the interior point with crossover after the simplex
+/// (which can stall on badly scaled LPs, e.g. two repair points 1e-9 apart).
 fn solve_session(
     session: &Session,
     opts: &SolveOptions,
@@ -372,25 +374,21 @@ fn solve_session(
 ) -> Result<(Outcome, Iterations)> {
     session.configure(opts)?;
     let (outcome, iterations) = session.run(values)?;
-    if opts.crossover || !session.undecided() {
+    if !session.undecided() {
         return Ok((outcome, iterations));
     }
+    let method = match opts.method {
+        Method::Ipm | Method::Pdlp => Method::Simplex,
+        Method::Choose | Method::Simplex => Method::Ipm,
+    };
     session.clear_solution();
     session.configure(&SolveOptions {
         crossover: true,
-        method: Method::Simplex,
+        method,
         ..opts.clone()
     })?;
     let (outcome, more) = session.run(values)?;
-    Ok((
-        outcome,
-        Iterations {
-            simplex: iterations.simplex + more.simplex,
-            ipm: iterations.ipm + more.ipm,
-            pdlp: iterations.pdlp + more.pdlp,
-            crossover: iterations.crossover + more.crossover,
-        },
-    ))
+    Ok((outcome, iterations + more))
 }
 
 /// The result of [`solve_file`]: how it ended, the objective, size and time.

@@ -24,6 +24,19 @@ pub struct Iterations {
     pub crossover: i64,
 }
 
+impl std::ops::Add for Iterations {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            simplex: self.simplex + other.simplex,
+            ipm: self.ipm + other.ipm,
+            pdlp: self.pdlp + other.pdlp,
+            crossover: self.crossover + other.crossover,
+        }
+    }
+}
+
 /// A HiGHS instance: borrowed from a `highs::Model` or owned (created here, destroyed on drop).
 pub(crate) struct Session {
     ptr: *mut c_void,

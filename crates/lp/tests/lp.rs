@@ -194,3 +194,23 @@ fn lp_methods_read_by_name() {
     let e = "barrier".parse::<Method>().unwrap_err();
     assert!(e.to_string().contains("barrier"), "{e}");
 }
+
+#[test]
+fn an_lp_the_simplex_cannot_decide_is_decided_by_the_other_algorithm() {
+    // An APRNN repair LP (crates/repair/tests/aprnn.rs, the impossible keep set: a repair point
+    // and a kept point 1e-9 apart with other labels) on which HiGHS's simplex ends "Unknown";
+    // the interior point proves it infeasible. Every method must come back with the verdict.
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/stalling-simplex.mps");
+    for method in [Method::Choose, Method::Simplex, Method::Ipm] {
+        for crossover in [true, false] {
+            let opts = SolveOptions {
+                method,
+                crossover,
+                ..Default::default()
+            };
+            let s = netrepair_lp::solve_file(&path, &opts).unwrap();
+            assert_eq!(s.outcome, Outcome::Infeasible, "{method:?} {crossover}");
+        }
+    }
+}

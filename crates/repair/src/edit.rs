@@ -186,10 +186,8 @@ impl Edit {
         };
         let n = (vars.len() + self.output_deltas.len() + joint_keep).max(1) as f64;
         let m = model.add_var(0.0, f64::INFINITY, 1.0);
-        let cap = |t: Var, model: &mut LpModel| model.add_le(&[(t, 1.0), (m, -1.0)], 0.0);
         for v in vars {
-            let t = model.add_abs(&[(v, 1.0)], 0.0, 1.0 / n);
-            cap(t, model);
+            capped_abs(model, &[(v, 1.0)], 0.0, 1.0 / n, m);
         }
         let joint = self
             .output_deltas
@@ -198,8 +196,7 @@ impl Edit {
         for e in joint {
             let mut e = e.clone();
             e.compact();
-            let t = model.add_abs(&e.terms, e.c, 1.0 / n);
-            cap(t, model);
+            capped_abs(model, &e.terms, e.c, 1.0 / n, m);
         }
         match keep {
             KeepObjective::L1 { weight } => {
@@ -215,8 +212,7 @@ impl Edit {
                 for e in &self.keep_deltas {
                     let mut e = e.clone();
                     e.compact();
-                    let t = model.add_abs(&e.terms, e.c, 1.0 / n);
-                    model.add_le(&[(t, 1.0), (mk, -1.0)], 0.0);
+                    capped_abs(model, &e.terms, e.c, 1.0 / n, mk);
                 }
             }
             _ => {}
@@ -305,4 +301,17 @@ pub fn param_changes(before: &Network, after: &Network) -> Result<Vec<ParamChang
         }
     }
     Ok(out)
+}
+
+/// `|e| <= cap` with `|e|` costing `cost`, where `e = sum terms + constant`: written as
+/// `e = p - q` (one row), `p + q <= cap` (one row), `p, q >= 0` costing `cost` each. At an
+/// optimum `p + q = |e|`, so this is `t >= |e|, t <= cap` (three rows) with one row less:
+/// APRNN's 3x100 LP solves 30% faster (44 s -> 31 s, `docs/lp.md`).
+fn capped_abs(model: &mut LpModel, terms: &[(Var, f64)], constant: f64, cost: f64, cap: Var) {
+    let p = model.add_var(0.0, f64::INFINITY, cost);
+    let q = model.add_var(0.0, f64::INFINITY, cost);
+    let mut row = terms.to_vec();
+    row.extend([(p, -1.0), (q, 1.0)]);
+    model.add_eq(&row, -constant);
+    model.add_le(&[(p, 1.0), (q, 1.0), (cap, -1.0)], 0.0);
 }
