@@ -725,11 +725,7 @@ pub fn paper_table(
             let ctx = RepairContext {
                 lp_dump: match &cfg.lp_dump {
                     Some(d) => {
-                        let group: String = g
-                            .name
-                            .chars()
-                            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                            .collect();
+                        let group = netrepair_repair::lp_dump_slug(&g.name);
                         Some(LpDump::new(d.join(format!("reglo-{group}-run{run}")))?)
                     }
                     None => None,

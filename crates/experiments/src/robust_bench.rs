@@ -8,8 +8,8 @@ use anyhow::{bail, Result};
 use netrepair_data::Dataset;
 use netrepair_nn::Network;
 use netrepair_repair::{
-    ItemStatus, KeepSet, LpRepairOptions, Prepared, Repair, RepairContext, RepairItem,
-    RepairProblem,
+    Cuts, ItemStatus, KeepObjective, KeepSet, LpRepairOptions, Prepared, Repair, RepairContext,
+    RepairItem, RepairProblem,
 };
 use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
 use netrepair_verify::{linear_bounds, pgd, prove_case, CheckOptions, PgdOptions};
@@ -165,6 +165,8 @@ pub fn robustness_edit(
     certified_n: usize,
     timeout: Duration,
     keep: KeepSet,
+    cuts: Cuts,
+    keep_objective: KeepObjective,
 ) -> Result<(RobustRow, Network, Vec<usize>)> {
     let classes = net.output_len();
     let pred = net.predict(&crate::training::tensors(net, normalized)?.0)?;
@@ -225,6 +227,8 @@ pub fn robustness_edit(
     let method = Prepared {
         lp: LpRepairOptions::default(),
         split_rounds: 0,
+        cuts,
+        keep_objective,
         ..Prepared::default()
     };
     let ctx = RepairContext {
@@ -232,7 +236,7 @@ pub fn robustness_edit(
             timeout,
             ..CheckOptions::default()
         },
-        progress: None,
+        progress: Some(Box::new(|m: &str| eprintln!("  {m}"))),
         lp_dump: None,
     };
     let t = Instant::now();

@@ -62,14 +62,14 @@ pub use gradient::{
     InfluenceMask, IterationStat, Locking, TrainingReport,
 };
 pub use incremental::{Incremental, IncrementalReport, IncrementalStep};
-pub use lp_dump::LpDump;
+pub use lp_dump::{slug as lp_dump_slug, LpDump};
 pub use mm::{Mm, MmSearch};
 pub use outcome::{
     DeltaSummary, ItemReport, ItemStatus, KeepReport, LpReport, RepairOutcome, RepairStatus,
     Timings,
 };
 pub use pft::Pft;
-pub use prepared::Prepared;
+pub use prepared::{Cuts, Prepared};
 pub use problem::{
     box_vertices, split_box, KeepRegion, KeepSet, LabelledSet, RepairItem, RepairProblem,
     Requirement, DEFAULT_KEEP_TAU,

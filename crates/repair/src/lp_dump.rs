@@ -18,6 +18,24 @@ pub struct LpDump {
     written: AtomicUsize,
 }
 
+/// `text` as a file-name part: ASCII letters and digits lower-cased, every other run of
+/// characters one `-` ("repair LP, 3 regions" -> "repair-lp-3-regions").
+pub fn slug(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 impl LpDump {
     /// Writes into `dir` (created if missing) as MPS.
     pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
@@ -62,20 +80,7 @@ impl LpDump {
     /// Writes `model` as the next file, named for `purpose`; returns its path.
     pub fn write(&self, model: &LpModel, sense: Sense, purpose: &str) -> Result<PathBuf> {
         let n = self.written.fetch_add(1, Ordering::SeqCst) + 1;
-        let slug: String = purpose
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect::<String>()
-            .split('-')
-            .filter(|p| !p.is_empty())
-            .collect::<Vec<_>>()
-            .join("-");
+        let slug = slug(purpose);
         let slug = if slug.is_empty() { "lp".into() } else { slug };
         let path = self.dir.join(format!(
             "{n:03}-{}.{}",

@@ -24,7 +24,8 @@ use netrepair_lp::{LpModel, Outcome, Sense, Var};
 use netrepair_nn::{Layer, Network};
 use netrepair_spec::BoxRegion;
 use netrepair_verify::affine::{affine_op, elementwise_op, pool_windows};
-use netrepair_verify::{linear_bounds, Bounds};
+use netrepair_verify::milp::relaxed_row_upper;
+use netrepair_verify::{linear_bounds, row_bounds, Bounds};
 use rand::{Rng, SeedableRng};
 
 use crate::aprnn::choose_requirements;
@@ -52,6 +53,40 @@ pub struct Prepared {
     /// Objective cost of one unit (logit) by which a kept point or region misses its
     /// constraint in the elastic fallback.
     pub keep_violation_cost: f64,
+    /// How the kept points' output changes enter the objective when the last layer is
+    /// edited (as in APRNN; their classes are held by constraints either way). At an earlier
+    /// layer PREPARED bounds outputs by relaxations, not expressions, and this is not used.
+    pub keep_objective: KeepObjective,
+    /// For a last-layer edit, how each region's requirements are bounded besides the box of
+    /// the last hidden layer (PREPARED's relaxation at the last layer): see [`Cut`].
+    pub cuts: Cuts,
+}
+
+/// How a last-layer edit bounds the original requirement directions over a region (the cuts
+/// `g . x <= gamma`, see [`Cut`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cuts {
+    /// No cuts: the box of the last hidden layer alone.
+    Off,
+    /// `gamma` by back-substitution (the verifier's linear bounds).
+    #[default]
+    Linear,
+    /// `gamma` also from the LP relaxation of the network below (every unstable ReLU by its
+    /// triangle; one LP per direction and region), whichever is smaller.
+    Lp,
+}
+
+impl std::str::FromStr for Cuts {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "off" | "none" => Ok(Self::Off),
+            "linear" => Ok(Self::Linear),
+            "lp" => Ok(Self::Lp),
+            _ => Err(format!("unknown cuts '{s}' (off, linear, lp)")),
+        }
+    }
 }
 
 impl Default for Prepared {
@@ -62,6 +97,8 @@ impl Default for Prepared {
             max_regions: 2048,
             soften_keep: true,
             keep_violation_cost: 10.0,
+            keep_objective: KeepObjective::Linf { weight: 1.0 },
+            cuts: Cuts::default(),
         }
     }
 }
@@ -80,6 +117,23 @@ struct Region {
     bounds: Vec<Bounds>,
     /// Whether it comes from the keep set (dropped when the repair is infeasible with it).
     kept: bool,
+    /// Valid inequalities on the edited layer's input over the region (see [`Cut`]); `None`
+    /// until computed (after the region is built or split).
+    cuts: Option<Vec<Cut>>,
+}
+
+/// A valid inequality `g . x <= gamma` on the edited layer's input `x` over a region, for a
+/// last-layer edit: `g` is a requirement's direction under the *original* weights
+/// (`sum_o a_o W_o`), `gamma` the back-substituted upper bound of `g . x` over the region.
+/// The LP bounds a requirement's edited direction `e` by `sum_t lambda_t gamma_t +
+/// max over the box of (e - sum_t lambda_t g_t) . x` with free `lambda >= 0` (LP duality):
+/// the large original part is bounded as tightly as the verifier bounds it, the box only
+/// sees the edit. `lambda = 0` is the plain box bound.
+#[derive(Debug, Clone)]
+struct Cut {
+    /// Dense coefficients over the edited layer's input.
+    g: Vec<f64>,
+    gamma: f64,
 }
 
 /// Bounds of every value over `b`: the f64 forward pass for a point, linear bounds otherwise.
@@ -140,6 +194,7 @@ fn property_regions(
                 case: Some(case.clone()),
                 bounds: region_bounds(net, &case.input)?,
                 kept,
+                cuts: None,
             })
         })
         .collect()
@@ -178,6 +233,7 @@ impl Prepared {
                 requirements,
                 case: None,
                 kept: true,
+                cuts: None,
             });
         }
         for (k, r) in keep.regions.iter().enumerate() {
@@ -199,6 +255,7 @@ impl Prepared {
                         requirements: requirements.clone(),
                         case: None,
                         kept: false,
+                        cuts: None,
                     });
                 }
                 RepairItem::Polytope {
@@ -227,6 +284,7 @@ impl Prepared {
                         requirements: requirements.clone(),
                         case: None,
                         kept: false,
+                        cuts: None,
                     });
                 }
                 RepairItem::Global { .. } => problem.refuse_global("prepared")?,
@@ -236,6 +294,65 @@ impl Prepared {
             }
         }
         Ok(out)
+    }
+
+    /// Computes the cuts of every region that lacks them (none for points, where the box is
+    /// exact, nor unless the edit is of the last layer and `linear_cuts` is on): one per
+    /// requirement, its direction under the original weights bounded by back-substitution.
+    fn fill_cuts(
+        &self,
+        net: &Network,
+        start: usize,
+        regions: &mut [Region],
+        ctx: &RepairContext,
+    ) -> Result<()> {
+        let last = start + 1 == net.nodes().len();
+        let input = net.nodes()[start].inputs()[0];
+        let taps = net.affine_taps(start).expect("affine start layer");
+        let w = Edit::new(net, start, None)?;
+        for r in regions.iter_mut().filter(|r| r.cuts.is_none()) {
+            let point = r.region.lower == r.region.upper;
+            if self.cuts == Cuts::Off || !last || point {
+                r.cuts = Some(Vec::new());
+                continue;
+            }
+            let n = r.bounds[input].lower.len();
+            let rows: Vec<Vec<f64>> = r
+                .requirements
+                .iter()
+                .map(|req| {
+                    let mut g = vec![0.0; n];
+                    for &(o, a) in &req.constraint.coeffs {
+                        for &(j, k) in &taps.rows[o] {
+                            g[j as usize] += a * w.weight(k as usize);
+                        }
+                    }
+                    g
+                })
+                .collect();
+            let (_, mut upper) = row_bounds(net, &r.bounds, input, &rows)?;
+            if self.cuts == Cuts::Lp {
+                let limit = std::time::Duration::from_secs(60);
+                let t = Instant::now();
+                let lp = relaxed_row_upper(net, &r.bounds, input, &rows, limit)?;
+                ctx.say(&format!(
+                    "cuts: {} LP relaxations of the region in {:.1} s",
+                    rows.len(),
+                    t.elapsed().as_secs_f64()
+                ));
+                for (u, v) in upper.iter_mut().zip(lp) {
+                    *u = u.min(v.unwrap_or(f64::INFINITY));
+                }
+            }
+            r.cuts = Some(
+                rows.into_iter()
+                    .zip(upper)
+                    .filter(|(_, gamma)| gamma.is_finite())
+                    .map(|(g, gamma)| Cut { g, gamma })
+                    .collect(),
+            );
+        }
+        Ok(())
     }
 
     /// Halves a region along its relatively widest side; property regions re-choose their
@@ -267,6 +384,7 @@ impl Prepared {
                 }
                 n.bounds = region_bounds(net, &half)?;
                 n.region = half;
+                n.cuts = None;
                 Ok(n)
             })
             .collect()
@@ -307,7 +425,24 @@ impl Prepared {
                 e.le(model, rhs);
             };
             if last {
-                // Exact: bound each requirement's combination of outputs directly.
+                // Exact over the box: bound each requirement's combination of outputs
+                // directly, tightened by the region's cuts.
+                let cuts = r.cuts.as_deref().unwrap_or_default();
+                if r.kept && l == u && !elastic {
+                    // A kept point: its outputs' changes enter the objective.
+                    for (row, &b) in taps.rows.iter().zip(&taps.bias) {
+                        let mut y = edit.bias(&mut model, start, b as usize);
+                        for &(j, k) in row {
+                            let w = Expr {
+                                c: edit.weight(k as usize),
+                                terms: vec![(edit.weight_var(&mut model, k as usize), 1.0)],
+                            };
+                            y.add_scaled(&w, l[j as usize]);
+                        }
+                        let original = y.c;
+                        edit.add_keep_delta(y, original);
+                    }
+                }
                 for req in &r.requirements {
                     let mut coef: HashMap<u32, Expr> = HashMap::new();
                     let mut e = Expr::constant(0.0);
@@ -319,6 +454,17 @@ impl Prepared {
                                 terms: vec![(edit.weight_var(&mut model, k as usize), 1.0)],
                             };
                             coef.entry(j).or_default().add_scaled(&w, a);
+                        }
+                    }
+                    // max over {box, g_t . x <= gamma_t} of c . x <= sum_t lambda_t gamma_t
+                    // + max over the box of (c - sum_t lambda_t g_t) . x, any lambda >= 0.
+                    for cut in cuts {
+                        let lambda = model.add_var(0.0, f64::INFINITY, 0.0);
+                        e.terms.push((lambda, cut.gamma));
+                        for (j, &g) in cut.g.iter().enumerate() {
+                            if g != 0.0 {
+                                coef.entry(j as u32).or_default().terms.push((lambda, -g));
+                            }
                         }
                     }
                     let mut js: Vec<u32> = coef.keys().copied().collect();
@@ -344,7 +490,7 @@ impl Prepared {
             slacks.push(row_slacks);
         }
         if !elastic {
-            edit.set_objective(&mut model, KeepObjective::Off);
+            edit.set_objective(&mut model, self.keep_objective);
         }
         Ok((model, edit, slacks))
     }
@@ -574,6 +720,7 @@ impl Repair for Prepared {
         let start = checked_start(net, problem, &self.lp)?;
         let mut regions = self.regions(net, problem)?;
         regions.extend(self.keep_regions(net, problem)?);
+        self.fill_cuts(net, start, &mut regions, ctx)?;
         let (mut lps, mut timings) = (Vec::new(), Timings::default());
         let mut notes = Vec::new();
         let done = |solved, lps, timings, notes: &mut Vec<String>| {
@@ -693,6 +840,7 @@ impl Repair for Prepared {
                 return done(Solved::Infeasible, lps, timings, &mut notes);
             }
             regions = next;
+            self.fill_cuts(net, start, &mut regions, ctx)?;
         }
     }
 }

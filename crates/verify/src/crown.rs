@@ -296,8 +296,11 @@ fn upper_rows(
     Ok((result, coef.swap_remove(0)))
 }
 
-/// Lower and upper bounds of `rows · value[target]` (each row a dense coefficient vector).
-fn bound_rows(
+/// Sound lower and upper bounds of `rows · value[target]` over the box `bounds` were computed
+/// for (each row a dense coefficient vector over the value's cells), by back-substitution to
+/// the input: far tighter than the box of the value for a direction that many cells share,
+/// e.g. a difference of two logits' weights on the last hidden layer.
+pub fn row_bounds(
     net: &Network,
     bounds: &[Bounds],
     target: usize,
@@ -350,7 +353,7 @@ pub fn linear_bounds(net: &Network, input: &BoxRegion) -> Result<Vec<Bounds>> {
         let identity: Vec<Vec<f64>> = (0..n)
             .map(|k| (0..n).map(|j| if j == k { 1.0 } else { 0.0 }).collect())
             .collect();
-        let (lo, hi) = bound_rows(net, &b, v, &identity)?;
+        let (lo, hi) = row_bounds(net, &b, v, &identity)?;
         intersect(&mut b[v], &lo, &hi);
         for k in v..last {
             let fresh = propagate_node(net, k, &b)?;

@@ -30,7 +30,7 @@ pub mod twin;
 
 pub use attack::{pgd, Counterexample, PgdOptions};
 pub use check::{check_property, CheckOptions, CheckReport, Verdict};
-pub use crown::{linear_bounds, prove_case};
+pub use crown::{linear_bounds, prove_case, row_bounds};
 pub use error::{Result, VerifyError};
 pub use interval::{interval_bounds, unreachable_polytope, Bounds};
 pub use twin::{

@@ -36,6 +36,19 @@ pub enum MilpOutcome {
 
 /// The network over `case`'s box as constraints; returns the model and the output variables.
 fn encode(net: &Network, bounds: &[Bounds]) -> std::result::Result<(LpModel, Vec<Var>), String> {
+    let (m, mut vars) = encode_upto(net, bounds, net.nodes().len(), false)?;
+    Ok((m, vars.pop().expect("output")))
+}
+
+/// The first `upto` nodes over the box as constraints, with every value's variables (`[0]` the
+/// input, `[i + 1]` node `i`'s output); `relaxed` drops integrality (the triangle relaxation
+/// of each unstable ReLU, the convex hull of each max-pool window's choices).
+fn encode_upto(
+    net: &Network,
+    bounds: &[Bounds],
+    upto: usize,
+    relaxed: bool,
+) -> std::result::Result<(LpModel, Vec<Vec<Var>>), String> {
     let mut m = LpModel::new();
     let widen = |b: &Bounds, k: usize| {
         (
@@ -46,7 +59,14 @@ fn encode(net: &Network, bounds: &[Bounds]) -> std::result::Result<(LpModel, Vec
     let mut vars: Vec<Vec<Var>> = vec![(0..bounds[0].lower.len())
         .map(|k| m.add_var(bounds[0].lower[k], bounds[0].upper[k], 0.0))
         .collect()];
-    for (i, node) in net.nodes().iter().enumerate() {
+    let binary = |m: &mut LpModel| {
+        if relaxed {
+            m.add_var(0.0, 1.0, 0.0)
+        } else {
+            m.add_binary()
+        }
+    };
+    for (i, node) in net.nodes().iter().enumerate().take(upto) {
         let x = &vars[node.inputs()[0]];
         let ob = &bounds[i + 1];
         let fresh = |m: &mut LpModel| -> Vec<Var> {
@@ -95,7 +115,7 @@ fn encode(net: &Network, bounds: &[Bounds]) -> std::result::Result<(LpModel, Vec
                                 m.add_var(0.0, 0.0, 0.0)
                             } else {
                                 let y = m.add_var(0.0, u, 0.0);
-                                let z = m.add_binary();
+                                let z = binary(&mut m);
                                 m.add_ge(&[(y, 1.0), (x[k], -1.0)], 0.0);
                                 // y <= x - l (1 - z)  <=>  y - x - l z <= -l
                                 m.add_le(&[(y, 1.0), (x[k], -1.0), (z, -l)], -l);
@@ -129,7 +149,7 @@ fn encode(net: &Network, bounds: &[Bounds]) -> std::result::Result<(LpModel, Vec
                         for &k in &live {
                             m.add_ge(&[(y[o], 1.0), (x[k], -1.0)], 0.0);
                             if live.len() > 1 {
-                                let z = m.add_binary();
+                                let z = binary(&mut m);
                                 let big = umax - pre.lower[k];
                                 // y <= x_k + big (1 - z)
                                 m.add_le(&[(y[o], 1.0), (x[k], -1.0), (z, big)], big);
@@ -162,8 +182,56 @@ fn encode(net: &Network, bounds: &[Bounds]) -> std::result::Result<(LpModel, Vec
         };
         vars.push(out);
     }
-    let y = vars.pop().expect("output");
-    Ok((m, y))
+    Ok((m, vars))
+}
+
+/// Upper bounds of `rows . value[target]` over the box `bounds` were computed for, from the
+/// LP relaxation of the network below `target` (every unstable ReLU by its triangle): tighter
+/// than back-substitution, which fixes one lower line per ReLU. Each entry is the LP optimum
+/// plus `1e-7 (1 + |optimum|)` for the solver's tolerances, or `None` when the LP did not
+/// solve within `time_limit`. Sound up to those tolerances only: use it to choose, and let
+/// the verifier confirm.
+pub fn relaxed_row_upper(
+    net: &Network,
+    bounds: &[Bounds],
+    target: usize,
+    rows: &[Vec<f64>],
+    time_limit: Duration,
+) -> Result<Vec<Option<f64>>> {
+    let (base, vars) = match encode_upto(net, bounds, target, true) {
+        Ok(e) => e,
+        Err(_) => return Ok(vec![None; rows.len()]),
+    };
+    let x = &vars[target];
+    let opts = SolveOptions {
+        time_limit: Some(time_limit),
+        threads: 1,
+        method: netrepair_lp::Method::Ipm,
+        ..Default::default()
+    };
+    rows.iter()
+        .map(|row| {
+            let mut m = base.clone();
+            let t = m.add_var(f64::NEG_INFINITY, f64::INFINITY, 1.0);
+            let mut terms: Vec<(Var, f64)> = row
+                .iter()
+                .enumerate()
+                .filter(|(_, &a)| a != 0.0)
+                .map(|(k, &a)| (x[k], a))
+                .collect();
+            terms.push((t, -1.0));
+            m.add_eq(&terms, 0.0);
+            let s = m
+                .solve(Sense::Maximise, &opts)
+                .map_err(|e| crate::error::VerifyError::Lp(e.to_string()))?;
+            Ok(match s.outcome {
+                Outcome::Optimal { objective, .. } => {
+                    Some(objective + 1e-7 * (1.0 + objective.abs()))
+                }
+                _ => None,
+            })
+        })
+        .collect()
 }
 
 /// Decides whether any input of the case's box reaches `poly`, within `time_limit`.

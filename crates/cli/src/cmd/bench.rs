@@ -156,6 +156,13 @@ pub struct RobustBenchArgs {
     /// certified after it (encoded like the edited balls).
     #[arg(long, default_value_t = 0)]
     keep_regions: usize,
+    /// How the edit bounds the balls' original requirement directions beside the box of the
+    /// last hidden layer: off, linear (back-substitution) or lp (also the LP relaxation).
+    #[arg(long, default_value = "linear")]
+    cuts: netrepair_repair::Cuts,
+    /// How the kept images' output changes enter the objective: linf[:W], l1[:W], joint, off.
+    #[arg(long, default_value = "linf:1")]
+    keep_objective: netrepair_repair::KeepObjective,
     /// Write the row as JSON here.
     #[arg(long)]
     json_out: Option<PathBuf>,
@@ -237,6 +244,8 @@ fn run_robust(a: &RobustBenchArgs) -> Result<()> {
         a.certified,
         std::time::Duration::from_secs_f64(a.timeout),
         keep,
+        a.cuts,
+        a.keep_objective,
     )?;
     if let Some(out) = &a.out {
         netrepair_nn::save_onnx(&edited, out)?;

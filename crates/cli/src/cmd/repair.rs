@@ -173,12 +173,19 @@ pub struct RepairArgs {
     /// LP algorithm (default: interior point for APRNN and REGLO, HiGHS's choice for PREPARED).
     #[arg(long, value_enum)]
     lp_method: Option<LpAlgorithm>,
-    /// APRNN: how the kept points' output changes enter the objective: linf:WEIGHT (their
+    /// APRNN, and PREPARED at the last layer: how the kept points' output changes enter the
+    /// objective: linf:WEIGHT (their
     /// largest change, weighted, a separate L-inf term; measured best), joint (inside APRNN's
     /// L-inf + L1/n with the repair points'), l1:WEIGHT (their mean absolute change), off
     /// (held by their class constraints only).
     #[arg(long, default_value = "linf:1")]
     keep_objective: netrepair_repair::KeepObjective,
+    /// PREPARED at the last layer: how a region's original requirement directions are bounded
+    /// beside the box of the last hidden layer: linear (back-substitution, the verifier's
+    /// bounds), lp (also the LP relaxation of the network below: tighter, one LP per
+    /// direction and region), off (the box alone).
+    #[arg(long, default_value = "linear")]
+    cuts: netrepair_repair::Cuts,
     /// APRNN: split each property box this many times before taking its corners.
     #[arg(long, default_value_t = 0)]
     box_splits: usize,
@@ -556,6 +563,8 @@ fn method_with_limit(
         MethodName::Prepared => Box::new(Prepared {
             lp,
             split_rounds: a.split_rounds,
+            keep_objective: a.keep_objective,
+            cuts: a.cuts,
             ..Prepared::default()
         }),
         MethodName::Mm => Box::new(Mm {
