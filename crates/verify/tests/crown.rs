@@ -6,8 +6,11 @@ mod common;
 use common::{check_contains, random_box, random_cnn, t, Rng64};
 use netrepair_nn::{mlp, Activation, Layer, Linear, NetworkBuilder};
 use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope};
-use netrepair_verify::{interval_bounds, linear_bounds, prove_case};
-use rand::SeedableRng;
+use std::time::Duration;
+
+use netrepair_verify::milp::relaxed_row_upper;
+use netrepair_verify::{interval_bounds, linear_bounds, prove_case, row_bounds};
+use rand::{Rng, SeedableRng};
 
 fn width(b: &netrepair_verify::Bounds) -> f64 {
     b.lower.iter().zip(&b.upper).map(|(l, u)| u - l).sum()
@@ -202,4 +205,58 @@ fn proved_cases_have_no_sampled_counterexample() {
         proved > 10,
         "only {proved} cases proved: the test shows nothing"
     );
+}
+
+#[test]
+fn row_bounds_contain_samples_and_the_lp_relaxation_is_tighter() {
+    let (mut tighter, mut total) = (0, 0);
+    for seed in 0..6 {
+        let net = mlp(&[5, 24, 24, 4], Activation::Relu, seed).unwrap();
+        let mut rng = Rng64::seed_from_u64(900 + seed);
+        let bx = random_box(&mut rng, 5, 0.4);
+        let b = linear_bounds(&net, &bx).unwrap();
+        // The last hidden value (the input of the last layer), 24 cells.
+        let target = net.nodes().last().unwrap().inputs()[0];
+        let rows: Vec<Vec<f64>> = (0..5)
+            .map(|_| (0..24).map(|_| rng.random_range(-1.0..1.0)).collect())
+            .collect();
+        let (lo, hi) = row_bounds(&net, &b, target, &rows).unwrap();
+        let lp = relaxed_row_upper(&net, &b, target, &rows, Duration::from_secs(30)).unwrap();
+        // Samples of the box: every row's value lies within both bounds.
+        let samples = 200;
+        let mut xs = Vec::new();
+        for _ in 0..samples {
+            xs.extend((0..5).map(|i| rng.random_range(bx.lower[i]..=bx.upper[i])));
+        }
+        let trace = net.forward_trace(&t(xs, &[samples, 5])).unwrap();
+        let h = trace.values()[target]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        for (r, row) in rows.iter().enumerate() {
+            let up = lp[r].expect("a small LP solves");
+            for s in 0..samples {
+                let v: f64 = row
+                    .iter()
+                    .zip(&h[s * 24..(s + 1) * 24])
+                    .map(|(a, b)| a * b)
+                    .sum();
+                assert!(
+                    lo[r] <= v && v <= hi[r],
+                    "{v} outside [{}, {}]",
+                    lo[r],
+                    hi[r]
+                );
+                assert!(v <= up, "{v} above the LP relaxation's {up}");
+            }
+            // The triangle relaxation is at least as tight as one fixed lower line per ReLU.
+            assert!(up <= hi[r] + 1e-6 * (1.0 + hi[r].abs()), "{up} > {}", hi[r]);
+            total += 1;
+            if up < hi[r] - 1e-6 * (1.0 + hi[r].abs()) {
+                tighter += 1;
+            }
+        }
+    }
+    assert!(tighter * 2 > total, "{tighter} of {total}");
 }
