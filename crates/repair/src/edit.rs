@@ -32,7 +32,7 @@ impl std::str::FromStr for KeepObjective {
     fn from_str(s: &str) -> Result<Self> {
         let bad = || {
             RepairError::Problem(format!(
-                "unknown keep objective '{s}' (off, joint, l1, l1:WEIGHT, linf or linf:WEIGHT)"
+                "unknown keep objective '{s}' (off, joint, l1[:WEIGHT], linf[:WEIGHT] or moments[:WEIGHT])"
             ))
         };
         Ok(match s {
@@ -40,6 +40,7 @@ impl std::str::FromStr for KeepObjective {
             "joint" => Self::Joint,
             "l1" => Self::L1 { weight: 1.0 },
             "linf" => Self::Linf { weight: 1.0 },
+            "moments" => Self::Moments { weight: 1.0 },
             other => {
                 let (kind, w) = other.split_once(':').ok_or_else(bad)?;
                 let w: f64 = w.parse().map_err(|_| bad())?;
@@ -49,6 +50,7 @@ impl std::str::FromStr for KeepObjective {
                 match kind {
                     "l1" => Self::L1 { weight: w },
                     "linf" => Self::Linf { weight: w },
+                    "moments" => Self::Moments { weight: w },
                     _ => return Err(bad()),
                 }
             }
@@ -76,7 +78,22 @@ pub enum KeepObjective {
         /// Weight of the largest change of a kept output.
         weight: f64,
     },
+    /// Their root-mean-square change over all kept points, bounded from above and added
+    /// times `weight`: each kept output's change is a linear form `a . d` in the deltas, so
+    /// `mean (a . d)^2 = d' G d` with `G` the second-moment matrix of the forms; with
+    /// `G = sum_k s_k u_k u_k'`, `sum_k sqrt(s_k) |u_k . d|` bounds the RMS change and is
+    /// linear. One row per principal direction instead of one per kept output, so large keep
+    /// sets cost little (for the last layer: at most (inputs + 1) rows per output). Groups of
+    /// outputs sharing no delta get their own `G`; a group of more than
+    /// [`MOMENTS_MAX_VARS`] deltas falls back to the mean absolute change.
+    Moments {
+        /// Weight of the bound on the kept outputs' RMS change.
+        weight: f64,
+    },
 }
+
+/// Largest group of deltas [`KeepObjective::Moments`] builds a second-moment matrix over.
+pub const MOMENTS_MAX_VARS: usize = 1500;
 
 /// Whether node `i` reads (transitively) the output of node `start`.
 pub(crate) fn downstream(net: &Network, start: usize) -> Vec<bool> {
@@ -207,6 +224,9 @@ impl Edit {
                     model.add_abs(&e.terms, e.c, weight / k);
                 }
             }
+            KeepObjective::Moments { weight } => {
+                moments_objective(model, &self.keep_deltas, weight)
+            }
             KeepObjective::Linf { weight } if !self.keep_deltas.is_empty() => {
                 let mk = model.add_var(0.0, f64::INFINITY, weight);
                 for e in &self.keep_deltas {
@@ -303,6 +323,100 @@ pub fn param_changes(before: &Network, after: &Network) -> Result<Vec<ParamChang
     Ok(out)
 }
 
+/// [`KeepObjective::Moments`]: the kept outputs' changes `deltas` are grouped by the
+/// variables they share (union-find); per group, `weight / groups * sum_k sqrt(s_k) |u_k . d|`
+/// over the eigenpairs of the group's second-moment matrix (directions with `s_k` below
+/// `1e-10 s_max` dropped), or the mean absolute change when the group is too large.
+fn moments_objective(model: &mut LpModel, deltas: &[Expr], weight: f64) {
+    if deltas.is_empty() || weight == 0.0 {
+        return;
+    }
+    let forms: Vec<Vec<(Var, f64)>> = deltas
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.compact();
+            e.terms
+        })
+        .filter(|t| !t.is_empty())
+        .collect();
+    // Union-find over variable indices.
+    let mut parent: std::collections::HashMap<usize, usize> = Default::default();
+    fn find(p: &mut std::collections::HashMap<usize, usize>, v: usize) -> usize {
+        let mut r = v;
+        while let Some(&q) = p.get(&r) {
+            if q == r {
+                break;
+            }
+            r = q;
+        }
+        p.insert(v, r);
+        r
+    }
+    for f in &forms {
+        let first = f[0].0.index();
+        parent.entry(first).or_insert(first);
+        for &(v, _) in &f[1..] {
+            parent.entry(v.index()).or_insert(v.index());
+            let (a, b) = (find(&mut parent, first), find(&mut parent, v.index()));
+            if a != b {
+                parent.insert(b, a);
+            }
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<&Vec<(Var, f64)>>> = BTreeMap::new();
+    for f in &forms {
+        let root = find(&mut parent, f[0].0.index());
+        groups.entry(root).or_default().push(f);
+    }
+    let share = weight / groups.len() as f64;
+    for forms in groups.values() {
+        let mut vars: Vec<Var> = forms
+            .iter()
+            .flat_map(|f| f.iter().map(|&(v, _)| v))
+            .collect();
+        vars.sort_unstable_by_key(|v| v.index());
+        vars.dedup();
+        if vars.len() > MOMENTS_MAX_VARS {
+            let k = forms.len() as f64;
+            for f in forms {
+                model.add_abs(f, 0.0, share / k);
+            }
+            continue;
+        }
+        let pos: std::collections::HashMap<usize, usize> = vars
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.index(), i))
+            .collect();
+        let n = vars.len();
+        let mut g = nalgebra::DMatrix::<f64>::zeros(n, n);
+        for f in forms {
+            for &(v, a) in f.iter() {
+                for &(w, b) in f.iter() {
+                    g[(pos[&v.index()], pos[&w.index()])] += a * b;
+                }
+            }
+        }
+        g /= forms.len() as f64;
+        let eig = nalgebra::SymmetricEigen::new(g);
+        let smax = eig.eigenvalues.iter().copied().fold(0.0, f64::max);
+        for (k, &sk) in eig.eigenvalues.iter().enumerate() {
+            if sk <= 1e-10 * smax {
+                continue;
+            }
+            let scale = sk.sqrt();
+            let terms: Vec<(Var, f64)> = vars
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (v, scale * eig.eigenvectors[(i, k)]))
+                .filter(|&(_, a)| a != 0.0)
+                .collect();
+            model.add_abs(&terms, 0.0, share);
+        }
+    }
+}
+
 /// `|e| <= cap` with `|e|` costing `cost`, where `e = sum terms + constant`: written as
 /// `e = p - q` (one row), `p + q <= cap` (one row), `p, q >= 0` costing `cost` each. At an
 /// optimum `p + q = |e|`, so this is `t >= |e|, t <= cap` (three rows) with one row less:
@@ -314,4 +428,69 @@ fn capped_abs(model: &mut LpModel, terms: &[(Var, f64)], constant: f64, cost: f6
     row.extend([(p, -1.0), (q, 1.0)]);
     model.add_eq(&row, -constant);
     model.add_le(&[(p, 1.0), (q, 1.0), (cap, -1.0)], 0.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_objectives_parse_with_and_without_weights() {
+        let p = |s: &str| s.parse::<KeepObjective>();
+        assert_eq!(p("off").unwrap(), KeepObjective::Off);
+        assert_eq!(p("joint").unwrap(), KeepObjective::Joint);
+        assert_eq!(p("linf").unwrap(), KeepObjective::Linf { weight: 1.0 });
+        assert_eq!(p("l1:0.5").unwrap(), KeepObjective::L1 { weight: 0.5 });
+        assert_eq!(
+            p("moments:3").unwrap(),
+            KeepObjective::Moments { weight: 3.0 }
+        );
+        for bad in [
+            "",
+            "moments:",
+            "moments:-1",
+            "moments:nan",
+            "l2",
+            "linf:inf",
+        ] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_moments_objective_is_the_rms_change_bound_of_hand_computed_forms() {
+        // Two kept outputs' changes `d0` and `2 d1` (one group once a third form links them):
+        // with `0 * d0 + 0 * d1` linking, G = diag(1/3, 4/3) over three forms, so the
+        // objective is sqrt(1/3) |d0| + sqrt(4/3) |d1|: at d0 = 1, d1 = 2 it is 2.8868.
+        let mut m = LpModel::new();
+        let d0 = m.add_var(1.0, 10.0, 0.0);
+        let d1 = m.add_var(2.0, 10.0, 0.0);
+        let form = |terms: Vec<(Var, f64)>| Expr { c: 0.0, terms };
+        let forms = vec![
+            form(vec![(d0, 1.0)]),
+            form(vec![(d1, 2.0)]),
+            form(vec![(d0, 1e-300), (d1, 1e-300)]),
+        ];
+        moments_objective(&mut m, &forms, 1.0);
+        let s = m
+            .solve(netrepair_lp::Sense::Minimise, &Default::default())
+            .unwrap();
+        let netrepair_lp::Outcome::Optimal { objective, .. } = s.outcome else {
+            panic!("{:?}", s.outcome)
+        };
+        let want = (1.0f64 / 3.0).sqrt() + 2.0 * (4.0f64 / 3.0).sqrt();
+        assert!((objective - want).abs() < 1e-7, "{objective} vs {want}");
+        // Unlinked, the two forms are two groups sharing the weight: (|d0| + 2 |d1|) / 2.
+        let mut m = LpModel::new();
+        let d0 = m.add_var(1.0, 10.0, 0.0);
+        let d1 = m.add_var(2.0, 10.0, 0.0);
+        moments_objective(&mut m, &[form(vec![(d0, 1.0)]), form(vec![(d1, 2.0)])], 1.0);
+        let s = m
+            .solve(netrepair_lp::Sense::Minimise, &Default::default())
+            .unwrap();
+        let netrepair_lp::Outcome::Optimal { objective, .. } = s.outcome else {
+            panic!("{:?}", s.outcome)
+        };
+        assert!((objective - 2.5).abs() < 1e-7, "{objective}");
+    }
 }

@@ -160,7 +160,8 @@ pub struct RobustBenchArgs {
     /// last hidden layer: off, linear (back-substitution) or lp (also the LP relaxation).
     #[arg(long, default_value = "linear")]
     cuts: netrepair_repair::Cuts,
-    /// How the kept images' output changes enter the objective: linf[:W], l1[:W], joint, off.
+    /// How the kept images' output changes enter the objective: linf[:W], moments[:W],
+    /// l1[:W], joint, off.
     #[arg(long, default_value = "linf:1")]
     keep_objective: netrepair_repair::KeepObjective,
     /// Write the row as JSON here.
@@ -429,8 +430,8 @@ pub struct RepairBenchArgs {
     /// classes): each keeps its class, held by the LP.
     #[arg(long, default_value_t = 0)]
     keep: usize,
-    /// How the kept points' output changes enter APRNN's objective: linf[:W], joint,
-    /// l1[:W], off.
+    /// How the kept points' output changes enter APRNN's objective: linf[:W], moments[:W],
+    /// joint, l1[:W], off.
     #[arg(long, default_value = "linf:1")]
     keep_objective: netrepair_repair::KeepObjective,
     /// Bound on every parameter delta ("inf" for none).

@@ -174,10 +174,11 @@ pub struct RepairArgs {
     #[arg(long, value_enum)]
     lp_method: Option<LpAlgorithm>,
     /// APRNN, and PREPARED at the last layer: how the kept points' output changes enter the
-    /// objective: linf:WEIGHT (their
-    /// largest change, weighted, a separate L-inf term; measured best), joint (inside APRNN's
-    /// L-inf + L1/n with the repair points'), l1:WEIGHT (their mean absolute change), off
-    /// (held by their class constraints only).
+    /// objective: linf:WEIGHT (their largest change, weighted, a separate L-inf term;
+    /// measured best for APRNN), moments:WEIGHT (a bound on their RMS change from the
+    /// second moments of their inputs: a few rows per output however many points are kept),
+    /// joint (inside APRNN's L-inf + L1/n with the repair points'), l1:WEIGHT (their mean
+    /// absolute change), off (held by their class constraints only).
     #[arg(long, default_value = "linf:1")]
     keep_objective: netrepair_repair::KeepObjective,
     /// PREPARED at the last layer: how a region's original requirement directions are bounded
