@@ -149,9 +149,32 @@ fn certified(net: &Network, props: &[Property]) -> Result<f64> {
     Ok(ok as f64 / props.len().max(1) as f64)
 }
 
+/// Settings of [`robustness_edit`].
+#[derive(Debug, Clone)]
+pub struct RobustConfig {
+    /// L-inf radius in pixel space.
+    pub eps: f64,
+    /// Test images scanned with PGD.
+    pub scan: usize,
+    /// Non-robust images to edit.
+    pub k: usize,
+    /// Other robust test images for the certified-accuracy figure.
+    pub certified_n: usize,
+    /// Verifier time limit per property re-check.
+    pub timeout: Duration,
+    /// What must stay as it is.
+    pub keep: KeepSet,
+    /// How the edit bounds the balls' original requirement directions.
+    pub cuts: Cuts,
+    /// How the kept images' output changes enter the objective.
+    pub keep_objective: KeepObjective,
+    /// Before editing, print how far each broken ball's worst margin is from the exact
+    /// maximum by each bound (back-substitution, LP relaxation, MILP).
+    pub gap: bool,
+}
+
 /// Scans `pixels` (test images in [0, 1]) for PGD-breakable ones, edits the first `k`, and
 /// measures clean and certified accuracy (`normalized` is the same split normalised).
-#[allow(clippy::too_many_arguments)]
 pub fn robustness_edit(
     net: &Network,
     name: &str,
@@ -159,15 +182,19 @@ pub fn robustness_edit(
     normalized: &Dataset,
     mean: &[f32],
     std: &[f32],
-    eps: f64,
-    scan: usize,
-    k: usize,
-    certified_n: usize,
-    timeout: Duration,
-    keep: KeepSet,
-    cuts: Cuts,
-    keep_objective: KeepObjective,
+    cfg: RobustConfig,
 ) -> Result<(RobustRow, Network, Vec<usize>)> {
+    let RobustConfig {
+        eps,
+        scan,
+        k,
+        certified_n,
+        timeout,
+        keep,
+        cuts,
+        keep_objective,
+        gap,
+    } = cfg;
     let classes = net.output_len();
     let pred = net.predict(&crate::training::tensors(net, normalized)?.0)?;
     let mut broken = Vec::new();
@@ -211,6 +238,9 @@ pub fn robustness_edit(
     if broken.is_empty() {
         bail!("PGD broke none of the {scanned} correctly classified images scanned");
     }
+    if gap {
+        relaxation_gap(net, &broken, timeout)?;
+    }
     let (clean_before, certified_before) =
         (accuracy(net, normalized)?, certified(net, &robust_others)?);
     let problem = RepairProblem::new(
@@ -225,7 +255,12 @@ pub fn robustness_edit(
     )
     .with_keep(keep);
     let method = Prepared {
-        lp: LpRepairOptions::default(),
+        // The interior point, as APRNN's default: the simplex takes minutes on the kept
+        // points' dense rows (every row reads 100 weights).
+        lp: LpRepairOptions {
+            method: netrepair_lp::Method::Ipm,
+            ..LpRepairOptions::default()
+        },
         split_rounds: 0,
         cuts,
         keep_objective,
@@ -278,4 +313,49 @@ pub fn robustness_edit(
         notes: r.notes.clone(),
     };
     Ok((row, r.network, other_index))
+}
+
+/// For each ball: the largest `y_j - y_label` over it (the worst other class `j`, by the MILP),
+/// bounded by back-substitution, by the LP relaxation, and exactly by the MILP; printed.
+fn relaxation_gap(net: &Network, balls: &[Property], timeout: Duration) -> Result<()> {
+    use netrepair_verify::milp::{milp_polytope, relaxed_row_upper, MilpOutcome};
+    let out = net.nodes().len();
+    let m = net.output_len();
+    println!("| ball | worst class | back-substitution | LP relaxation | MILP (exact) |");
+    println!("|---|---|---:|---:|---:|");
+    for (i, p) in balls.iter().enumerate() {
+        let case = &p.cases[0];
+        let b = linear_bounds(net, &case.input)?;
+        let mut worst: Option<(usize, f64, f64, String)> = None;
+        for poly in &case.unsafe_region {
+            // The polytope is `y_label - y_j <= 0`: its row is `label - j`.
+            let c = &poly.constraints[0];
+            let j = c.coeffs.iter().find(|&&(_, a)| a < 0.0).map(|&(j, _)| j);
+            let Some(j) = j else { continue };
+            let mut row = vec![0.0; m];
+            for &(o, a) in &c.coeffs {
+                row[o] -= a;
+            }
+            let (_, up) = netrepair_verify::row_bounds(net, &b, out, std::slice::from_ref(&row))?;
+            let lp = relaxed_row_upper(net, &b, out, std::slice::from_ref(&row), timeout)?;
+            let exact = match milp_polytope(net, case, poly, &b, timeout)? {
+                MilpOutcome::Reached(cex) => format!(
+                    "{:.3}",
+                    -(c.coeffs.iter().map(|&(o, a)| a * cex.y[o]).sum::<f64>())
+                ),
+                MilpOutcome::Unreachable => "< 0".to_string(),
+                MilpOutcome::Unknown(why) => {
+                    format!("? ({})", why.chars().take(30).collect::<String>())
+                }
+            };
+            let lpv = lp[0].unwrap_or(f64::NAN);
+            if worst.as_ref().is_none_or(|w| up[0] > w.1) {
+                worst = Some((j, up[0], lpv, exact));
+            }
+        }
+        if let Some((j, up, lp, exact)) = worst {
+            println!("| {i} | {j} | {up:.3} | {lp:.3} | {exact} |");
+        }
+    }
+    Ok(())
 }

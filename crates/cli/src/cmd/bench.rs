@@ -164,6 +164,11 @@ pub struct RobustBenchArgs {
     /// l1[:W], joint, off.
     #[arg(long, default_value = "linf:1")]
     keep_objective: netrepair_repair::KeepObjective,
+    /// Before editing, print for each broken ball its worst margin bounded by
+    /// back-substitution, by the LP relaxation and exactly by the MILP (how loose the
+    /// relaxations the edit must beat are).
+    #[arg(long)]
+    gap: bool,
     /// Write the row as JSON here.
     #[arg(long)]
     json_out: Option<PathBuf>,
@@ -239,14 +244,17 @@ fn run_robust(a: &RobustBenchArgs) -> Result<()> {
         &normalized,
         &mean,
         &std,
-        a.eps,
-        a.scan,
-        a.k,
-        a.certified,
-        std::time::Duration::from_secs_f64(a.timeout),
-        keep,
-        a.cuts,
-        a.keep_objective,
+        netrepair_experiments::robust_bench::RobustConfig {
+            eps: a.eps,
+            scan: a.scan,
+            k: a.k,
+            certified_n: a.certified,
+            timeout: std::time::Duration::from_secs_f64(a.timeout),
+            keep,
+            cuts: a.cuts,
+            keep_objective: a.keep_objective,
+            gap: a.gap,
+        },
     )?;
     if let Some(out) = &a.out {
         netrepair_nn::save_onnx(&edited, out)?;
