@@ -326,36 +326,44 @@ fn relaxation_gap(net: &Network, balls: &[Property], timeout: Duration) -> Resul
     for (i, p) in balls.iter().enumerate() {
         let case = &p.cases[0];
         let b = linear_bounds(net, &case.input)?;
-        let mut worst: Option<(usize, f64, f64, String)> = None;
-        for poly in &case.unsafe_region {
-            // The polytope is `y_label - y_j <= 0`: its row is `label - j`.
-            let c = &poly.constraints[0];
-            let j = c.coeffs.iter().find(|&&(_, a)| a < 0.0).map(|&(j, _)| j);
-            let Some(j) = j else { continue };
+        // The worst other class by back-substitution; the LP relaxation and the MILP for it.
+        let mut worst: Option<(usize, f64)> = None;
+        for (k, poly) in case.unsafe_region.iter().enumerate() {
+            // The polytope is `y_label - y_j <= 0`: bound its row's negation `y_j - y_label`.
             let mut row = vec![0.0; m];
-            for &(o, a) in &c.coeffs {
+            for &(o, a) in &poly.constraints[0].coeffs {
                 row[o] -= a;
             }
             let (_, up) = netrepair_verify::row_bounds(net, &b, out, std::slice::from_ref(&row))?;
-            let lp = relaxed_row_upper(net, &b, out, std::slice::from_ref(&row), timeout)?;
-            let exact = match milp_polytope(net, case, poly, &b, timeout)? {
-                MilpOutcome::Reached(cex) => format!(
-                    "{:.3}",
-                    -(c.coeffs.iter().map(|&(o, a)| a * cex.y[o]).sum::<f64>())
-                ),
-                MilpOutcome::Unreachable => "< 0".to_string(),
-                MilpOutcome::Unknown(why) => {
-                    format!("? ({})", why.chars().take(30).collect::<String>())
-                }
-            };
-            let lpv = lp[0].unwrap_or(f64::NAN);
-            if worst.as_ref().is_none_or(|w| up[0] > w.1) {
-                worst = Some((j, up[0], lpv, exact));
+            if worst.is_none_or(|w| up[0] > w.1) {
+                worst = Some((k, up[0]));
             }
         }
-        if let Some((j, up, lp, exact)) = worst {
-            println!("| {i} | {j} | {up:.3} | {lp:.3} | {exact} |");
+        let Some((k, up)) = worst else { continue };
+        let poly = &case.unsafe_region[k];
+        let c = &poly.constraints[0];
+        let mut row = vec![0.0; m];
+        for &(o, a) in &c.coeffs {
+            row[o] -= a;
         }
+        let j = c
+            .coeffs
+            .iter()
+            .find(|&&(_, a)| a < 0.0)
+            .map_or(0, |&(j, _)| j);
+        let lp = relaxed_row_upper(net, &b, out, std::slice::from_ref(&row), timeout)?[0];
+        let exact = match milp_polytope(net, case, poly, &b, timeout)? {
+            MilpOutcome::Reached(cex) => format!(
+                "{:.3}",
+                -(c.coeffs.iter().map(|&(o, a)| a * cex.y[o]).sum::<f64>())
+            ),
+            MilpOutcome::Unreachable => "< 0".to_string(),
+            MilpOutcome::Unknown(why) => {
+                format!("? ({})", why.chars().take(40).collect::<String>())
+            }
+        };
+        let lp = lp.map_or("-".to_string(), |v| format!("{v:.3}"));
+        println!("| {i} | {j} | {up:.3} | {lp} | {exact} |");
     }
     Ok(())
 }
