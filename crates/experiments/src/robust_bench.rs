@@ -327,31 +327,30 @@ fn relaxation_gap(net: &Network, balls: &[Property], timeout: Duration) -> Resul
         let case = &p.cases[0];
         let b = linear_bounds(net, &case.input)?;
         // The worst other class by back-substitution; the LP relaxation and the MILP for it.
-        let mut worst: Option<(usize, f64)> = None;
-        for (k, poly) in case.unsafe_region.iter().enumerate() {
-            // The polytope is `y_label - y_j <= 0`: bound its row's negation `y_j - y_label`.
-            let mut row = vec![0.0; m];
-            for &(o, a) in &poly.constraints[0].coeffs {
-                row[o] -= a;
-            }
-            let (_, up) = netrepair_verify::row_bounds(net, &b, out, std::slice::from_ref(&row))?;
-            if worst.is_none_or(|w| up[0] > w.1) {
-                worst = Some((k, up[0]));
-            }
-        }
-        let Some((k, up)) = worst else { continue };
-        let poly = &case.unsafe_region[k];
+        // Each polytope is `y_label - y_j <= 0`: its row's negation is `y_j - y_label`.
+        let rows: Vec<Vec<f64>> = case
+            .unsafe_region
+            .iter()
+            .map(|poly| {
+                let mut row = vec![0.0; m];
+                for &(o, a) in &poly.constraints[0].coeffs {
+                    row[o] -= a;
+                }
+                row
+            })
+            .collect();
+        let (_, ups) = netrepair_verify::row_bounds(net, &b, out, &rows)?;
+        let Some((k, &up)) = ups.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1)) else {
+            continue;
+        };
+        let (poly, row) = (&case.unsafe_region[k], &rows[k]);
         let c = &poly.constraints[0];
-        let mut row = vec![0.0; m];
-        for &(o, a) in &c.coeffs {
-            row[o] -= a;
-        }
         let j = c
             .coeffs
             .iter()
             .find(|&&(_, a)| a < 0.0)
             .map_or(0, |&(j, _)| j);
-        let lp = relaxed_row_upper(net, &b, out, std::slice::from_ref(&row), timeout)?[0];
+        let lp = relaxed_row_upper(net, &b, out, std::slice::from_ref(row), timeout)?[0];
         let exact = match milp_polytope(net, case, poly, &b, timeout)? {
             MilpOutcome::Reached(cex) => format!(
                 "{:.3}",

@@ -153,6 +153,14 @@ impl Edit {
         self.weight[k]
     }
 
+    /// `original + delta` of weight entry `k` of the start layer.
+    pub fn weight_expr(&mut self, model: &mut LpModel, k: usize) -> Expr {
+        Expr {
+            c: self.weight[k],
+            terms: vec![(self.weight_var(model, k), 1.0)],
+        }
+    }
+
     /// The delta variable of weight entry `k` of the start layer.
     pub fn weight_var(&mut self, model: &mut LpModel, k: usize) -> Var {
         Self::var(model, &mut self.weight_vars[k], self.bound)

@@ -30,7 +30,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::aprnn::choose_requirements;
 use crate::edit::{downstream, Edit, KeepObjective};
-use crate::error::Result;
+use crate::error::{RepairError, Result};
 use crate::expr::{materialize, Expr};
 use crate::outcome::{LpReport, RepairOutcome, Timings};
 use crate::pipeline::{checked_start, finish, solve_edit, Solved};
@@ -77,14 +77,16 @@ pub enum Cuts {
 }
 
 impl std::str::FromStr for Cuts {
-    type Err = String;
+    type Err = RepairError;
 
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "off" | "none" => Ok(Self::Off),
             "linear" => Ok(Self::Linear),
             "lp" => Ok(Self::Lp),
-            _ => Err(format!("unknown cuts '{s}' (off, linear, lp)")),
+            _ => Err(RepairError::Problem(format!(
+                "unknown cuts '{s}' (off, linear, lp)"
+            ))),
         }
     }
 }
@@ -297,8 +299,9 @@ impl Prepared {
     }
 
     /// Computes the cuts of every region that lacks them (none for points, where the box is
-    /// exact, nor unless the edit is of the last layer and `linear_cuts` is on): one per
-    /// requirement, its direction under the original weights bounded by back-substitution.
+    /// exact, nor unless the edit is of the last layer and `cuts` is not `Off`): one per
+    /// requirement, its direction under the original weights bounded by back-substitution
+    /// (and by the LP relaxation for `Cuts::Lp`).
     fn fill_cuts(
         &self,
         net: &Network,
@@ -308,8 +311,7 @@ impl Prepared {
     ) -> Result<()> {
         let last = start + 1 == net.nodes().len();
         let input = net.nodes()[start].inputs()[0];
-        let taps = net.affine_taps(start).expect("affine start layer");
-        let w = Edit::new(net, start, None)?;
+        let op = affine_op(net, start)?.expect("affine start layer");
         for r in regions.iter_mut().filter(|r| r.cuts.is_none()) {
             let point = r.region.lower == r.region.upper;
             if self.cuts == Cuts::Off || !last || point {
@@ -323,8 +325,8 @@ impl Prepared {
                 .map(|req| {
                     let mut g = vec![0.0; n];
                     for &(o, a) in &req.constraint.coeffs {
-                        for &(j, k) in &taps.rows[o] {
-                            g[j as usize] += a * w.weight(k as usize);
+                        for &(j, w) in &op.rows[o] {
+                            g[j as usize] += a * w;
                         }
                     }
                     g
@@ -433,10 +435,7 @@ impl Prepared {
                     for (row, &b) in taps.rows.iter().zip(&taps.bias) {
                         let mut y = edit.bias(&mut model, start, b as usize);
                         for &(j, k) in row {
-                            let w = Expr {
-                                c: edit.weight(k as usize),
-                                terms: vec![(edit.weight_var(&mut model, k as usize), 1.0)],
-                            };
+                            let w = edit.weight_expr(&mut model, k as usize);
                             y.add_scaled(&w, l[j as usize]);
                         }
                         let original = y.c;
@@ -449,10 +448,7 @@ impl Prepared {
                     for &(o, a) in &req.constraint.coeffs {
                         e.add_scaled(&edit.bias(&mut model, start, taps.bias[o] as usize), a);
                         for &(j, k) in &taps.rows[o] {
-                            let w = Expr {
-                                c: edit.weight(k as usize),
-                                terms: vec![(edit.weight_var(&mut model, k as usize), 1.0)],
-                            };
+                            let w = edit.weight_expr(&mut model, k as usize);
                             coef.entry(j).or_default().add_scaled(&w, a);
                         }
                     }
@@ -539,10 +535,7 @@ impl Prepared {
                     let (mut lo, mut hi) = (bias.clone(), bias);
                     for &(j, k) in row {
                         let w0 = edit.weight(k as usize);
-                        let w = Expr {
-                            c: w0,
-                            terms: vec![(edit.weight_var(model, k as usize), 1.0)],
-                        };
+                        let w = edit.weight_expr(model, k as usize);
                         let sign = if w0 - bound >= 0.0 {
                             Some(1.0)
                         } else if w0 + bound <= 0.0 {
