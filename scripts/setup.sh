@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks to build and test netrepair.
 #
-# System packages (Debian): protobuf-compiler (protoc, for the ONNX protobuf types), cmake and
-# libclang-dev (to build the bundled HiGHS solver and its bindings), g++.
+# System packages (Debian): cmake and libclang-dev (to build the bundled HiGHS solver and its
+# bindings), g++. (The ONNX protobuf types are committed: no protoc needed.)
 # Optional: fonts-dejavu-core (labels in the PNG plots).
 # Python packages (pip): onnxruntime, onnx, numpy (the reference for the cross-check tests and
 # the benchmarks; without them those tests are skipped unless NETREPAIR_REQUIRE_ORT=1).
@@ -11,7 +11,6 @@
 set -euo pipefail
 
 need=()
-command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 if ! ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so'; then

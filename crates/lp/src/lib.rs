@@ -195,6 +195,10 @@ pub struct SolveStats {
     pub solve_s: f64,
     /// Iterations, per algorithm.
     pub iterations: Iterations,
+    /// For a model with integer variables: the best bound on the optimum that the branch and
+    /// bound proved (an upper bound when maximising), also when a limit stopped it; `None` for
+    /// LPs or when HiGHS has none.
+    pub dual_bound: Option<f64>,
 }
 
 /// The outcome of a solve with its statistics.
@@ -348,25 +352,29 @@ impl LpModel {
         let build_s = start.elapsed().as_secs_f64();
         let (outcome, iterations) = solve_session(&session, opts, true)?;
         let nonzeros = self.rows.iter().map(|r| r.terms.len()).sum();
+        let integers = self.cols.iter().filter(|c| c.integer).count();
+        let dual_bound = (integers > 0).then(|| session.mip_dual_bound()).flatten();
         Ok(Solution {
             outcome,
             stats: SolveStats {
                 rows: self.rows.len(),
                 cols: self.cols.len(),
-                integers: self.cols.iter().filter(|c| c.integer).count(),
+                integers,
                 nonzeros,
                 build_s,
                 solve_s: start.elapsed().as_secs_f64() - build_s,
                 iterations,
+                dual_bound,
             },
         })
     }
 }
 
-/// Solves with `opts`; a run that ends without a definite answer is solved again with the
-/// other algorithm: the simplex after an interior point (which cannot tell on some infeasible
-/// LPs, with or without crossover), the interior point with crossover after the simplex
-/// (which can stall on badly scaled LPs, e.g. two repair points 1e-9 apart).
+/// Solves with `opts`; a run that ends without a definite answer, or with HiGHS giving up in
+/// error, is solved again with the other algorithm: the simplex after an interior point (which
+/// cannot tell on some infeasible LPs, with or without crossover), the interior point with
+/// crossover after the simplex (which can stall on badly scaled LPs, e.g. two repair points
+/// 1e-9 apart).
 fn solve_session(
     session: &Session,
     opts: &SolveOptions,
@@ -374,7 +382,7 @@ fn solve_session(
 ) -> Result<(Outcome, Iterations)> {
     session.configure(opts)?;
     let (outcome, iterations) = session.run(values)?;
-    if !session.undecided() {
+    if !session.undecided() && !matches!(outcome, Outcome::Failed(_)) {
         return Ok((outcome, iterations));
     }
     let method = match opts.method {
@@ -425,6 +433,7 @@ pub fn solve_file(path: &Path, opts: &SolveOptions) -> Result<FileSolution> {
             build_s,
             solve_s: start.elapsed().as_secs_f64() - build_s,
             iterations,
+            dual_bound: None,
         },
     })
 }

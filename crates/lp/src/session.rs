@@ -143,6 +143,15 @@ impl Session {
         }
     }
 
+    /// The MIP dual bound of the last solve, if HiGHS has a finite one.
+    pub(crate) fn mip_dual_bound(&self) -> Option<f64> {
+        let k = c_string("mip_dual_bound").ok()?;
+        let mut v = 0.0;
+        // SAFETY: `k` and `v` outlive the call.
+        let s = unsafe { ffi::Highs_getDoubleInfoValue(self.ptr, k.as_ptr(), &mut v) };
+        (s != ffi::STATUS_ERROR && v.is_finite()).then_some(v)
+    }
+
     /// Applies `opts` (quiet output, threads, time limit, algorithm, crossover, presolve).
     pub(crate) fn configure(&self, opts: &SolveOptions) -> Result<()> {
         self.set_bool("output_flag", false)?;
@@ -159,8 +168,7 @@ impl Session {
     /// Solves with the options last configured; `values` asks for the primal point.
     pub(crate) fn run(&self, values: bool) -> Result<(Outcome, Iterations)> {
         // SAFETY: a live instance.
-        let status = unsafe { ffi::Highs_run(self.ptr) };
-        check(status, "solve the LP")?;
+        let run_status = unsafe { ffi::Highs_run(self.ptr) };
         // SAFETY: a live instance.
         let raw = unsafe { ffi::Highs_getModelStatus(self.ptr) };
         let status = HighsModelStatus::try_from(raw)
@@ -171,6 +179,17 @@ impl Session {
             pdlp: self.int_info("pdlp_iteration_count"),
             crossover: self.int_info("crossover_iteration_count"),
         };
+        if run_status == ffi::STATUS_ERROR {
+            // HiGHS gives up on some numerically hard LPs with an error (a solve error in
+            // the interior point or its crossover): an outcome of this LP, which the caller
+            // may retry with the other algorithm, not a failure of the program.
+            return Ok((
+                Outcome::Failed(format!(
+                    "HiGHS stopped with an error (model status {status:?})"
+                )),
+                iterations,
+            ));
+        }
         let has_point =
             || self.int_info("primal_solution_status") == i64::from(ffi::SOLUTION_STATUS_FEASIBLE);
         let point = || if values { self.point() } else { Vec::new() };

@@ -198,7 +198,32 @@ pub fn relaxed_row_upper(
     rows: &[Vec<f64>],
     time_limit: Duration,
 ) -> Result<Vec<Option<f64>>> {
-    let (base, vars) = match encode_upto(net, bounds, target, true) {
+    row_upper(net, bounds, target, rows, time_limit, true)
+}
+
+/// The same bounds from the MILP (every unstable ReLU exact): the maximum itself when the
+/// branch and bound finishes within `time_limit`, otherwise the best bound it proved by then
+/// (never looser than the LP relaxation it starts from), plus the same tolerance; `None` when
+/// it has none. Sound up to the solver's tolerances only, as [`relaxed_row_upper`].
+pub fn exact_row_upper(
+    net: &Network,
+    bounds: &[Bounds],
+    target: usize,
+    rows: &[Vec<f64>],
+    time_limit: Duration,
+) -> Result<Vec<Option<f64>>> {
+    row_upper(net, bounds, target, rows, time_limit, false)
+}
+
+fn row_upper(
+    net: &Network,
+    bounds: &[Bounds],
+    target: usize,
+    rows: &[Vec<f64>],
+    time_limit: Duration,
+    relaxed: bool,
+) -> Result<Vec<Option<f64>>> {
+    let (base, vars) = match encode_upto(net, bounds, target, relaxed) {
         Ok(e) => e,
         Err(_) => return Ok(vec![None; rows.len()]),
     };
@@ -206,9 +231,15 @@ pub fn relaxed_row_upper(
     let opts = SolveOptions {
         time_limit: Some(time_limit),
         threads: 1,
-        method: netrepair_lp::Method::Ipm,
+        // The LP relaxation by the interior point; the MILP by HiGHS's branch and bound.
+        method: if relaxed {
+            netrepair_lp::Method::Ipm
+        } else {
+            netrepair_lp::Method::Choose
+        },
         ..Default::default()
     };
+    let widen = |v: f64| v + 1e-7 * (1.0 + v.abs());
     rows.iter()
         .map(|row| {
             let mut m = base.clone();
@@ -225,9 +256,12 @@ pub fn relaxed_row_upper(
                 .solve(Sense::Maximise, &opts)
                 .map_err(|e| crate::error::VerifyError::Lp(e.to_string()))?;
             Ok(match s.outcome {
-                Outcome::Optimal { objective, .. } => {
-                    Some(objective + 1e-7 * (1.0 + objective.abs()))
-                }
+                Outcome::Optimal { objective, .. } if relaxed => Some(widen(objective)),
+                // A MILP's optimum carries its proof in the dual bound (within the gap).
+                Outcome::Optimal { objective, .. } => Some(widen(
+                    s.stats.dual_bound.map_or(objective, |b| b.max(objective)),
+                )),
+                Outcome::Limit { .. } if !relaxed => s.stats.dual_bound.map(widen),
                 _ => None,
             })
         })

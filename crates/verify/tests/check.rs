@@ -152,10 +152,39 @@ fn limits_and_mismatches() {
         timeout: Duration::ZERO,
         ..Default::default()
     };
-    assert!(matches!(
-        check_property(&net, &above(0.6), &zero).unwrap().verdict,
-        Verdict::Unknown(_)
-    ));
+    // The bounds of the whole box come first and count even under a zero limit: every ReLU
+    // of this fixture is stable on [-2, 0], so they prove "y >= 0.6" unreachable at once.
+    let r = check_property(&net, &above(0.6), &zero).unwrap();
+    assert_eq!((r.verdict, r.boxes), (Verdict::Holds, 1));
+    // A property that holds but needs splitting: the limit stops the search ("unknown").
+    let mut split_needed = 0;
+    for seed in 0..20 {
+        let net = mlp(&[1, 8, 8, 2], Activation::Relu, seed).unwrap();
+        let bx = BoxRegion::new(vec![-1.0], vec![1.0]).unwrap();
+        // y1 - y0 sampled finely; the property holds below the sampled minimum minus a gap.
+        let xs: Vec<f64> = (0..=4000).map(|i| -1.0 + i as f64 / 2000.0).collect();
+        let y = net
+            .forward_f64(&t(xs.clone(), &[xs.len(), 1]))
+            .unwrap()
+            .to_vec2::<f64>()
+            .unwrap();
+        let min = y.iter().map(|y| y[1] - y[0]).fold(f64::INFINITY, f64::min);
+        let p = prop(bx, -(min - 0.05));
+        let full = check_property(&net, &p, &CheckOptions::default()).unwrap();
+        assert_eq!(full.verdict, Verdict::Holds, "seed {seed}");
+        if full.boxes > 1 {
+            split_needed += 1;
+            let r = check_property(&net, &p, &zero).unwrap();
+            assert!(
+                matches!(r.verdict, Verdict::Unknown(_)),
+                "seed {seed}: {r:?}"
+            );
+        }
+    }
+    assert!(
+        split_needed >= 3,
+        "only {split_needed} properties needed splitting"
+    );
     let wide = mlp(&[3, 4, 2], Activation::Relu, 0).unwrap();
     let err = check_property(&wide, &above(0.6), &CheckOptions::default())
         .unwrap_err()

@@ -8,7 +8,7 @@ use netrepair_nn::{mlp, Activation, Layer, Linear, NetworkBuilder};
 use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope};
 use std::time::Duration;
 
-use netrepair_verify::milp::relaxed_row_upper;
+use netrepair_verify::milp::{exact_row_upper, relaxed_row_upper};
 use netrepair_verify::{interval_bounds, linear_bounds, prove_case, row_bounds};
 use rand::{Rng, SeedableRng};
 
@@ -259,4 +259,52 @@ fn row_bounds_contain_samples_and_the_lp_relaxation_is_tighter() {
         }
     }
     assert!(tighter * 2 > total, "{tighter} of {total}");
+}
+
+#[test]
+fn the_milp_bound_lies_between_the_samples_and_the_lp_relaxation() {
+    let (mut tighter, mut total) = (0, 0);
+    for seed in 0..4 {
+        let net = mlp(&[5, 16, 16, 3], Activation::Relu, seed).unwrap();
+        let mut rng = Rng64::seed_from_u64(950 + seed);
+        let bx = random_box(&mut rng, 5, 0.5);
+        let b = linear_bounds(&net, &bx).unwrap();
+        let target = net.nodes().last().unwrap().inputs()[0];
+        let rows: Vec<Vec<f64>> = (0..4)
+            .map(|_| (0..16).map(|_| rng.random_range(-1.0..1.0)).collect())
+            .collect();
+        let limit = Duration::from_secs(30);
+        let lp = relaxed_row_upper(&net, &b, target, &rows, limit).unwrap();
+        let exact = exact_row_upper(&net, &b, target, &rows, limit).unwrap();
+        let samples = 500;
+        let mut xs = Vec::new();
+        for _ in 0..samples {
+            xs.extend((0..5).map(|i| rng.random_range(bx.lower[i]..=bx.upper[i])));
+        }
+        let trace = net.forward_trace(&t(xs, &[samples, 5])).unwrap();
+        let h = trace.values()[target]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        for (r, row) in rows.iter().enumerate() {
+            let (lp, exact) = (lp[r].expect("LP solves"), exact[r].expect("MILP solves"));
+            let best = (0..samples)
+                .map(|s| {
+                    row.iter()
+                        .zip(&h[s * 16..(s + 1) * 16])
+                        .map(|(a, b)| a * b)
+                        .sum::<f64>()
+                })
+                .fold(f64::NEG_INFINITY, f64::max);
+            assert!(best <= exact, "sample {best} above the MILP bound {exact}");
+            assert!(exact <= lp + 1e-6 * (1.0 + lp.abs()), "{exact} > LP {lp}");
+            total += 1;
+            if exact < lp - 1e-6 * (1.0 + lp.abs()) {
+                tighter += 1;
+            }
+        }
+    }
+    // Exact ReLUs must beat the triangles somewhere, or the test shows nothing.
+    assert!(tighter * 4 > total, "{tighter} of {total}");
 }

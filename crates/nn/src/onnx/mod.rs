@@ -8,9 +8,10 @@
 
 pub mod export;
 pub mod import;
+#[rustfmt::skip]
+pub mod proto;
 mod tensor;
 
-pub use candle_onnx::onnx as proto;
 pub use export::{save_onnx, to_model};
 pub use import::{from_model, load_onnx, load_onnx_bytes};
 
