@@ -77,8 +77,9 @@ fn main() -> ExitCode {
 
 /// Fixes the thread count once, before any thread starts. candle asks for it on every matrix
 /// product and, without `RAYON_NUM_THREADS`, reads `/proc/cpuinfo` each time (1,500 reads in
-/// one small ACAS Xu check); the value set is the one candle would compute, so nothing else
-/// changes. A user's own `RAYON_NUM_THREADS` is left as it is.
+/// one small ACAS Xu check). The value set is the one candle computes (physical cores), so
+/// candle is unchanged; rayon's own pool, which would take every logical CPU, takes the same
+/// count. A user's own `RAYON_NUM_THREADS` is left as it is.
 fn pin_thread_count() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let n = candle_core::utils::get_num_threads();
