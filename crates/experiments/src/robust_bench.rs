@@ -12,7 +12,7 @@ use netrepair_repair::{
     RepairItem, RepairProblem,
 };
 use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
-use netrepair_verify::{linear_bounds, pgd, prove_case, CheckOptions, PgdOptions};
+use netrepair_verify::{linear_bounds, pgd, pgd_maximum, prove_case, CheckOptions, PgdOptions};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -358,63 +358,14 @@ fn relaxation_gap(net: &Network, balls: &[Property], timeout: Duration) -> Resul
         let exact = exact_row_upper(net, &b, out, std::slice::from_ref(row), timeout)?[0];
         let exact = exact.map_or("-".to_string(), |v| format!("{v:.3}"));
         let lp = lp.map_or("-".to_string(), |v| format!("{v:.3}"));
-        let reached = pgd_maximum(net, &case.input, row, 32, 100)?;
+        let ascent = PgdOptions {
+            restarts: 32,
+            steps: 100,
+            seed: 1,
+            ..PgdOptions::default()
+        };
+        let reached = pgd_maximum(net, &case.input, row, &ascent)?;
         println!("| {i} | {j} | {reached:.3} | {up:.3} | {lp} | {exact} |");
     }
     Ok(())
-}
-
-/// The largest `row . net(x)` that signed-gradient ascent reaches over the box (the centre and
-/// `restarts - 1` seeded random starts, `steps` steps of a decaying tenth of the box width),
-/// confirmed by an f64 forward pass: a lower bound of the true maximum.
-fn pgd_maximum(
-    net: &Network,
-    input: &BoxRegion,
-    row: &[f64],
-    restarts: usize,
-    steps: usize,
-) -> Result<f64> {
-    use candle_core::{DType, Device, Tensor};
-    use rand::Rng;
-    let n = input.dim();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    let mut xs: Vec<Vec<f64>> = (0..restarts.max(1))
-        .map(|r| {
-            if r == 0 {
-                input.center()
-            } else {
-                (0..n)
-                    .map(|i| rng.random_range(input.lower[i]..=input.upper[i]))
-                    .collect()
-            }
-        })
-        .collect();
-    let mut dims = vec![xs.len()];
-    dims.extend_from_slice(net.input_shape());
-    let r = Tensor::from_vec(row.to_vec(), (row.len(), 1), &Device::Cpu)?;
-    let value = |xs: &[Vec<f64>]| -> Result<f64> {
-        let x = Tensor::from_vec(xs.concat(), dims.clone(), &Device::Cpu)?;
-        let y = net.forward_f64(&x)?.reshape((xs.len(), row.len()))?;
-        Ok(y.matmul(&r)?.max_all()?.to_scalar::<f64>()?)
-    };
-    let mut best = value(&xs)?;
-    for step in 0..steps {
-        let decay = 1.0 - 0.9 * step as f64 / steps.max(1) as f64;
-        let x = Tensor::from_vec(xs.concat(), dims.clone(), &Device::Cpu)?.to_dtype(DType::F64)?;
-        let (g, _) = net.input_gradient(&x, |y| {
-            y.reshape((xs.len(), row.len()))?
-                .matmul(&r.to_dtype(y.dtype())?)?
-                .sum_all()
-        })?;
-        let g = g.reshape((xs.len(), n))?.to_vec2::<f64>()?;
-        for (x, g) in xs.iter_mut().zip(g) {
-            for i in 0..n {
-                let w = input.upper[i] - input.lower[i];
-                x[i] =
-                    (x[i] + 0.1 * decay * w * g[i].signum()).clamp(input.lower[i], input.upper[i]);
-            }
-        }
-        best = best.max(value(&xs)?);
-    }
-    Ok(best)
 }

@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use netrepair_nn::Network;
-use netrepair_spec::{Case, Polytope};
+use netrepair_spec::{BoxRegion, Case, Polytope};
 use rand::{Rng, SeedableRng};
 
 use crate::error::Result;
@@ -108,19 +108,8 @@ pub fn pgd(net: &Network, case: &Case, opts: &PgdOptions) -> Result<Option<Count
     };
     let m = net.output_len();
     let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
-    let width: Vec<f64> = b.lower.iter().zip(&b.upper).map(|(l, u)| u - l).collect();
     for poly in &case.unsafe_region {
-        let mut xs: Vec<Vec<f64>> = (0..restarts)
-            .map(|r| {
-                if r == 0 {
-                    b.center()
-                } else {
-                    (0..n)
-                        .map(|i| rng.random_range(b.lower[i]..=b.upper[i]))
-                        .collect()
-                }
-            })
-            .collect();
+        let mut xs = starts(b, restarts, &mut rng);
         if let Some(cex) = confirm(net, case, &xs)? {
             return Ok(Some(cex));
         }
@@ -142,16 +131,77 @@ pub fn pgd(net: &Network, case: &Case, opts: &PgdOptions) -> Result<Option<Count
                 .reshape((xs.len(), n))
                 .and_then(|t| t.to_vec2::<f64>())
                 .map_err(netrepair_nn::NnError::from)?;
-            for (x, g) in xs.iter_mut().zip(g) {
-                for i in 0..n {
-                    let stepped = x[i] - opts.step_fraction * decay * width[i] * g[i].signum();
-                    x[i] = stepped.clamp(b.lower[i], b.upper[i]);
-                }
-            }
+            signed_step(&mut xs, &g, b, -opts.step_fraction * decay);
             if let Some(cex) = confirm(net, case, &xs)? {
                 return Ok(Some(cex));
             }
         }
     }
     Ok(None)
+}
+
+/// The box centre, then `restarts - 1` uniform random points of the box.
+fn starts(b: &BoxRegion, restarts: usize, rng: &mut impl Rng) -> Vec<Vec<f64>> {
+    (0..restarts.max(1))
+        .map(|r| {
+            if r == 0 {
+                b.center()
+            } else {
+                (0..b.dim())
+                    .map(|i| rng.random_range(b.lower[i]..=b.upper[i]))
+                    .collect()
+            }
+        })
+        .collect()
+}
+
+/// Moves each point by `fraction` of the box width along the sign of its gradient (against
+/// it for a negative `fraction`), clamped to the box.
+fn signed_step(xs: &mut [Vec<f64>], grads: &[Vec<f64>], b: &BoxRegion, fraction: f64) {
+    for (x, g) in xs.iter_mut().zip(grads) {
+        for i in 0..x.len() {
+            let stepped = x[i] + fraction * (b.upper[i] - b.lower[i]) * g[i].signum();
+            x[i] = stepped.clamp(b.lower[i], b.upper[i]);
+        }
+    }
+}
+
+/// The largest `row . net(x)` over the box that signed-gradient ascent reaches (`opts`'
+/// starts, steps and decaying step size), from f64 forward passes: a lower bound of the true
+/// maximum, to set beside the upper bounds.
+pub fn pgd_maximum(net: &Network, b: &BoxRegion, row: &[f64], opts: &PgdOptions) -> Result<f64> {
+    let n = b.dim();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
+    let mut xs = starts(b, opts.restarts, &mut rng);
+    let mut dims = vec![xs.len()];
+    dims.extend_from_slice(net.input_shape());
+    let nn =
+        |e: candle_core::Error| crate::error::VerifyError::from(netrepair_nn::NnError::from(e));
+    let r = Tensor::from_vec(row.to_vec(), (row.len(), 1), &Device::Cpu).map_err(nn)?;
+    let value = |xs: &[Vec<f64>]| -> Result<f64> {
+        let x = Tensor::from_vec(xs.concat(), dims.clone(), &Device::Cpu).map_err(nn)?;
+        let y = net.forward_f64(&x)?;
+        y.reshape((xs.len(), row.len()))
+            .and_then(|y| y.matmul(&r)?.max_all()?.to_scalar::<f64>())
+            .map_err(nn)
+    };
+    let mut best = value(&xs)?;
+    for step in 0..opts.steps {
+        let decay = 1.0 - 0.9 * step as f64 / opts.steps.max(1) as f64;
+        let x = Tensor::from_vec(xs.concat(), dims.clone(), &Device::Cpu)
+            .and_then(|t| t.to_dtype(DType::F64))
+            .map_err(nn)?;
+        let (g, _) = net.input_gradient(&x, |y| {
+            y.reshape((xs.len(), row.len()))?
+                .matmul(&r.to_dtype(y.dtype())?)?
+                .sum_all()
+        })?;
+        let g = g
+            .reshape((xs.len(), n))
+            .and_then(|t| t.to_vec2::<f64>())
+            .map_err(nn)?;
+        signed_step(&mut xs, &g, b, opts.step_fraction * decay);
+        best = best.max(value(&xs)?);
+    }
+    Ok(best)
 }

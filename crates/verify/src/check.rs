@@ -110,25 +110,16 @@ pub fn check_property(net: &Network, prop: &Property, opts: &CheckOptions) -> Re
                 v => return Ok(report(v, boxes)),
             }
         }
-        let mut stack = vec![case.input.clone()];
-        while !stack.is_empty() {
-            if start.elapsed() > opts.timeout {
-                return Ok(report(
-                    Verdict::Unknown(format!(
-                        "timeout after {boxes} boxes ({} left)",
-                        stack.len()
-                    )),
-                    boxes,
-                ));
-            }
-            // Bound a batch of boxes in parallel.
-            let batch: Vec<BoxRegion> =
-                stack.split_off(stack.len().saturating_sub(2 * rayon::current_num_threads()));
-            boxes += batch.len();
-            let outcomes = batch
-                .into_par_iter()
-                .map(|b| examine(net, case, b, opts.min_width))
-                .collect::<Result<Vec<_>>>()?;
+        // The whole box is bounded already: judge it with those bounds, then split.
+        let mut outcomes = vec![judge(
+            net,
+            case,
+            case.input.clone(),
+            &bounds,
+            opts.min_width,
+        )?];
+        let mut stack = Vec::new();
+        loop {
             for o in outcomes {
                 match o {
                     Outcome::Proved => {}
@@ -148,6 +139,29 @@ pub fn check_property(net: &Network, prop: &Property, opts: &CheckOptions) -> Re
                     }
                 }
             }
+            if stack.is_empty() {
+                break;
+            }
+            if start.elapsed() > opts.timeout {
+                return Ok(report(
+                    Verdict::Unknown(format!(
+                        "timeout after {boxes} boxes ({} left)",
+                        stack.len()
+                    )),
+                    boxes,
+                ));
+            }
+            // Bound a batch of boxes in parallel.
+            let batch: Vec<BoxRegion> =
+                stack.split_off(stack.len().saturating_sub(2 * rayon::current_num_threads()));
+            boxes += batch.len();
+            outcomes = batch
+                .into_par_iter()
+                .map(|b| {
+                    let bounds = linear_bounds(net, &b)?;
+                    judge(net, case, b, &bounds, opts.min_width)
+                })
+                .collect::<Result<Vec<_>>>()?;
         }
     }
     Ok(report(Verdict::Holds, boxes))
@@ -194,15 +208,20 @@ enum Outcome {
     Split(BoxRegion, BoxRegion),
 }
 
-/// Bounds one box: proved, a counterexample at its centre, or its two halves along the input
-/// the bound depends on most.
-fn examine(net: &Network, case: &Case, b: BoxRegion, min_width: f64) -> Result<Outcome> {
-    let bounds = linear_bounds(net, &b)?;
+/// Judges one box by its linear bounds: proved, a counterexample at its centre, or its two
+/// halves along the input the bound depends on most.
+fn judge(
+    net: &Network,
+    case: &Case,
+    b: BoxRegion,
+    bounds: &[Bounds],
+    min_width: f64,
+) -> Result<Outcome> {
     let sub = Case {
         input: b,
         unsafe_region: case.unsafe_region.clone(),
     };
-    let analysis = case_analysis(net, &sub, &bounds)?;
+    let analysis = case_analysis(net, &sub, bounds)?;
     if analysis.proved {
         return Ok(Outcome::Proved);
     }

@@ -28,7 +28,7 @@ pub mod milp;
 pub mod rounding;
 pub mod twin;
 
-pub use attack::{pgd, Counterexample, PgdOptions};
+pub use attack::{pgd, pgd_maximum, Counterexample, PgdOptions};
 pub use check::{check_property, CheckOptions, CheckReport, Verdict};
 pub use crown::{linear_bounds, prove_case, row_bounds};
 pub use error::{Result, VerifyError};

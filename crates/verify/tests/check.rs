@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{t, Rng64};
 use netrepair_nn::{mlp, Activation};
 use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
-use netrepair_verify::{check_property, pgd, CheckOptions, PgdOptions, Verdict};
+use netrepair_verify::{check_property, pgd, pgd_maximum, CheckOptions, PgdOptions, Verdict};
 use rand::{Rng, SeedableRng};
 
 /// Unsafe when y0 >= y1 + margin, i.e. y1 - y0 <= -margin.
@@ -143,6 +143,11 @@ fn fixture_properties_by_hand() {
     // PGD alone (FGSM from the centre x = -1, y = 0) steps to x = -2 where y = 0.5.
     let case = &above(0.4).cases[0];
     assert!(pgd(&net, case, &PgdOptions::fgsm()).unwrap().is_some());
+    // Ascent on y reaches its maximum 0.5 (at x = -2), and on -y its maximum 0.5 (at x = 0).
+    for row in [1.0, -1.0] {
+        let top = pgd_maximum(&net, &case.input, &[row], &PgdOptions::default()).unwrap();
+        assert!((top - 0.5).abs() < 1e-12, "{row}: {top}");
+    }
 }
 
 #[test]

@@ -223,25 +223,10 @@ fn row_bounds_contain_samples_and_the_lp_relaxation_is_tighter() {
         let (lo, hi) = row_bounds(&net, &b, target, &rows).unwrap();
         let lp = relaxed_row_upper(&net, &b, target, &rows, Duration::from_secs(30)).unwrap();
         // Samples of the box: every row's value lies within both bounds.
-        let samples = 200;
-        let mut xs = Vec::new();
-        for _ in 0..samples {
-            xs.extend((0..5).map(|i| rng.random_range(bx.lower[i]..=bx.upper[i])));
-        }
-        let trace = net.forward_trace(&t(xs, &[samples, 5])).unwrap();
-        let h = trace.values()[target]
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        for (r, row) in rows.iter().enumerate() {
+        let values = sampled_row_values(&net, &bx, target, &rows, 200, &mut rng);
+        for (r, vs) in values.iter().enumerate() {
             let up = lp[r].expect("a small LP solves");
-            for s in 0..samples {
-                let v: f64 = row
-                    .iter()
-                    .zip(&h[s * 24..(s + 1) * 24])
-                    .map(|(a, b)| a * b)
-                    .sum();
+            for &v in vs {
                 assert!(
                     lo[r] <= v && v <= hi[r],
                     "{v} outside [{}, {}]",
@@ -276,27 +261,10 @@ fn the_milp_bound_lies_between_the_samples_and_the_lp_relaxation() {
         let limit = Duration::from_secs(30);
         let lp = relaxed_row_upper(&net, &b, target, &rows, limit).unwrap();
         let exact = exact_row_upper(&net, &b, target, &rows, limit).unwrap();
-        let samples = 500;
-        let mut xs = Vec::new();
-        for _ in 0..samples {
-            xs.extend((0..5).map(|i| rng.random_range(bx.lower[i]..=bx.upper[i])));
-        }
-        let trace = net.forward_trace(&t(xs, &[samples, 5])).unwrap();
-        let h = trace.values()[target]
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        for (r, row) in rows.iter().enumerate() {
+        let values = sampled_row_values(&net, &bx, target, &rows, 500, &mut rng);
+        for (r, vs) in values.iter().enumerate() {
             let (lp, exact) = (lp[r].expect("LP solves"), exact[r].expect("MILP solves"));
-            let best = (0..samples)
-                .map(|s| {
-                    row.iter()
-                        .zip(&h[s * 16..(s + 1) * 16])
-                        .map(|(a, b)| a * b)
-                        .sum::<f64>()
-                })
-                .fold(f64::NEG_INFINITY, f64::max);
+            let best = vs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             assert!(best <= exact, "sample {best} above the MILP bound {exact}");
             assert!(exact <= lp + 1e-6 * (1.0 + lp.abs()), "{exact} > LP {lp}");
             total += 1;
@@ -307,4 +275,39 @@ fn the_milp_bound_lies_between_the_samples_and_the_lp_relaxation() {
     }
     // Exact ReLUs must beat the triangles somewhere, or the test shows nothing.
     assert!(tighter * 4 > total, "{tighter} of {total}");
+}
+
+/// `row . value[target]` at `samples` uniform points of `bx`, per row.
+fn sampled_row_values(
+    net: &netrepair_nn::Network,
+    bx: &BoxRegion,
+    target: usize,
+    rows: &[Vec<f64>],
+    samples: usize,
+    rng: &mut Rng64,
+) -> Vec<Vec<f64>> {
+    let d = bx.dim();
+    let mut xs = Vec::new();
+    for _ in 0..samples {
+        xs.extend((0..d).map(|i| rng.random_range(bx.lower[i]..=bx.upper[i])));
+    }
+    let trace = net.forward_trace(&t(xs, &[samples, d])).unwrap();
+    let h = trace.values()[target]
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let k = h.len() / samples;
+    rows.iter()
+        .map(|row| {
+            (0..samples)
+                .map(|s| {
+                    row.iter()
+                        .zip(&h[s * k..(s + 1) * k])
+                        .map(|(a, b)| a * b)
+                        .sum()
+                })
+                .collect()
+        })
+        .collect()
 }
