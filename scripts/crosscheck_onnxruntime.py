@@ -7,7 +7,8 @@ Usage: crosscheck_onnxruntime.py [--shared ../shared] [--netrepair target/releas
 Inputs: 100 MNIST test images (pixels / 255) for the MNIST networks, 100 CIFAR-10 test images
 (ERAN CSV, lossless, normalised with resnet_2b's mean/std) for resnet_2b, 100 uniform points in
 the ACAS Xu input box (taken from prop_1.vnnlib... the normalised domain) for the 45 ACAS Xu
-networks. onnxruntime runs the file in float32 (the weights are float32), netrepair in float64;
+networks, and the VNN-COMP 2022 networks under vnncomp2022/ (random inputs of their shapes).
+onnxruntime runs the file in float32 (the weights are float32), netrepair in float64;
 the agreement criterion is |ours - ort| <= rtol * max(1, |ort|) on every output.
 Exit status 1 when any network disagrees.
 """
@@ -47,6 +48,29 @@ def acas(n):
     return (ACAS_LO + r * (ACAS_HI - ACAS_LO)).astype(np.float32).reshape(n, 1, 1, 5)
 
 
+def vnncomp2022(b, n, xa):
+    """VNN-COMP 2022 networks (rank-1 inputs, nn4sys set models, carvana UNets), when present."""
+    r = np.random.default_rng(1)
+    carvana = r.random((n, 4, 31, 47)).astype(np.float32)
+    carvana[:, 3] = r.integers(0, 2, (n, 31, 47))  # the ground-truth mask channel: 0 / 1
+    inputs = {
+        "test/test_nano.onnx": r.uniform(-1, 1, (n, 1)),
+        "test/test_tiny.onnx": r.uniform(-1, 1, (n, 1)),
+        "test/test_small.onnx": r.uniform(-1, 1, (n, 1)),
+        "test/test_sat.onnx": xa,
+        "test/test_unsat.onnx": xa,
+        "nn4sys/mscn_128d.onnx": r.uniform(0.05, 1, (n, 11, 14)),
+        "nn4sys/mscn_128d_dual.onnx": r.uniform(0.05, 1, (n, 22, 14)),
+        "carvana_unet_2022/unet_simp_small.onnx": carvana,
+        "carvana_unet_2022/unet_upsample_small.onnx": carvana,
+    }
+    return [
+        ("vnncomp2022/" + rel, x.astype(np.float32))
+        for rel, x in inputs.items()
+        if os.path.exists(os.path.join(b, "vnncomp2022", rel))
+    ]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default="../shared")
@@ -64,6 +88,7 @@ def main():
     ]
     xa = acas(a.n)
     cases += [(os.path.relpath(p, b), xa) for p in sorted(glob.glob(os.path.join(b, "acasxu/*.onnx")))]
+    cases += vnncomp2022(b, a.n, xa)
     worst_all, bad = 0.0, 0
     print(f"{'network':<45} {'n':>4} {'max abs diff':>13} {'max rel diff':>13}  ok")
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,7 +4,8 @@
 Usage: ort_run.py MODEL.onnx INPUT.npy OUTPUT.npy
 
 The input is cast to the model's input element type and reshaped to its declared input shape
-(batch first); a model with a fixed batch of 1 is run one sample at a time.
+(batch first); a model with a fixed batch of 1, or with a rank-1 input (one sample), is run
+one sample at a time.
 """
 import sys
 
@@ -19,11 +20,17 @@ def run(model, x):
     inp = sess.get_inputs()[0]
     dtype = np.float64 if inp.type == "tensor(double)" else np.float32
     dims = inp.shape
-    sample = [d for d in dims[1:]]
     n = x.shape[0]
+    if len(dims) == 1:
+        # A rank-1 input is one sample: run them one at a time.
+        x = x.reshape([n] + list(dims)).astype(dtype)
+        return np.stack([np.asarray(sess.run(None, {inp.name: x[i]})[0]) for i in range(n)])
+    sample = [d for d in dims[1:]]
     x = x.reshape([n] + sample).astype(dtype)
     if isinstance(dims[0], int) and dims[0] == 1 and n != 1:
-        outs = [sess.run(None, {inp.name: x[i : i + 1]})[0] for i in range(n)]
+        outs = [np.asarray(sess.run(None, {inp.name: x[i : i + 1]})[0]) for i in range(n)]
+        if outs[0].ndim == 0:
+            return np.stack(outs)
         return np.concatenate(outs, axis=0)
     return sess.run(None, {inp.name: x})[0]
 

@@ -234,6 +234,9 @@ fn apply(
                 ConstOp::Div => x.broadcast_div(&c)?,
             }
         }
+        Layer::Rearrange(r) => r.forward(x)?,
+        Layer::Concat { axis, .. } => Tensor::cat(inputs, axis + 1)?,
+        Layer::Opaque(o) => o.forward(inputs)?,
     };
     Ok(y)
 }

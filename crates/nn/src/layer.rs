@@ -22,6 +22,8 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{NnError, Result};
+use crate::opaque::Opaque;
+use crate::rearrange::{concat_shape, Rearrange};
 
 /// A named parameter tensor, stored in f64 on the CPU.
 #[derive(Debug, Clone)]
@@ -418,6 +420,17 @@ pub enum Layer {
     Add,
     /// `x op c` with a constant.
     Elementwise(Elementwise),
+    /// A weight-free linear rearrangement: transpose, slice, gather, pad, sum over axes.
+    Rearrange(Rearrange),
+    /// Concatenation of `inputs` values along per-sample `axis`.
+    Concat {
+        /// Per-sample axis.
+        axis: usize,
+        /// Number of values concatenated.
+        inputs: usize,
+    },
+    /// An operation that runs forward only (no bounds, no repair).
+    Opaque(Opaque),
 }
 
 impl Layer {
@@ -441,7 +454,15 @@ impl Layer {
                 ConstOp::Mul => "MulConst",
                 ConstOp::Div => "DivConst",
             },
+            Layer::Rearrange(r) => r.kind(),
+            Layer::Concat { .. } => "Concat",
+            Layer::Opaque(o) => o.kind(),
         }
+    }
+
+    /// Whether the layer runs forward only: no bound, verifier or repair handles it.
+    pub fn is_forward_only(&self) -> bool {
+        matches!(self, Layer::Opaque(_))
     }
 
     /// Whether the layer is affine with editable parameters (Linear or Conv2d): the layers
@@ -450,12 +471,13 @@ impl Layer {
         matches!(self, Layer::Linear(_) | Layer::Conv2d(_))
     }
 
-    /// Number of runtime inputs the layer takes (2 for `Add`, else 1).
+    /// Number of runtime inputs the layer takes (2 for `Add`, the count for `Concat`, else 1).
     pub fn arity(&self) -> usize {
-        if matches!(self, Layer::Add) {
-            2
-        } else {
-            1
+        match self {
+            Layer::Add => 2,
+            Layer::Concat { inputs, .. } => *inputs,
+            Layer::Opaque(o) => o.arity(),
+            _ => 1,
         }
     }
 
@@ -607,6 +629,9 @@ impl Layer {
                 }
                 Ok(x.to_vec())
             }
+            Layer::Rearrange(r) => r.output_shape(node, x),
+            Layer::Concat { axis, .. } => concat_shape(node, *axis, inputs),
+            Layer::Opaque(o) => o.output_shape(node, inputs),
         }
     }
 }

@@ -175,7 +175,7 @@ pub(crate) fn encode_point(
             out
         } else {
             match node.layer() {
-                Layer::Linear(_) | Layer::Conv2d(_) | Layer::AvgPool2d(_) => {
+                Layer::Linear(_) | Layer::Conv2d(_) | Layer::AvgPool2d(_) | Layer::Rearrange(_) => {
                     if let std::collections::hash_map::Entry::Vacant(slot) = cache.affine.entry(i) {
                         let op = affine_op(net, i)?.expect("affine layer");
                         let bias = net.affine_taps(i).map(|t| t.bias).unwrap_or_default();
@@ -257,6 +257,9 @@ pub(crate) fn encode_point(
                     x
                 }
                 Layer::Sigmoid | Layer::Tanh => return Err(not_piecewise_linear(net, i, "APRNN")),
+                Layer::Concat { .. } | Layer::Opaque(_) => {
+                    return Err(netrepair_verify::affine::not_boundable(net, i).into())
+                }
             }
         };
         exprs[i + 1] = Some(out);

@@ -559,7 +559,10 @@ impl Prepared {
             } else {
                 let x = input(&vals, v);
                 match node.layer() {
-                    Layer::Linear(_) | Layer::Conv2d(_) | Layer::AvgPool2d(_) => {
+                    Layer::Linear(_)
+                    | Layer::Conv2d(_)
+                    | Layer::AvgPool2d(_)
+                    | Layer::Rearrange(_) => {
                         let op = affine_op(net, i)?.expect("affine");
                         let bias_index = net.affine_taps(i).map(|t| t.bias);
                         let mut out = Vec::with_capacity(op.rows.len());
@@ -660,6 +663,9 @@ impl Prepared {
                     }
                     Layer::Sigmoid | Layer::Tanh => {
                         return Err(not_piecewise_linear(net, i, "PREPARED's relaxation"))
+                    }
+                    Layer::Concat { .. } | Layer::Opaque(_) => {
+                        return Err(netrepair_verify::affine::not_boundable(net, i).into())
                     }
                 }
             };

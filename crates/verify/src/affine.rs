@@ -3,7 +3,7 @@
 
 use netrepair_nn::{ConstOp, Layer, Network, NnError, Pool2d};
 
-use crate::error::Result;
+use crate::error::{Result, VerifyError};
 
 /// `y_i = bias[i] + sum_{(j, w) in rows[i]} w x_j`.
 pub struct AffineOp {
@@ -13,7 +13,8 @@ pub struct AffineOp {
     pub rows: Vec<Vec<(u32, f64)>>,
 }
 
-/// Linear, convolution and average pooling as sparse affine maps; `None` for other layers.
+/// Linear, convolution, average pooling and the weight-free rearrangements (transpose, slice,
+/// gather, pad, sums) as sparse affine maps; `None` for other layers.
 pub fn affine_op(net: &Network, node: usize) -> Result<Option<AffineOp>> {
     let n = &net.nodes()[node];
     let shape = net.value_shape(n.inputs()[0]);
@@ -34,8 +35,29 @@ pub fn affine_op(net: &Network, node: usize) -> Result<Option<AffineOp>> {
             }
         }
         Layer::AvgPool2d(p) => avg_pool(p, shape),
+        Layer::Rearrange(r) => {
+            let (sources, bias) = r.sources(shape)?;
+            AffineOp {
+                bias,
+                rows: sources
+                    .into_iter()
+                    .map(|row| row.into_iter().map(|j| (j, 1.0)).collect())
+                    .collect(),
+            }
+        }
         _ => return Ok(None),
     }))
+}
+
+/// The error for a layer no bound handles (forward-only operations, concatenation), naming
+/// the node.
+pub fn not_boundable(net: &Network, node: usize) -> VerifyError {
+    let n = &net.nodes()[node];
+    VerifyError::Unsupported(format!(
+        "node '{}' ({}) runs forward only: no bound, verifier or repair handles it",
+        n.name(),
+        n.layer().kind()
+    ))
 }
 
 /// The input cells (flat indices into `[C, H, W]`) of every pooling window, in output order

@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use netrepair_nn::{Layer, Network};
 use netrepair_spec::{BoxRegion, Case};
 
-use crate::affine::{affine_op, elementwise_op};
+use crate::affine::{affine_op, elementwise_op, not_boundable};
 use crate::error::Result;
 use crate::interval::{interval_bounds, propagate_node, Bounds};
 use crate::rounding::{down, gamma, up};
@@ -271,9 +271,11 @@ fn upper_rows(
             | Layer::Conv2d(_)
             | Layer::AvgPool2d(_)
             | Layer::BatchNorm(_)
-            | Layer::Elementwise(_) => {
+            | Layer::Elementwise(_)
+            | Layer::Rearrange(_) => {
                 unreachable!("linear maps handled above")
             }
+            Layer::Concat { .. } | Layer::Opaque(_) => return Err(not_boundable(net, i)),
         }
     }
     let input = &bounds[0];

@@ -2,7 +2,7 @@
 
 use netrepair_nn::{Layer, Network, Pool2d};
 
-use crate::affine::{affine_op, elementwise_op, pool_windows};
+use crate::affine::{affine_op, elementwise_op, not_boundable, pool_windows};
 use netrepair_spec::{BoxRegion, Polytope};
 
 use crate::error::{Result, VerifyError};
@@ -113,9 +113,11 @@ pub(crate) fn propagate_node(net: &Network, i: usize, values: &[Bounds]) -> Resu
             | Layer::Conv2d(_)
             | Layer::AvgPool2d(_)
             | Layer::BatchNorm(_)
-            | Layer::Elementwise(_) => {
+            | Layer::Elementwise(_)
+            | Layer::Rearrange(_) => {
                 unreachable!("handled as linear maps above")
             }
+            Layer::Concat { .. } | Layer::Opaque(_) => return Err(not_boundable(net, i)),
         };
         Ok(out)
     }

@@ -15,7 +15,7 @@ use netrepair_lp::{LpModel, Outcome, Sense, SolveOptions, Var};
 use netrepair_nn::{Layer, Network};
 use netrepair_spec::{Case, Polytope};
 
-use crate::affine::{affine_op, elementwise_op, pool_windows};
+use crate::affine::{affine_op, elementwise_op, not_boundable, pool_windows};
 use crate::attack::{confirm, Counterexample};
 use crate::error::Result;
 use crate::interval::Bounds;
@@ -175,8 +175,12 @@ fn encode_upto(
                 | Layer::Conv2d(_)
                 | Layer::AvgPool2d(_)
                 | Layer::BatchNorm(_)
-                | Layer::Elementwise(_) => {
+                | Layer::Elementwise(_)
+                | Layer::Rearrange(_) => {
                     unreachable!("linear maps handled above")
+                }
+                Layer::Concat { .. } | Layer::Opaque(_) => {
+                    return Err(not_boundable(net, i).to_string())
                 }
             }
         };

@@ -89,3 +89,101 @@ fn hand_computed_bounds_and_polytope_check() {
     // A box of the wrong size is an error.
     assert!(interval_bounds(&net, &BoxRegion::new(vec![0.0], vec![1.0]).unwrap()).is_err());
 }
+
+/// A ReLU network with a transpose, a backwards slice, a gather, a padding and a sum between
+/// its layers: the verifier bounds them as the linear maps they are.
+fn rearranging_net(seed: u64) -> netrepair_nn::Network {
+    use netrepair_nn::{Rearrange, SliceAxis};
+    let mut rng = Rng64::seed_from_u64(seed);
+    let mut w = |o: usize, i: usize| {
+        let v: Vec<f64> = (0..o * i).map(|_| rng.random_range(-1.0..1.0)).collect();
+        t(v, &[o, i])
+    };
+    let mut b = NetworkBuilder::new(vec![6]);
+    let fc =
+        |name: &str, wt| Layer::Linear(Linear::new(name, wt, t(vec![0.1; 12], &[12])).unwrap());
+    b.push("fc1", fc("fc1", w(12, 6))).unwrap();
+    b.push("relu1", Layer::Relu).unwrap();
+    b.push("r", Layer::Reshape(vec![3, 4])).unwrap();
+    b.push("tr", Layer::Rearrange(Rearrange::Transpose(vec![1, 0])))
+        .unwrap();
+    b.push(
+        "sl",
+        Layer::Rearrange(Rearrange::Slice(vec![SliceAxis {
+            axis: 0,
+            start: 3,
+            step: -1,
+            len: 3,
+        }])),
+    )
+    .unwrap();
+    b.push(
+        "pad",
+        Layer::Rearrange(Rearrange::Pad {
+            before: vec![0, 1],
+            after: vec![1, 0],
+            value: 0.5,
+        }),
+    )
+    .unwrap();
+    b.push(
+        "g",
+        Layer::Rearrange(Rearrange::Gather {
+            axis: 1,
+            indices: vec![3, 0, 1],
+            keep_axis: true,
+        }),
+    )
+    .unwrap();
+    b.push(
+        "sum",
+        Layer::Rearrange(Rearrange::ReduceSum {
+            axes: vec![1],
+            keepdims: false,
+        }),
+    )
+    .unwrap();
+    b.push(
+        "fc2",
+        Layer::Linear(Linear::new("fc2", w(3, 4), t(vec![0.0; 3], &[3])).unwrap()),
+    )
+    .unwrap();
+    b.build().unwrap()
+}
+
+#[test]
+fn rearrangements_are_bounded_soundly() {
+    for seed in 0..6 {
+        let net = rearranging_net(seed);
+        let mut rng = Rng64::seed_from_u64(50 + seed);
+        let bx = random_box(&mut rng, 6, 0.4);
+        let ibp = interval_bounds(&net, &bx).unwrap();
+        check_contains(&net, &bx, &ibp, &mut rng, 200);
+        let lin = netrepair_verify::linear_bounds(&net, &bx).unwrap();
+        check_contains(&net, &bx, &lin, &mut rng, 200);
+    }
+}
+
+#[test]
+fn forward_only_layers_are_refused_by_name() {
+    use netrepair_nn::{BinaryOp, Opaque};
+    let mut b = NetworkBuilder::new(vec![2]);
+    let x = b.push("relu", Layer::Relu).unwrap();
+    b.push_with_inputs(
+        "square",
+        Layer::Opaque(Opaque::Binary(BinaryOp::Mul)),
+        vec![x, x],
+    )
+    .unwrap();
+    let net = b.build().unwrap();
+    let bx = BoxRegion::new(vec![0.0, 0.0], vec![1.0, 1.0]).unwrap();
+    let err = interval_bounds(&net, &bx).unwrap_err().to_string();
+    assert!(
+        err.contains("'square'") && err.contains("forward only"),
+        "{err}"
+    );
+    let err = netrepair_verify::linear_bounds(&net, &bx)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("'square'"), "{err}");
+}

@@ -15,6 +15,7 @@ use super::{Binding, TensorSource};
 use crate::error::{NnError, Result};
 use crate::layer::{ConstOp, Layer};
 use crate::network::Network;
+use crate::rearrange::{Rearrange, SliceAxis};
 
 /// The network as an ONNX model. An imported network re-emits its original graph with only
 /// the changed parameters' initializers rewritten (same nodes, names and signature); a network
@@ -250,6 +251,88 @@ fn fresh(net: &Network) -> Result<ModelProto> {
                     ConstOp::Mul => "Mul",
                     ConstOp::Div => "Div",
                 }
+            }
+            Layer::Rearrange(r) => {
+                let mut init_i64 = |suffix: &str, values: Vec<i64>| {
+                    let name = format!("{}.{suffix}", node.name());
+                    inits.push(tensor::new_i64(&name, &values));
+                    inputs.push(name);
+                };
+                let batch = |v: &[usize]| v.iter().map(|&a| a as i64 + 1).collect::<Vec<_>>();
+                match r {
+                    Rearrange::Transpose(perm) => {
+                        let mut p = vec![0];
+                        p.extend(perm.iter().map(|&a| a + 1));
+                        attribute.push(ints("perm", &p));
+                    }
+                    Rearrange::Slice(axes) => {
+                        let end = |s: &SliceAxis| {
+                            let last = s.start as i64 + s.step as i64 * (s.len as i64 - 1);
+                            // One step past the last index taken; i64::MIN stands for "before 0".
+                            if s.step < 0 && last + (s.step as i64) < 0 {
+                                i64::MIN
+                            } else {
+                                last + s.step as i64
+                            }
+                        };
+                        init_i64("starts", axes.iter().map(|s| s.start as i64).collect());
+                        init_i64("ends", axes.iter().map(end).collect());
+                        init_i64(
+                            "axes",
+                            batch(&axes.iter().map(|s| s.axis).collect::<Vec<_>>()),
+                        );
+                        init_i64("steps", axes.iter().map(|s| s.step as i64).collect());
+                    }
+                    Rearrange::Pad {
+                        before,
+                        after,
+                        value,
+                    } => {
+                        let mut pads = vec![0i64];
+                        pads.extend(before.iter().map(|&v| v as i64));
+                        pads.push(0);
+                        pads.extend(after.iter().map(|&v| v as i64));
+                        init_i64("pads", pads);
+                        let name = format!("{}.value", node.name());
+                        inits.push(tensor::new_f32(&name, &[], &[*value]));
+                        inputs.push(name);
+                    }
+                    Rearrange::Gather {
+                        axis,
+                        indices,
+                        keep_axis,
+                    } => {
+                        let name = format!("{}.indices", node.name());
+                        let mut t = tensor::new_i64(
+                            &name,
+                            &indices.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+                        );
+                        if !keep_axis {
+                            t.dims.clear();
+                        }
+                        inits.push(t);
+                        inputs.push(name);
+                        attribute.push(int("axis", *axis as i64 + 1));
+                    }
+                    Rearrange::ReduceSum { axes, keepdims } => {
+                        init_i64("axes", batch(axes));
+                        attribute.push(int("keepdims", *keepdims as i64));
+                    }
+                }
+                r.kind()
+            }
+            Layer::Concat { axis, .. } => {
+                attribute.push(int("axis", *axis as i64 + 1));
+                "Concat"
+            }
+            Layer::Opaque(o) => {
+                return Err(NnError::NotExportable {
+                    param: node.name().to_string(),
+                    reason: format!(
+                        "{} nodes are only written back into the ONNX graph they were read from",
+                        o.kind()
+                    ),
+                })
             }
         };
         nodes.push(NodeProto {

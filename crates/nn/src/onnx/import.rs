@@ -12,6 +12,9 @@ use super::{Binding, OnnxOrigin, TensorSource};
 use crate::error::{NnError, Result};
 use crate::layer::{BatchNorm, ConstOp, Conv2d, Elementwise, Layer, Linear, Param, Pool2d};
 use crate::network::{Network, NetworkBuilder, ValueId};
+use crate::opaque::{BinaryOp, Opaque};
+
+mod ops;
 
 /// Reads an ONNX file into the IR.
 pub fn load_onnx(path: impl AsRef<Path>) -> Result<Network> {
@@ -58,7 +61,12 @@ pub fn from_model(model: proto::ModelProto) -> Result<Network> {
     if !unsupported.is_empty() {
         return Err(NnError::UnsupportedOps { ops: unsupported });
     }
-    let mut imp = Importer::new(graph)?;
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map_or(13, |o| o.version);
+    let mut imp = Importer::new(graph, opset)?;
     for (index, node) in graph.node.iter().enumerate() {
         if imp.fused.contains(&index) {
             continue;
@@ -106,6 +114,22 @@ fn handler(op: &str) -> Option<Handler> {
         "Conv" => op_conv,
         "BatchNormalization" => op_batchnorm,
         "MaxPool" | "AveragePool" | "GlobalAveragePool" => op_pool,
+        "Transpose" => ops::transpose,
+        "Slice" => ops::slice,
+        "Split" => ops::split,
+        "Gather" => ops::gather,
+        "Pad" => ops::pad,
+        "ReduceSum" => ops::reduce_sum,
+        "Concat" => ops::concat,
+        "Squeeze" | "Unsqueeze" => ops::squeeze,
+        "Shape" => ops::shape,
+        "ConstantOfShape" => ops::constant_of_shape,
+        "Cast" => ops::cast,
+        "Equal" => ops::equal,
+        "Softmax" => ops::softmax,
+        "ArgMax" => ops::argmax,
+        "OneHot" => ops::one_hot,
+        "ConvTranspose" => ops::conv_transpose,
         _ => return None,
     })
 }
@@ -149,10 +173,18 @@ struct Importer<'g> {
     consumers: HashMap<String, Vec<usize>>,
     fused: HashSet<usize>,
     input_name: String,
+    /// Runtime tensors (by ONNX name) without the leading batch dimension: everything of a
+    /// rank-1 input, and what follows an operation that removes the batch axis of a batch of
+    /// one (e.g. `Gather` of index 0 on axis 0).
+    unbatched: HashSet<String>,
+    /// The graph input's batch size when the file fixes it (`Shape` needs it).
+    batch: Option<usize>,
+    /// The model's default-domain opset.
+    opset: i64,
 }
 
 impl<'g> Importer<'g> {
-    fn new(graph: &'g GraphProto) -> Result<Self> {
+    fn new(graph: &'g GraphProto, opset: i64) -> Result<Self> {
         let mut values = HashMap::new();
         for init in &graph.initializer {
             let c = Const {
@@ -186,8 +218,12 @@ impl<'g> Importer<'g> {
             )))
             }
         };
-        let shape = input_shape(input)?;
+        let (shape, batch) = input_shape(input)?;
         values.insert(input.name.clone(), Val::Run(0));
+        let mut unbatched = HashSet::new();
+        if batch.is_none() {
+            unbatched.insert(input.name.clone());
+        }
         let mut consumers: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, n) in graph.node.iter().enumerate() {
             for name in &n.input {
@@ -208,6 +244,9 @@ impl<'g> Importer<'g> {
             consumers,
             fused: HashSet::new(),
             input_name: input.name.clone(),
+            unbatched,
+            batch: batch.flatten(),
+            opset,
         })
     }
 
@@ -280,13 +319,57 @@ impl<'g> Importer<'g> {
         inputs: Vec<ValueId>,
         bindings: Vec<Binding>,
     ) -> Result<ValueId> {
+        self.push_at(n, 0, layer, inputs, bindings)
+    }
+
+    /// Appends a layer computing output `j` of `n`.
+    fn push_at(
+        &mut self,
+        n: &NodeProto,
+        j: usize,
+        layer: Layer,
+        inputs: Vec<ValueId>,
+        bindings: Vec<Binding>,
+    ) -> Result<ValueId> {
         debug_assert_eq!(layer.params().len(), bindings.len());
-        let v = self
-            .builder
-            .push_with_inputs(node_label(n), layer, inputs)?;
+        let batched = n.input.iter().any(|name| {
+            matches!(self.values.get(name), Some(Val::Run(_))) && !self.unbatched.contains(name)
+        });
+        let name = if j == 0 {
+            node_label(n)
+        } else {
+            format!("{}:{j}", node_label(n))
+        };
+        let v = self.builder.push_with_inputs(name, layer, inputs)?;
         self.bindings.extend(bindings);
-        self.set_output(n, Val::Run(v));
+        if let Some(out) = n.output.get(j) {
+            self.values.insert(out.clone(), Val::Run(v));
+            if batched {
+                self.unbatched.remove(out);
+            } else {
+                self.unbatched.insert(out.clone());
+            }
+        }
         Ok(v)
+    }
+
+    /// Whether runtime input `i` of `n` carries the batch dimension.
+    fn batched(&self, n: &NodeProto, i: usize) -> bool {
+        n.input
+            .get(i)
+            .is_some_and(|name| !self.unbatched.contains(name))
+    }
+
+    /// Refuses a runtime input without its batch dimension where the operator needs it.
+    fn need_batched(&self, n: &NodeProto, i: usize) -> Result<()> {
+        if self.batched(n, i) {
+            Ok(())
+        } else {
+            Err(unsupported(
+                n,
+                "the input has no batch dimension here (only batched inputs are supported)",
+            ))
+        }
     }
 
     fn set_output(&mut self, n: &NodeProto, v: Val) {
@@ -325,8 +408,11 @@ fn dims_of(dims: &[i64], name: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// The per-sample shape of the graph input: its dims without the leading batch dimension.
-fn input_shape(input: &proto::ValueInfoProto) -> Result<Vec<usize>> {
+/// The per-sample shape of the graph input and its batch dimension: `Some(size)` (`None`
+/// when symbolic) for inputs of rank 2 or more, whose first dimension is the batch, and `None`
+/// for a rank-1 input, which is one sample (the network gets a batch dimension of its own).
+#[allow(clippy::type_complexity)]
+fn input_shape(input: &proto::ValueInfoProto) -> Result<(Vec<usize>, Option<Option<usize>>)> {
     use proto::tensor_shape_proto::dimension::Value;
     let no_shape = || NnError::InvalidGraph(format!("input '{}' has no tensor shape", input.name));
     let tt = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
@@ -334,23 +420,33 @@ fn input_shape(input: &proto::ValueInfoProto) -> Result<Vec<usize>> {
         _ => return Err(no_shape()),
     };
     let dims = &tt.shape.as_ref().ok_or_else(no_shape)?.dim;
-    if dims.len() < 2 {
+    if dims.is_empty() {
         return Err(NnError::InvalidGraph(format!(
-            "input '{}' has rank {}; a leading batch dimension is required",
-            input.name,
-            dims.len()
+            "input '{}' is a scalar; a network input needs at least one dimension",
+            input.name
         )));
     }
-    dims[1..]
+    let fixed = |d: &proto::tensor_shape_proto::Dimension| match d.value {
+        Some(Value::DimValue(v)) if v > 0 => Some(v as usize),
+        _ => None,
+    };
+    let (batch, sample) = if dims.len() == 1 {
+        (None, &dims[..])
+    } else {
+        (Some(fixed(&dims[0])), &dims[1..])
+    };
+    let shape = sample
         .iter()
-        .map(|d| match d.value {
-            Some(Value::DimValue(v)) if v > 0 => Ok(v as usize),
-            _ => Err(NnError::InvalidGraph(format!(
-                "input '{}' has a symbolic or unknown non-batch dimension; only the batch dimension may be symbolic",
-                input.name
-            ))),
+        .map(|d| {
+            fixed(d).ok_or_else(|| {
+                NnError::InvalidGraph(format!(
+                    "input '{}' has a symbolic or unknown non-batch dimension; only the batch dimension may be symbolic",
+                    input.name
+                ))
+            })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((shape, batch))
 }
 
 fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a proto::AttributeProto> {
@@ -421,6 +517,7 @@ fn op_gemm(imp: &mut Importer, index: usize, n: &NodeProto) -> Result<()> {
         return Err(unsupported(n, "transA = 1 is not supported"));
     }
     let x = imp.run(n, 0)?;
+    imp.need_batched(n, 0)?;
     let b = imp.constant(n, 1)?;
     let (alpha, beta) = (attr_f(n, "alpha", 1.0), attr_f(n, "beta", 1.0));
     let trans_b = attr_i(n, "transB", 0) != 0;
@@ -485,6 +582,23 @@ fn op_gemm(imp: &mut Importer, index: usize, n: &NodeProto) -> Result<()> {
 }
 
 fn op_matmul(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
+    // `W x` with a constant left operand and one sample vector `x` (a rank-1 input) is a
+    // linear layer with `W` as stored.
+    if let (Val::Const(_), Val::Run(x)) = (imp.get(n, 0)?, imp.get(n, 1)?) {
+        let w = imp.constant(n, 0)?;
+        if imp.batched(n, 1) || w.dims.len() != 2 || imp.builder.shape(x) != [w.dims[1]] {
+            return Err(unsupported(
+                n,
+                format!(
+                    "a constant left operand {:?} is only supported times one vector without a batch dimension",
+                    w.dims
+                ),
+            ));
+        }
+        let binding = plain(&w);
+        let (out, inp) = (w.dims[0], w.dims[1]);
+        return linear_with_bias(imp, n, x, &w, w.values.clone(), [out, inp], binding);
+    }
     let x = imp.run(n, 0)?;
     let b = imp.constant(n, 1)?;
     if b.dims.len() != 2 {
@@ -497,6 +611,12 @@ fn op_matmul(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
         ));
     }
     let (inp, out) = (b.dims[0], b.dims[1]);
+    if imp.builder.shape(x).len() != 1 {
+        // A product over the last axis of a multi-axis value: forward only.
+        let weight = Tensor::from_vec(b.values.clone(), (inp, out), &Device::Cpu)?;
+        imp.push(n, Layer::Opaque(Opaque::MatMul { weight }), vec![x], vec![])?;
+        return Ok(());
+    }
     let w = tensor::transpose(&b.values, inp, out);
     let w_binding = match &b.source {
         Some(s) => Binding::Tensor {
@@ -506,7 +626,20 @@ fn op_matmul(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
         },
         None => Binding::Unbound,
     };
-    // Fuse a following `Add` of a constant bias when it is the only reader of the product.
+    linear_with_bias(imp, n, x, &b, w, [out, inp], w_binding)
+}
+
+/// A linear layer with weight `w` (`[out, in]`, from constant `c`) for `MatMul` node `n`,
+/// fusing a following `Add` of a constant bias when it is the only reader of the product.
+fn linear_with_bias(
+    imp: &mut Importer,
+    n: &NodeProto,
+    x: ValueId,
+    c: &Const,
+    w: Vec<f64>,
+    [out, inp]: [usize; 2],
+    w_binding: Binding,
+) -> Result<()> {
     let out_name = n.output.first().cloned().unwrap_or_default();
     let mut bias = (
         vec![0.0; out],
@@ -530,7 +663,7 @@ fn op_matmul(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
         }
     }
     let (bias_values, bias_name, b_binding, fused) = bias;
-    let weight = imp.param(n, &b.proto.name, w, &[out, inp])?;
+    let weight = imp.param(n, &c.proto.name, w, &[out, inp])?;
     let bias_p = imp.param(n, &bias_name, bias_values, &[out])?;
     let v = imp.push(
         n,
@@ -542,6 +675,11 @@ fn op_matmul(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
         imp.fused.insert(j);
         let add = &imp.graph.node[j];
         imp.set_output(add, Val::Run(v));
+        if imp.unbatched.contains(&out_name) {
+            if let Some(o) = add.output.first() {
+                imp.unbatched.insert(o.clone());
+            }
+        }
     }
     Ok(())
 }
@@ -554,13 +692,25 @@ fn op_binary(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
         "Mul" => ConstOp::Mul,
         _ => ConstOp::Div,
     };
+    let binary = match op {
+        ConstOp::Add => BinaryOp::Add,
+        ConstOp::Sub => BinaryOp::Sub,
+        ConstOp::Mul => BinaryOp::Mul,
+        ConstOp::Div => BinaryOp::Div,
+    };
     let (x, c) = match (a, b) {
-        (Val::Run(x), Val::Run(y)) if op == ConstOp::Add => {
+        (Val::Run(x), Val::Run(y))
+            if op == ConstOp::Add
+                && imp.builder.shape(x) == imp.builder.shape(y)
+                && imp.batched(n, 0) == imp.batched(n, 1) =>
+        {
             imp.push(n, Layer::Add, vec![x, y], vec![])?;
             return Ok(());
         }
-        (Val::Run(_), Val::Run(_)) => {
-            return Err(unsupported(n, "only Add may combine two runtime tensors"))
+        (Val::Run(x), Val::Run(y)) => {
+            ops::check_broadcast(imp, n)?;
+            imp.push(n, Layer::Opaque(Opaque::Binary(binary)), vec![x, y], vec![])?;
+            return Ok(());
         }
         (Val::Run(x), Val::Const(_)) => (x, imp.constant(n, 1)?),
         (Val::Const(_), Val::Run(x)) if matches!(op, ConstOp::Add | ConstOp::Mul) => {
@@ -573,7 +723,10 @@ fn op_binary(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
             ))
         }
         (Val::Const(_), Val::Const(_)) => {
-            return Err(unsupported(n, "operations on two constants are not folded"))
+            let (a, b) = (imp.constant(n, 0)?, imp.constant(n, 1)?);
+            let folded = ops::fold_binary(n, &a, &b, binary)?;
+            imp.set_output(n, folded);
+            return Ok(());
         }
     };
     let t = Tensor::from_vec(c.values, c.dims.as_slice(), &Device::Cpu)?;
@@ -584,6 +737,13 @@ fn op_binary(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
 
 fn op_flatten(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
     let x = imp.run(n, 0)?;
+    if !imp.batched(n, 0) {
+        let dims = imp.builder.shape(x).to_vec();
+        let axis = ops::axis_index(n, attr_i(n, "axis", 1), dims.len() + 1)?;
+        let shape = vec![dims[..axis].iter().product(), dims[axis..].iter().product()];
+        imp.push(n, Layer::Reshape(shape), vec![x], vec![])?;
+        return Ok(());
+    }
     let rank = imp.builder.shape(x).len() as i64 + 1;
     let axis = attr_i(n, "axis", 1);
     if axis != 1 && axis + rank != 1 {
@@ -597,27 +757,55 @@ fn op_flatten(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
 }
 
 fn op_reshape(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
-    let x = imp.run(n, 0)?;
     let c = imp.constant(n, 1)?;
-    let target = tensor::to_i64(&c.proto)?;
-    let sample = imp.builder.shape(x).to_vec();
-    let numel: usize = sample.iter().product();
-    if target.is_empty() || !matches!(target[0], -1..=1) {
-        return Err(unsupported(
-            n,
-            format!("the first target dimension must keep the batch (0, 1 or -1), got {target:?}"),
-        ));
+    let target: Vec<i64> = c.values.iter().map(|&v| v as i64).collect();
+    if let Val::Const(_) = imp.get(n, 0)? {
+        let data = imp.constant(n, 0)?;
+        let dims = resolve_shape(n, &data.dims, &target)?;
+        imp.set_output(n, ops::with_dims(data, dims));
+        return Ok(());
     }
-    let mut shape = Vec::new();
+    let x = imp.run(n, 0)?;
+    let sample = imp.builder.shape(x).to_vec();
+    let shape = if imp.batched(n, 0) {
+        if target.is_empty() || !matches!(target[0], -1..=1) {
+            return Err(unsupported(
+                n,
+                format!(
+                    "the first target dimension must keep the batch (0, 1 or -1), got {target:?}"
+                ),
+            ));
+        }
+        if target[0] == -1 && target[1..].contains(&-1) {
+            return Err(unsupported(
+                n,
+                format!("cannot resolve target shape {target:?}"),
+            ));
+        }
+        // The batch keeps its place: resolve the rest against the per-sample shape.
+        let rest: Vec<i64> = target[1..].to_vec();
+        resolve_shape(n, &sample, &rest)?
+    } else {
+        resolve_shape(n, &sample, &target)?
+    };
+    imp.push(n, Layer::Reshape(shape), vec![x], vec![])?;
+    Ok(())
+}
+
+/// An ONNX reshape target (0 copies the input's dimension, one -1 is inferred) resolved
+/// against `dims`.
+fn resolve_shape(n: &NodeProto, dims: &[usize], target: &[i64]) -> Result<Vec<usize>> {
+    let numel: usize = dims.iter().product();
+    let mut shape = Vec::with_capacity(target.len());
     let mut hole = None;
-    for (i, &t) in target.iter().enumerate().skip(1) {
+    for (i, &t) in target.iter().enumerate() {
         match t {
             0 => shape.push(
-                *sample
-                    .get(i - 1)
+                *dims
+                    .get(i)
                     .ok_or_else(|| unsupported(n, "0 refers past the input rank"))?,
             ),
-            -1 if hole.is_none() && target[0] != -1 => {
+            -1 if hole.is_none() => {
                 hole = Some(shape.len());
                 shape.push(1);
             }
@@ -635,13 +823,18 @@ fn op_reshape(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
         if known == 0 || !numel.is_multiple_of(known) {
             return Err(unsupported(
                 n,
-                format!("cannot reshape {sample:?} to {target:?}"),
+                format!("cannot reshape {dims:?} to {target:?}"),
             ));
         }
         shape[h] = numel / known;
     }
-    imp.push(n, Layer::Reshape(shape), vec![x], vec![])?;
-    Ok(())
+    if shape.iter().product::<usize>() != numel {
+        return Err(unsupported(
+            n,
+            format!("cannot reshape {dims:?} to {target:?}"),
+        ));
+    }
+    Ok(shape)
 }
 
 /// Pads `[top, left, bottom, right]` from ONNX attributes, resolving `auto_pad`.
@@ -690,6 +883,7 @@ fn pads_2d(
 
 fn op_conv(imp: &mut Importer, index: usize, n: &NodeProto) -> Result<()> {
     let x = imp.run(n, 0)?;
+    imp.need_batched(n, 0)?;
     let w = imp.constant(n, 1)?;
     if w.dims.len() != 4 {
         return Err(unsupported(
@@ -752,6 +946,7 @@ fn op_conv(imp: &mut Importer, index: usize, n: &NodeProto) -> Result<()> {
 
 fn op_batchnorm(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
     let x = imp.run(n, 0)?;
+    imp.need_batched(n, 0)?;
     let mut params = Vec::new();
     let mut bindings = Vec::new();
     for i in 1..=4 {
@@ -775,6 +970,7 @@ fn op_batchnorm(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
 
 fn op_pool(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
     let x = imp.run(n, 0)?;
+    imp.need_batched(n, 0)?;
     if n.output.iter().skip(1).any(|o| !o.is_empty()) {
         return Err(unsupported(
             n,

@@ -1,6 +1,8 @@
 //! Networks shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod graph;
+
 use candle_core::{DType, Device, Tensor};
 use netrepair_nn::{
     BatchNorm, ConstOp, Conv2d, Elementwise, Layer, Linear, Network, NetworkBuilder, Param, Pool2d,
