@@ -43,7 +43,7 @@ pub use init::{aprnn_example, cnn, mlp, Activation, CnnSpec, ConvBlock};
 pub use layer::{BatchNorm, ConstOp, Conv2d, Elementwise, Layer, Linear, Param, Pool2d};
 pub use network::{Network, NetworkBuilder, Node, ParamId, ValueId};
 pub use onnx::{load_onnx, save_onnx};
-pub use opaque::{BinaryOp, Opaque};
+pub use opaque::{BinaryOp, Opaque, UnaryOp};
 pub use rearrange::{Rearrange, SliceAxis};
 pub use taps::AffineTaps;
 pub use train::{cross_entropy, fit, EpochStats, Optimizer, OptimizerKind, TrainConfig, Trainer};

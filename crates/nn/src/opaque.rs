@@ -25,9 +25,42 @@ pub enum BinaryOp {
     Equal,
 }
 
+/// An element-wise function of one runtime value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum UnaryOp {
+    /// `|x|`.
+    Abs,
+    /// `e^x`.
+    Exp,
+    /// `ln x`.
+    Log,
+    /// `sqrt(x)`.
+    Sqrt,
+    /// Rounds down.
+    Floor,
+    /// Rounds up.
+    Ceil,
+    /// -1, 0 or 1.
+    Sign,
+    /// `min(max(x, lo), hi)`.
+    Clip {
+        /// Lower limit.
+        lo: f64,
+        /// Upper limit.
+        hi: f64,
+    },
+    /// `x` where positive, `alpha x` elsewhere.
+    LeakyRelu {
+        /// Slope below zero.
+        alpha: f64,
+    },
+}
+
 /// A forward-only operation (see the module documentation). Axes are per-sample axes.
 #[derive(Debug, Clone)]
 pub enum Opaque {
+    /// An element-wise function.
+    Unary(UnaryOp),
     /// Two runtime operands, broadcast against each other (shapes aligned at the right).
     Binary(BinaryOp),
     /// Soft-max over `axis`, or with `through_last` over all axes from `axis` on taken as one
@@ -131,6 +164,17 @@ impl Opaque {
     /// A short name of the operation.
     pub fn kind(&self) -> &'static str {
         match self {
+            Opaque::Unary(u) => match u {
+                UnaryOp::Abs => "Abs",
+                UnaryOp::Exp => "Exp",
+                UnaryOp::Log => "Log",
+                UnaryOp::Sqrt => "Sqrt",
+                UnaryOp::Floor => "Floor",
+                UnaryOp::Ceil => "Ceil",
+                UnaryOp::Sign => "Sign",
+                UnaryOp::Clip { .. } => "Clip",
+                UnaryOp::LeakyRelu { .. } => "LeakyRelu",
+            },
             Opaque::Binary(BinaryOp::Add) => "AddBroadcast",
             Opaque::Binary(BinaryOp::Sub) => "Sub",
             Opaque::Binary(BinaryOp::Mul) => "Mul",
@@ -190,7 +234,7 @@ impl Opaque {
                 out.insert(*axis, *depth);
                 Ok(out)
             }
-            Opaque::Truncate | Opaque::NonZero => Ok(x.to_vec()),
+            Opaque::Unary(_) | Opaque::Truncate | Opaque::NonZero => Ok(x.to_vec()),
             Opaque::MatMul { weight } => {
                 let (k, m) = (weight.dims()[0], weight.dims()[1]);
                 match x.last() {
@@ -238,6 +282,17 @@ impl Opaque {
         let x = inputs[0];
         let dtype = x.dtype();
         Ok(match self {
+            Opaque::Unary(u) => match *u {
+                UnaryOp::Abs => x.abs()?,
+                UnaryOp::Exp => x.exp()?,
+                UnaryOp::Log => x.log()?,
+                UnaryOp::Sqrt => x.sqrt()?,
+                UnaryOp::Floor => x.floor()?,
+                UnaryOp::Ceil => x.ceil()?,
+                UnaryOp::Sign => (x.gt(0.0)?.to_dtype(dtype)? - x.lt(0.0)?.to_dtype(dtype)?)?,
+                UnaryOp::Clip { lo, hi } => x.clamp(lo, hi)?,
+                UnaryOp::LeakyRelu { alpha } => x.ge(0.0)?.where_cond(x, &x.affine(alpha, 0.0)?)?,
+            },
             Opaque::Binary(op) => {
                 let rank = (x.rank().max(inputs[1].rank())) - 1;
                 let (a, b) = (left_pad(x, rank)?, left_pad(inputs[1], rank)?);

@@ -5,7 +5,7 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use common::graph::{
-    attr_i, attr_ints, model, model_opset, node, node_n, tensor, tensor_i64, vinfo,
+    attr_f, attr_i, attr_ints, model, model_opset, node, node_n, tensor, tensor_i64, vinfo,
 };
 use common::{t, to_vec};
 use netrepair_nn::onnx::proto::{attribute_proto::AttributeType, AttributeProto, ModelProto};
@@ -602,5 +602,51 @@ fn unsupported_configurations_name_the_node() {
     for (bytes, name) in cases {
         let err = load_onnx_bytes(&bytes, "bad").unwrap_err().to_string();
         assert!(err.contains(name), "{err}");
+    }
+}
+
+#[test]
+fn element_wise_functions_and_means() {
+    // y = mean over the last axis of leaky_relu(-x) (alpha 0.5), clipped to [-1, 2], plus
+    // |x|, e^x, floor and sign checked one by one.
+    let bytes = model_opset(
+        13,
+        vec![
+            node("Neg", "neg", &["x"], "nx", vec![]),
+            node("LeakyRelu", "lr", &["nx"], "l", vec![attr_f("alpha", 0.5)]),
+            node("Clip", "clip", &["l", "lo", "hi"], "c", vec![]),
+            node(
+                "ReduceMean",
+                "mean",
+                &["c"],
+                "y",
+                vec![attr_ints("axes", &[1]), attr_i("keepdims", 0)],
+            ),
+        ],
+        vec![tensor("lo", &[], &[-1.0]), tensor("hi", &[], &[2.0])],
+        vinfo("x", &[-1, 4]),
+        vinfo("y", &[-1]),
+    );
+    let net = load_onnx_bytes(&bytes, "unary").unwrap();
+    // x = [-3, -1, 1, 4]: -x = [3, 1, -1, -4] -> [3, 1, -0.5, -2] -> [2, 1, -0.5, -1]: mean 0.375.
+    assert_eq!(
+        run(&net, &t(vec![-3.0, -1.0, 1.0, 4.0], &[1, 4])),
+        vec![0.375]
+    );
+    let x = t(vec![-1.5, 0.0, 2.25], &[1, 3]);
+    for (op, want) in [
+        ("Abs", vec![1.5, 0.0, 2.25]),
+        ("Floor", vec![-2.0, 0.0, 2.0]),
+        ("Sign", vec![-1.0, 0.0, 1.0]),
+        ("Exp", vec![(-1.5f64).exp(), 1.0, 2.25f64.exp()]),
+    ] {
+        let bytes = model(
+            vec![node(op, "f", &["x"], "y", vec![])],
+            vec![],
+            vinfo("x", &[-1, 3]),
+            vinfo("y", &[-1, 3]),
+        );
+        let y = run(&load_onnx_bytes(&bytes, op).unwrap(), &x);
+        assert_eq!(y, want, "{op}");
     }
 }

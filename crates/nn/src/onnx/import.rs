@@ -130,6 +130,11 @@ fn handler(op: &str) -> Option<Handler> {
         "ArgMax" => ops::argmax,
         "OneHot" => ops::one_hot,
         "ConvTranspose" => ops::conv_transpose,
+        "Abs" | "Exp" | "Log" | "Sqrt" | "Floor" | "Ceil" | "Sign" | "Clip" | "LeakyRelu" => {
+            ops::unary
+        }
+        "Neg" => ops::neg,
+        "ReduceMean" => ops::reduce_mean,
         _ => return None,
     })
 }

@@ -12,9 +12,9 @@ use candle_core::{DType, Device, Tensor};
 
 use super::{attr, attr_i, attr_ints, attr_s, unsupported, Const, Importer, NodeProto, Val};
 use crate::error::{NnError, Result};
-use crate::layer::Layer;
+use crate::layer::{ConstOp, Elementwise, Layer};
 use crate::onnx::proto::{self, tensor_proto::DataType};
-use crate::opaque::{BinaryOp, Opaque};
+use crate::opaque::{BinaryOp, Opaque, UnaryOp};
 use crate::rearrange::{Rearrange, SliceAxis};
 
 /// An ONNX axis resolved against a value: the batch axis or a per-sample axis.
@@ -415,8 +415,23 @@ pub(super) fn pad(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
 
 /// ONNX `ReduceSum` (axes as an input from opset 13, an attribute before).
 pub(super) fn reduce_sum(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
+    reduce(imp, n, false)
+}
+
+/// ONNX `ReduceMean` (axes an attribute before opset 18): a sum, then a division by the count.
+pub(super) fn reduce_mean(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
+    reduce(imp, n, true)
+}
+
+/// A sum over axes, or with `mean` an average.
+fn reduce(imp: &mut Importer, n: &NodeProto, mean: bool) -> Result<()> {
     let keepdims = attr_i(n, "keepdims", 1) != 0;
-    let axes = if imp.opset >= 13 {
+    let axes_as_input = if mean {
+        imp.opset >= 18
+    } else {
+        imp.opset >= 13
+    };
+    let axes = if axes_as_input {
         ints_input(imp, n, 1)?
     } else {
         attr_ints(n, "axes")
@@ -452,19 +467,35 @@ pub(super) fn reduce_sum(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<
         alias(imp, n, 0, v, still_batched);
         return Ok(());
     }
-    let runtime = matches!(imp.get(n, 0)?, Val::Run(_));
-    rearrange(
-        imp,
-        n,
-        Rearrange::ReduceSum {
-            axes: sample,
-            keepdims,
-        },
-    )?;
-    if runtime {
-        let out = imp.values[&n.output[0]].clone();
-        alias(imp, n, 0, out, still_batched);
-    }
+    let count: usize = sample.iter().map(|&a| dims[a]).product();
+    let r = Rearrange::ReduceSum {
+        axes: sample,
+        keepdims,
+    };
+    let v = match imp.get(n, 0)? {
+        Val::Const(_) => {
+            let c = imp.constant(n, 0)?;
+            let mut t = r.forward(&batch_of_one(&c)?)?;
+            if mean {
+                t = t.affine(1.0 / count as f64, 0.0)?;
+            }
+            imp.set_output(n, unbatch(&t, is_int(&c) && !mean)?);
+            return Ok(());
+        }
+        Val::Run(x) => {
+            let s = imp.push(n, Layer::Rearrange(r), vec![x], vec![])?;
+            if mean {
+                let c = Tensor::new(&[count as f64], &Device::Cpu)?;
+                let div = Elementwise::new(ConstOp::Div, c)?;
+                let name = format!("{}.mean", super::node_label(n));
+                imp.builder
+                    .push_with_inputs(name, Layer::Elementwise(div), vec![s])?
+            } else {
+                s
+            }
+        }
+    };
+    alias(imp, n, 0, Val::Run(v), still_batched);
     Ok(())
 }
 
@@ -879,5 +910,66 @@ pub(super) fn conv_transpose(imp: &mut Importer, _: usize, n: &NodeProto) -> Res
             NnError::InvalidLayer { reason, .. } => unsupported(n, reason),
             e => e,
         })?;
+    Ok(())
+}
+
+/// The element-wise functions that run forward only.
+pub(super) fn unary(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
+    let x = imp.run(n, 0)?;
+    let op = match n.op_type.as_str() {
+        "Abs" => UnaryOp::Abs,
+        "Exp" => UnaryOp::Exp,
+        "Log" => UnaryOp::Log,
+        "Sqrt" => UnaryOp::Sqrt,
+        "Floor" => UnaryOp::Floor,
+        "Ceil" => UnaryOp::Ceil,
+        "Sign" => UnaryOp::Sign,
+        "LeakyRelu" => UnaryOp::LeakyRelu {
+            alpha: attr(n, "alpha").map_or(0.01, |a| a.f as f64),
+        },
+        _ => {
+            // Clip: limits as attributes before opset 11, optional inputs from then on.
+            let limit = |i: usize, name: &str, default: f64| -> Result<f64> {
+                if imp.opset >= 11 {
+                    if Importer::has_input(n, i) {
+                        return Ok(imp
+                            .constant(n, i)?
+                            .values
+                            .first()
+                            .copied()
+                            .unwrap_or(default));
+                    }
+                    Ok(default)
+                } else {
+                    Ok(attr(n, name).map_or(default, |a| a.f as f64))
+                }
+            };
+            UnaryOp::Clip {
+                lo: limit(1, "min", f64::NEG_INFINITY)?,
+                hi: limit(2, "max", f64::INFINITY)?,
+            }
+        }
+    };
+    imp.push(n, Layer::Opaque(Opaque::Unary(op)), vec![x], vec![])?;
+    Ok(())
+}
+
+/// ONNX `Neg`: a multiplication by -1 (bounded like any constant operation).
+pub(super) fn neg(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
+    if let Val::Const(_) = imp.get(n, 0)? {
+        let c = imp.constant(n, 0)?;
+        let int = is_int(&c);
+        let values = c.values.iter().map(|v| -v).collect();
+        imp.set_output(n, folded(values, c.dims, int));
+        return Ok(());
+    }
+    let x = imp.run(n, 0)?;
+    let c = Tensor::new(&[-1.0f64], &Device::Cpu)?;
+    imp.push(
+        n,
+        Layer::Elementwise(Elementwise::new(ConstOp::Mul, c)?),
+        vec![x],
+        vec![],
+    )?;
     Ok(())
 }
