@@ -330,3 +330,19 @@ pub(crate) fn concat_shape(node: &str, axis: usize, inputs: &[&[usize]]) -> Resu
     }
     Ok(out)
 }
+
+/// For a concatenation along per-sample `axis` of values of `shapes`: for every output element
+/// (flat, row-major) the input it comes from and its flat index there.
+pub fn concat_sources(axis: usize, shapes: &[&[usize]]) -> Vec<(usize, usize)> {
+    let outer: usize = shapes
+        .first()
+        .map_or(0, |s| s[..axis.min(s.len())].iter().product());
+    let mut out = Vec::new();
+    for o in 0..outer {
+        for (k, s) in shapes.iter().enumerate() {
+            let inner: usize = s[axis.min(s.len())..].iter().product();
+            out.extend((0..inner).map(|i| (k, o * inner + i)));
+        }
+    }
+    out
+}

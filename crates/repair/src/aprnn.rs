@@ -257,7 +257,16 @@ pub(crate) fn encode_point(
                     x
                 }
                 Layer::Sigmoid | Layer::Tanh => return Err(not_piecewise_linear(net, i, "APRNN")),
-                Layer::Concat { .. } | Layer::Opaque(_) => {
+                Layer::Concat { axis, .. } => {
+                    let ins = node.inputs();
+                    let parts: Vec<Vec<Expr>> = ins.iter().map(|&u| input(&exprs, u)).collect();
+                    let shapes: Vec<&[usize]> = ins.iter().map(|&u| net.value_shape(u)).collect();
+                    netrepair_nn::concat_sources(*axis, &shapes)
+                        .into_iter()
+                        .map(|(k, j)| parts[k][j].clone())
+                        .collect()
+                }
+                Layer::Opaque(_) => {
                     return Err(netrepair_verify::affine::not_boundable(net, i).into())
                 }
             }

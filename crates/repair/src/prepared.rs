@@ -664,7 +664,18 @@ impl Prepared {
                     Layer::Sigmoid | Layer::Tanh => {
                         return Err(not_piecewise_linear(net, i, "PREPARED's relaxation"))
                     }
-                    Layer::Concat { .. } | Layer::Opaque(_) => {
+                    Layer::Concat { axis, .. } => {
+                        let ins = node.inputs();
+                        let parts: Vec<Vec<Interval>> =
+                            ins.iter().map(|&u| input(&vals, u)).collect();
+                        let shapes: Vec<&[usize]> =
+                            ins.iter().map(|&u| net.value_shape(u)).collect();
+                        netrepair_nn::concat_sources(*axis, &shapes)
+                            .into_iter()
+                            .map(|(k, j)| parts[k][j].clone())
+                            .collect()
+                    }
+                    Layer::Opaque(_) => {
                         return Err(netrepair_verify::affine::not_boundable(net, i).into())
                     }
                 }

@@ -465,3 +465,42 @@ fn bad_keep_sets_are_named() {
     });
     assert!(e.contains("1 inputs but 0 labels"), "{e}");
 }
+
+#[test]
+fn points_are_fixed_through_a_concatenation_and_a_transpose() {
+    use netrepair_nn::{Layer, Linear, NetworkBuilder, Rearrange};
+    // x -> fc1 -> relu = a; [a; a transposed as 2 x 4] -> fc2: the start layer fc1 feeds both
+    // branches, so APRNN encodes the copy and the permutation.
+    let t = |v: Vec<f64>, d: &[usize]| Tensor::from_vec(v, d, &Device::Cpu).unwrap();
+    let w1: Vec<f64> = (0..16).map(|k| ((k * 7 % 11) as f64 - 5.0) / 5.0).collect();
+    let w2: Vec<f64> = (0..48).map(|k| ((k * 5 % 13) as f64 - 6.0) / 6.0).collect();
+    let mut b = NetworkBuilder::new(vec![2]);
+    b.push(
+        "fc1",
+        Layer::Linear(Linear::new("fc1", t(w1, &[8, 2]), t(vec![0.1; 8], &[8])).unwrap()),
+    )
+    .unwrap();
+    let a = b.push("relu", Layer::Relu).unwrap();
+    b.push("r", Layer::Reshape(vec![4, 2])).unwrap();
+    b.push("tr", Layer::Rearrange(Rearrange::Transpose(vec![1, 0])))
+        .unwrap();
+    let tr = b.push("flat", Layer::Flatten).unwrap();
+    b.push_with_inputs("cat", Layer::Concat { axis: 0, inputs: 2 }, vec![a, tr])
+        .unwrap();
+    b.push(
+        "fc2",
+        Layer::Linear(Linear::new("fc2", t(w2, &[3, 16]), t(vec![0.0; 3], &[3])).unwrap()),
+    )
+    .unwrap();
+    let net = b.build().unwrap();
+    let (xs, ys) = wrong_points(&net, 4);
+    let problem = RepairProblem::from_labels(&xs, &ys, 2, 3).unwrap();
+    let r = aprnn_at(&net, "0")
+        .repair(&net, &problem, &RepairContext::default())
+        .unwrap();
+    assert!(r.proved, "{}", r.message);
+    for (x, &c) in xs.chunks(2).zip(&ys) {
+        let y = out(&r.network, x);
+        assert!((0..3).all(|j| j == c || y[c] > y[j]), "{y:?} vs {c}");
+    }
+}

@@ -17,7 +17,7 @@
 
 use std::collections::HashSet;
 
-use netrepair_nn::{Layer, Network};
+use netrepair_nn::{concat_sources, Layer, Network};
 use netrepair_spec::{BoxRegion, Case};
 
 use crate::affine::{affine_op, elementwise_op, not_boundable};
@@ -275,7 +275,26 @@ fn upper_rows(
             | Layer::Rearrange(_) => {
                 unreachable!("linear maps handled above")
             }
-            Layer::Concat { .. } | Layer::Opaque(_) => return Err(not_boundable(net, i)),
+            Layer::Concat { axis, .. } => {
+                // Each output column goes back to the input element it copies.
+                let ins = node.inputs();
+                let shapes: Vec<&[usize]> = ins.iter().map(|&v| net.value_shape(v)).collect();
+                let src = concat_sources(*axis, &shapes);
+                let mut parts: Vec<Mat> = shapes
+                    .iter()
+                    .map(|s| Mat::zeros(rows, s.iter().product()))
+                    .collect();
+                for r in 0..rows {
+                    for (o, &(k, j)) in src.iter().enumerate() {
+                        let c = parts[k].cols;
+                        parts[k].data[r * c + j] += l.data[r * l.cols + o];
+                    }
+                }
+                for (k, m) in parts.into_iter().enumerate() {
+                    Mat::add_into(&mut coef[ins[k]], m);
+                }
+            }
+            Layer::Opaque(_) => return Err(not_boundable(net, i)),
         }
     }
     let input = &bounds[0];
