@@ -154,3 +154,102 @@ fn benchmark_networks_round_trip_through_onnxruntime() {
         perturb_and_check(net, &x, dir.path(), rel);
     }
 }
+
+/// The imported graph `bytes` against onnxruntime on `x`, then re-emitted with a changed weight.
+fn imported_matches(bytes: Vec<u8>, x: &Tensor, dir: &Path, what: &str) {
+    let path = dir.join(format!("{what}.onnx"));
+    std::fs::write(&path, &bytes).unwrap();
+    let net = load_onnx(&path).unwrap();
+    assert_close(
+        &to_vec(&net.forward_f64(x).unwrap()),
+        &ort(&path, x, dir),
+        what,
+    );
+    perturb_and_check(net, x, dir, what);
+}
+
+#[test]
+fn shape_operators_and_rank_one_inputs_match_onnxruntime() {
+    use common::graph::{
+        attr_i, attr_ints, model, model_opset, node, node_n, tensor, tensor_i64, vinfo,
+    };
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    // [N, 2, 3] -> transpose [3, 2] -> pad [4, 4] -> backwards slice [4, 2] -> gather rows
+    // [3, 2] -> split / concat -> softmax -> sum over rows [2] -> (MatMul + Add) [3].
+    let w: Vec<f32> = (0..6).map(|k| (k as f32 - 2.5) / 3.0).collect();
+    let bytes = model(
+        vec![
+            node(
+                "Transpose",
+                "tr",
+                &["x"],
+                "a",
+                vec![attr_ints("perm", &[0, 2, 1])],
+            ),
+            node("Pad", "pad", &["a", "pads", "pv"], "b", vec![]),
+            node("Slice", "sl", &["b", "sl_s", "sl_e", "sl_ax", "sl_st"], "c", vec![]),
+            node("Gather", "g", &["c", "idx"], "d", vec![attr_i("axis", 1)]),
+            node_n(
+                "Split",
+                "sp",
+                &["d", "sizes"],
+                &["d1", "d2"],
+                vec![attr_i("axis", 1)],
+            ),
+            node("Concat", "cat", &["d2", "d1"], "e", vec![attr_i("axis", 1)]),
+            node("Softmax", "sm", &["e"], "f", vec![attr_i("axis", -1)]),
+            node(
+                "ReduceSum",
+                "rs",
+                &["f", "rax"],
+                "g2",
+                vec![attr_i("keepdims", 0)],
+            ),
+            node("MatMul", "mm", &["g2", "W"], "h", vec![]),
+            node("Add", "add", &["h", "bias"], "y", vec![]),
+        ],
+        vec![
+            tensor_i64("pads", &[6], &[0, 1, 1, 0, 0, 1]),
+            tensor("pv", &[], &[0.25]),
+            tensor_i64("sl_s", &[1], &[3]),
+            tensor_i64("sl_e", &[1], &[i64::MIN]),
+            tensor_i64("sl_ax", &[1], &[2]),
+            tensor_i64("sl_st", &[1], &[-2]),
+            tensor_i64("idx", &[3], &[3, 0, -2]),
+            tensor_i64("sizes", &[2], &[1, 2]),
+            tensor_i64("rax", &[1], &[1]),
+            tensor("W", &[2, 3], &w),
+            tensor("bias", &[3], &[0.1, -0.2, 0.3]),
+        ],
+        vinfo("x", &[-1, 2, 3]),
+        vinfo("y", &[-1, 3]),
+    );
+    let x = random(&mut rng, &[5, 2, 3], 1.0);
+    imported_matches(bytes, &x, dir.path(), "shape_ops");
+    // A rank-1 input (one sample) with the weight as the left operand, as the VNN-COMP test
+    // networks store it.
+    let bytes = model_opset(
+        14,
+        vec![
+            node("MatMul", "m0", &["W0", "x"], "h0", vec![]),
+            node("Add", "a0", &["h0", "b0"], "z0", vec![]),
+            node("Relu", "r0", &["z0"], "r", vec![]),
+            node("MatMul", "m1", &["W1", "r"], "h1", vec![]),
+            node("Add", "a1", &["h1", "b1"], "y", vec![]),
+        ],
+        vec![
+            tensor("W0", &[2, 1], &[1.0, -1.0]),
+            tensor("b0", &[2], &[0.5, 0.0]),
+            tensor("W1", &[1, 2], &[2.0, 3.0]),
+            tensor("b1", &[1], &[-1.0]),
+        ],
+        vinfo("x", &[1]),
+        vinfo("y", &[1]),
+    );
+    let x = random(&mut rng, &[6, 1], 2.0);
+    imported_matches(bytes, &x, dir.path(), "rank_one");
+}
