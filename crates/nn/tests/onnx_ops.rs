@@ -650,3 +650,29 @@ fn element_wise_functions_and_means() {
         assert_eq!(y, want, "{op}");
     }
 }
+
+#[test]
+fn a_constant_minus_the_input() {
+    // y = [1, 2, 3] - x, the exporters' "1 - x".
+    let bytes = model(
+        vec![node("Sub", "sub", &["c", "x"], "y", vec![])],
+        vec![tensor("c", &[3], &[1.0, 2.0, 3.0])],
+        vinfo("x", &[-1, 3]),
+        vinfo("y", &[-1, 3]),
+    );
+    let net = load_onnx_bytes(&bytes, "sub").unwrap();
+    assert!(!net.nodes().iter().any(|n| n.layer().is_forward_only()));
+    assert_eq!(
+        run(&net, &t(vec![0.5, -1.0, 3.0], &[1, 3])),
+        vec![0.5, 3.0, 0.0]
+    );
+    // A constant divided by the input is named as unsupported.
+    let bytes = model(
+        vec![node("Div", "div", &["c", "x"], "y", vec![])],
+        vec![tensor("c", &[3], &[1.0, 2.0, 3.0])],
+        vinfo("x", &[-1, 3]),
+        vinfo("y", &[-1, 3]),
+    );
+    let err = load_onnx_bytes(&bytes, "div").unwrap_err().to_string();
+    assert!(err.contains("'div'"), "{err}");
+}

@@ -191,7 +191,13 @@ fn shape_operators_and_rank_one_inputs_match_onnxruntime() {
                 vec![attr_ints("perm", &[0, 2, 1])],
             ),
             node("Pad", "pad", &["a", "pads", "pv"], "b", vec![]),
-            node("Slice", "sl", &["b", "sl_s", "sl_e", "sl_ax", "sl_st"], "c", vec![]),
+            node(
+                "Slice",
+                "sl",
+                &["b", "sl_s", "sl_e", "sl_ax", "sl_st"],
+                "c",
+                vec![],
+            ),
             node("Gather", "g", &["c", "idx"], "d", vec![attr_i("axis", 1)]),
             node_n(
                 "Split",

@@ -721,10 +721,25 @@ fn op_binary(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
         (Val::Const(_), Val::Run(x)) if matches!(op, ConstOp::Add | ConstOp::Mul) => {
             (x, imp.constant(n, 0)?)
         }
+        (Val::Const(_), Val::Run(x)) if op == ConstOp::Sub => {
+            // c - x as (-1) x + c: two constant operations, bounded like any other.
+            let c = imp.constant(n, 0)?;
+            let minus = Tensor::new(&[-1.0f64], &Device::Cpu)?;
+            let neg = Elementwise::new(ConstOp::Mul, minus)?;
+            let v = imp.builder.push_with_inputs(
+                format!("{}.negate", node_label(n)),
+                Layer::Elementwise(neg),
+                vec![x],
+            )?;
+            let t = Tensor::from_vec(c.values, c.dims.as_slice(), &Device::Cpu)?;
+            let e = Elementwise::new(ConstOp::Add, t).map_err(|e| unsupported(n, e.to_string()))?;
+            imp.push(n, Layer::Elementwise(e), vec![v], vec![])?;
+            return Ok(());
+        }
         (Val::Const(_), Val::Run(_)) => {
             return Err(unsupported(
                 n,
-                "a constant left operand is only supported for Add and Mul",
+                "a constant divided by a runtime value is not supported",
             ))
         }
         (Val::Const(_), Val::Const(_)) => {
