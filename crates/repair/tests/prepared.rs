@@ -324,3 +324,50 @@ fn linear_cuts_never_cost_more_than_the_box_and_cost_less_on_wide_inputs() {
     // Seeds 1 and 4 (the narrow balls) need a third to a fifth of the change.
     assert!(strictly >= 2, "{strictly}");
 }
+
+#[test]
+fn an_edit_before_a_concatenation_is_proved_through_it() {
+    use netrepair_nn::{Layer, NetworkBuilder};
+    // A 2-12-12-3 MLP whose last layer reads [h2; h2]: the concatenation of the second hidden
+    // layer with itself, the last weight halved so that the function is the MLP's. Editing
+    // layer 1 makes PREPARED's relaxation run through the concatenation.
+    let base = mlp(&[2, 12, 12, 3], Activation::Relu, 4).unwrap();
+    let mut b = NetworkBuilder::new(vec![2]);
+    for n in &base.nodes()[..4] {
+        b.push(n.name(), n.layer().clone()).unwrap();
+    }
+    let h = b.last();
+    b.push_with_inputs("cat", Layer::Concat { axis: 0, inputs: 2 }, vec![h, h])
+        .unwrap();
+    let Layer::Linear(last) = base.nodes()[4].layer() else {
+        unreachable!()
+    };
+    let w = last.weight().value().affine(0.5, 0.0).unwrap();
+    let w = candle_core::Tensor::cat(&[&w, &w], 1).unwrap();
+    let fc = netrepair_nn::Linear::new("fc3", w, last.bias().value().clone()).unwrap();
+    b.push("fc3", Layer::Linear(fc)).unwrap();
+    let net = b.build().unwrap();
+    let y = out(&net, &[0.2, 0.2]);
+    assert!(
+        y.iter()
+            .zip(out(&base, &[0.2, 0.2]))
+            .all(|(a, b)| (a - b).abs() < 1e-12),
+        "same function"
+    );
+    let w = (0..3).max_by(|&a, &b| y[a].total_cmp(&y[b])).unwrap();
+    let item = property(w, (w + 1) % 3, 0.0, 0.4);
+    assert!(violated(&net, &item));
+    let problem = RepairProblem::new(vec![item]);
+    let method = Prepared {
+        lp: LpRepairOptions {
+            layer: Some(resolve_layer(&net, "1").unwrap()),
+            ..LpRepairOptions::default()
+        },
+        ..Prepared::default()
+    };
+    let r = method
+        .repair(&net, &problem, &RepairContext::default())
+        .unwrap();
+    assert_eq!(r.status, RepairStatus::Proved, "{}: {:?}", r.message, r.lp);
+    assert!(!violated(&r.network, &problem.items[0]));
+}
