@@ -45,13 +45,17 @@ pub enum BenchMethod {
         p: f64,
     },
     /// MM repair (the minimal last-layer change, binary search on the bound up to `bound`);
-    /// data-free as published: it never sees the correct set.
+    /// data-free as published unless `keep`.
     Mm {
         /// The largest bound searched (the paper's epsilon).
         bound: f64,
         /// The norm bounded: L1 as the public code's search (`sum |dW| <= eps`), or L-inf
         /// as its LP variant.
         norm: WeightNorm,
+        /// Not as published: the correct set's points must keep their labels (LP
+        /// constraints, as `repair --method mm` does with a keep set).
+        #[serde(default)]
+        keep: bool,
     },
 }
 
@@ -71,18 +75,22 @@ impl BenchMethod {
             .or_else(|| num("I-repair, gamma = ").map(|gamma| BenchMethod::IRepair { gamma }))
             .or_else(|| num("Random lock, p = ").map(|p| BenchMethod::RandomLock { p }))
             .or_else(|| {
-                num("MM repair (L1), eps = ").map(|bound| BenchMethod::Mm {
-                    bound,
-                    norm: WeightNorm::L1,
-                })
-            })
-            .or_else(|| {
-                // Runs saved before the norm was a choice were L-inf and say no norm.
-                num("MM repair (L-inf), eps = ")
-                    .or_else(|| num("MM repair, eps = "))
-                    .map(|bound| BenchMethod::Mm {
-                        bound,
-                        norm: WeightNorm::Linf,
+                let mm = |bound, norm, keep| BenchMethod::Mm { bound, norm, keep };
+                num("MM repair (L1), eps = ")
+                    .map(|b| mm(b, WeightNorm::L1, false))
+                    .or_else(|| {
+                        num("MM repair (L1, keeping C), eps = ")
+                            .map(|b| mm(b, WeightNorm::L1, true))
+                    })
+                    .or_else(|| {
+                        num("MM repair (L-inf, keeping C), eps = ")
+                            .map(|b| mm(b, WeightNorm::Linf, true))
+                    })
+                    // Runs saved before the norm was a choice were L-inf and say no norm.
+                    .or_else(|| {
+                        num("MM repair (L-inf), eps = ")
+                            .or_else(|| num("MM repair, eps = "))
+                            .map(|b| mm(b, WeightNorm::Linf, false))
                     })
             })
     }
@@ -94,12 +102,13 @@ impl BenchMethod {
             BenchMethod::IRepair { gamma } => format!("I-repair, gamma = {gamma}"),
             BenchMethod::IRepairPlus { gamma } => format!("I-repair+, gamma = {gamma}"),
             BenchMethod::RandomLock { p } => format!("Random lock, p = {p}"),
-            BenchMethod::Mm { bound, norm } => {
+            BenchMethod::Mm { bound, norm, keep } => {
                 let n = match norm {
                     WeightNorm::L1 => "L1",
                     WeightNorm::Linf => "L-inf",
                 };
-                format!("MM repair ({n}), eps = {bound}")
+                let k = if *keep { ", keeping C" } else { "" };
+                format!("MM repair ({n}{k}), eps = {bound}")
             }
         }
     }
@@ -112,7 +121,7 @@ impl BenchMethod {
             BenchMethod::IRepairPlus { gamma } => {
                 return Box::new(Race::irepair_plus(gamma, &options))
             }
-            BenchMethod::Mm { bound, norm } => {
+            BenchMethod::Mm { bound, norm, .. } => {
                 return Box::new(Mm {
                     max_bound: bound,
                     norm,
@@ -354,7 +363,7 @@ fn run_one(
     let m = method.build(options);
     let t = Instant::now();
     let mm = matches!(method, BenchMethod::Mm { .. });
-    let out = if mm {
+    let out = if matches!(method, BenchMethod::Mm { keep: false, .. }) {
         // Data-free as published: no correct set.
         m.repair(
             net,
@@ -754,10 +763,22 @@ mod tests {
             BenchMethod::Mm {
                 bound: 5.0,
                 norm: WeightNorm::L1,
+                keep: false,
             },
             BenchMethod::Mm {
                 bound: 1.0,
                 norm: WeightNorm::Linf,
+                keep: false,
+            },
+            BenchMethod::Mm {
+                bound: 1.0,
+                norm: WeightNorm::Linf,
+                keep: true,
+            },
+            BenchMethod::Mm {
+                bound: 5.0,
+                norm: WeightNorm::L1,
+                keep: true,
             },
         ] {
             assert_eq!(BenchMethod::from_label(&m.label()), Some(m));
@@ -767,7 +788,8 @@ mod tests {
             BenchMethod::from_label("MM repair, eps = 1"),
             Some(BenchMethod::Mm {
                 bound: 1.0,
-                norm: WeightNorm::Linf
+                norm: WeightNorm::Linf,
+                keep: false,
             })
         );
         assert_eq!(BenchMethod::from_label("I-repair, gamma = x"), None);

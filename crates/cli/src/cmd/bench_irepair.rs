@@ -93,6 +93,10 @@ pub struct IRepairBenchArgs {
     /// (the public Goldberger et al. code's binary search bounds `sum |dW| <= eps`).
     #[arg(long, default_value = "linf")]
     mm_norms: String,
+    /// MM repair also with the correct set's points kept as LP constraints (not as
+    /// published: the paper's MM is data-free).
+    #[arg(long)]
+    mm_keep: bool,
     /// Leave out retraining.
     #[arg(long)]
     no_retrain: bool,
@@ -268,7 +272,18 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
         let norms = parse::<WeightNorm>(&a.mm_norms, "--mm-norms")?;
         for bound in parse::<f64>(b, "--mm")? {
             for &norm in &norms {
-                methods.push(BenchMethod::Mm { bound, norm });
+                methods.push(BenchMethod::Mm {
+                    bound,
+                    norm,
+                    keep: false,
+                });
+                if a.mm_keep {
+                    methods.push(BenchMethod::Mm {
+                        bound,
+                        norm,
+                        keep: true,
+                    });
+                }
             }
         }
     }
