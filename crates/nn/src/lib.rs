@@ -41,7 +41,7 @@ pub use forward::Trace;
 pub use grad::Gradients;
 pub use init::{aprnn_example, cnn, mlp, Activation, CnnSpec, ConvBlock};
 pub use layer::{BatchNorm, ConstOp, Conv2d, Elementwise, Layer, Linear, Param, Pool2d};
-pub use network::{Network, NetworkBuilder, Node, ParamId, ValueId};
+pub use network::{Network, NetworkBuilder, Node, ParamId, ValueId, MAX_VALUE_LEN};
 pub use onnx::{load_onnx, save_onnx};
 pub use opaque::{BinaryOp, Opaque, UnaryOp};
 pub use rearrange::{concat_sources, Rearrange, SliceAxis};

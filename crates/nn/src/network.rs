@@ -233,6 +233,10 @@ impl Network {
     }
 }
 
+/// The most elements one value of one sample may have (a guard against files that ask for
+/// absurd shapes).
+pub const MAX_VALUE_LEN: usize = 1 << 28;
+
 /// Builds a [`Network`] node by node, inferring and checking shapes as it goes.
 ///
 /// ```
@@ -298,6 +302,24 @@ impl NetworkBuilder {
         }
         let shapes: Vec<&[usize]> = inputs.iter().map(|&v| self.net.value_shape(v)).collect();
         let output_shape = layer.output_shape(&name, &shapes)?;
+        let numel = output_shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        match numel {
+            Some(0) => {
+                return Err(NnError::InvalidLayer {
+                    node: name,
+                    reason: format!("its output {output_shape:?} is empty"),
+                })
+            }
+            Some(k) if k <= MAX_VALUE_LEN => {}
+            _ => return Err(NnError::InvalidLayer {
+                node: name,
+                reason: format!(
+                    "its output {output_shape:?} has more than {MAX_VALUE_LEN} elements per sample"
+                ),
+            }),
+        }
         for p in layer.params() {
             crate::layer::check_finite(&name, p.name(), p.value())?;
         }

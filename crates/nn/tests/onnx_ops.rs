@@ -676,3 +676,81 @@ fn a_constant_minus_the_input() {
     let err = load_onnx_bytes(&bytes, "div").unwrap_err().to_string();
     assert!(err.contains("'div'"), "{err}");
 }
+
+#[test]
+fn hostile_shapes_are_refused_not_allocated() {
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        // An empty slice.
+        (
+            model(
+                vec![node("Slice", "empty", &["x", "s", "e", "a"], "y", vec![])],
+                vec![
+                    tensor_i64("s", &[1], &[2]),
+                    tensor_i64("e", &[1], &[2]),
+                    tensor_i64("a", &[1], &[2]),
+                ],
+                vinfo("x", &[-1, 2, 3]),
+                vinfo("y", &[-1, 2, 0]),
+            ),
+            "'empty'",
+        ),
+        // Padding to 2^40 elements.
+        (
+            model(
+                vec![node("Pad", "huge", &["x", "pads"], "y", vec![])],
+                vec![tensor_i64("pads", &[6], &[0, 0, 0, 0, 1 << 20, 1 << 20])],
+                vinfo("x", &[-1, 2, 3]),
+                vinfo("y", &[-1, 2, 3]),
+            ),
+            "'huge'",
+        ),
+        // A constant of 2^60 elements.
+        (
+            model(
+                vec![
+                    node("ConstantOfShape", "big", &["shape"], "c", vec![]),
+                    node("Add", "add", &["x", "c"], "y", vec![]),
+                ],
+                vec![tensor_i64("shape", &[2], &[1 << 30, 1 << 30])],
+                vinfo("x", &[-1, 3]),
+                vinfo("y", &[-1, 3]),
+            ),
+            "'big'",
+        ),
+        // A slice step of i64::MIN.
+        (
+            model(
+                vec![node(
+                    "Slice",
+                    "step",
+                    &["x", "s", "e", "a", "st"],
+                    "y",
+                    vec![],
+                )],
+                vec![
+                    tensor_i64("s", &[1], &[2]),
+                    tensor_i64("e", &[1], &[0]),
+                    tensor_i64("a", &[1], &[2]),
+                    tensor_i64("st", &[1], &[i64::MIN]),
+                ],
+                vinfo("x", &[-1, 2, 3]),
+                vinfo("y", &[-1, 2, 1]),
+            ),
+            "'step'",
+        ),
+        // A concatenation of nothing.
+        (
+            model(
+                vec![node("Concat", "none", &[], "y", vec![attr_i("axis", 0)])],
+                vec![],
+                vinfo("x", &[-1, 3]),
+                vinfo("y", &[-1, 3]),
+            ),
+            "'none'",
+        ),
+    ];
+    for (bytes, name) in cases {
+        let err = load_onnx_bytes(&bytes, "hostile").unwrap_err().to_string();
+        assert!(err.contains(name), "{err}");
+    }
+}

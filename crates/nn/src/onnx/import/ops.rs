@@ -229,8 +229,8 @@ pub(super) fn slice(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
     let (dims, _) = operand(imp, n, 0)?;
     let mut out = Vec::new();
     for k in 0..starts.len() {
-        if steps[k] == 0 {
-            return Err(unsupported(n, "a slice step of 0"));
+        if steps[k] == 0 || steps[k].unsigned_abs() > 1 << 40 {
+            return Err(unsupported(n, format!("a slice step of {}", steps[k])));
         }
         match resolve(imp, n, 0, axes[k])? {
             Axis::Batch => {
@@ -501,6 +501,9 @@ fn reduce(imp: &mut Importer, n: &NodeProto, mean: bool) -> Result<()> {
 
 /// ONNX `Concat`: of runtime values (a layer) or of constants (folded).
 pub(super) fn concat(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
+    if n.input.is_empty() {
+        return Err(unsupported(n, "a concatenation of nothing"));
+    }
     let vals = (0..n.input.len())
         .map(|i| imp.get(n, i))
         .collect::<Result<Vec<_>>>()?;
@@ -681,7 +684,11 @@ pub(super) fn constant_of_shape(imp: &mut Importer, _: usize, n: &NodeProto) -> 
         }
         None => (0.0, false),
     };
-    let len = dims.iter().product();
+    let len = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&l| l <= crate::network::MAX_VALUE_LEN)
+        .ok_or_else(|| unsupported(n, format!("a constant of shape {dims:?} is too large")))?;
     imp.set_output(n, folded(vec![value; len], dims, int));
     Ok(())
 }
@@ -828,7 +835,7 @@ pub(super) fn argmax(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> 
 pub(super) fn one_hot(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
     let x = imp.run(n, 0)?;
     let depth = imp.constant(n, 1)?.values.first().copied().unwrap_or(0.0);
-    if depth < 1.0 {
+    if !(1.0..=(1u64 << 24) as f64).contains(&depth) {
         return Err(unsupported(n, format!("depth {depth}")));
     }
     let values = imp.constant(n, 2)?.values;
