@@ -305,20 +305,16 @@ impl NetworkBuilder {
         let numel = output_shape
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d));
-        match numel {
-            Some(0) => {
-                return Err(NnError::InvalidLayer {
-                    node: name,
-                    reason: format!("its output {output_shape:?} is empty"),
-                })
-            }
-            Some(k) if k <= MAX_VALUE_LEN => {}
-            _ => return Err(NnError::InvalidLayer {
+        let problem = match numel {
+            Some(0) => Some("is empty".to_string()),
+            Some(k) if k <= MAX_VALUE_LEN => None,
+            _ => Some(format!("has more than {MAX_VALUE_LEN} elements per sample")),
+        };
+        if let Some(p) = problem {
+            return Err(NnError::InvalidLayer {
                 node: name,
-                reason: format!(
-                    "its output {output_shape:?} has more than {MAX_VALUE_LEN} elements per sample"
-                ),
-            }),
+                reason: format!("its output {output_shape:?} {p}"),
+            });
         }
         for p in layer.params() {
             crate::layer::check_finite(&name, p.name(), p.value())?;

@@ -759,7 +759,16 @@ fn op_flatten(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
     let x = imp.run(n, 0)?;
     if !imp.batched(n, 0) {
         let dims = imp.builder.shape(x).to_vec();
-        let axis = ops::axis_index(n, attr_i(n, "axis", 1), dims.len() + 1)?;
+        // Flatten's axis may be the rank itself (everything in the first factor).
+        let (r, a) = (dims.len() as i64, attr_i(n, "axis", 1));
+        let axis = if a < 0 { a + r } else { a };
+        if !(0..=r).contains(&axis) {
+            return Err(unsupported(
+                n,
+                format!("axis {a} is out of range for rank {r}"),
+            ));
+        }
+        let axis = axis as usize;
         let shape = vec![dims[..axis].iter().product(), dims[axis..].iter().product()];
         imp.push(n, Layer::Reshape(shape), vec![x], vec![])?;
         return Ok(());
