@@ -106,5 +106,27 @@ pub enum NnError {
     InvalidTraining(String),
 }
 
+impl NnError {
+    /// An [`NnError::InvalidLayer`] for node `node`.
+    pub(crate) fn invalid_layer(node: &str, reason: impl Into<String>) -> Self {
+        NnError::InvalidLayer {
+            node: node.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Refuses a per-sample axis outside the `rank` axes of `shape` (named in the error).
+pub(crate) fn check_axis(node: &str, axis: usize, rank: usize, shape: &[usize]) -> Result<()> {
+    if axis < rank {
+        Ok(())
+    } else {
+        Err(NnError::invalid_layer(
+            node,
+            format!("axis {axis} is out of range for shape {shape:?}"),
+        ))
+    }
+}
+
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, NnError>;

@@ -44,6 +44,6 @@ pub use layer::{BatchNorm, ConstOp, Conv2d, Elementwise, Layer, Linear, Param, P
 pub use network::{Network, NetworkBuilder, Node, ParamId, ValueId, MAX_VALUE_LEN};
 pub use onnx::{load_onnx, save_onnx};
 pub use opaque::{BinaryOp, Opaque, UnaryOp};
-pub use rearrange::{concat_sources, Rearrange, SliceAxis};
+pub use rearrange::{Rearrange, SliceAxis};
 pub use taps::AffineTaps;
 pub use train::{cross_entropy, fit, EpochStats, Optimizer, OptimizerKind, TrainConfig, Trainer};

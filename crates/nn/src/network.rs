@@ -110,6 +110,23 @@ impl Network {
         }
     }
 
+    /// For a concatenation node: for every element of its output (flat, row-major) the value
+    /// it copies and its flat index there; `None` for other nodes. The bounds and the repair
+    /// encodings follow these copies.
+    pub fn concat_sources(&self, node: usize) -> Option<Vec<(ValueId, usize)>> {
+        let n = self.nodes.get(node)?;
+        let Layer::Concat { axis, .. } = n.layer() else {
+            return None;
+        };
+        let shapes: Vec<&[usize]> = n.inputs().iter().map(|&v| self.value_shape(v)).collect();
+        Some(
+            crate::rearrange::concat_sources(*axis, &shapes)
+                .into_iter()
+                .map(|(k, j)| (n.inputs()[k], j))
+                .collect(),
+        )
+    }
+
     /// Finds a node by name, or by index when `key` is a number.
     pub fn find_node(&self, key: &str) -> Result<usize> {
         if let Ok(i) = key.parse::<usize>() {

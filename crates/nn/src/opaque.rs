@@ -8,7 +8,7 @@
 
 use candle_core::Tensor;
 
-use crate::error::{NnError, Result};
+use crate::error::{check_axis, NnError, Result};
 
 /// An element-wise operation of two runtime values (with broadcasting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,13 +117,6 @@ pub enum Opaque {
     },
 }
 
-fn invalid(node: &str, reason: String) -> NnError {
-    NnError::InvalidLayer {
-        node: node.to_string(),
-        reason,
-    }
-}
-
 /// Broadcast shape of two per-sample shapes aligned at the right.
 fn broadcast(node: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let r = a.len().max(b.len());
@@ -202,16 +195,7 @@ impl Opaque {
     /// The per-sample output shape; `node` names the node in errors.
     pub fn output_shape(&self, node: &str, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         let x = inputs[0];
-        let axis_ok = |a: usize, rank: usize| {
-            if a < rank {
-                Ok(())
-            } else {
-                Err(invalid(
-                    node,
-                    format!("axis {a} is out of range for shape {x:?}"),
-                ))
-            }
-        };
+        let axis_ok = |a: usize, rank: usize| check_axis(node, a, rank, x);
         match self {
             Opaque::Binary(_) => broadcast(node, x, inputs[1]),
             Opaque::Softmax { axis, .. } => {
@@ -270,7 +254,9 @@ impl Opaque {
                     ((i - 1) * stride + dilation * (k - 1) + output_padding + 1)
                         .checked_sub(2 * padding)
                         .filter(|&s| s > 0)
-                        .ok_or_else(|| invalid(node, "the padding removes the whole output".into()))
+                        .ok_or_else(|| {
+                            NnError::invalid_layer(node, "the padding removes the whole output")
+                        })
                 };
                 Ok(vec![w[1], size(x[1], w[2])?, size(x[2], w[3])?])
             }
@@ -364,14 +350,5 @@ impl Opaque {
                 .broadcast_add(&bias.to_dtype(dtype)?.reshape((1, co, 1, 1))?)?
             }
         })
-    }
-
-    /// The constants the operation holds, in f64.
-    pub fn constants(&self) -> Vec<&Tensor> {
-        match self {
-            Opaque::MatMul { weight } => vec![weight],
-            Opaque::ConvTranspose { weight, bias, .. } => vec![weight, bias],
-            _ => vec![],
-        }
     }
 }

@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::error::{NnError, Result};
+use crate::error::{check_axis, NnError, Result};
 
 /// One axis of a [`Rearrange::Slice`]: elements `start, start + step, ...` (`len` of them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,13 +57,6 @@ pub enum Rearrange {
     },
 }
 
-fn invalid(node: &str, reason: String) -> NnError {
-    NnError::InvalidLayer {
-        node: node.to_string(),
-        reason,
-    }
-}
-
 impl Rearrange {
     /// A short name of the operation.
     pub fn kind(&self) -> &'static str {
@@ -78,21 +71,12 @@ impl Rearrange {
 
     /// The per-sample output shape for input shape `x`; `node` names the node in errors.
     pub fn output_shape(&self, node: &str, x: &[usize]) -> Result<Vec<usize>> {
-        let axis_ok = |a: usize| {
-            if a < x.len() {
-                Ok(())
-            } else {
-                Err(invalid(
-                    node,
-                    format!("axis {a} is out of range for shape {x:?}"),
-                ))
-            }
-        };
+        let axis_ok = |a: usize| check_axis(node, a, x.len(), x);
         match self {
             Rearrange::Transpose(perm) => {
                 let mut seen = vec![false; x.len()];
                 if perm.len() != x.len() || perm.iter().any(|&p| p >= x.len() || seen[p]) {
-                    return Err(invalid(
+                    return Err(NnError::invalid_layer(
                         node,
                         format!("{perm:?} is not a permutation of the axes of {x:?}"),
                     ));
@@ -109,7 +93,7 @@ impl Rearrange {
                         || (s.len > 0
                             && (s.start >= x[s.axis] || last < 0 || last >= x[s.axis] as isize))
                     {
-                        return Err(invalid(
+                        return Err(NnError::invalid_layer(
                             node,
                             format!(
                                 "slice start {} step {} len {} leaves axis {} of size {}",
@@ -123,7 +107,7 @@ impl Rearrange {
             }
             Rearrange::Pad { before, after, .. } => {
                 if before.len() != x.len() || after.len() != x.len() {
-                    return Err(invalid(
+                    return Err(NnError::invalid_layer(
                         node,
                         format!("padding of {} axes for shape {x:?}", before.len()),
                     ));
@@ -137,7 +121,7 @@ impl Rearrange {
             } => {
                 axis_ok(*axis)?;
                 if let Some(bad) = indices.iter().find(|&&i| i >= x[*axis]) {
-                    return Err(invalid(
+                    return Err(NnError::invalid_layer(
                         node,
                         format!(
                             "index {bad} out of range for axis {axis} of size {}",
@@ -151,7 +135,10 @@ impl Rearrange {
                 } else if indices.len() == 1 {
                     out.remove(*axis);
                 } else {
-                    return Err(invalid(node, "a dropped axis takes one index".into()));
+                    return Err(NnError::invalid_layer(
+                        node,
+                        "a dropped axis takes one index",
+                    ));
                 }
                 Ok(out)
             }
@@ -305,13 +292,8 @@ impl Rearrange {
 pub(crate) fn concat_shape(node: &str, axis: usize, inputs: &[&[usize]]) -> Result<Vec<usize>> {
     let first = inputs
         .first()
-        .ok_or_else(|| invalid(node, "a concatenation needs inputs".into()))?;
-    if axis >= first.len() {
-        return Err(invalid(
-            node,
-            format!("axis {axis} is out of range for shape {first:?}"),
-        ));
-    }
+        .ok_or_else(|| NnError::invalid_layer(node, "a concatenation needs inputs"))?;
+    check_axis(node, axis, first.len(), first)?;
     let mut out = first.to_vec();
     for s in &inputs[1..] {
         let same_rest = s.len() == first.len()
@@ -333,7 +315,7 @@ pub(crate) fn concat_shape(node: &str, axis: usize, inputs: &[&[usize]]) -> Resu
 
 /// For a concatenation along per-sample `axis` of values of `shapes`: for every output element
 /// (flat, row-major) the input it comes from and its flat index there.
-pub fn concat_sources(axis: usize, shapes: &[&[usize]]) -> Vec<(usize, usize)> {
+pub(crate) fn concat_sources(axis: usize, shapes: &[&[usize]]) -> Vec<(usize, usize)> {
     let outer: usize = shapes
         .first()
         .map_or(0, |s| s[..axis.min(s.len())].iter().product());

@@ -5,7 +5,8 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use common::graph::{
-    attr_f, attr_i, attr_ints, model, model_opset, node, node_n, tensor, tensor_i64, vinfo,
+    attr_f, attr_i, attr_ints, model, model_opset, node, node_n, rank_one_mlp, tensor, tensor_i64,
+    vinfo,
 };
 use common::{t, to_vec};
 use netrepair_nn::onnx::proto::{attribute_proto::AttributeType, AttributeProto, ModelProto};
@@ -287,24 +288,7 @@ fn a_batch_of_one_can_lose_its_batch_axis() {
 #[test]
 fn a_rank_one_input_is_one_sample_and_exports_as_it_came() {
     // y = W1 relu(W0 x + b0) + b1 with W [out, in] as the left operand (the VNN-COMP test nets).
-    let bytes = model_opset(
-        14,
-        vec![
-            node("MatMul", "m0", &["W0", "x"], "h0", vec![]),
-            node("Add", "a0", &["h0", "b0"], "z0", vec![]),
-            node("Relu", "r0", &["z0"], "r", vec![]),
-            node("MatMul", "m1", &["W1", "r"], "h1", vec![]),
-            node("Add", "a1", &["h1", "b1"], "y", vec![]),
-        ],
-        vec![
-            tensor("W0", &[2, 1], &[1.0, -1.0]),
-            tensor("b0", &[2], &[0.5, 0.0]),
-            tensor("W1", &[1, 2], &[2.0, 3.0]),
-            tensor("b1", &[1], &[-1.0]),
-        ],
-        vinfo("x", &[1]),
-        vinfo("y", &[1]),
-    );
+    let bytes = rank_one_mlp();
     let mut net = load_onnx_bytes(&bytes, "rank1").unwrap();
     assert_eq!(net.input_shape(), &[1]);
     assert_eq!(

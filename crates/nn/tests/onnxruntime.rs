@@ -171,7 +171,7 @@ fn imported_matches(bytes: Vec<u8>, x: &Tensor, dir: &Path, what: &str) {
 #[test]
 fn shape_operators_and_rank_one_inputs_match_onnxruntime() {
     use common::graph::{
-        attr_i, attr_ints, model, model_opset, node, node_n, tensor, tensor_i64, vinfo,
+        attr_i, attr_ints, model, node, node_n, rank_one_mlp, tensor, tensor_i64, vinfo,
     };
     if !ort_available() {
         return;
@@ -238,24 +238,7 @@ fn shape_operators_and_rank_one_inputs_match_onnxruntime() {
     imported_matches(bytes, &x, dir.path(), "shape_ops");
     // A rank-1 input (one sample) with the weight as the left operand, as the VNN-COMP test
     // networks store it.
-    let bytes = model_opset(
-        14,
-        vec![
-            node("MatMul", "m0", &["W0", "x"], "h0", vec![]),
-            node("Add", "a0", &["h0", "b0"], "z0", vec![]),
-            node("Relu", "r0", &["z0"], "r", vec![]),
-            node("MatMul", "m1", &["W1", "r"], "h1", vec![]),
-            node("Add", "a1", &["h1", "b1"], "y", vec![]),
-        ],
-        vec![
-            tensor("W0", &[2, 1], &[1.0, -1.0]),
-            tensor("b0", &[2], &[0.5, 0.0]),
-            tensor("W1", &[1, 2], &[2.0, 3.0]),
-            tensor("b1", &[1], &[-1.0]),
-        ],
-        vinfo("x", &[1]),
-        vinfo("y", &[1]),
-    );
+    let bytes = rank_one_mlp();
     let x = random(&mut rng, &[6, 1], 2.0);
     imported_matches(bytes, &x, dir.path(), "rank_one");
 }

@@ -257,13 +257,17 @@ pub(crate) fn encode_point(
                     x
                 }
                 Layer::Sigmoid | Layer::Tanh => return Err(not_piecewise_linear(net, i, "APRNN")),
-                Layer::Concat { axis, .. } => {
-                    let ins = node.inputs();
-                    let parts: Vec<Vec<Expr>> = ins.iter().map(|&u| input(&exprs, u)).collect();
-                    let shapes: Vec<&[usize]> = ins.iter().map(|&u| net.value_shape(u)).collect();
-                    netrepair_nn::concat_sources(*axis, &shapes)
+                Layer::Concat { .. } => {
+                    // Each input's encoding once, then the copies.
+                    let parts: HashMap<usize, Vec<Expr>> = node
+                        .inputs()
+                        .iter()
+                        .map(|&u| (u, input(&exprs, u)))
+                        .collect();
+                    net.concat_sources(i)
+                        .expect("a concatenation")
                         .into_iter()
-                        .map(|(k, j)| parts[k][j].clone())
+                        .map(|(u, j)| parts[&u][j].clone())
                         .collect()
                 }
                 Layer::Opaque(_) => {

@@ -664,15 +664,17 @@ impl Prepared {
                     Layer::Sigmoid | Layer::Tanh => {
                         return Err(not_piecewise_linear(net, i, "PREPARED's relaxation"))
                     }
-                    Layer::Concat { axis, .. } => {
-                        let ins = node.inputs();
-                        let parts: Vec<Vec<Interval>> =
-                            ins.iter().map(|&u| input(&vals, u)).collect();
-                        let shapes: Vec<&[usize]> =
-                            ins.iter().map(|&u| net.value_shape(u)).collect();
-                        netrepair_nn::concat_sources(*axis, &shapes)
+                    Layer::Concat { .. } => {
+                        // Each input's encoding once, then the copies.
+                        let parts: HashMap<usize, Vec<Interval>> = node
+                            .inputs()
+                            .iter()
+                            .map(|&u| (u, input(&vals, u)))
+                            .collect();
+                        net.concat_sources(i)
+                            .expect("a concatenation")
                             .into_iter()
-                            .map(|(k, j)| parts[k][j].clone())
+                            .map(|(u, j)| parts[&u][j].clone())
                             .collect()
                     }
                     Layer::Opaque(_) => {

@@ -49,8 +49,7 @@ pub fn affine_op(net: &Network, node: usize) -> Result<Option<AffineOp>> {
     }))
 }
 
-/// The error for a layer no bound handles (forward-only operations, concatenation), naming
-/// the node.
+/// The error for a layer no bound handles (the forward-only operations), naming the node.
 pub fn not_boundable(net: &Network, node: usize) -> VerifyError {
     let n = &net.nodes()[node];
     VerifyError::Unsupported(format!(

@@ -17,7 +17,7 @@
 
 use std::collections::HashSet;
 
-use netrepair_nn::{concat_sources, Layer, Network};
+use netrepair_nn::{Layer, Network};
 use netrepair_spec::{BoxRegion, Case};
 
 use crate::affine::{affine_op, elementwise_op, not_boundable};
@@ -275,23 +275,29 @@ fn upper_rows(
             | Layer::Rearrange(_) => {
                 unreachable!("linear maps handled above")
             }
-            Layer::Concat { axis, .. } => {
+            Layer::Concat { .. } => {
                 // Each output column goes back to the input element it copies.
-                let ins = node.inputs();
-                let shapes: Vec<&[usize]> = ins.iter().map(|&v| net.value_shape(v)).collect();
-                let src = concat_sources(*axis, &shapes);
-                let mut parts: Vec<Mat> = shapes
+                let mut parts: Vec<(usize, Mat)> = node
+                    .inputs()
                     .iter()
-                    .map(|s| Mat::zeros(rows, s.iter().product()))
+                    .map(|&v| (v, Mat::zeros(rows, net.value_shape(v).iter().product())))
+                    .collect();
+                // (input position, flat index) of every output element, found once (a value
+                // read twice collects both copies in its first position).
+                let src: Vec<(usize, usize)> = net
+                    .concat_sources(i)
+                    .expect("a concatenation")
+                    .into_iter()
+                    .map(|(v, j)| (parts.iter().position(|p| p.0 == v).expect("an input"), j))
                     .collect();
                 for r in 0..rows {
                     for (o, &(k, j)) in src.iter().enumerate() {
-                        let c = parts[k].cols;
-                        parts[k].data[r * c + j] += l.data[r * l.cols + o];
+                        let c = parts[k].1.cols;
+                        parts[k].1.data[r * c + j] += l.data[r * l.cols + o];
                     }
                 }
-                for (k, m) in parts.into_iter().enumerate() {
-                    Mat::add_into(&mut coef[ins[k]], m);
+                for (v, m) in parts {
+                    Mat::add_into(&mut coef[v], m);
                 }
             }
             Layer::Opaque(_) => return Err(not_boundable(net, i)),

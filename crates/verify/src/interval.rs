@@ -1,6 +1,6 @@
 //! Interval bound propagation (IBP) through every layer type, sound in f64.
 
-use netrepair_nn::{concat_sources, Layer, Network, Pool2d};
+use netrepair_nn::{Layer, Network, Pool2d};
 
 use crate::affine::{affine_op, elementwise_op, not_boundable, pool_windows};
 use netrepair_spec::{BoxRegion, Polytope};
@@ -117,13 +117,11 @@ pub(crate) fn propagate_node(net: &Network, i: usize, values: &[Bounds]) -> Resu
             | Layer::Rearrange(_) => {
                 unreachable!("handled as linear maps above")
             }
-            Layer::Concat { axis, .. } => {
-                let ins = node.inputs();
-                let shapes: Vec<&[usize]> = ins.iter().map(|&v| net.value_shape(v)).collect();
-                let src = concat_sources(*axis, &shapes);
+            Layer::Concat { .. } => {
+                let src = net.concat_sources(i).expect("a concatenation");
                 Bounds {
-                    lower: src.iter().map(|&(k, j)| values[ins[k]].lower[j]).collect(),
-                    upper: src.iter().map(|&(k, j)| values[ins[k]].upper[j]).collect(),
+                    lower: src.iter().map(|&(v, j)| values[v].lower[j]).collect(),
+                    upper: src.iter().map(|&(v, j)| values[v].upper[j]).collect(),
                 }
             }
             Layer::Opaque(_) => return Err(not_boundable(net, i)),

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use netrepair_lp::{LpModel, Outcome, Sense, SolveOptions, Var};
-use netrepair_nn::{concat_sources, Layer, Network};
+use netrepair_nn::{Layer, Network};
 use netrepair_spec::{Case, Polytope};
 
 use crate::affine::{affine_op, elementwise_op, not_boundable, pool_windows};
@@ -179,14 +179,12 @@ fn encode_upto(
                 | Layer::Rearrange(_) => {
                     unreachable!("linear maps handled above")
                 }
-                Layer::Concat { axis, .. } => {
-                    let ins = node.inputs();
-                    let shapes: Vec<&[usize]> = ins.iter().map(|&v| net.value_shape(v)).collect();
-                    concat_sources(*axis, &shapes)
-                        .into_iter()
-                        .map(|(k, j)| vars[ins[k]][j])
-                        .collect()
-                }
+                Layer::Concat { .. } => net
+                    .concat_sources(i)
+                    .expect("a concatenation")
+                    .into_iter()
+                    .map(|(v, j)| vars[v][j])
+                    .collect(),
                 Layer::Opaque(_) => return Err(not_boundable(net, i).to_string()),
             }
         };

@@ -153,3 +153,27 @@ pub fn model_opset(
     m.opset_import[0].version = opset;
     m.encode_to_vec()
 }
+
+/// `y = W1 relu(W0 x + b0) + b1` on a rank-1 input `x` `[1]`, the weights `[out, in]` as the
+/// left MatMul operands (how the VNN-COMP test networks store them): W0 = (1, -1),
+/// b0 = (0.5, 0), W1 = (2, 3), b1 = -1.
+pub fn rank_one_mlp() -> Vec<u8> {
+    model_opset(
+        14,
+        vec![
+            node("MatMul", "m0", &["W0", "x"], "h0", vec![]),
+            node("Add", "a0", &["h0", "b0"], "z0", vec![]),
+            node("Relu", "r0", &["z0"], "r", vec![]),
+            node("MatMul", "m1", &["W1", "r"], "h1", vec![]),
+            node("Add", "a1", &["h1", "b1"], "y", vec![]),
+        ],
+        vec![
+            tensor("W0", &[2, 1], &[1.0, -1.0]),
+            tensor("b0", &[2], &[0.5, 0.0]),
+            tensor("W1", &[1, 2], &[2.0, 3.0]),
+            tensor("b1", &[1], &[-1.0]),
+        ],
+        vinfo("x", &[1]),
+        vinfo("y", &[1]),
+    )
+}

@@ -298,9 +298,7 @@ pub(super) fn split(imp: &mut Importer, _: usize, n: &NodeProto) -> Result<()> {
                 alias(imp, n, j, v, false);
             }
             Val::Run(x) => {
-                let v = imp.push_at(n, j, Layer::Rearrange(r), vec![x], vec![])?;
-                let batched = imp.batched(n, 0);
-                alias(imp, n, j, Val::Run(v), batched);
+                imp.push_at(n, j, Layer::Rearrange(r), vec![x], vec![])?;
             }
         }
     }
