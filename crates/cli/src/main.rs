@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
-mod npy;
 mod util;
 
 /// Repair trained neural networks: load ONNX, find and fix what they get wrong, export a

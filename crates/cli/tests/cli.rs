@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use candle_core::{Device, Tensor};
+use netrepair_data::npy;
 use netrepair_nn::save_onnx;
-use npyz::WriterBuilder;
 use prost::Message;
 
 fn bin() -> Command {
@@ -37,22 +37,13 @@ fn fails_with(o: &Output, word: &str) {
     );
 }
 
-fn write_f32(path: &Path, shape: &[u64], data: &[f32]) {
-    let f = std::fs::File::create(path).unwrap();
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(f)
-        .begin_nd()
-        .unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
+fn write_f32(path: &Path, shape: &[usize], data: &[f32]) {
+    npy::write_f32(path, shape, data).unwrap();
 }
 
-fn read_f64(path: &Path) -> (Vec<u64>, Vec<f64>) {
-    let bytes = std::fs::read(path).unwrap();
-    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
-    (npy.shape().to_vec(), npy.into_vec::<f64>().unwrap())
+fn read_f64(path: &Path) -> (Vec<usize>, Vec<f64>) {
+    let a = npy::read_floats(path).unwrap();
+    (a.shape, a.data)
 }
 
 fn setup() -> (tempfile::TempDir, PathBuf) {
@@ -113,12 +104,8 @@ fn demo_trains_finds_errors_repairs_them_and_plots() {
         "the under-trained MLP must have errors to repair"
     );
     assert!(v["round_trip_max_abs_diff"].as_f64().unwrap() < 1e-4);
-    let (shape, _) = {
-        let bytes = std::fs::read(dir.path().join("out/repair_inputs.npy")).unwrap();
-        let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
-        (npy.shape().to_vec(), ())
-    };
-    assert_eq!(shape, vec![wrong, 2]);
+    let (shape, _) = read_f64(&dir.path().join("out/repair_inputs.npy"));
+    assert_eq!(shape, vec![wrong as usize, 2]);
     assert!(dir.path().join("out/moons_mlp.onnx").exists());
     // The repair: every training error fixed, proved, saved, plotted.
     assert_eq!(v["repair"]["proved"], true, "{}", v["repair"]);
@@ -368,12 +355,7 @@ fn bad_inputs_fail_cleanly() {
 }
 
 fn read_f64_or_f32_len(path: &Path) -> usize {
-    let bytes = std::fs::read(path).unwrap();
-    npyz::NpyFile::new(&bytes[..])
-        .unwrap()
-        .into_vec::<f32>()
-        .unwrap()
-        .len()
+    read_f64(path).1.len()
 }
 
 /// The fixture is y = -0.5 x - 0.5 on [-2, 0]: "y >= v" is violated for v <= 0.5.
@@ -473,15 +455,7 @@ fn verify_rejects_bad_specifications() {
 }
 
 fn write_i64(path: &Path, data: &[i64]) {
-    let f = std::fs::File::create(path).unwrap();
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&[data.len() as u64])
-        .writer(f)
-        .begin_nd()
-        .unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
+    npy::write_i64(path, &[data.len()], data).unwrap();
 }
 
 /// A 2-8-8-3 MLP and four points labelled with a class it does not predict.

@@ -19,6 +19,7 @@ mod dataset;
 mod error;
 mod images;
 mod moons;
+pub mod npy;
 mod registry;
 mod split;
 mod tabular;

@@ -320,7 +320,7 @@ pub fn incremental_curve(
         cumulative,
     };
     let r = inc.repair(net, &problem, &RepairContext::default())?;
-    Ok(r.incremental.map(|i| i.steps).unwrap_or_default())
+    Ok(r.incremental().map(|i| i.steps.clone()).unwrap_or_default())
 }
 
 /// What early stopping would have returned on a recorded curve: the last iteration before the

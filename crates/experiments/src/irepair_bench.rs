@@ -405,7 +405,7 @@ fn run_one(
         Err(e) => return Err(e.into()),
     };
     let acc_after = 100.0 * accuracy(&out.network, eval)?;
-    let training = out.training.as_ref();
+    let training = out.training();
     Ok(row(
         out.count(ItemStatus::Repaired),
         out.proved,

@@ -517,7 +517,7 @@ pub fn robustness_rows(
         let out = reglo.repair(net, &problem, &RepairContext::default())?;
         let repair_s = t.elapsed().as_secs_f64();
         let (vb, b, r) = measure(&out.network)?;
-        let g = &out.global[0];
+        let g = &out.global()[0];
         let row = RobustnessRow {
             class: c as usize,
             method: "ST+REGLO".into(),
@@ -737,7 +737,7 @@ pub fn paper_table(
             let status = format!("{:?}", out.status).to_lowercase();
             let lambda = match objective {
                 RegloObjective::MinChange => None,
-                _ => out.global.first().map(|g| g.lambda),
+                _ => out.global().first().map(|g| g.lambda),
             };
             let row = measure(&out.network, p, name, repair_s, &status, lambda)?;
             log(&row);

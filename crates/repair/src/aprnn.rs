@@ -72,6 +72,9 @@ enum KeepMode {
     Off,
 }
 
+/// What an infeasible APRNN LP means.
+const APRNN_INFEASIBLE: &str = "the LP is infeasible with every activation pattern held (try another layer, or a looser delta bound)";
+
 /// APRNN's default bound on every parameter delta (the reference implementation's choice).
 pub const APRNN_DELTA_BOUND: f64 = 3.0;
 
@@ -730,6 +733,7 @@ impl Repair for Aprnn {
                 other => {
                     return finish(
                         self.name(),
+                        APRNN_INFEASIBLE,
                         net,
                         start,
                         problem,
@@ -796,6 +800,7 @@ impl Repair for Aprnn {
         }
         let mut out = finish(
             self.name(),
+            APRNN_INFEASIBLE,
             net,
             start,
             problem,

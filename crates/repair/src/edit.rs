@@ -199,9 +199,17 @@ impl Edit {
             .filter_map(|v| *v)
     }
 
+    /// Number of editable parameter entries: the start layer's whole weight and every edited
+    /// bias, whether or not a repair point touches them.
+    fn entries(&self) -> usize {
+        self.weight.len() + self.biases.values().map(|(b, _)| b.len()).sum::<usize>()
+    }
+
     /// Sets the objective `||d||_inf + ||d||_1 / n`, `d` stacking every parameter delta and
-    /// every output delta (`n` entries in all), plus the kept points' output deltas as `keep`
-    /// says.
+    /// every output delta, plus the kept points' output deltas as `keep` says. `n` counts every
+    /// editable parameter entry, also those no point touches (their delta is 0 and has no
+    /// variable), as APRNN's reference normalises over whole tensors: counting only the
+    /// touched entries would weigh the L1 term more on networks with sparse activations.
     pub fn set_objective(&self, model: &mut LpModel, keep: KeepObjective) {
         let vars: Vec<Var> = self.all_vars().collect();
         let joint_keep = if keep == KeepObjective::Joint {
@@ -209,7 +217,7 @@ impl Edit {
         } else {
             0
         };
-        let n = (vars.len() + self.output_deltas.len() + joint_keep).max(1) as f64;
+        let n = (self.entries() + self.output_deltas.len() + joint_keep).max(1) as f64;
         let m = model.add_var(0.0, f64::INFINITY, 1.0);
         for v in vars {
             capped_abs(model, &[(v, 1.0)], 0.0, 1.0 / n, m);

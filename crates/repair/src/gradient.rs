@@ -27,9 +27,8 @@ use netrepair_nn::{cross_entropy, Network, NnError, Optimizer, OptimizerKind, Pa
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::edit::param_changes;
 use crate::error::{RepairError, Result};
-use crate::outcome::{DeltaSummary, RepairOutcome, RepairStatus, Timings};
+use crate::outcome::{EditedLayer, MethodDetails, RepairOutcome, RepairStatus, Timings};
 use crate::problem::{LabelledSet, RepairItem, RepairProblem, Requirement};
 use crate::recheck::timed_recheck;
 use crate::{Repair, RepairContext};
@@ -795,55 +794,45 @@ impl Repair for GradientRepair {
         let rc = timed_recheck(net, &repaired, problem, ctx)?;
         let (items, ok, recheck_s, keep_report) = (rc.items, rc.ok, rc.seconds, rc.keep);
         let correct_after = count_correct(&repaired, correct)?;
-        let proved = ok == items.len();
         let message = format!(
             "{ok} of {} points repaired (f64 forward pass) after {iterations} iterations{}; correct set: {correct_after} of {} right (before: {correct_before})",
             items.len(),
             if converged { "" } else { ", the iteration limit" },
             correct.len()
         );
-        let param_delta = DeltaSummary::from_changes(param_changes(net, &repaired)?);
-        Ok(RepairOutcome {
-            network: repaired,
-            method: self.name().to_string(),
-            layer: "all".into(),
-            layer_index: None,
-            status: if proved {
-                RepairStatus::Proved
-            } else {
-                RepairStatus::Unconfirmed
-            },
-            proved,
+        let status = RepairStatus::of_items(&items);
+        let mut out = RepairOutcome::new(
+            net,
+            repaired,
+            self.name(),
+            EditedLayer::All,
+            status,
             message,
             items,
-            param_delta,
-            time_s: started.elapsed().as_secs_f64(),
-            timings: Timings {
-                train_s,
-                recheck_s,
-                ..Timings::default()
+            started,
+        )?;
+        out.timings = Timings {
+            train_s,
+            recheck_s,
+            ..Timings::default()
+        };
+        out.notes = notes;
+        out.keep = keep_report;
+        out.details = Some(MethodDetails::Training(TrainingReport {
+            locking: self.locking,
+            lr: o.lr,
+            iterations,
+            converged,
+            mean_frozen: if iterations > 0 {
+                frozen_sum / iterations as f64
+            } else {
+                0.0
             },
-            lp: Vec::new(),
-            notes,
-            flagged: Vec::new(),
-            keep: keep_report,
-            training: Some(TrainingReport {
-                locking: self.locking,
-                lr: o.lr,
-                iterations,
-                converged,
-                mean_frozen: if iterations > 0 {
-                    frozen_sum / iterations as f64
-                } else {
-                    0.0
-                },
-                correct_before,
-                correct_after,
-                correct_total: correct.len(),
-                history,
-            }),
-            incremental: None,
-            global: Vec::new(),
-        })
+            correct_before,
+            correct_after,
+            correct_total: correct.len(),
+            history,
+        }));
+        Ok(out)
     }
 }

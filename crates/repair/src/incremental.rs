@@ -15,9 +15,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use crate::edit::param_changes;
 use crate::error::{RepairError, Result};
-use crate::outcome::{DeltaSummary, RepairOutcome, RepairStatus, Timings};
+use crate::outcome::{EditedLayer, MethodDetails, RepairOutcome, RepairStatus, Timings};
 use crate::problem::{RepairItem, RepairProblem};
 use crate::recheck::timed_recheck;
 use crate::select::accuracy;
@@ -238,40 +237,35 @@ impl Repair for Incremental {
         let rc = timed_recheck(net, &best, problem, ctx)?;
         let (items, ok, recheck_s, keep_report) = (rc.items, rc.ok, rc.seconds, rc.keep);
         timings.recheck_s = recheck_s;
-        let proved = ok == items.len();
         let layer_node = crate::start_layer(net, self.inner.lp.layer)?;
-        let param_delta = DeltaSummary::from_changes(param_changes(net, &best)?);
-        Ok(RepairOutcome {
-            network: best,
-            method: self.name().into(),
-            layer: net.nodes()[layer_node].name().to_string(),
-            layer_index: crate::affine_layers(net).iter().position(|&i| i == layer_node),
-            status: if proved { RepairStatus::Proved } else { RepairStatus::Unconfirmed },
-            proved,
-            message: format!(
+        let status = RepairStatus::of_items(&items);
+        let message = format!(
                 "{ok} of {} points repaired and confirmed after {} of {} iterations (batches of {}); stopped: {stopped}",
                 items.len(),
                 returned,
                 steps.len(),
                 self.batch
-            ),
+            );
+        let mut out = RepairOutcome::new(
+            net,
+            best,
+            self.name(),
+            EditedLayer::Node(layer_node),
+            status,
+            message,
             items,
-            param_delta,
-            time_s: started.elapsed().as_secs_f64(),
-            timings,
-            lp: lps,
-            notes: Vec::new(),
-            flagged: Vec::new(),
-            keep: keep_report,
-            training: None,
-            incremental: Some(IncrementalReport {
-                batch: self.batch,
-                validation_before,
-                steps,
-                returned,
-                stopped,
-            }),
-            global: Vec::new(),
-        })
+            started,
+        )?;
+        out.timings = timings;
+        out.lp = lps;
+        out.keep = keep_report;
+        out.details = Some(MethodDetails::Incremental(IncrementalReport {
+            batch: self.batch,
+            validation_before,
+            steps,
+            returned,
+            stopped,
+        }));
+        Ok(out)
     }
 }

@@ -65,8 +65,8 @@ pub use incremental::{Incremental, IncrementalReport, IncrementalStep};
 pub use lp_dump::{slug as lp_dump_slug, LpDump};
 pub use mm::{Mm, MmSearch};
 pub use outcome::{
-    DeltaSummary, ItemReport, ItemStatus, KeepReport, LpReport, RepairOutcome, RepairStatus,
-    Timings,
+    DeltaSummary, EditedLayer, ItemReport, ItemStatus, KeepReport, LpReport, MethodDetails,
+    RepairOutcome, RepairStatus, Timings,
 };
 pub use pft::Pft;
 pub use prepared::{Cuts, Prepared};

@@ -23,9 +23,8 @@ use netrepair_lp::{LpModel, Method, Outcome, Sense, SolveOptions, Var};
 use netrepair_nn::{Layer, Network, NnError, ParamId};
 use serde::Serialize;
 
-use crate::edit::param_changes;
 use crate::error::{RepairError, Result};
-use crate::outcome::{DeltaSummary, LpReport, RepairOutcome, RepairStatus, Timings};
+use crate::outcome::{EditedLayer, LpReport, RepairOutcome, RepairStatus, Timings};
 use crate::problem::RepairProblem;
 use crate::recheck::timed_recheck;
 use crate::reglo::WeightNorm;
@@ -264,8 +263,7 @@ impl Repair for Mm {
                 _ => return Err(RepairError::Problem(format!("MM's LP: {what}"))),
             };
             let r = LpReport::new(purpose, &what, &sol.stats, encode_s);
-            timings.build_s += r.build_s;
-            timings.solve_s += r.solve_s;
+            timings.add_lp(&r);
             lps.push(r);
             Ok(res)
         };
@@ -314,7 +312,6 @@ impl Repair for Mm {
         after.set_param(wid, t)?;
         let re = timed_recheck(net, &after, problem, ctx)?;
         timings.recheck_s = re.seconds;
-        let proved = re.ok == problem.items.len();
         let message = format!(
             "{} of {} repair points fixed by a last-layer change of {:?} norm {:.6} (binary search in {} steps; exact minimum {:.6}){}",
             re.ok,
@@ -329,32 +326,24 @@ impl Repair for Mm {
                 String::new()
             }
         );
-        Ok(RepairOutcome {
-            param_delta: DeltaSummary::from_changes(param_changes(net, &after)?),
-            network: after,
-            method: self.name().into(),
-            layer: node.name().to_string(),
-            layer_index: crate::affine_layers(net).iter().position(|&i| i == last),
-            status: if proved {
-                RepairStatus::Proved
-            } else {
-                RepairStatus::Unconfirmed
-            },
-            proved,
+        let status = RepairStatus::of_items(&re.items);
+        let mut out = RepairOutcome::new(
+            net,
+            after,
+            self.name(),
+            EditedLayer::Node(last),
+            status,
             message,
-            items: re.items,
-            time_s: started.elapsed().as_secs_f64(),
-            timings,
-            lp: lps,
-            notes: vec![format!(
-                "binary search on the bound: {:.6} after {} feasibility LPs (tolerance {}); the exact minimum by one LP is {:.6}",
-                search.bound, search.steps, self.tolerance, search.exact
-            )],
-            flagged: Vec::new(),
-            keep: re.keep,
-            training: None,
-            incremental: None,
-            global: Vec::new(),
-        })
+            re.items,
+            started,
+        )?;
+        out.timings = timings;
+        out.lp = lps;
+        out.notes = vec![format!(
+            "binary search on the bound: {:.6} after {} feasibility LPs (tolerance {}); the exact minimum by one LP is {:.6}",
+            search.bound, search.steps, self.tolerance, search.exact
+        )];
+        out.keep = re.keep;
+        Ok(out)
     }
 }

@@ -130,6 +130,14 @@ pub struct Timings {
     pub train_s: f64,
 }
 
+impl Timings {
+    /// Adds one LP's build and solve time.
+    pub(crate) fn add_lp(&mut self, lp: &LpReport) {
+        self.build_s += lp.build_s;
+        self.solve_s += lp.solve_s;
+    }
+}
+
 /// How the keep set fared through the repair (in [`RepairOutcome::keep`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeepReport {
@@ -149,7 +157,33 @@ pub struct KeepReport {
     pub regions_detail: Vec<String>,
 }
 
-/// The result of a repair method.
+/// Which layer a repair edited, as a constructor of [`RepairOutcome`] takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditedLayer {
+    /// The weight of this node (an affine layer) and the biases after it.
+    Node(usize),
+    /// Parameters of every layer (the gradient methods).
+    All,
+}
+
+/// What only some methods report, beside the common part of [`RepairOutcome`]. It is
+/// flattened into the outcome's JSON: `training`, `incremental` or `global` appears as a key
+/// of its own.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MethodDetails {
+    /// What the optimisation did (gradient-based methods).
+    Training(crate::gradient::TrainingReport),
+    /// What the incremental strategy did.
+    Incremental(crate::incremental::IncrementalReport),
+    /// Per global robustness / fairness item: VB, PGD-B and PGD-R before and after, the
+    /// repair areas (REGLO).
+    Global(Vec<crate::reglo::GlobalReport>),
+}
+
+/// The result of a repair method. Built by [`RepairOutcome::new`], which derives the status
+/// flag, the parameter change and the layer from the networks; methods then fill in their
+/// timings, LPs, notes and [`MethodDetails`].
 #[derive(Debug, Clone, Serialize)]
 pub struct RepairOutcome {
     /// The repaired network (the input network, unchanged, when no repair was found).
@@ -164,7 +198,8 @@ pub struct RepairOutcome {
     pub layer_index: Option<usize>,
     /// How it ended.
     pub status: RepairStatus,
-    /// True only when every item was repaired and confirmed by the re-check.
+    /// True only when every item was repaired and confirmed by the re-check (the same as
+    /// `status == Proved`, kept as a field for the JSON report's readers).
     pub proved: bool,
     /// One line for people.
     pub message: String,
@@ -183,24 +218,151 @@ pub struct RepairOutcome {
     pub notes: Vec<String>,
     /// Items the method's screening found it cannot fix well (see `notes`), by index.
     pub flagged: Vec<usize>,
-    /// What the optimisation did (gradient-based methods only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub training: Option<crate::gradient::TrainingReport>,
-    /// What the incremental strategy did (incremental repair only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub incremental: Option<crate::incremental::IncrementalReport>,
     /// How the keep set fared (absent when nothing was kept).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep: Option<KeepReport>,
-    /// Per global robustness / fairness item: VB, PGD-B and PGD-R before and after, the
-    /// repair areas (REGLO only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub global: Vec<crate::reglo::GlobalReport>,
+    /// What only this method reports (`None` for the LP methods).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub details: Option<MethodDetails>,
+}
+
+impl RepairStatus {
+    /// `Proved` when every item was repaired and confirmed, `Unconfirmed` otherwise.
+    pub fn of_items(items: &[ItemReport]) -> Self {
+        if items.iter().all(|i| i.status == ItemStatus::Repaired) {
+            Self::Proved
+        } else {
+            Self::Unconfirmed
+        }
+    }
 }
 
 impl RepairOutcome {
+    /// The common part of every method's result: `status` (see [`RepairStatus::of_items`]
+    /// for methods that produced a network), the parameter change between `before` and
+    /// `after`, the edited layer's name and position, and the wall time since `started`.
+    /// Timings, LPs, notes, the keep report and [`MethodDetails`] start empty.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        before: &Network,
+        after: Network,
+        method: &str,
+        layer: EditedLayer,
+        status: RepairStatus,
+        message: String,
+        items: Vec<ItemReport>,
+        started: std::time::Instant,
+    ) -> crate::error::Result<Self> {
+        let param_delta = DeltaSummary::from_changes(crate::edit::param_changes(before, &after)?);
+        let (layer, layer_index) = match layer {
+            EditedLayer::Node(i) => (
+                before.nodes()[i].name().to_string(),
+                crate::affine_layers(before).iter().position(|&a| a == i),
+            ),
+            EditedLayer::All => ("all".to_string(), None),
+        };
+        Ok(Self {
+            network: after,
+            method: method.to_string(),
+            layer,
+            layer_index,
+            proved: status == RepairStatus::Proved,
+            status,
+            message,
+            items,
+            param_delta,
+            time_s: started.elapsed().as_secs_f64(),
+            timings: Timings::default(),
+            lp: Vec::new(),
+            notes: Vec::new(),
+            flagged: Vec::new(),
+            keep: None,
+            details: None,
+        })
+    }
+
     /// Number of items with the given status.
     pub fn count(&self, status: ItemStatus) -> usize {
         self.items.iter().filter(|i| i.status == status).count()
+    }
+
+    /// What the optimisation did (gradient-based methods).
+    pub fn training(&self) -> Option<&crate::gradient::TrainingReport> {
+        match &self.details {
+            Some(MethodDetails::Training(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// What the incremental strategy did.
+    pub fn incremental(&self) -> Option<&crate::incremental::IncrementalReport> {
+        match &self.details {
+            Some(MethodDetails::Incremental(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// REGLO's per-item global reports (empty for other methods).
+    pub fn global(&self) -> &[crate::reglo::GlobalReport] {
+        match &self.details {
+            Some(MethodDetails::Global(g)) => g,
+            _ => &[],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netrepair_nn::{mlp, Activation};
+
+    fn outcome(details: Option<MethodDetails>) -> RepairOutcome {
+        let net = mlp(&[2, 3, 2], Activation::Relu, 0).unwrap();
+        let items = vec![ItemReport {
+            index: 0,
+            kind: "point",
+            status: ItemStatus::Repaired,
+            held_before: Some(false),
+            margin: Some(0.5),
+            detail: String::new(),
+        }];
+        let status = RepairStatus::of_items(&items);
+        let mut out = RepairOutcome::new(
+            &net,
+            net.clone(),
+            "toy",
+            EditedLayer::Node(2),
+            status,
+            "done".into(),
+            items,
+            std::time::Instant::now(),
+        )
+        .unwrap();
+        out.details = details;
+        out
+    }
+
+    #[test]
+    fn the_constructor_derives_status_layer_and_change() {
+        let o = outcome(None);
+        assert_eq!(o.status, RepairStatus::Proved);
+        assert!(o.proved);
+        assert_eq!(o.layer_index, Some(1));
+        assert_eq!(o.param_delta.changed, 0);
+        let mut failed = o.items.clone();
+        failed[0].status = ItemStatus::Unconfirmed;
+        assert_eq!(RepairStatus::of_items(&failed), RepairStatus::Unconfirmed);
+    }
+
+    #[test]
+    fn method_details_appear_as_their_own_key_and_not_at_all_when_absent() {
+        let plain = serde_json::to_value(outcome(None)).unwrap();
+        for key in ["training", "incremental", "global", "details"] {
+            assert!(plain.get(key).is_none(), "{key}");
+        }
+        let global =
+            serde_json::to_value(outcome(Some(MethodDetails::Global(Vec::new())))).unwrap();
+        assert_eq!(global["global"], serde_json::json!([]));
+        assert_eq!(global["status"], "proved");
     }
 }

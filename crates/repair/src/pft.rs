@@ -20,10 +20,9 @@ use netrepair_spec::Case;
 use netrepair_verify::{check_property, pgd, PgdOptions, Verdict};
 use rand::{Rng, SeedableRng};
 
-use crate::edit::param_changes;
 use crate::error::{RepairError, Result};
 use crate::gradient::{batch, labels_tensor, rows, IterationStat, Locking, TrainingReport};
-use crate::outcome::{DeltaSummary, RepairOutcome, RepairStatus, Timings};
+use crate::outcome::{EditedLayer, MethodDetails, RepairOutcome, RepairStatus, Timings};
 use crate::problem::{LabelledSet, RepairItem, RepairProblem};
 use crate::recheck::timed_recheck;
 use crate::{Repair, RepairContext};
@@ -401,34 +400,25 @@ impl Repair for Pft {
             correct_total,
             history,
         };
-        let param_delta = DeltaSummary::from_changes(param_changes(net, &current)?);
-        Ok(RepairOutcome {
-            network: current,
-            method: "pft".into(),
-            layer: "all".into(),
-            layer_index: None,
-            status: if proved {
-                RepairStatus::Proved
-            } else {
-                RepairStatus::Unconfirmed
-            },
-            proved,
+        let status = RepairStatus::of_items(&items);
+        let mut out = RepairOutcome::new(
+            net,
+            current,
+            "pft",
+            EditedLayer::All,
+            status,
             message,
             items,
-            param_delta,
-            time_s: started.elapsed().as_secs_f64(),
-            timings: Timings {
-                train_s,
-                recheck_s: recheck_s + verify_s,
-                ..Timings::default()
-            },
-            lp: Vec::new(),
-            notes,
-            flagged: Vec::new(),
-            keep: keep_report,
-            training: Some(training),
-            incremental: None,
-            global: Vec::new(),
-        })
+            started,
+        )?;
+        out.timings = Timings {
+            train_s,
+            recheck_s: recheck_s + verify_s,
+            ..Timings::default()
+        };
+        out.notes = notes;
+        out.keep = keep_report;
+        out.details = Some(MethodDetails::Training(training));
+        Ok(out)
     }
 }

@@ -6,14 +6,14 @@ use std::time::Instant;
 use netrepair_lp::{LpModel, Outcome, Sense};
 use netrepair_nn::Network;
 
-use crate::edit::{param_changes, Edit};
+use crate::edit::Edit;
 use crate::error::Result;
 use crate::outcome::{
-    DeltaSummary, ItemReport, ItemStatus, LpReport, RepairOutcome, RepairStatus, Timings,
+    EditedLayer, ItemReport, ItemStatus, LpReport, RepairOutcome, RepairStatus, Timings,
 };
 use crate::problem::RepairProblem;
 use crate::recheck::timed_recheck;
-use crate::{affine_layers, LpRepairOptions, RepairContext};
+use crate::{LpRepairOptions, RepairContext};
 
 /// Checks the problem against the network and resolves the start layer (which must be a
 /// Linear or Conv node): the common first step of the LP-based methods.
@@ -85,16 +85,17 @@ pub(crate) fn solve_edit(
         ),
     };
     let report = LpReport::new(purpose, &what, &solution.stats, encode_s);
-    timings.build_s += report.build_s;
-    timings.solve_s += report.solve_s;
+    timings.add_lp(&report);
     lps.push(report);
     Ok(solved)
 }
 
-/// Re-checks the result (if any) and assembles the report.
+/// Re-checks the result (if any) and assembles the report; `infeasible` says what an
+/// infeasible LP means under the method's encoding.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn finish(
     method: &str,
+    infeasible: &str,
     net: &Network,
     start: usize,
     problem: &RepairProblem,
@@ -105,7 +106,6 @@ pub(crate) fn finish(
     started: Instant,
 ) -> Result<RepairOutcome> {
     let layer = net.nodes()[start].name().to_string();
-    let layer_index = affine_layers(net).iter().position(|&i| i == start);
     let mut keep = None;
     let (network, status, items, message) = match solved {
         Solved::Network(repaired) => {
@@ -135,12 +135,7 @@ pub(crate) fn finish(
                 _ => (
                     RepairStatus::Infeasible,
                     format!(
-                        "no repair exists at layer '{layer}' within these bounds: {}",
-                        if method == "aprnn" {
-                            "the LP is infeasible with every activation pattern held (try another layer, or a looser delta bound)"
-                        } else {
-                            "the LP is infeasible under the linear relaxation, after input splitting (try another layer, or more split rounds)"
-                        }
+                        "no repair exists at layer '{layer}' within these bounds: {infeasible}"
                     ),
                 ),
             };
@@ -160,25 +155,18 @@ pub(crate) fn finish(
             (net.clone(), status, items, why)
         }
     };
-    let param_delta = DeltaSummary::from_changes(param_changes(net, &network)?);
-    Ok(RepairOutcome {
-        proved: status == RepairStatus::Proved,
+    let mut out = RepairOutcome::new(
+        net,
         network,
-        method: method.to_string(),
-        layer,
-        layer_index,
+        method,
+        EditedLayer::Node(start),
         status,
         message,
         items,
-        param_delta,
-        time_s: started.elapsed().as_secs_f64(),
-        timings,
-        lp: lps,
-        notes: Vec::new(),
-        flagged: Vec::new(),
-        keep,
-        training: None,
-        incremental: None,
-        global: Vec::new(),
-    })
+        started,
+    )?;
+    out.timings = timings;
+    out.lp = lps;
+    out.keep = keep;
+    Ok(out)
 }

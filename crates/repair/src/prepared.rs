@@ -738,6 +738,7 @@ impl Repair for Prepared {
         let done = |solved, lps, timings, notes: &mut Vec<String>| {
             let mut out = finish(
                 self.name(),
+                "the LP is infeasible under the linear relaxation, after input splitting (try another layer, or more split rounds)",
                 net,
                 start,
                 problem,
@@ -826,8 +827,7 @@ impl Repair for Prepared {
                 o => format!("{o:?}").chars().take(40).collect(),
             };
             let report = LpReport::new(purpose, &what, &sol.stats, encode_s);
-            timings.build_s += report.build_s;
-            timings.solve_s += report.solve_s;
+            timings.add_lp(&report);
             lps.push(report);
             let Outcome::Optimal { values, .. } = sol.outcome else {
                 let solved =

@@ -88,7 +88,7 @@ impl Race {
 }
 
 fn steps_of(out: &RepairOutcome) -> usize {
-    out.training.as_ref().map_or(0, |t| t.iterations)
+    out.training().map_or(0, |t| t.iterations)
 }
 
 /// Where a race stands: the winner so far, the best unfinished outcome, what each run did.

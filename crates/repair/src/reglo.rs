@@ -49,10 +49,10 @@ use netrepair_verify::{
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::edit::param_changes;
 use crate::error::{RepairError, Result};
 use crate::outcome::{
-    DeltaSummary, ItemReport, ItemStatus, LpReport, RepairOutcome, RepairStatus, Timings,
+    EditedLayer, ItemReport, ItemStatus, LpReport, MethodDetails, RepairOutcome, RepairStatus,
+    Timings,
 };
 use crate::problem::{KeepSet, LabelledSet, RepairItem, RepairProblem};
 use crate::{Repair, RepairContext};
@@ -1392,28 +1392,22 @@ impl Repair for Reglo {
                 limit.as_ref().map_or(String::new(), |why| format!(" (the repair LP gave no solution: {why})"))
             ),
         };
-        let param_delta = DeltaSummary::from_changes(param_changes(net, &after)?);
         let last = net.nodes().len() - 1;
         let keep = crate::recheck::keep_report(net, &after, &problem.keep, &ctx.check)?;
-        Ok(RepairOutcome {
-            network: after,
-            method: self.name().into(),
-            layer: net.nodes()[last].name().to_string(),
-            layer_index: crate::affine_layers(net).iter().position(|&i| i == last),
+        let mut out = RepairOutcome::new(
+            net,
+            after,
+            self.name(),
+            EditedLayer::Node(last),
             status,
-            proved,
             message,
             items,
-            param_delta,
-            time_s: started.elapsed().as_secs_f64(),
-            timings,
-            lp: lps,
-            notes: Vec::new(),
-            flagged: Vec::new(),
-            keep,
-            training: None,
-            incremental: None,
-            global: reports,
-        })
+            started,
+        )?;
+        out.timings = timings;
+        out.lp = lps;
+        out.keep = keep;
+        out.details = Some(MethodDetails::Global(reports));
+        Ok(out)
     }
 }

@@ -125,7 +125,7 @@ fn one_irepair_step_moves_exactly_the_free_parameters() {
     m.options.max_iters = 1;
     m.options.lr = 1e-2;
     let r = m.repair(&net, &problem, &RepairContext::default()).unwrap();
-    assert_eq!(r.training.as_ref().unwrap().iterations, 1);
+    assert_eq!(r.training().unwrap().iterations, 1);
     let changed = |name: &str| -> Vec<bool> {
         let id = net.find_param(name).unwrap();
         let (a, b) = (
@@ -189,7 +189,7 @@ fn gamma_zero_is_exactly_fine_tuning() {
         ft.repair(&net, &problem, &RepairContext::default())
             .unwrap(),
     );
-    assert_eq!(a.training.as_ref().unwrap().mean_frozen, 0.0);
+    assert_eq!(a.training().unwrap().mean_frozen, 0.0);
     for id in net.param_ids() {
         assert_eq!(
             a.network.param(id).unwrap().to_vec().unwrap(),
@@ -218,7 +218,7 @@ fn every_method_repairs_misclassified_points_confirmed_by_the_recheck() {
             m.name(),
             r.message
         );
-        let t = r.training.as_ref().unwrap();
+        let t = r.training().unwrap();
         assert!(t.converged && t.iterations > 0);
         for (item, rep) in problem.items.iter().zip(&r.items) {
             let RepairItem::Point { x, requirements } = item else {
@@ -276,7 +276,7 @@ fn unrepairable_within_the_budget_is_reported_not_proved() {
     let r = m.repair(&net, &problem, &RepairContext::default()).unwrap();
     assert_eq!(r.status, RepairStatus::Unconfirmed);
     assert!(!r.proved);
-    assert!(!r.training.as_ref().unwrap().converged);
+    assert!(!r.training().unwrap().converged);
     assert!(r.items.iter().any(|i| i.status == ItemStatus::Failed));
 }
 
@@ -397,7 +397,7 @@ fn the_reference_loss_trains_on_every_repair_point() {
         m.options.max_iters = 1;
         m.options.all_repair_points = all;
         let o = m.repair(&net, &problem, &RepairContext::default()).unwrap();
-        let first = &o.training.as_ref().unwrap().history[0];
+        let first = &o.training().unwrap().history[0];
         assert_eq!(first.remaining, 1);
         assert!(
             (first.loss - want).abs() < 1e-5,
@@ -426,7 +426,7 @@ fn the_logit_term_starts_at_zero_and_only_the_repair_loss_is_left() {
         m.options.correct_term = CorrectTerm::Logits { weight: 3.0 };
         m.options.mixup = mixup;
         let o = m.repair(&net, &problem, &RepairContext::default()).unwrap();
-        let first = &o.training.as_ref().unwrap().history[0];
+        let first = &o.training().unwrap().history[0];
         let want = r1 / 3.0;
         assert!(
             (first.loss - want).abs() < 1e-5,
@@ -514,7 +514,7 @@ fn a_race_returns_the_setting_that_finishes_in_the_fewest_steps() {
         o
     };
     let (s, f) = (alone(&slow), alone(&fast));
-    let steps = |o: &netrepair_repair::RepairOutcome| o.training.as_ref().unwrap().iterations;
+    let steps = |o: &netrepair_repair::RepairOutcome| o.training().unwrap().iterations;
     assert!(steps(&f) < steps(&s), "{} vs {}", steps(&f), steps(&s));
     let race = Race::new("race", vec![slow, fast]);
     let r = race.repair(&net, &problem, &ctx).unwrap();

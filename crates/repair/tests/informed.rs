@@ -348,7 +348,7 @@ fn incremental_repair_fixes_the_set_batch_by_batch_and_stops_early_on_drawdown()
         ..Incremental::default()
     };
     let r = netrepair_repair::Repair::repair(&inc, &net, &kept, &RepairContext::default()).unwrap();
-    let rep = r.incremental.as_ref().unwrap();
+    let rep = r.incremental().unwrap();
     assert!(rep.steps.iter().all(|s| s.batch.len() <= 2));
     assert!(rep
         .steps
@@ -365,7 +365,7 @@ fn incremental_repair_fixes_the_set_batch_by_batch_and_stops_early_on_drawdown()
     };
     let c =
         netrepair_repair::Repair::repair(&cum, &net, &problem, &RepairContext::default()).unwrap();
-    let steps = &c.incremental.as_ref().unwrap().steps;
+    let steps = &c.incremental().unwrap().steps;
     assert!(
         steps
             .windows(2)
@@ -382,7 +382,7 @@ fn incremental_repair_fixes_the_set_batch_by_batch_and_stops_early_on_drawdown()
     };
     let s =
         netrepair_repair::Repair::repair(&strict, &net, &kept, &RepairContext::default()).unwrap();
-    let rep = s.incremental.as_ref().unwrap();
+    let rep = s.incremental().unwrap();
     let last = rep.steps.last().unwrap();
     assert!(last.validation_accuracy < rep.validation_before, "{rep:?}");
     assert!(rep.stopped.starts_with("early stop"), "{}", rep.stopped);

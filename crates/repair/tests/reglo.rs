@@ -92,7 +92,7 @@ fn repaired_areas_hold_and_the_attack_weakens() {
     let o = reglo
         .repair(&net, &problem(&p), &RepairContext::default())
         .unwrap();
-    let g = &o.global[0];
+    let g = &o.global()[0];
     assert!(
         g.pgd_r_before > 0.0,
         "the random net should be unfair: {g:?}"
@@ -120,7 +120,7 @@ fn a_covering_repair_is_a_global_proof_no_attack_breaks() {
     let o = reglo
         .repair(&net, &problem(&p), &RepairContext::default())
         .unwrap();
-    let g = &o.global[0];
+    let g = &o.global()[0];
     assert!(o.proved, "{}: {g:?}", o.message);
     assert_eq!(o.status, RepairStatus::Proved);
     assert!(g.vb_after <= p.eps);
@@ -146,7 +146,7 @@ fn global_robustness_areas_are_sound_under_sampling() {
     let o = reglo
         .repair(&net, &problem(&p), &RepairContext::default())
         .unwrap();
-    let g = &o.global[0];
+    let g = &o.global()[0];
     assert!(g.areas_proved > 0, "{g:?}");
     if o.proved {
         assert!(sampled_variation(&o.network, &p, &p.region, 3000) <= p.eps);
@@ -195,7 +195,7 @@ fn a_rescaling_alone_is_proved_on_a_hand_network() {
             &RepairContext::default(),
         )
         .unwrap();
-    let g = &o.global[0];
+    let g = &o.global()[0];
     assert!(o.proved, "{}", o.message);
     assert!((g.vb_before - 2.0).abs() < 1e-9, "{g:?}");
     let lambda = 0.1 * 0.95 / 2.0;
@@ -238,7 +238,7 @@ fn the_scale_aware_repair_keeps_decisions_and_proves_the_whole_region() {
             &RepairContext::default(),
         )
         .unwrap();
-    let g = &o.global[0];
+    let g = &o.global()[0];
     assert!(o.proved && g.proved, "{}: {g:?}", o.message);
     assert!(g.vb_after <= p.eps, "{g:?}");
     assert_eq!(g.pgd_r_after, 0.0, "{g:?}");

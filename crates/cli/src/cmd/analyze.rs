@@ -12,7 +12,8 @@ use netrepair_repair::{
 use serde_json::json;
 
 use super::repair::{labelled_npy, misclassified, PointSource};
-use crate::{npy, util};
+use crate::util;
+use netrepair_data::npy;
 
 /// Score every affine layer as APRNN's start layer with each layer-selection heuristic,
 /// analyse the repair set (size, classes, geometry, room per layer, predicted difficulty) and

@@ -24,7 +24,8 @@ use netrepair_spec::{
 };
 use serde_json::json;
 
-use crate::{npy, util};
+use crate::util;
+use netrepair_data::npy;
 
 /// "Every input within `radius` (L-inf) of `center` is classified `label`" as a property.
 fn local_robustness(
@@ -266,7 +267,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
     for mut m in [GradientRepair::irepair(1.0), GradientRepair::finetune()] {
         m.options.lr = 1e-2;
         let r = m.repair(&reloaded, &small_keep, &ctx)?;
-        let steps = r.training.as_ref().map_or(0, |t| t.iterations);
+        let steps = r.training().map_or(0, |t| t.iterations);
         say(format!(
             "   {:<15} {:<10} {:>8} {:>10.3} {:>9.1}% {:>9.1}% {:>7.2}s  ({steps} steps)",
             m.name(),
@@ -355,7 +356,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         ..Reglo::default()
     };
     let g = reglo.repair(&after, &problem, &ctx)?;
-    let gr = &g.global[0];
+    let gr = &g.global()[0];
     say(format!(
         "8. REGLO: no move of 0.05 anywhere in the plane may change a class probability by more than 0.05: VB {:.3} -> {:.4} ({}), PGD-B {:.3} -> {:.4}; {} of {} training decisions kept, test accuracy {:.1}% -> {:.1}% ({:.2} s)",
         gr.vb_before,

@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 
-use crate::{npy, util};
+use crate::util;
+use netrepair_data::npy;
 
 /// Run a network on a batch of inputs (NPY in, NPY out), computed in f64.
 #[derive(Debug, Args)]

@@ -13,7 +13,7 @@ use netrepair_spec::{BoxRegion, GlobalProperty, Perturbation};
 use netrepair_verify::{SplitOptions, VariationAttack};
 
 use crate::cmd::repair::PointSource;
-use crate::npy;
+use netrepair_data::npy;
 
 /// REGLO's weight-change norm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

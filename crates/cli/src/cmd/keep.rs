@@ -15,7 +15,8 @@ use netrepair_repair::{KeepSet, LabelledSet, DEFAULT_KEEP_TAU};
 use serde::Serialize;
 
 use crate::cmd::repair::{labelled_npy, PointSource};
-use crate::{npy, util};
+use crate::util;
+use netrepair_data::npy;
 
 /// Options of the keep set.
 #[derive(Debug, Args)]

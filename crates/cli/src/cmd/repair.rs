@@ -26,7 +26,8 @@ use serde_json::json;
 
 use crate::cmd::global::{reglo_problem, GlobalArgs};
 use crate::cmd::keep::{self, Keep, KeepArgs, KeepSource};
-use crate::{npy, util};
+use crate::util;
+use netrepair_data::npy;
 
 /// The repair methods of this command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -659,7 +660,7 @@ fn print_summary(r: &RepairOutcome, affine: usize) {
     for n in &r.notes {
         println!("note: {n}");
     }
-    for g in &r.global {
+    for g in r.global() {
         println!(
             "{} (eps {}): VB {:.4} -> {:.4}   PGD-B {:.4} -> {:.4}   PGD-R {:.1}% -> {:.1}% ({} points)",
             g.kind,
@@ -689,7 +690,7 @@ fn print_summary(r: &RepairOutcome, affine: usize) {
             );
         }
     }
-    if let Some(t) = &r.training {
+    if let Some(t) = r.training() {
         println!(
             "training: {} steps{}, {:.1}% of the parameters frozen per step on average; correct set {} of {} right (before: {})",
             t.iterations,
@@ -940,7 +941,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     let mut report = serde_json::to_value(&r)?;
     report["network"] = json!(a.net);
     report["output"] = json!(wrote);
-    if let Some(g) = r.global.first() {
+    if let Some(g) = r.global().first() {
         // The seed's metric names at the top level.
         report["VB"] = json!(g.vb_after);
         report["PGD_B"] = json!(g.pgd_b_after);
