@@ -654,6 +654,26 @@ fn an_impossible_repair_is_reported_not_written() {
 }
 
 #[test]
+fn bad_method_settings_are_refused_by_name_and_nothing_is_written() {
+    let (dir, _, _) = repair_setup();
+    let d = dir.path();
+    let base = [
+        "repair", "--net", "net.onnx", "--inputs", "x.npy", "--labels", "y.npy", "--out", "r.onnx",
+    ];
+    for (extra, word) in [
+        (&["--eps=-1"][..], "eps"),
+        (&["--delta-bound", "0"][..], "delta_bound"),
+        (&["--delta-bound=-inf"][..], "delta_bound"),
+        (&["--method", "prepared", "--eps", "nan"][..], "eps"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        fails_with(&run(&args, d), word);
+        assert!(!d.join("r.onnx").exists());
+    }
+}
+
+#[test]
 fn repair_rejects_bad_input() {
     let (dir, _, _) = repair_setup();
     let d = dir.path();

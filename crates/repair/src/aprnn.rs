@@ -20,7 +20,7 @@ use netrepair_nn::{Layer, Network};
 use netrepair_verify::affine::{affine_op, elementwise_op, pool_windows, AffineOp};
 
 use crate::edit::{downstream, Edit, KeepObjective};
-use crate::error::{RepairError, Result};
+use crate::error::{rule, RepairError, Result};
 use crate::expr::{materialize, Expr};
 use crate::outcome::{LpReport, RepairOutcome, Timings};
 use crate::pipeline::{checked_start, finish, solve_edit, Solved};
@@ -77,6 +77,24 @@ const APRNN_INFEASIBLE: &str = "the LP is infeasible with every activation patte
 
 /// APRNN's default bound on every parameter delta (the reference implementation's choice).
 pub const APRNN_DELTA_BOUND: f64 = 3.0;
+
+impl Aprnn {
+    /// Checks the settings, naming the first rule broken.
+    pub fn check(&self) -> Result<()> {
+        self.lp.check()?;
+        rule::at_least_one("max_box_dims", self.max_box_dims)?;
+        rule::non_negative("pattern_margin", self.pattern_margin)?;
+        rule::non_negative("keep_violation_cost", self.keep_violation_cost)?;
+        if self.box_splits > 20 {
+            return Err(RepairError::InvalidParam {
+                name: "box_splits",
+                value: self.box_splits.to_string(),
+                rule: "must be at most 20 (2^box_splits sub-boxes per box)",
+            });
+        }
+        Ok(())
+    }
+}
 
 impl Default for Aprnn {
     fn default() -> Self {
@@ -690,6 +708,7 @@ impl Repair for Aprnn {
         ctx: &RepairContext,
     ) -> Result<RepairOutcome> {
         let started = Instant::now();
+        self.check()?;
         let start = checked_start(net, problem, &self.lp)?;
         let groups = self.groups(net, problem)?;
         let (mut lps, mut timings) = (Vec::new(), Timings::default());

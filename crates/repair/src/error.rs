@@ -23,6 +23,105 @@ pub enum RepairError {
     /// The method cannot handle this network or layer choice.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// A method setting breaks one of its rules (see each method's `check`).
+    #[error("invalid setting {name} = {value}: {rule}")]
+    InvalidParam {
+        /// The setting, as the method's field is named.
+        name: &'static str,
+        /// Its value, as given.
+        value: String,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+}
+
+/// Rules of method settings, each returning [`RepairError::InvalidParam`] when broken.
+pub(crate) mod rule {
+    use super::{RepairError, Result};
+
+    fn broken(name: &'static str, value: impl ToString, rule: &'static str) -> RepairError {
+        RepairError::InvalidParam {
+            name,
+            value: value.to_string(),
+            rule,
+        }
+    }
+
+    /// `v > 0` and finite.
+    pub fn positive(name: &'static str, v: f64) -> Result<()> {
+        if v > 0.0 && v.is_finite() {
+            Ok(())
+        } else {
+            Err(broken(name, v, "must be positive and finite"))
+        }
+    }
+
+    /// `v >= 0` and finite.
+    pub fn non_negative(name: &'static str, v: f64) -> Result<()> {
+        if v >= 0.0 && v.is_finite() {
+            Ok(())
+        } else {
+            Err(broken(name, v, "must be non-negative and finite"))
+        }
+    }
+
+    /// `0 <= v <= 1`.
+    pub fn share(name: &'static str, v: f64) -> Result<()> {
+        if (0.0..=1.0).contains(&v) {
+            Ok(())
+        } else {
+            Err(broken(name, v, "must lie in [0, 1]"))
+        }
+    }
+
+    /// `0 <= v < 1`.
+    pub fn below_one(name: &'static str, v: f64) -> Result<()> {
+        if (0.0..1.0).contains(&v) {
+            Ok(())
+        } else {
+            Err(broken(name, v, "must lie in [0, 1)"))
+        }
+    }
+
+    /// `0 < v < 1`.
+    pub fn open_unit(name: &'static str, v: f64) -> Result<()> {
+        if v > 0.0 && v < 1.0 {
+            Ok(())
+        } else {
+            Err(broken(name, v, "must lie in (0, 1)"))
+        }
+    }
+
+    /// `0 < v <= 1`.
+    pub fn unit_fraction(name: &'static str, v: f64) -> Result<()> {
+        if v > 0.0 && v <= 1.0 {
+            Ok(())
+        } else {
+            Err(broken(name, v, "must lie in (0, 1]"))
+        }
+    }
+
+    /// `n >= 1`.
+    pub fn at_least_one(name: &'static str, n: usize) -> Result<()> {
+        if n >= 1 {
+            Ok(())
+        } else {
+            Err(broken(name, n, "must be at least 1"))
+        }
+    }
+
+    /// `v > 0` (infinity allowed: no bound), not NaN.
+    pub fn positive_or_infinite(name: &'static str, v: f64) -> Result<()> {
+        if v > 0.0 {
+            Ok(())
+        } else {
+            Err(broken(
+                name,
+                v,
+                "must be positive (or infinite for no bound)",
+            ))
+        }
+    }
 }
 
 /// Result alias of this crate.

@@ -27,7 +27,7 @@ use netrepair_nn::{cross_entropy, Network, NnError, Optimizer, OptimizerKind, Pa
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::error::{RepairError, Result};
+use crate::error::{rule, RepairError, Result};
 use crate::outcome::{EditedLayer, MethodDetails, RepairOutcome, RepairStatus, Timings};
 use crate::problem::{LabelledSet, RepairItem, RepairProblem, Requirement};
 use crate::recheck::timed_recheck;
@@ -489,35 +489,20 @@ impl GradientRepair {
     /// naming the first rule broken.
     pub fn check(&self, net: &Network, correct: &LabelledSet) -> Result<()> {
         let o = &self.options;
-        let bad = |m: String| Err(RepairError::Problem(m));
-        if !(o.lr > 0.0 && o.lr.is_finite()) {
-            return bad(format!("the learning rate must be positive, got {}", o.lr));
-        }
-        if o.max_iters == 0 {
-            return bad("max-iters must be at least 1".into());
-        }
-        if !(o.margin >= 0.0 && o.margin < 1.0) {
-            return bad(format!("the margin must lie in [0, 1), got {}", o.margin));
-        }
+        rule::positive("lr", o.lr)?;
+        rule::at_least_one("max_iters", o.max_iters)?;
+        rule::below_one("margin", o.margin)?;
         match self.locking {
             Locking::Influence { gamma, .. } => {
-                if !(gamma >= 0.0 && gamma.is_finite()) {
-                    return bad(format!("gamma must be a non-negative number, got {gamma}"));
-                }
+                rule::non_negative("locking.gamma", gamma)?;
                 if correct.is_empty() {
-                    return bad(
+                    return Err(RepairError::Problem(
                         "I-REPAIR needs a correct set (the keep set's points: samples the network gets right) to measure influence on"
                             .into(),
-                    );
-                }
-            }
-            Locking::Random { p } => {
-                if !(0.0..=1.0).contains(&p) {
-                    return bad(format!(
-                        "the locking probability must lie in [0, 1], got {p}"
                     ));
                 }
             }
+            Locking::Random { p } => rule::share("locking.p", p)?,
             Locking::Nothing => {}
         }
         correct.check(net, "correct set")

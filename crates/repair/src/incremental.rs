@@ -15,7 +15,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use crate::error::{RepairError, Result};
+use crate::error::{rule, RepairError, Result};
 use crate::outcome::{EditedLayer, MethodDetails, RepairOutcome, RepairStatus, Timings};
 use crate::problem::{RepairItem, RepairProblem};
 use crate::recheck::timed_recheck;
@@ -117,6 +117,16 @@ fn points_right(net: &Network, problem: &RepairProblem) -> Result<Vec<bool>> {
         .collect())
 }
 
+impl Incremental {
+    /// Checks the settings (the inner APRNN's too), naming the first rule broken.
+    pub fn check(&self) -> Result<()> {
+        self.inner.check()?;
+        rule::at_least_one("batch", self.batch)?;
+        rule::at_least_one("max_iters", self.max_iters)?;
+        rule::share("max_drop", self.max_drop)
+    }
+}
+
 impl Repair for Incremental {
     fn name(&self) -> &'static str {
         "aprnn-incremental"
@@ -129,18 +139,8 @@ impl Repair for Incremental {
         ctx: &RepairContext,
     ) -> Result<RepairOutcome> {
         let started = Instant::now();
+        self.check()?;
         problem.validate(net.input_len(), net.output_len())?;
-        if self.batch == 0 || self.max_iters == 0 {
-            return Err(RepairError::Problem(
-                "batch size and iterations must be at least 1".into(),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.max_drop) {
-            return Err(RepairError::Problem(format!(
-                "the largest accuracy drop is a share in [0, 1], got {}",
-                self.max_drop
-            )));
-        }
         if problem
             .items
             .iter()

@@ -56,6 +56,7 @@ use netrepair_verify::CheckOptions;
 pub use analysis::{analyse, ClassCount, Difficulty, LayerRoom, RepairSetAnalysis};
 pub use aprnn::{Aprnn, APRNN_DELTA_BOUND};
 pub use edit::{param_changes, KeepObjective, ParamChange};
+use error::rule;
 pub use error::{RepairError, Result};
 pub use gradient::{
     influence_mask, mixup_points, CorrectLoss, CorrectTerm, GradientOptions, GradientRepair,
@@ -140,6 +141,19 @@ impl Default for LpRepairOptions {
 pub type ProgressFn = Box<dyn Fn(&str) + Sync>;
 
 impl LpRepairOptions {
+    /// Checks the settings, naming the first rule broken (every LP method calls it first).
+    pub fn check(&self) -> Result<()> {
+        rule::non_negative("eps", self.eps)?;
+        if let Some(b) = self.delta_bound {
+            rule::positive_or_infinite("delta_bound", b)?;
+        }
+        if let Some(t) = self.time_limit {
+            rule::positive("time_limit", t.as_secs_f64())?;
+        }
+        rule::at_least_one("threads", self.threads)?;
+        rule::at_least_one("max_terms", self.max_terms)
+    }
+
     /// The solver settings these options imply.
     pub fn solve_options(&self) -> netrepair_lp::SolveOptions {
         netrepair_lp::SolveOptions {

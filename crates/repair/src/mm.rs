@@ -23,7 +23,7 @@ use netrepair_lp::{LpModel, Method, Outcome, Sense, SolveOptions, Var};
 use netrepair_nn::{Layer, Network, NnError, ParamId};
 use serde::Serialize;
 
-use crate::error::{RepairError, Result};
+use crate::error::{rule, RepairError, Result};
 use crate::outcome::{EditedLayer, LpReport, RepairOutcome, RepairStatus, Timings};
 use crate::problem::RepairProblem;
 use crate::recheck::timed_recheck;
@@ -86,25 +86,13 @@ pub struct MmSearch {
 }
 
 impl Mm {
-    fn check(&self) -> Result<()> {
-        let bad = |m: String| Err(RepairError::Problem(m));
-        if !(self.max_bound > 0.0 && self.max_bound.is_finite()) {
-            return bad(format!(
-                "the MM bound must be positive and finite, got {}",
-                self.max_bound
-            ));
-        }
-        if !(self.tolerance > 0.0 && self.tolerance < 1.0) {
-            return bad(format!(
-                "the MM tolerance must lie in (0, 1), got {}",
-                self.tolerance
-            ));
-        }
-        if !(self.margin >= 0.0 && self.margin.is_finite()) {
-            return bad(format!(
-                "the margin must be non-negative, got {}",
-                self.margin
-            ));
+    /// Checks the settings, naming the first rule broken.
+    pub fn check(&self) -> Result<()> {
+        rule::positive("max_bound", self.max_bound)?;
+        rule::open_unit("tolerance", self.tolerance)?;
+        rule::non_negative("margin", self.margin)?;
+        if let Some(tau) = self.keep_tau {
+            rule::non_negative("keep_tau", tau)?;
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ use netrepair_spec::Case;
 use netrepair_verify::{check_property, pgd, PgdOptions, Verdict};
 use rand::{Rng, SeedableRng};
 
-use crate::error::{RepairError, Result};
+use crate::error::{rule, RepairError, Result};
 use crate::gradient::{batch, labels_tensor, rows, IterationStat, Locking, TrainingReport};
 use crate::outcome::{EditedLayer, MethodDetails, RepairOutcome, RepairStatus, Timings};
 use crate::problem::{LabelledSet, RepairItem, RepairProblem};
@@ -126,29 +126,13 @@ fn f32_rows(net: &Network, xs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
 }
 
 impl Pft {
-    fn check(&self, net: &Network, correct: &LabelledSet) -> Result<()> {
-        let bad = |m: String| Err(RepairError::Problem(m));
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad(format!(
-                "the learning rate must be positive, got {}",
-                self.lr
-            ));
-        }
-        if self.rounds == 0 || self.steps_per_round == 0 {
-            return bad("PFT needs at least one round and one step per round".into());
-        }
-        if !(self.fidelity_weight >= 0.0 && self.fidelity_weight.is_finite()) {
-            return bad(format!(
-                "the fidelity weight must be non-negative, got {}",
-                self.fidelity_weight
-            ));
-        }
-        if !(self.margin >= 0.0 && self.margin.is_finite()) {
-            return bad(format!(
-                "the margin must be non-negative, got {}",
-                self.margin
-            ));
-        }
+    /// Checks the settings against `net` and the correct set, naming the first rule broken.
+    pub fn check(&self, net: &Network, correct: &LabelledSet) -> Result<()> {
+        rule::positive("lr", self.lr)?;
+        rule::at_least_one("rounds", self.rounds)?;
+        rule::at_least_one("steps_per_round", self.steps_per_round)?;
+        rule::non_negative("fidelity_weight", self.fidelity_weight)?;
+        rule::non_negative("margin", self.margin)?;
         if !correct.is_empty() {
             correct.check(net, "correct set")?;
         }

@@ -30,7 +30,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::aprnn::choose_requirements;
 use crate::edit::{downstream, Edit, KeepObjective};
-use crate::error::{RepairError, Result};
+use crate::error::{rule, RepairError, Result};
 use crate::expr::{materialize, Expr};
 use crate::outcome::{LpReport, RepairOutcome, Timings};
 use crate::pipeline::{checked_start, finish, solve_edit, Solved};
@@ -88,6 +88,15 @@ impl std::str::FromStr for Cuts {
                 "unknown cuts '{s}' (off, linear, lp)"
             ))),
         }
+    }
+}
+
+impl Prepared {
+    /// Checks the settings, naming the first rule broken.
+    pub fn check(&self) -> Result<()> {
+        self.lp.check()?;
+        rule::at_least_one("max_regions", self.max_regions)?;
+        rule::non_negative("keep_violation_cost", self.keep_violation_cost)
     }
 }
 
@@ -729,6 +738,7 @@ impl Repair for Prepared {
         ctx: &RepairContext,
     ) -> Result<RepairOutcome> {
         let started = Instant::now();
+        self.check()?;
         let start = checked_start(net, problem, &self.lp)?;
         let mut regions = self.regions(net, problem)?;
         regions.extend(self.keep_regions(net, problem)?);

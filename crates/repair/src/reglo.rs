@@ -49,7 +49,7 @@ use netrepair_verify::{
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::error::{RepairError, Result};
+use crate::error::{rule, RepairError, Result};
 use crate::outcome::{
     EditedLayer, ItemReport, ItemStatus, LpReport, MethodDetails, RepairOutcome, RepairStatus,
     Timings,
@@ -345,37 +345,17 @@ struct Area {
 }
 
 impl Reglo {
-    fn check(&self) -> Result<()> {
-        let bad = |m: String| Err(RepairError::Problem(m));
-        if self.max_iters == 0 || self.max_areas == 0 {
-            return bad("REGLO needs at least one round and one area per round".into());
-        }
-        if !(self.area_radius > 0.0 && self.area_radius <= 1.0) {
-            return bad(format!(
-                "area radius must be in (0, 1], got {}",
-                self.area_radius
-            ));
-        }
-        if !(self.keep_weight >= 0.0 && self.keep_weight.is_finite()) {
-            return bad(format!(
-                "keep weight must be non-negative, got {}",
-                self.keep_weight
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.keep_tau) {
-            return bad(format!("keep tau must be in [0, 1], got {}", self.keep_tau));
-        }
+    /// Checks the settings, naming the first rule broken.
+    pub fn check(&self) -> Result<()> {
+        rule::at_least_one("max_iters", self.max_iters)?;
+        rule::at_least_one("max_areas", self.max_areas)?;
+        rule::unit_fraction("area_radius", self.area_radius)?;
+        rule::non_negative("keep_weight", self.keep_weight)?;
+        rule::share("keep_tau", self.keep_tau)?;
         if let RegloObjective::Scale { kappa } = self.objective {
-            if !(kappa >= 0.0 && kappa.is_finite()) {
-                return bad(format!(
-                    "kappa must be non-negative and finite, got {kappa}"
-                ));
-            }
+            rule::non_negative("kappa", kappa)?;
         }
-        if !(0.0..1.0).contains(&self.margin) {
-            return bad(format!("margin must be in [0, 1), got {}", self.margin));
-        }
-        Ok(())
+        rule::below_one("margin", self.margin)
     }
 
     /// Data points inside `region`, then uniform draws, `n` in all.

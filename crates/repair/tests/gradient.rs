@@ -293,13 +293,13 @@ fn bad_options_and_problems_are_named() {
         &problem.clone().with_keep(KeepSet::default())
     )
     .contains("correct set"));
-    assert!(err(GradientRepair::random_lock(1.5), &problem).contains("probability"));
+    assert!(err(GradientRepair::random_lock(1.5), &problem).contains("locking.p"));
     let mut m = GradientRepair::finetune();
     m.options.lr = 0.0;
-    assert!(err(m, &problem).contains("learning rate"));
+    assert!(err(m, &problem).contains("lr"));
     let mut m = GradientRepair::finetune();
     m.options.max_iters = 0;
-    assert!(err(m, &problem).contains("max-iters"));
+    assert!(err(m, &problem).contains("max_iters"));
     // Empty repair set, label out of range (repair and correct set), wrong input size.
     assert!(err(GradientRepair::finetune(), &RepairProblem::default()).contains("empty"));
     assert!(matches!(

@@ -284,7 +284,7 @@ fn bad_properties_and_settings_are_refused_by_name() {
                 keep_tau: 1.5,
                 ..small()
             },
-            "keep tau",
+            "keep_tau",
         ),
         (
             Reglo {

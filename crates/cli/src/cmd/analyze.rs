@@ -11,7 +11,7 @@ use netrepair_repair::{
 };
 use serde_json::json;
 
-use super::repair::{labelled_npy, misclassified, PointSource};
+use super::points::{labelled_npy, misclassified, PointSource};
 use crate::util;
 use netrepair_data::npy;
 

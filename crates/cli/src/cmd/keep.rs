@@ -14,7 +14,7 @@ use netrepair_nn::Network;
 use netrepair_repair::{KeepSet, LabelledSet, DEFAULT_KEEP_TAU};
 use serde::Serialize;
 
-use crate::cmd::repair::{labelled_npy, PointSource};
+use crate::cmd::points::{labelled_npy, PointSource};
 use crate::util;
 use netrepair_data::npy;
 

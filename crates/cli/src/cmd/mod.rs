@@ -11,6 +11,7 @@ pub mod forward;
 pub mod global;
 pub mod inspect;
 pub mod keep;
+pub mod points;
 pub mod repair;
 pub mod train;
 pub mod verify;

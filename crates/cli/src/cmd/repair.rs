@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use netrepair_data::{load, resolve_data_dir, DatasetName};
 use netrepair_lp::Method;
 use netrepair_nn::Network;
 use netrepair_nn::OptimizerKind;
@@ -17,17 +16,16 @@ use netrepair_repair::{
     affine_layers, best_layer, resolve_layer, score_layers, Aprnn, CorrectLoss, GradientOptions,
     GradientRepair, Heuristic, ItemStatus, KeepSet, LabelledSet, Locking, LpDump, LpRepairOptions,
     Mm, Pft, Prepared, Race, Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem,
-    Requirement, SelectionInput, APRNN_DELTA_BOUND, DEFAULT_HEURISTIC,
+    SelectionInput, APRNN_DELTA_BOUND, DEFAULT_HEURISTIC,
 };
 use netrepair_spec::read_vnnlib;
 use netrepair_verify::{CheckOptions, PgdOptions};
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::cmd::global::{reglo_problem, GlobalArgs};
 use crate::cmd::keep::{self, Keep, KeepArgs, KeepSource};
+use crate::cmd::points::{labelled_npy, misclassified, read_polytopes, PointSource};
 use crate::util;
-use netrepair_data::npy;
 
 /// The repair methods of this command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -256,168 +254,6 @@ pub struct RepairArgs {
     json: bool,
 }
 
-/// Where labelled repair points come from: an NPY pair, or the errors of a data split.
-#[derive(Debug, Args)]
-pub struct PointSource {
-    /// Repair inputs (NPY, float32/float64, [N, input shape...] or [N, input size]).
-    #[arg(long, requires = "labels")]
-    pub inputs: Option<PathBuf>,
-    /// Their correct labels (NPY, integer, [N]).
-    #[arg(long, requires = "inputs")]
-    pub labels: Option<PathBuf>,
-    /// Take the first N points of --dataset/--split that the network misclassifies (in file
-    /// order, or shuffled with --shuffle).
-    #[arg(long, requires = "dataset")]
-    pub misclassified: Option<usize>,
-    /// Data set for --misclassified: mnist, cifar10, german, adult.
-    #[arg(long)]
-    pub dataset: Option<String>,
-    /// Split for --misclassified.
-    #[arg(long, default_value = "test")]
-    pub split: String,
-    /// Take --misclassified's samples in a random order with this seed instead of file order
-    /// (image folders are sorted by class, so the first errors would all share one class).
-    #[arg(long)]
-    pub shuffle: Option<u64>,
-    /// Folder holding the data sets (default: ../shared/data when present).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Per-channel mean subtracted from data set samples (with --std).
-    #[arg(long)]
-    pub mean: Option<String>,
-    /// Per-channel standard deviation divided by (with --mean).
-    #[arg(long)]
-    pub std: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct PolytopeSpec {
-    vertices: Vec<Vec<f64>>,
-    label: Option<usize>,
-    lower: Option<Vec<f64>>,
-    upper: Option<Vec<f64>>,
-}
-
-fn read_polytopes(path: &Path, outputs: usize) -> Result<Vec<RepairItem>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let specs: Vec<PolytopeSpec> = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{}: expected [{{\"vertices\": [[...]], \"label\": N}}, ...]",
-            path.display()
-        )
-    })?;
-    specs
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let requirements = match (s.label, s.lower, s.upper) {
-                (Some(c), None, None) => Requirement::label(c, outputs),
-                (None, lo, hi) if lo.is_some() || hi.is_some() => {
-                    let lo = lo.unwrap_or_else(|| vec![f64::NEG_INFINITY; outputs]);
-                    let hi = hi.unwrap_or_else(|| vec![f64::INFINITY; outputs]);
-                    if lo.len() != outputs || hi.len() != outputs {
-                        bail!(
-                            "{}: polytope {i}: lower/upper need {outputs} values",
-                            path.display()
-                        );
-                    }
-                    Requirement::output_box(&lo, &hi)
-                }
-                _ => bail!(
-                    "{}: polytope {i} needs either \"label\" or \"lower\"/\"upper\"",
-                    path.display()
-                ),
-            };
-            Ok(RepairItem::Polytope {
-                vertices: s.vertices,
-                requirements,
-            })
-        })
-        .collect()
-}
-
-/// The first `n` misclassified samples of a data split, with their true labels, and (with
-/// --correct-size) correctly classified samples of it, spread over the classes.
-pub fn misclassified(
-    a: &PointSource,
-    correct_size: Option<usize>,
-    net: &Network,
-    n: usize,
-) -> Result<(RepairProblem, LabelledSet)> {
-    let name: DatasetName = a.dataset.as_deref().unwrap_or_default().parse()?;
-    let dir = resolve_data_dir(a.data_dir.as_deref())?;
-    let mut data = load(name, &dir, &a.split)?;
-    match (&a.mean, &a.std) {
-        (Some(m), Some(s)) => data.normalize(&util::parse_list(m)?, &util::parse_list(s)?)?,
-        (None, None) => {}
-        _ => bail!("--mean and --std go together"),
-    }
-    let x = util::dataset_batch(net, &data)?;
-    let pred = util::predict_all(net, &x, 500, |_| {})?;
-    // File order, or a seeded shuffle (image folders are sorted by class).
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    if let Some(seed) = a.shuffle {
-        use rand::{seq::SliceRandom, SeedableRng};
-        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
-    }
-    let order_all = order.clone();
-    let wrong: Vec<usize> = order
-        .into_iter()
-        .filter(|&i| pred[i] != data.labels[i])
-        .take(n)
-        .collect();
-    if wrong.is_empty() {
-        bail!(
-            "the network misclassifies no sample of the {} split",
-            a.split
-        );
-    }
-    let xs: Vec<f64> = wrong
-        .iter()
-        .flat_map(|&i| data.sample(i).iter().map(|&v| f64::from(v)))
-        .collect();
-    let ys: Vec<usize> = wrong.iter().map(|&i| data.labels[i] as usize).collect();
-    let problem = RepairProblem::from_labels(&xs, &ys, net.input_len(), net.output_len())?;
-    let mut correct = LabelledSet::default();
-    if let Some(k) = correct_size {
-        let classes = net.output_len();
-        let mut taken = vec![0usize; classes];
-        for i in order_all
-            .iter()
-            .copied()
-            .filter(|&i| pred[i] == data.labels[i])
-        {
-            let c = data.labels[i] as usize;
-            if c < classes && taken[c] < k / classes + usize::from(c < k % classes) {
-                taken[c] += 1;
-                correct
-                    .inputs
-                    .push(data.sample(i).iter().map(|&v| f64::from(v)).collect());
-                correct.labels.push(c);
-            }
-        }
-    }
-    Ok((problem, correct))
-}
-
-/// Labelled points from an NPY pair, flattened for `net`.
-pub fn labelled_npy(net: &Network, xp: &Path, lp: &Path) -> Result<(Vec<f64>, Vec<usize>)> {
-    let x = npy::read_floats(xp)?;
-    let labels = npy::read_labels(lp)?;
-    let batch = util::batch_for(net, &x.shape, x.data)?;
-    if batch.dims()[0] != labels.len() {
-        bail!(
-            "{} holds {} inputs but {} holds {} labels",
-            xp.display(),
-            batch.dims()[0],
-            lp.display(),
-            labels.len()
-        );
-    }
-    Ok((batch.flatten_all()?.to_vec1()?, labels))
-}
-
 /// The repair items and the points --correct-size draws from the repair split.
 fn problem(a: &RepairArgs, net: &Network) -> Result<(RepairProblem, LabelledSet)> {
     let mut items = Vec::new();
@@ -527,17 +363,10 @@ fn method_with_limit(
     layer: usize,
     lp_timeout: Option<f64>,
 ) -> Result<Box<dyn Repair>> {
+    // The methods check their settings themselves (`check`); `inf` means no bound.
     let eps = a.eps.unwrap_or(1e-3);
-    if !(eps >= 0.0 && eps.is_finite()) {
-        bail!("--eps must be a non-negative number, got {eps}");
-    }
-    if let Some(b) = a.delta_bound {
-        if b.is_nan() || b <= 0.0 {
-            bail!("--delta-bound must be positive, got {b}");
-        }
-    }
     let delta_bound = match (a.delta_bound, a.method) {
-        (Some(b), _) if b.is_infinite() => None,
+        (Some(b), _) if b == f64::INFINITY => None,
         (Some(b), _) => Some(b),
         (None, MethodName::Aprnn) => Some(APRNN_DELTA_BOUND),
         (None, _) => None,
