@@ -515,20 +515,22 @@ impl Aprnn {
         Ok((notes, flagged))
     }
 
-    /// Values at every vertex and at every group's pattern source, on `net`.
+    /// Values at every vertex and at every group's pattern source, on `net` (one batched
+    /// forward pass over all groups).
     fn group_traces(net: &Network, groups: &[Group]) -> Result<Vec<(Vec<Values>, Option<Values>)>> {
-        groups
+        let xs: Vec<Vec<f64>> = groups
+            .iter()
+            .flat_map(|g| g.vertices.iter().chain(&g.centroid).cloned())
+            .collect();
+        let mut all = traces(net, &xs)?.into_iter();
+        Ok(groups
             .iter()
             .map(|g| {
-                let mut xs = g.vertices.clone();
-                if let Some(c) = &g.centroid {
-                    xs.push(c.clone());
-                }
-                let mut t = traces(net, &xs)?;
-                let reference = g.centroid.as_ref().map(|_| t.pop().expect("centroid"));
-                Ok((t, reference))
+                let vals: Vec<Values> = all.by_ref().take(g.vertices.len()).collect();
+                let reference = g.centroid.as_ref().map(|_| all.next().expect("centroid"));
+                (vals, reference)
             })
-            .collect()
+            .collect())
     }
 
     /// Whether the network ends in a ReLU after its last affine layer that
