@@ -21,7 +21,8 @@ pub fn load_net(path: &Path) -> Result<Network> {
     netrepair_nn::load_onnx(path).with_context(|| format!("cannot load network {}", path.display()))
 }
 
-/// Refuses to write `out` over any of `inputs`.
+/// Checks, before any long work, that `out` can be written: it is not one of `inputs`, not a
+/// directory, and its directory exists and takes a new file.
 pub fn check_not_input(out: &Path, inputs: &[&Path]) -> Result<()> {
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     if inputs.iter().any(|i| canon(i) == canon(out)) {
@@ -30,6 +31,30 @@ pub fn check_not_input(out: &Path, inputs: &[&Path]) -> Result<()> {
             out.display()
         );
     }
+    if out.is_dir() {
+        bail!(
+            "{} is a directory; give a file path to write",
+            out.display()
+        );
+    }
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        bail!(
+            "cannot write {}: the directory {} does not exist",
+            out.display(),
+            dir.display()
+        );
+    }
+    tempfile::NamedTempFile::new_in(dir).with_context(|| {
+        format!(
+            "cannot write {}: the directory {} does not take new files",
+            out.display(),
+            dir.display()
+        )
+    })?;
     Ok(())
 }
 

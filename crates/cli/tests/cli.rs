@@ -671,6 +671,20 @@ fn bad_method_settings_are_refused_by_name_and_nothing_is_written() {
         fails_with(&run(&args, d), word);
         assert!(!d.join("r.onnx").exists());
     }
+    // Output paths are checked before the repair: a missing directory, a directory, an input.
+    let out = |path: &str| {
+        run(
+            &[
+                "repair", "--net", "net.onnx", "--inputs", "x.npy", "--labels", "y.npy", "--out",
+                path,
+            ],
+            d,
+        )
+    };
+    fails_with(&out("missing/r.onnx"), "does not exist");
+    std::fs::create_dir(d.join("sub")).unwrap();
+    fails_with(&out("sub"), "is a directory");
+    fails_with(&out("x.npy"), "refusing to overwrite");
 }
 
 #[test]

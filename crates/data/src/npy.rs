@@ -20,8 +20,28 @@ pub struct Array {
 
 fn open(path: &Path) -> Result<npyz::NpyFile<std::io::BufReader<std::fs::File>>> {
     let file = std::fs::File::open(path).map_err(io(path))?;
-    npyz::NpyFile::new(std::io::BufReader::new(file))
-        .map_err(|e| format(path, format!("not a valid NPY file ({e})")))
+    let len = file.metadata().map_err(io(path))?.len();
+    let npy = npyz::NpyFile::new(std::io::BufReader::new(file))
+        .map_err(|e| format(path, format!("not a valid NPY file ({e})")))?;
+    // A header may claim any shape: compare it with the bytes there are before reading.
+    let npyz::DType::Plain(ts) = npy.dtype() else {
+        return Err(format(path, "structured arrays are not supported"));
+    };
+    let claimed = npy
+        .shape()
+        .iter()
+        .try_fold(ts.size_field(), |n, &d| n.checked_mul(d));
+    match claimed {
+        Some(bytes) if bytes <= len => Ok(npy),
+        _ => Err(format(
+            path,
+            format!(
+                "the header claims shape {:?} of {ts} ({}), but the file holds only {len} bytes",
+                npy.shape(),
+                claimed.map_or("more than 2^64 bytes".into(), |b| format!("{b} bytes")),
+            ),
+        )),
+    }
 }
 
 fn values<T: npyz::Deserialize>(
@@ -189,5 +209,23 @@ mod tests {
         );
         let missing = read_floats(&d.path().join("missing.npy")).unwrap_err();
         assert!(missing.to_string().contains("missing.npy"));
+        // A header that claims far more data than the file holds is refused before reading.
+        let mut bomb = b"\x93NUMPY\x01\x00".to_vec();
+        let mut header =
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 2), }".to_string();
+        while !(10 + header.len() + 1).is_multiple_of(64) {
+            header.push(' ');
+        }
+        header.push('\n');
+        bomb.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bomb.extend_from_slice(header.as_bytes());
+        bomb.extend_from_slice(&[0u8; 64]);
+        let bomb_path = d.path().join("bomb.npy");
+        std::fs::write(&bomb_path, bomb).unwrap();
+        let e = read_floats(&bomb_path).unwrap_err().to_string();
+        assert!(
+            e.contains("claims") && e.contains("80000000000 bytes"),
+            "{e}"
+        );
     }
 }

@@ -572,11 +572,23 @@ fn print_keep(r: &RepairOutcome, source: &KeepSource) {
 }
 
 pub fn run(a: &RepairArgs) -> Result<u8> {
-    if let Some(out) = &a.out {
-        util::check_not_input(out, &[a.net.as_path()])?;
+    // Every file the repair reads; what it writes must be none of them, and writable now
+    // rather than after a long repair.
+    let inputs: Vec<&Path> = std::iter::once(a.net.as_path())
+        .chain(a.points.inputs.as_deref())
+        .chain(a.points.labels.as_deref())
+        .chain(a.spec.iter().map(PathBuf::as_path))
+        .chain(a.polytopes.as_deref())
+        .chain(a.keep.keep.as_deref())
+        .chain(a.keep.keep_labels.as_deref())
+        .collect();
+    for out in a.out.iter().chain(&a.report) {
+        util::check_not_input(out, &inputs)?;
     }
-    if let Some(rep) = &a.report {
-        util::check_not_input(rep, &[a.net.as_path()])?;
+    if let (Some(out), Some(rep)) = (&a.out, &a.report) {
+        if out == rep {
+            bail!("--out and --report name the same file {}", out.display());
+        }
     }
     let net = util::load_net(&a.net)?;
     let mut reglo = None;
