@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` (main job) and `make test` (tests).
 CARGO ?= cargo
 
-.PHONY: setup demo test lint crosscheck bench-forward bench-repair bench-aprnn bench-acas bench-irepair bench-irepair-plus bench-informed bench-reglo bench-lp
+.PHONY: setup demo test lint fuzz crosscheck bench-forward bench-repair bench-aprnn bench-acas bench-irepair bench-irepair-plus bench-informed bench-reglo bench-lp
 
 setup:
 	@bash scripts/setup.sh
@@ -15,6 +15,12 @@ test: setup
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Mutation fuzzing of the ONNX, NPY and VNN-LIB readers (stable toolchain), FUZZ_SECONDS per
+# reader (default 600), in the test profile so that integer overflow panics; no ../shared needed.
+FUZZ_SECONDS ?= 600
+fuzz: setup
+	NETREPAIR_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test -p netrepair-experiments --test fuzz_readers -- --nocapture
 
 # Needs ../shared (the benchmark networks and data sets).
 crosscheck: setup

@@ -5,6 +5,7 @@
 pub mod acas_bench;
 pub mod corrupt;
 pub mod forward_bench;
+pub mod fuzz;
 pub mod informed_bench;
 pub mod irepair_bench;
 pub mod keep;

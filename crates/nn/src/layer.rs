@@ -548,6 +548,9 @@ impl Layer {
                         got: x.to_vec(),
                     });
                 }
+                if w[2] == 0 || w[3] == 0 {
+                    return Err(invalid(format!("empty kernel {:?}", [w[2], w[3]])));
+                }
                 let ext = |k: usize| c.dilation * (k - 1) + 1;
                 let hp = x[1] + c.padding[0] + c.padding[2];
                 let wp = x[2] + c.padding[1] + c.padding[3];

@@ -67,6 +67,23 @@ fn conv_with_asymmetric_padding_by_hand() {
     assert_eq!(to_vec(&y), vec![3.5, 2.5, 10.5, 6.5]);
 }
 
+/// Found by `make fuzz`: a kernel with a zero side used to underflow the window arithmetic.
+#[test]
+fn a_conv_kernel_with_an_empty_side_is_refused_by_name() {
+    let conv = Conv2d::new(
+        Param::new("w", t(vec![], &[1, 1, 0, 2])).unwrap(),
+        Param::new("b", t(vec![0.5], &[1])).unwrap(),
+        1,
+        1,
+        [0, 0, 0, 0],
+        1,
+    );
+    let conv = conv.expect("the layer itself is built; its input shape decides");
+    let mut b = NetworkBuilder::new(vec![1, 2, 2]);
+    let e = b.push("conv", Layer::Conv2d(conv)).unwrap_err().to_string();
+    assert!(e.contains("conv") && e.contains("empty kernel"), "{e}");
+}
+
 #[test]
 fn pooling_by_hand_with_argmax() {
     // 1x3x3 input [[1, 5, 2], [7, 3, 9], [4, 8, 6]].

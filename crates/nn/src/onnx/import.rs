@@ -847,7 +847,13 @@ fn resolve_shape(n: &NodeProto, dims: &[usize], target: &[i64]) -> Result<Vec<us
             }
         }
     }
-    let known: usize = shape.iter().product();
+    // Target dims come from the file: a product past usize is no valid reshape.
+    let Some(known) = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) else {
+        return Err(unsupported(
+            n,
+            format!("cannot reshape {dims:?} to {target:?}"),
+        ));
+    };
     if let Some(h) = hole {
         if known == 0 || !numel.is_multiple_of(known) {
             return Err(unsupported(

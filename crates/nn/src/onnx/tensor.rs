@@ -8,14 +8,21 @@ fn bad(name: &str, reason: impl Into<String>) -> NnError {
 }
 
 fn check_len(t: &TensorProto, n: usize) -> Result<()> {
-    let expected: i64 = t.dims.iter().product();
-    if t.dims.iter().any(|&d| d < 0) || expected as usize != n {
-        return Err(bad(
+    // Dims come from the file: negative ones, and products that overflow, are errors.
+    let expected = t.dims.iter().try_fold(1u64, |acc, &d| {
+        u64::try_from(d).ok().and_then(|d| acc.checked_mul(d))
+    });
+    match expected {
+        Some(e) if e == n as u64 => Ok(()),
+        Some(e) => Err(bad(
             &t.name,
-            format!("dims {:?} hold {} values, data has {n}", t.dims, expected),
-        ));
+            format!("dims {:?} hold {e} values, data has {n}", t.dims),
+        )),
+        None => Err(bad(
+            &t.name,
+            format!("dims {:?} are negative or too large", t.dims),
+        )),
     }
-    Ok(())
 }
 
 /// The tensor's values as f64 (float, double and integer types).
@@ -134,4 +141,31 @@ pub(crate) fn transpose(v: &[f64], r: usize, c: usize) -> Vec<f64> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `make fuzz`: dims whose product overflows (it used to panic in debug builds
+    /// and wrap in release ones).
+    #[test]
+    fn dims_that_overflow_or_are_negative_are_errors() {
+        let t = |dims: Vec<i64>| TensorProto {
+            name: "w".into(),
+            dims,
+            ..TensorProto::default()
+        };
+        let e = check_len(&t(vec![2, 1_528_449_814_975, 250_588_271, 4070]), 6)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'w'") && e.contains("too large"), "{e}");
+        assert!(check_len(&t(vec![2, -3]), 6).is_err());
+        assert!(check_len(&t(vec![2, 3]), 5)
+            .unwrap_err()
+            .to_string()
+            .contains("hold 6"));
+        check_len(&t(vec![2, 3]), 6).unwrap();
+        check_len(&t(vec![]), 1).unwrap();
+    }
 }
