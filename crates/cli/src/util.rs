@@ -23,7 +23,7 @@ pub fn load_net(path: &Path) -> Result<Network> {
 
 /// Checks, before any long work, that `out` can be written: it is not one of `inputs`, not a
 /// directory, and its directory exists and takes a new file.
-pub fn check_not_input(out: &Path, inputs: &[&Path]) -> Result<()> {
+pub fn check_output(out: &Path, inputs: &[&Path]) -> Result<()> {
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     if inputs.iter().any(|i| canon(i) == canon(out)) {
         bail!(

@@ -18,7 +18,14 @@ pub struct Array {
     pub data: Vec<f64>,
 }
 
-fn open(path: &Path) -> Result<npyz::NpyFile<std::io::BufReader<std::fs::File>>> {
+/// Opens an NPY file: its reader and its (plain) element type, once the header's claimed size
+/// has been checked against the file's.
+fn open(
+    path: &Path,
+) -> Result<(
+    npyz::NpyFile<std::io::BufReader<std::fs::File>>,
+    npyz::TypeStr,
+)> {
     let file = std::fs::File::open(path).map_err(io(path))?;
     let len = file.metadata().map_err(io(path))?.len();
     let npy = npyz::NpyFile::new(std::io::BufReader::new(file))
@@ -32,7 +39,7 @@ fn open(path: &Path) -> Result<npyz::NpyFile<std::io::BufReader<std::fs::File>>>
         .iter()
         .try_fold(ts.size_field(), |n, &d| n.checked_mul(d));
     match claimed {
-        Some(bytes) if bytes <= len => Ok(npy),
+        Some(bytes) if bytes <= len => Ok((npy, ts)),
         _ => Err(format(
             path,
             format!(
@@ -54,11 +61,8 @@ fn values<T: npyz::Deserialize>(
 
 /// Reads a float32 or float64 NPY array; NaN or infinite values are refused.
 pub fn read_floats(path: &Path) -> Result<Array> {
-    let npy = open(path)?;
+    let (npy, ts) = open(path)?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
-    let npyz::DType::Plain(ts) = npy.dtype() else {
-        return Err(format(path, "structured arrays are not supported"));
-    };
     let data: Vec<f64> = match (ts.type_char(), ts.size_field()) {
         (TypeChar::Float, 4) => values::<f32>(path, npy)?
             .into_iter()
@@ -82,10 +86,7 @@ pub fn read_floats(path: &Path) -> Result<Array> {
 /// Reads integer class labels (int64, int32, uint8 ... any plain integer NPY) as usize;
 /// negative labels are refused.
 pub fn read_labels(path: &Path) -> Result<Vec<usize>> {
-    let npy = open(path)?;
-    let npyz::DType::Plain(ts) = npy.dtype() else {
-        return Err(format(path, "structured arrays are not supported"));
-    };
+    let (npy, ts) = open(path)?;
     let labels: Vec<i64> = match (ts.type_char(), ts.size_field()) {
         (TypeChar::Int, 8) => values::<i64>(path, npy)?,
         (TypeChar::Int, 4) => values::<i32>(path, npy)?

@@ -19,7 +19,7 @@ use netrepair_lp::LpModel;
 use netrepair_nn::{Layer, Network};
 use netrepair_verify::affine::{affine_op, elementwise_op, pool_windows, AffineOp};
 
-use crate::edit::{downstream, Edit, KeepObjective};
+use crate::edit::{concat, downstream, Edit, KeepObjective};
 use crate::error::{rule, RepairError, Result};
 use crate::expr::{materialize, Expr};
 use crate::outcome::{LpReport, RepairOutcome, Timings};
@@ -278,19 +278,7 @@ pub(crate) fn encode_point(
                     x
                 }
                 Layer::Sigmoid | Layer::Tanh => return Err(not_piecewise_linear(net, i, "APRNN")),
-                Layer::Concat { .. } => {
-                    // Each input's encoding once, then the copies.
-                    let parts: HashMap<usize, Vec<Expr>> = node
-                        .inputs()
-                        .iter()
-                        .map(|&u| (u, input(&exprs, u)))
-                        .collect();
-                    net.concat_sources(i)
-                        .expect("a concatenation")
-                        .into_iter()
-                        .map(|(u, j)| parts[&u][j].clone())
-                        .collect()
-                }
+                Layer::Concat { .. } => concat(net, i, |u| input(&exprs, u)),
                 Layer::Opaque(_) => {
                     return Err(netrepair_verify::affine::not_boundable(net, i).into())
                 }

@@ -108,6 +108,25 @@ pub(crate) fn downstream(net: &Network, start: usize) -> Vec<bool> {
     down
 }
 
+/// The values of concatenation node `node` from its inputs' values (each input read once):
+/// what every encoding (linear expressions, intervals) does at a `Concat`.
+pub(crate) fn concat<T: Clone>(
+    net: &Network,
+    node: usize,
+    mut input: impl FnMut(usize) -> Vec<T>,
+) -> Vec<T> {
+    let parts: std::collections::HashMap<usize, Vec<T>> = net.nodes()[node]
+        .inputs()
+        .iter()
+        .map(|&u| (u, input(u)))
+        .collect();
+    net.concat_sources(node)
+        .expect("a concatenation")
+        .into_iter()
+        .map(|(u, j)| parts[&u][j].clone())
+        .collect()
+}
+
 impl Edit {
     /// Sets up the edit of start node `start` (must be Linear or Conv2d); deltas bounded by
     /// `delta_bound` in absolute value when given.

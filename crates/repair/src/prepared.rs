@@ -29,7 +29,7 @@ use netrepair_verify::{linear_bounds, row_bounds, Bounds};
 use rand::{Rng, SeedableRng};
 
 use crate::aprnn::choose_requirements;
-use crate::edit::{downstream, Edit, KeepObjective};
+use crate::edit::{concat, downstream, Edit, KeepObjective};
 use crate::error::{rule, RepairError, Result};
 use crate::expr::{materialize, Expr};
 use crate::outcome::{LpReport, RepairOutcome, Timings};
@@ -673,19 +673,7 @@ impl Prepared {
                     Layer::Sigmoid | Layer::Tanh => {
                         return Err(not_piecewise_linear(net, i, "PREPARED's relaxation"))
                     }
-                    Layer::Concat { .. } => {
-                        // Each input's encoding once, then the copies.
-                        let parts: HashMap<usize, Vec<Interval>> = node
-                            .inputs()
-                            .iter()
-                            .map(|&u| (u, input(&vals, u)))
-                            .collect();
-                        net.concat_sources(i)
-                            .expect("a concatenation")
-                            .into_iter()
-                            .map(|(u, j)| parts[&u][j].clone())
-                            .collect()
-                    }
+                    Layer::Concat { .. } => concat(net, i, |u| input(&vals, u)),
                     Layer::Opaque(_) => {
                         return Err(netrepair_verify::affine::not_boundable(net, i).into())
                     }

@@ -11,16 +11,12 @@ use netrepair_repair::{
 
 /// Asserts that `r` failed on setting `name`, and that the message names it.
 fn broken(r: Result<()>, name: &str) {
-    match r {
-        Err(e @ RepairError::InvalidParam { .. }) => {
-            let RepairError::InvalidParam { name: got, .. } = &e else {
-                unreachable!()
-            };
-            assert_eq!(*got, name, "{e}");
-            assert!(e.to_string().contains(name), "{e}");
-        }
-        other => panic!("expected an invalid setting '{name}', got {other:?}"),
-    }
+    let e = r.expect_err(name);
+    assert!(
+        matches!(&e, RepairError::InvalidParam { name: got, .. } if *got == name),
+        "expected an invalid setting '{name}', got {e:?}"
+    );
+    assert!(e.to_string().contains(name), "{e}");
 }
 
 fn lp(f: impl FnOnce(&mut LpRepairOptions)) -> LpRepairOptions {

@@ -583,7 +583,7 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
                 if let Some(dir) = &a.save_dir {
                     let stem = path.file_stem().unwrap_or_default().to_string_lossy();
                     let out = dir.join(format!("{stem}_repaired.onnx"));
-                    crate::util::check_not_input(&out, &[path.as_path()])?;
+                    crate::util::check_output(&out, &[path.as_path()])?;
                     netrepair_nn::save_onnx(&repaired, &out)
                         .with_context(|| format!("cannot write {}", out.display()))?;
                 }

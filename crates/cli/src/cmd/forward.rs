@@ -28,7 +28,7 @@ pub struct ForwardArgs {
 }
 
 pub fn run(a: &ForwardArgs) -> Result<()> {
-    util::check_not_input(&a.output, &[&a.net, &a.input])?;
+    util::check_output(&a.output, &[&a.net, &a.input])?;
     let net = util::load_net(&a.net)?;
     let arr = npy::read_floats(&a.input)?;
     let x = util::batch_for(&net, &arr.shape, arr.data)

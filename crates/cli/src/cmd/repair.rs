@@ -583,7 +583,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         .chain(a.keep.keep_labels.as_deref())
         .collect();
     for out in a.out.iter().chain(&a.report) {
-        util::check_not_input(out, &inputs)?;
+        util::check_output(out, &inputs)?;
     }
     if let (Some(out), Some(rep)) = (&a.out, &a.report) {
         if out == rep {
