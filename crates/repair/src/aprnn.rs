@@ -147,6 +147,35 @@ pub(crate) struct EvalPoint<'a> {
 pub(crate) struct OpCache {
     affine: HashMap<usize, (AffineOp, Vec<u32>)>,
     elementwise: HashMap<usize, (Vec<f64>, Vec<f64>)>,
+    /// Per node: whether its output is read only by the next node, a hidden ReLU.
+    feeds_relu: Option<Vec<bool>>,
+}
+
+impl OpCache {
+    /// Whether node `i`'s output is read only by node `i + 1`, a ReLU that is not the
+    /// network's last node. Its expressions then stay unmaterialised until the ReLU: an
+    /// active neuron gets its own column there, an inactive one only its pattern row (with
+    /// the terms themselves, no column and equality row of its own).
+    fn feeds_relu(&mut self, net: &Network, i: usize) -> bool {
+        let flags = self.feeds_relu.get_or_insert_with(|| {
+            let nodes = net.nodes();
+            let mut readers = vec![0usize; nodes.len() + 1];
+            for node in nodes {
+                for &v in node.inputs() {
+                    readers[v] += 1;
+                }
+            }
+            (0..nodes.len())
+                .map(|i| {
+                    i + 2 < nodes.len()
+                        && readers[i + 1] == 1
+                        && nodes[i + 1].inputs() == [i + 1]
+                        && matches!(nodes[i + 1].layer(), Layer::Relu)
+                })
+                .collect()
+        });
+        flags[i]
+    }
 }
 
 /// Encodes the network from the start layer up to (not including) node `stop` at one point,
@@ -179,6 +208,7 @@ pub(crate) fn encode_point(
         let v = node.inputs()[0];
         let out: Vec<Expr> = if i == start {
             let taps = net.affine_taps(i).expect("the start layer is affine");
+            let lazy = cache.feeds_relu(net, i);
             let x = &p.values[v];
             let mut out = Vec::with_capacity(taps.rows.len());
             for (row, &b) in taps.rows.iter().zip(&taps.bias) {
@@ -191,7 +221,11 @@ pub(crate) fn encode_point(
                         e.terms.push((var, xj));
                     }
                 }
-                out.push(materialize(model, e, max_terms));
+                out.push(if lazy {
+                    e
+                } else {
+                    materialize(model, e, max_terms)
+                });
             }
             out
         } else {
@@ -202,6 +236,7 @@ pub(crate) fn encode_point(
                         let bias = net.affine_taps(i).map(|t| t.bias).unwrap_or_default();
                         slot.insert((op, bias));
                     }
+                    let lazy = cache.feeds_relu(net, i);
                     let x = input(&exprs, v);
                     let (op, bias_index) = &cache.affine[&i];
                     let mut out = Vec::with_capacity(op.rows.len());
@@ -214,7 +249,11 @@ pub(crate) fn encode_point(
                         for &(j, w) in row {
                             e.add_scaled(&x[j as usize], w);
                         }
-                        out.push(materialize(model, e, max_terms));
+                        out.push(if lazy {
+                            e
+                        } else {
+                            materialize(model, e, max_terms)
+                        });
                     }
                     out
                 }
@@ -242,6 +281,7 @@ pub(crate) fn encode_point(
                         .zip(&p.reference[v])
                         .map(|(e, &r)| {
                             if r > 0.0 {
+                                let e = materialize(model, e, max_terms);
                                 e.ge(model, p.margin);
                                 e
                             } else {

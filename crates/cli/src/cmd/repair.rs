@@ -386,7 +386,10 @@ fn method_with_limit(
     };
     Ok(match a.method {
         MethodName::Aprnn => Box::new(Aprnn {
-            lp,
+            lp: LpRepairOptions {
+                crossover: Aprnn::default().lp.crossover,
+                ..lp
+            },
             box_splits: a.box_splits,
             keep_objective: a.keep_objective,
             ..Aprnn::default()
