@@ -1252,3 +1252,136 @@ fn repair_dumps_its_lps_and_bench_lp_solves_them_alike() {
         "barrier",
     );
 }
+
+/// Whether python3 can run the certificate checker (onnxruntime and numpy); with
+/// NETREPAIR_REQUIRE_ORT=1 (as CI sets it) it must.
+fn python_with_ort() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import onnxruntime, numpy"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok && std::env::var("NETREPAIR_REQUIRE_ORT").as_deref() == Ok("1") {
+        panic!("NETREPAIR_REQUIRE_ORT=1 but python3 cannot import onnxruntime and numpy");
+    }
+    ok
+}
+
+#[test]
+fn a_certificate_states_what_was_proved_for_other_verifiers() {
+    let (dir, _, labels) = repair_setup();
+    let d = dir.path();
+    let cert = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "repair", "--net", "net.onnx", "--inputs", "x.npy", "--labels", "y.npy", "--layer",
+            "1", "--out",
+        ];
+        let out = format!("{name}.onnx");
+        args.push(&out);
+        args.extend_from_slice(&["--certificate", name, "--json"]);
+        args.extend_from_slice(extra);
+        run(&args, d)
+    };
+    let v = json(&cert("c", &[]));
+    assert_eq!(v["proved"], true, "{v}");
+    assert_eq!(v["certificate"]["properties"], 4);
+    // The VNN-COMP layout: the network as written, one property per point, the list.
+    assert_eq!(
+        std::fs::read(d.join("c.onnx")).unwrap(),
+        std::fs::read(d.join("c/onnx/c.onnx")).unwrap()
+    );
+    let list = std::fs::read_to_string(d.join("c/instances.csv")).unwrap();
+    assert_eq!(list.lines().count(), 4);
+    assert!(
+        list.starts_with("onnx/c.onnx,vnnlib/item0.vnnlib,60\n"),
+        "{list}"
+    );
+    // Point 0's property: the one-point box [x, x] and "another output at least as large".
+    let p = netrepair_spec::read_vnnlib(d.join("c/vnnlib/item0.vnnlib")).unwrap();
+    assert_eq!(p.cases.len(), 1);
+    assert_eq!(p.cases[0].input.lower, vec![0.1f32 as f64, 0.2f32 as f64]);
+    assert_eq!(p.cases[0].input.lower, p.cases[0].input.upper);
+    let c = labels[0] as usize;
+    let mut y = [0.0; 3];
+    y[c] = 1.0;
+    assert!(!p.cases[0].is_unsafe_output(&y));
+    y[(c + 1) % 3] = 1.0;
+    assert!(p.cases[0].is_unsafe_output(&y));
+    // Our verifier proves every instance on the repaired network, and refutes them on the
+    // original one (whose predictions the labels were chosen to contradict).
+    let v = json(&run(
+        &["verify", "--instances", "c/instances.csv", "--json"],
+        d,
+    ));
+    let results: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|r| r["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["holds"; 4], "{v}");
+    std::fs::copy(d.join("net.onnx"), d.join("c/onnx/c.onnx")).unwrap();
+    let v = json(&run(
+        &["verify", "--instances", "c/instances.csv", "--json"],
+        d,
+    ));
+    assert!(v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["result"] == "violated"));
+    // A certificate folder that exists and is not empty is refused before any work.
+    let o = cert("c", &[]);
+    fails_with(&o, "not empty");
+    // So is one without --out.
+    fails_with(
+        &run(
+            &[
+                "repair",
+                "--net",
+                "net.onnx",
+                "--inputs",
+                "x.npy",
+                "--labels",
+                "y.npy",
+                "--certificate",
+                "c2",
+            ],
+            d,
+        ),
+        "--out",
+    );
+    assert!(!d.join("c2").exists());
+    // The independent checker (its own VNN-LIB reader, onnxruntime) agrees.
+    if python_with_ort() {
+        let v = json(&cert("c3", &[]));
+        assert_eq!(v["proved"], true, "{v}");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/check_certificate.py");
+        let o = Command::new("python3")
+            .arg(&script)
+            .arg(d.join("c3/instances.csv"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(text.contains("4 of 4 instances pass"), "{text}");
+        // ... and fails the same files on the original network.
+        std::fs::copy(d.join("net.onnx"), d.join("c3/onnx/c3.onnx")).unwrap();
+        let o = Command::new("python3")
+            .arg(&script)
+            .arg(d.join("c3/instances.csv"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}

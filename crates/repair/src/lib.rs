@@ -29,6 +29,7 @@
 
 mod analysis;
 mod aprnn;
+mod certificate;
 mod edit;
 mod error;
 mod expr;
@@ -55,6 +56,7 @@ use netrepair_verify::CheckOptions;
 
 pub use analysis::{analyse, ClassCount, Difficulty, LayerRoom, RepairSetAnalysis};
 pub use aprnn::{Aprnn, APRNN_DELTA_BOUND};
+pub use certificate::{certificate, point_property, Certificate, CertificateEntry};
 pub use edit::{param_changes, KeepObjective, ParamChange};
 use error::rule;
 pub use error::{RepairError, Result};

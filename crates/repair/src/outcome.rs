@@ -153,6 +153,8 @@ pub struct KeepReport {
     pub regions: usize,
     /// Of them, proved by the verifier on the repaired network.
     pub regions_proved: usize,
+    /// Which ones (indices into the keep set's properties).
+    pub proved_regions: Vec<usize>,
     /// One line per kept property.
     pub regions_detail: Vec<String>,
 }

@@ -247,13 +247,13 @@ pub fn keep_report(
             .collect())
     };
     let (b, a) = (right(before)?, right(after)?);
-    let mut regions_proved = 0;
+    let mut proved_regions = Vec::new();
     let mut regions_detail = Vec::new();
-    for r in &keep.regions {
+    for (k, r) in keep.regions.iter().enumerate() {
         let v = check_property(after, &r.property, check)?;
         let what = match v.verdict {
             Verdict::Holds => {
-                regions_proved += 1;
+                proved_regions.push(k);
                 "proved".to_string()
             }
             Verdict::Violated(_) => "violated".to_string(),
@@ -267,7 +267,8 @@ pub fn keep_report(
         correct_after: a.iter().filter(|&&x| x).count(),
         lost: (0..b.len()).filter(|&i| b[i] && !a[i]).collect(),
         regions: keep.regions.len(),
-        regions_proved,
+        regions_proved: proved_regions.len(),
+        proved_regions,
         regions_detail,
     }))
 }

@@ -22,8 +22,10 @@ mod global;
 mod property;
 mod sexpr;
 mod vnnlib;
+mod write;
 
 pub use error::{Result, SpecError};
 pub use global::{GlobalProperty, OutputMeasure, Perturbation};
 pub use property::{BoxRegion, Case, LinearConstraint, Polytope, Property};
 pub use vnnlib::{parse_vnnlib, read_vnnlib};
+pub use write::write_vnnlib;

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_informed;
 pub mod bench_irepair;
 pub mod bench_reglo;
+pub mod certificate;
 pub mod demo;
 pub mod eval;
 pub mod forward;

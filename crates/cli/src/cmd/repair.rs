@@ -22,6 +22,7 @@ use netrepair_spec::read_vnnlib;
 use netrepair_verify::{CheckOptions, PgdOptions};
 use serde_json::json;
 
+use crate::cmd;
 use crate::cmd::global::{reglo_problem, GlobalArgs};
 use crate::cmd::keep::{self, Keep, KeepArgs, KeepSource};
 use crate::cmd::points::{labelled_npy, misclassified, read_polytopes, PointSource};
@@ -151,6 +152,12 @@ pub struct RepairArgs {
     /// Where to write the report (JSON).
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Also write a certificate to this new folder: a VNN-COMP benchmark (the repaired ONNX,
+    /// one VNN-LIB property per proved point, property case and kept property, an
+    /// instances.csv and a README) that any VNN-COMP verifier can re-check, e.g.
+    /// `netrepair verify --instances DIR/instances.csv`. Needs --out.
+    #[arg(long)]
+    certificate: Option<PathBuf>,
     /// Bound on every parameter change's absolute value (default: 3 for APRNN, as its
     /// reference implementation; none for PREPARED; "inf" for none).
     #[arg(long)]
@@ -593,6 +600,20 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
             bail!("--out and --report name the same file {}", out.display());
         }
     }
+    if let Some(dir) = &a.certificate {
+        if a.out.is_none() {
+            bail!(
+                "--certificate needs --out (the certificate holds the repaired network as written)"
+            );
+        }
+        if inputs.iter().any(|i| i.starts_with(dir)) {
+            bail!(
+                "the certificate folder {} holds an input file (give a new folder)",
+                dir.display()
+            );
+        }
+        cmd::certificate::check_dir(dir)?;
+    }
     let net = util::load_net(&a.net)?;
     let mut reglo = None;
     let (problem, correct) = if a.method == MethodName::Reglo {
@@ -782,9 +803,23 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         }
         _ => None,
     };
+    let certified = match (&a.certificate, &wrote) {
+        (Some(dir), Some(onnx)) => Some((
+            dir,
+            cmd::certificate::write(dir, &problem, &r, onnx, &a.net)?,
+        )),
+        _ => None,
+    };
     let mut report = serde_json::to_value(&r)?;
     report["network"] = json!(a.net);
     report["output"] = json!(wrote);
+    if let Some((dir, w)) = &certified {
+        report["certificate"] = json!({
+            "folder": (w.properties > 0).then_some(dir),
+            "properties": w.properties,
+            "left_out": w.left_out,
+        });
+    }
     if let Some(g) = r.global().first() {
         // The seed's metric names at the top level.
         report["VB"] = json!(g.vb_after);
@@ -840,6 +875,30 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
                 p.display()
             ),
             (None, Some(p)) => println!("{} not written: no repaired network", p.display()),
+            _ => {}
+        }
+        match (&certified, &a.certificate) {
+            (Some((dir, w)), _) if w.properties == 0 => {
+                println!(
+                    "certificate {} not written: nothing proved can be stated in VNN-LIB",
+                    dir.display()
+                );
+                for l in &w.left_out {
+                    println!("  {l}");
+                }
+            }
+            (Some((dir, w)), _) => {
+                println!(
+                    "certificate: {} VNN-LIB properties in {} (check: netrepair verify --instances {})",
+                    w.properties,
+                    dir.display(),
+                    dir.join("instances.csv").display()
+                );
+                for l in &w.left_out {
+                    println!("  not in the certificate: {l}");
+                }
+            }
+            (None, Some(dir)) => println!("{} not written: no repaired network", dir.display()),
             _ => {}
         }
     }
