@@ -1,5 +1,7 @@
-//! The readers that face files from anywhere (ONNX importer, NPY, VNN-LIB) fuzzed by mutation:
-//! no mutated input may panic, and a network the importer accepts must run a forward pass.
+//! The readers that face files from anywhere (ONNX importer, NPY, VNN-LIB, polytope JSON)
+//! fuzzed by mutation: no mutated input may panic, a network the importer accepts must run a
+//! forward pass, and a property the VNN-LIB parser accepts must read back the same after
+//! `write_vnnlib` (the certificates' writer).
 //! Each target gets `NETREPAIR_FUZZ_RUNS` mutated inputs (default 1500), or
 //! `NETREPAIR_FUZZ_SECONDS` of fuzzing when that is set (`make fuzz`: 10 minutes each).
 //! The targets run one after another in one test, because the fuzzer replaces the process's
@@ -12,7 +14,8 @@ use netrepair_data::npy;
 use netrepair_experiments::fuzz::{fuzz, Budget, FuzzReport};
 use netrepair_nn::onnx::load_onnx_bytes;
 use netrepair_nn::{cnn, mlp, save_onnx, Activation, CnnSpec, ConvBlock};
-use netrepair_spec::parse_vnnlib;
+use netrepair_repair::{parse_polytopes, RepairProblem};
+use netrepair_spec::{parse_vnnlib, write_vnnlib};
 
 fn budget() -> Budget {
     if let Some(s) = std::env::var("NETREPAIR_FUZZ_SECONDS")
@@ -141,6 +144,37 @@ fn mutated_files_get_errors_not_panics() {
     // VNN-LIB text (mutated bytes that are not UTF-8 are skipped, as the reader gets text).
     let seeds: Vec<Vec<u8>> = VNNLIB_SEEDS.iter().map(|s| s.as_bytes().to_vec()).collect();
     check(&fuzz("vnnlib", &seeds, budget, 13, |bytes| {
-        std::str::from_utf8(bytes).is_ok_and(|t| parse_vnnlib(t).is_ok())
+        let Some(p) = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|t| parse_vnnlib(t).ok())
+        else {
+            return false;
+        };
+        // What the writer states (it refuses what VNN-LIB cannot) reads back as it was.
+        if let Ok(text) = write_vnnlib(&p, "fuzz") {
+            let back = parse_vnnlib(&text)
+                .unwrap_or_else(|e| panic!("written VNN-LIB does not parse: {e}\n{text}"));
+            assert_eq!(back, p, "written VNN-LIB reads back differently:\n{text}");
+        }
+        true
+    }));
+
+    // Polytope JSON (`repair --polytopes`), then the problem's own checks, for a network of
+    // 2 inputs and 3 outputs.
+    let seeds: Vec<Vec<u8>> = POLYTOPE_SEEDS
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+    check(&fuzz("polytopes", &seeds, budget, 14, |bytes| {
+        std::str::from_utf8(bytes).is_ok_and(|t| {
+            parse_polytopes(t, 3)
+                .is_ok_and(|items| RepairProblem::new(items).validate(2, 3).is_ok())
+        })
     }));
 }
+
+const POLYTOPE_SEEDS: [&str; 2] = [
+    r#"[{"vertices": [[0.0, 0.5], [1.0, 0.5], [0.5, 1.0]], "label": 2}]"#,
+    r#"[{"vertices": [[-1, 0], [1, 0]], "lower": [0, -1e9, 0.25], "upper": [1, 2, 3]},
+        {"vertices": [[0.1, 0.2]], "upper": [1, 1, 1]}]"#,
+];

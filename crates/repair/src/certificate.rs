@@ -9,7 +9,7 @@
 //! the reason: V-polytopes (VNN-LIB input sets are boxes) and global properties (REGLO's
 //! statement is about pairs of inputs).
 
-use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
+use netrepair_spec::{BoxRegion, Case, Polytope, Property};
 
 use crate::outcome::{ItemStatus, RepairOutcome};
 use crate::problem::{RepairItem, RepairProblem, Requirement};
@@ -116,16 +116,8 @@ fn push_cases(cert: &mut Certificate, stem: &str, what: &str, property: &Propert
 pub fn point_property(x: &[f64], requirements: &[Requirement], outputs: usize) -> Property {
     let unsafe_region = requirements
         .iter()
-        .map(|r| {
-            let mut coeffs: Vec<(usize, f64)> =
-                r.constraint.coeffs.iter().map(|&(j, a)| (j, -a)).collect();
-            coeffs.sort_by_key(|&(j, _)| j);
-            Polytope {
-                constraints: vec![LinearConstraint {
-                    coeffs,
-                    rhs: -r.constraint.rhs,
-                }],
-            }
+        .map(|r| Polytope {
+            constraints: vec![r.violation()],
         })
         .collect();
     Property {

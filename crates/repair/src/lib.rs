@@ -74,8 +74,8 @@ pub use outcome::{
 pub use pft::Pft;
 pub use prepared::{Cuts, Prepared};
 pub use problem::{
-    box_vertices, split_box, KeepRegion, KeepSet, LabelledSet, RepairItem, RepairProblem,
-    Requirement, DEFAULT_KEEP_TAU,
+    box_vertices, parse_polytopes, split_box, KeepRegion, KeepSet, LabelledSet, RepairItem,
+    RepairProblem, Requirement, DEFAULT_KEEP_TAU,
 };
 pub use race::{Race, IREPAIR_PLUS_MIXUP, IREPAIR_PLUS_WEIGHTS};
 pub use recheck::{keep_report, recheck};

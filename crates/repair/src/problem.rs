@@ -79,6 +79,22 @@ impl Requirement {
         }
     }
 
+    /// Where the requirement `a y <= rhs` fails, boundary included: `-a y <= -rhs`
+    /// (coefficients sorted by output), as a VNN-LIB unsafe region states it.
+    pub fn violation(&self) -> LinearConstraint {
+        let mut coeffs: Vec<(usize, f64)> = self
+            .constraint
+            .coeffs
+            .iter()
+            .map(|&(j, a)| (j, -a))
+            .collect();
+        coeffs.sort_by_key(|&(j, _)| j);
+        LinearConstraint {
+            coeffs,
+            rhs: -self.constraint.rhs,
+        }
+    }
+
     /// The negation of an unsafe-region constraint `a y <= rhs`: `-a y < -rhs`.
     pub fn negation_of(c: &LinearConstraint) -> Requirement {
         Requirement {
@@ -508,6 +524,65 @@ pub fn case_requirements(case: &Case, choice: &[usize]) -> Vec<Requirement> {
         .collect()
 }
 
+/// One polytope of a polytope JSON list (see [`parse_polytopes`]).
+#[derive(serde::Deserialize)]
+struct PolytopeSpec {
+    vertices: Vec<Vec<f64>>,
+    label: Option<usize>,
+    lower: Option<Vec<f64>>,
+    upper: Option<Vec<f64>>,
+}
+
+/// Repair items from a polytope JSON list,
+/// `[{"vertices": [[...], ...], "label": N}, {"vertices": ..., "lower": [...], "upper": [...]}]`,
+/// for a network of `outputs` outputs: each polytope gets its label or its output bounds
+/// (a missing side unbounded). The vertices are checked by [`RepairProblem::validate`].
+pub fn parse_polytopes(text: &str, outputs: usize) -> Result<Vec<RepairItem>> {
+    let specs: Vec<PolytopeSpec> = serde_json::from_str(text).map_err(|e| {
+        RepairError::Problem(format!(
+            "expected [{{\"vertices\": [[...]], \"label\": N}}, ...]: {e}"
+        ))
+    })?;
+    specs
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let requirements = match (s.label, s.lower, s.upper) {
+                (Some(c), None, None) if c < outputs => Requirement::label(c, outputs),
+                (Some(c), None, None) => {
+                    return Err(RepairError::Problem(format!(
+                        "polytope {i}: label {c} is out of range for {outputs} outputs"
+                    )))
+                }
+                (None, lo, hi) if lo.is_some() || hi.is_some() => {
+                    let lo = lo.unwrap_or_else(|| vec![f64::NEG_INFINITY; outputs]);
+                    let hi = hi.unwrap_or_else(|| vec![f64::INFINITY; outputs]);
+                    if lo.len() != outputs || hi.len() != outputs {
+                        return Err(RepairError::Problem(format!(
+                            "polytope {i}: lower/upper need {outputs} values"
+                        )));
+                    }
+                    if lo.iter().chain(&hi).any(|v| v.is_nan()) {
+                        return Err(RepairError::Problem(format!(
+                            "polytope {i}: lower/upper hold NaN"
+                        )));
+                    }
+                    Requirement::output_box(&lo, &hi)
+                }
+                _ => {
+                    return Err(RepairError::Problem(format!(
+                        "polytope {i} needs either \"label\" or \"lower\"/\"upper\""
+                    )))
+                }
+            };
+            Ok(RepairItem::Polytope {
+                vertices: s.vertices,
+                requirements,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,5 +617,33 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("takes 3"));
+    }
+
+    #[test]
+    fn polytope_lists_are_read_with_their_errors_named() {
+        let items = parse_polytopes(
+            r#"[{"vertices": [[0, 1], [1, 0]], "label": 2},
+                {"vertices": [[0, 0]], "upper": [1, 2, 3]}]"#,
+            3,
+        )
+        .unwrap();
+        assert_eq!(items.len(), 2);
+        let RepairItem::Polytope { requirements, .. } = &items[0] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(requirements, &Requirement::label(2, 3));
+        let RepairItem::Polytope { requirements, .. } = &items[1] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(requirements.len(), 3, "three upper bounds, no lower");
+        for (text, word) in [
+            (r#"[{"vertices": [[0, 1]], "label": 3}]"#, "out of range"),
+            (r#"[{"vertices": [[0, 1]], "upper": [1]}]"#, "3 values"),
+            (r#"[{"vertices": [[0, 1]]}]"#, "either"),
+            (r#"{"vertices": []}"#, "expected"),
+        ] {
+            let err = parse_polytopes(text, 3).unwrap_err().to_string();
+            assert!(err.contains(word), "{text}: {err}");
+        }
     }
 }

@@ -7,8 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use netrepair_data::{load, npy, resolve_data_dir, DatasetName};
 use netrepair_nn::Network;
-use netrepair_repair::{LabelledSet, RepairItem, RepairProblem, Requirement};
-use serde::Deserialize;
+use netrepair_repair::{LabelledSet, RepairItem, RepairProblem};
 
 use crate::util;
 
@@ -46,52 +45,11 @@ pub struct PointSource {
     pub std: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct PolytopeSpec {
-    vertices: Vec<Vec<f64>>,
-    label: Option<usize>,
-    lower: Option<Vec<f64>>,
-    upper: Option<Vec<f64>>,
-}
-
 /// Polytopes from a JSON list: each with its vertices and a label or output bounds.
 pub fn read_polytopes(path: &Path, outputs: usize) -> Result<Vec<RepairItem>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let specs: Vec<PolytopeSpec> = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{}: expected [{{\"vertices\": [[...]], \"label\": N}}, ...]",
-            path.display()
-        )
-    })?;
-    specs
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let requirements = match (s.label, s.lower, s.upper) {
-                (Some(c), None, None) => Requirement::label(c, outputs),
-                (None, lo, hi) if lo.is_some() || hi.is_some() => {
-                    let lo = lo.unwrap_or_else(|| vec![f64::NEG_INFINITY; outputs]);
-                    let hi = hi.unwrap_or_else(|| vec![f64::INFINITY; outputs]);
-                    if lo.len() != outputs || hi.len() != outputs {
-                        bail!(
-                            "{}: polytope {i}: lower/upper need {outputs} values",
-                            path.display()
-                        );
-                    }
-                    Requirement::output_box(&lo, &hi)
-                }
-                _ => bail!(
-                    "{}: polytope {i} needs either \"label\" or \"lower\"/\"upper\"",
-                    path.display()
-                ),
-            };
-            Ok(RepairItem::Polytope {
-                vertices: s.vertices,
-                requirements,
-            })
-        })
-        .collect()
+    netrepair_repair::parse_polytopes(&text, outputs).with_context(|| format!("{}", path.display()))
 }
 
 /// The first `n` misclassified samples of a data split, with their true labels, and (with
