@@ -112,6 +112,11 @@ fn demo_trains_finds_errors_repairs_them_and_plots() {
     assert_eq!(v["repair"]["items"].as_array().unwrap().len() as u64, wrong);
     assert!(v["repaired_train_accuracy"].as_f64().unwrap() > 0.5);
     assert!(dir.path().join("out/moons_mlp_repaired.onnx").exists());
+    // Its certificate: one VNN-LIB property per fixed error, each verified from the files.
+    assert_eq!(v["certificate"]["properties"].as_u64(), Some(wrong), "{v}");
+    assert_eq!(v["certificate"]["proved"].as_u64(), Some(wrong), "{v}");
+    let list = std::fs::read_to_string(dir.path().join("out/certificate/instances.csv")).unwrap();
+    assert_eq!(list.lines().count() as u64, wrong);
     let png = std::fs::read(dir.path().join("out/decision_boundary.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     // REGLO: global robustness over the plane on probabilities, proved, decisions kept.

@@ -14,6 +14,8 @@ use anyhow::{bail, Context, Result};
 use netrepair_repair::{certificate, Certificate, RepairOutcome, RepairProblem};
 use netrepair_spec::write_vnnlib;
 
+use crate::util;
+
 /// Seconds each instance gets in `instances.csv`.
 pub const INSTANCE_TIMEOUT_S: u32 = 60;
 
@@ -123,6 +125,31 @@ pub fn write(
         properties: cert.entries.len(),
         left_out: cert.left_out,
     })
+}
+
+/// Checks every instance of the certificate in `dir` from the files alone (network and
+/// property re-read, our verifier with its default limits, as `verify --instances` runs);
+/// returns (instances, proved).
+pub fn recheck(dir: &Path) -> Result<(usize, usize)> {
+    let list = dir.join("instances.csv");
+    let text = std::fs::read_to_string(&list)
+        .with_context(|| format!("cannot read {}", list.display()))?;
+    let (mut n, mut proved) = (0, 0);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+        let [net, spec, ..] = cols.as_slice() else {
+            bail!("{}: malformed line '{line}'", list.display());
+        };
+        let network = util::load_net(&dir.join(net))?;
+        let property = netrepair_spec::read_vnnlib(dir.join(spec))
+            .with_context(|| format!("cannot read {}", dir.join(spec).display()))?;
+        let report = netrepair_verify::check_property(&network, &property, &Default::default())?;
+        n += 1;
+        if matches!(report.verdict, netrepair_verify::Verdict::Holds) {
+            proved += 1;
+        }
+    }
+    Ok((n, proved))
 }
 
 fn readme(cert: &Certificate, outcome: &RepairOutcome, net_name: &str, source: &Path) -> String {

@@ -304,6 +304,31 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         repaired_path.display(),
         report_path.display()
     ));
+    // 6c. What was proved, as a VNN-COMP benchmark any verifier can re-check.
+    let cert_dir = a.out_dir.join("certificate");
+    if cert_dir.exists() {
+        // The demo's own folder from an earlier run.
+        std::fs::remove_dir_all(&cert_dir)
+            .with_context(|| format!("cannot replace {}", cert_dir.display()))?;
+    }
+    let w = crate::cmd::certificate::write(
+        &cert_dir,
+        &kept_problem,
+        &repaired,
+        &repaired_path,
+        &net_path,
+    )?;
+    let (n, proved) = crate::cmd::certificate::recheck(&cert_dir)?;
+    let (cert_n, cert_proved) = (n, proved);
+    ensure!(
+        n == w.properties && proved == n,
+        "the certificate's properties do not all hold: {proved} of {n}"
+    );
+    say(format!(
+        "   certificate: {n} VNN-LIB properties (one per fixed error) in {} for any VNN-COMP verifier; re-read from the folder and verified: {proved} of {n} hold (netrepair verify --instances {})",
+        cert_dir.display(),
+        cert_dir.join("instances.csv").display()
+    ));
 
     // 7. PREPARED: make small boxes around test errors provably correct (not just the points).
     let (xe, ye) = tensors(&after, &data.test)?;
@@ -429,6 +454,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
             "repaired_train_accuracy": acc_train, "repaired_test_accuracy": acc_test,
             "prepared": edited.as_ref().map(serde_json::to_value).transpose()?,
             "reglo": serde_json::to_value(&g)?,
+            "certificate": {"folder": cert_dir, "properties": cert_n, "proved": cert_proved},
             "plot": plot,
         });
         println!("{v}");
