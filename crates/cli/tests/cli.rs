@@ -1276,18 +1276,24 @@ fn python_with_ort() -> bool {
 fn a_certificate_states_what_was_proved_for_other_verifiers() {
     let (dir, _, labels) = repair_setup();
     let d = dir.path();
-    let cert = |name: &str, extra: &[&str]| {
-        let mut args = vec![
-            "repair", "--net", "net.onnx", "--inputs", "x.npy", "--labels", "y.npy", "--layer",
-            "1", "--out",
-        ];
+    let points = [
+        "repair", "--net", "net.onnx", "--inputs", "x.npy", "--labels", "y.npy",
+    ];
+    let cert = |name: &str| {
         let out = format!("{name}.onnx");
-        args.push(&out);
-        args.extend_from_slice(&["--certificate", name, "--json"]);
-        args.extend_from_slice(extra);
+        let mut args = points.to_vec();
+        args.extend_from_slice(&[
+            "--layer",
+            "1",
+            "--out",
+            &out,
+            "--certificate",
+            name,
+            "--json",
+        ]);
         run(&args, d)
     };
-    let v = json(&cert("c", &[]));
+    let v = json(&cert("c"));
     assert_eq!(v["proved"], true, "{v}");
     assert_eq!(v["certificate"]["properties"], 4);
     // The VNN-COMP layout: the network as written, one property per point, the list.
@@ -1336,30 +1342,16 @@ fn a_certificate_states_what_was_proved_for_other_verifiers() {
         .iter()
         .all(|r| r["result"] == "violated"));
     // A certificate folder that exists and is not empty is refused before any work.
-    let o = cert("c", &[]);
+    let o = cert("c");
     fails_with(&o, "not empty");
     // So is one without --out.
-    fails_with(
-        &run(
-            &[
-                "repair",
-                "--net",
-                "net.onnx",
-                "--inputs",
-                "x.npy",
-                "--labels",
-                "y.npy",
-                "--certificate",
-                "c2",
-            ],
-            d,
-        ),
-        "--out",
-    );
+    let mut args = points.to_vec();
+    args.extend_from_slice(&["--certificate", "c2"]);
+    fails_with(&run(&args, d), "--out");
     assert!(!d.join("c2").exists());
     // The independent checker (its own VNN-LIB reader, onnxruntime) agrees.
     if python_with_ort() {
-        let v = json(&cert("c3", &[]));
+        let v = json(&cert("c3"));
         assert_eq!(v["proved"], true, "{v}");
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/check_certificate.py");

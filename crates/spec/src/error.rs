@@ -33,6 +33,9 @@ pub enum SpecError {
     /// An input box is empty or unbounded.
     #[error("invalid input box: {0}")]
     InvalidBox(String),
+    /// A property that VNN-LIB cannot state (an unbounded box, an empty unsafe region, ...).
+    #[error("cannot be written as VNN-LIB: {0}")]
+    Unwritable(String),
     /// The specification does not fit the network.
     #[error("specification does not fit the network: {0}")]
     Mismatch(String),

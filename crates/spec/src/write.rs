@@ -17,7 +17,7 @@ use crate::property::{Case, LinearConstraint, Polytope, Property};
 /// back with [`crate::parse_vnnlib`] gives the same property.
 pub fn write_vnnlib(property: &Property, comment: &str) -> Result<String> {
     if property.cases.is_empty() {
-        return Err(SpecError::InvalidBox("a property without cases".into()));
+        return Err(SpecError::Unwritable("a property without cases".into()));
     }
     let mut s = String::new();
     for line in comment.lines() {
@@ -76,7 +76,7 @@ pub fn write_vnnlib(property: &Property, comment: &str) -> Result<String> {
 }
 
 fn check_case(case: &Case, property: &Property) -> Result<()> {
-    let bad = |why: String| Err(SpecError::InvalidBox(why));
+    let bad = |why: String| Err(SpecError::Unwritable(why));
     if case.input.dim() != property.num_inputs {
         return bad(format!(
             "a case box of {} dimensions in a property of {} inputs",
@@ -91,7 +91,7 @@ fn check_case(case: &Case, property: &Property) -> Result<()> {
         .chain(&case.input.upper)
         .any(|v| !v.is_finite())
     {
-        return bad("a box bound that is not finite cannot be written in VNN-LIB".into());
+        return bad("a box bound that is not finite".into());
     }
     if case.unsafe_region.is_empty() || case.unsafe_region.iter().any(|p| p.constraints.is_empty())
     {
@@ -105,7 +105,7 @@ fn check_case(case: &Case, property: &Property) -> Result<()> {
                 .any(|&(j, a)| j >= property.num_outputs || !a.is_finite() || a == 0.0)
         {
             return bad(format!(
-                "an output constraint that cannot be written: {c:?}"
+                "an output constraint with no term, a zero or non-finite coefficient, or an output out of range: {c:?}"
             ));
         }
     }

@@ -9,12 +9,14 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use netrepair_repair::{certificate, Certificate, RepairOutcome, RepairProblem};
 use netrepair_spec::write_vnnlib;
+use netrepair_verify::{CheckOptions, Verdict};
 
-use crate::util;
+use crate::cmd::verify;
 
 /// Seconds each instance gets in `instances.csv`.
 pub const INSTANCE_TIMEOUT_S: u32 = 60;
@@ -128,28 +130,26 @@ pub fn write(
 }
 
 /// Checks every instance of the certificate in `dir` from the files alone (network and
-/// property re-read, our verifier with its default limits, as `verify --instances` runs);
-/// returns (instances, proved).
+/// property re-read, our verifier with its default limits and each instance's timeout, as
+/// `verify --instances` runs); returns (instances, proved). A listed file that is missing
+/// is an error.
 pub fn recheck(dir: &Path) -> Result<(usize, usize)> {
     let list = dir.join("instances.csv");
-    let text = std::fs::read_to_string(&list)
-        .with_context(|| format!("cannot read {}", list.display()))?;
-    let (mut n, mut proved) = (0, 0);
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let cols: Vec<&str> = line.split(',').map(str::trim).collect();
-        let [net, spec, ..] = cols.as_slice() else {
-            bail!("{}: malformed line '{line}'", list.display());
+    let (rows, skipped) = verify::read_instances(&list, |_, _| true)?;
+    if skipped > 0 {
+        bail!("{}: {skipped} listed file(s) missing", list.display());
+    }
+    let mut proved = 0;
+    for (net, spec, t) in &rows {
+        let opts = CheckOptions {
+            timeout: Duration::from_secs_f64(*t),
+            ..Default::default()
         };
-        let network = util::load_net(&dir.join(net))?;
-        let property = netrepair_spec::read_vnnlib(dir.join(spec))
-            .with_context(|| format!("cannot read {}", dir.join(spec).display()))?;
-        let report = netrepair_verify::check_property(&network, &property, &Default::default())?;
-        n += 1;
-        if matches!(report.verdict, netrepair_verify::Verdict::Holds) {
+        if matches!(verify::run_one(net, spec, &opts)?.verdict, Verdict::Holds) {
             proved += 1;
         }
     }
-    Ok((n, proved))
+    Ok((rows.len(), proved))
 }
 
 fn readme(cert: &Certificate, outcome: &RepairOutcome, net_name: &str, source: &Path) -> String {

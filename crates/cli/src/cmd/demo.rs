@@ -318,14 +318,13 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         &repaired_path,
         &net_path,
     )?;
-    let (n, proved) = crate::cmd::certificate::recheck(&cert_dir)?;
-    let (cert_n, cert_proved) = (n, proved);
+    let (cert_n, cert_proved) = crate::cmd::certificate::recheck(&cert_dir)?;
     ensure!(
-        n == w.properties && proved == n,
-        "the certificate's properties do not all hold: {proved} of {n}"
+        cert_n == w.properties && cert_proved == cert_n,
+        "the certificate's properties do not all hold: {cert_proved} of {cert_n}"
     );
     say(format!(
-        "   certificate: {n} VNN-LIB properties (one per fixed error) in {} for any VNN-COMP verifier; re-read from the folder and verified: {proved} of {n} hold (netrepair verify --instances {})",
+        "   certificate: {cert_n} VNN-LIB properties (one per fixed error) in {} for any VNN-COMP verifier; re-read from the folder and verified: {cert_proved} of {cert_n} hold (netrepair verify --instances {})",
         cert_dir.display(),
         cert_dir.join("instances.csv").display()
     ));

@@ -606,7 +606,8 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
                 "--certificate needs --out (the certificate holds the repaired network as written)"
             );
         }
-        if inputs.iter().any(|i| i.starts_with(dir)) {
+        let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        if inputs.iter().any(|i| canon(i).starts_with(canon(dir))) {
             bail!(
                 "the certificate folder {} holds an input file (give a new folder)",
                 dir.display()

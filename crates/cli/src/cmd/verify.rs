@@ -68,7 +68,8 @@ fn options(a: &VerifyArgs, timeout: f64) -> Result<CheckOptions> {
     })
 }
 
-fn run_one(net: &Path, spec: &Path, opts: &CheckOptions) -> Result<CheckReport> {
+/// Checks one property file on one network file.
+pub fn run_one(net: &Path, spec: &Path, opts: &CheckOptions) -> Result<CheckReport> {
     let network = util::load_net(net)?;
     let prop =
         read_vnnlib(spec).with_context(|| format!("cannot read property {}", spec.display()))?;
@@ -157,7 +158,17 @@ fn locate(root: &Path, rel: &str) -> Result<PathBuf> {
     )
 }
 
-fn run_instances(a: &VerifyArgs, list: &Path) -> Result<u8> {
+/// One instance of a VNN-COMP list: network, property, timeout (seconds).
+pub type Instance = (PathBuf, PathBuf, f64);
+
+/// Reads a VNN-COMP instance list (`network,property,timeout` per line, paths relative to the
+/// list's folder, see [`locate`]), keeping the lines `keep(network, property)` accepts;
+/// returns the instances and how many lines were skipped because a file is missing (each
+/// with a warning on stderr).
+pub fn read_instances(
+    list: &Path,
+    keep: impl Fn(&str, &str) -> bool,
+) -> Result<(Vec<Instance>, usize)> {
     let text =
         std::fs::read_to_string(list).with_context(|| format!("cannot read {}", list.display()))?;
     let root = list.parent().unwrap_or(Path::new("."));
@@ -176,10 +187,7 @@ fn run_instances(a: &VerifyArgs, list: &Path) -> Result<u8> {
                 i + 1
             )
         };
-        if a.filter
-            .as_ref()
-            .is_some_and(|s| !net.contains(s.as_str()) && !spec.contains(s.as_str()))
-        {
+        if !keep(net, spec) {
             continue;
         }
         let t: f64 = timeout.parse().with_context(|| {
@@ -193,6 +201,15 @@ fn run_instances(a: &VerifyArgs, list: &Path) -> Result<u8> {
             }
         }
     }
+    Ok((rows, skipped))
+}
+
+fn run_instances(a: &VerifyArgs, list: &Path) -> Result<u8> {
+    let (rows, skipped) = read_instances(list, |net, spec| {
+        a.filter
+            .as_ref()
+            .is_none_or(|s| net.contains(s.as_str()) || spec.contains(s.as_str()))
+    })?;
     let pb = util::progress(rows.len() as u64, "instances");
     let mut results = Vec::new();
     let (mut decided, mut total_time) = (0, 0.0);
