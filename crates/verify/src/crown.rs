@@ -21,13 +21,14 @@ use netrepair_nn::{Layer, Network};
 use netrepair_spec::{BoxRegion, Case};
 
 use crate::affine::{affine_op, elementwise_op, not_boundable};
+use crate::alpha::{optimised_upper_rows, AlphaOptions};
 use crate::error::Result;
 use crate::interval::{interval_bounds, propagate_node, Bounds};
 use crate::rounding::{down, gamma, up};
 
 /// Linear bounds `lower_slope x + lower_intercept <= f(x) <= upper_slope x + upper_intercept`
 /// of an activation on its pre-activation interval.
-struct Relax {
+pub(crate) struct Relax {
     upper_slope: f64,
     upper_intercept: f64,
     lower_slope: f64,
@@ -40,7 +41,7 @@ struct Relax {
 /// one side and the tangent at the midpoint the other, each moved outward by
 /// `1e-12 (1 + |l| + |u|)`, far above the rounding of the slopes and function values; across
 /// zero, the output interval (constant bounds).
-fn relaxation(layer: &Layer, l: f64, u: f64, fl: f64, fu: f64) -> Relax {
+pub(crate) fn relaxation(layer: &Layer, l: f64, u: f64, fl: f64, fu: f64) -> Relax {
     let constant = Relax {
         upper_slope: 0.0,
         upper_intercept: fu,
@@ -105,14 +106,14 @@ fn d_tanh(x: f64) -> f64 {
 
 /// A dense row-major matrix of coefficients.
 #[derive(Clone)]
-struct Mat {
-    rows: usize,
-    cols: usize,
-    data: Vec<f64>,
+pub(crate) struct Mat {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f64>,
 }
 
 impl Mat {
-    fn zeros(rows: usize, cols: usize) -> Self {
+    pub(crate) fn zeros(rows: usize, cols: usize) -> Self {
         Self {
             rows,
             cols,
@@ -120,7 +121,7 @@ impl Mat {
         }
     }
 
-    fn row(&self, r: usize) -> &[f64] {
+    pub(crate) fn row(&self, r: usize) -> &[f64] {
         &self.data[r * self.cols..(r + 1) * self.cols]
     }
 
@@ -148,15 +149,45 @@ fn upper_rows(
     target: usize,
     lambda: Mat,
 ) -> Result<(Vec<f64>, Option<Mat>)> {
+    let b = backsub(net, bounds, target, lambda, None, false)?;
+    Ok((b.upper, b.input_coef))
+}
+
+/// The result of one back-substitution.
+pub(crate) struct Backsub {
+    /// Sound upper bound of each row.
+    pub upper: Vec<f64>,
+    /// The rows' coefficients on the input.
+    pub input_coef: Option<Mat>,
+    /// When recorded: per node, the coefficients on its output where they were pushed through
+    /// it (`None` for nodes the rows do not depend on).
+    pub lams: Vec<Option<Mat>>,
+}
+
+/// [`upper_rows`] with optional lower slopes of the unstable ReLU neurons (`slopes[node]`, rows
+/// x neurons, each in `[0, 1]`: any such slope is a sound lower relaxation, the adaptive 0 / 1
+/// is used where none is given), recording the coefficients at every node when `record`.
+pub(crate) fn backsub(
+    net: &Network,
+    bounds: &[Bounds],
+    target: usize,
+    lambda: Mat,
+    slopes: Option<&[Option<Mat>]>,
+    record: bool,
+) -> Result<Backsub> {
     let rows = lambda.rows;
     let mut coef: Vec<Option<Mat>> = vec![None; target + 1];
     coef[target] = Some(lambda);
     let mut cst = vec![0.0; rows];
     let mut err = vec![0.0; rows];
+    let mut lams: Vec<Option<Mat>> = vec![None; if record { target } else { 0 }];
     for i in (0..target).rev() {
         let Some(l) = coef[i + 1].take() else {
             continue;
         };
+        if record {
+            lams[i] = Some(l.clone());
+        }
         let node = &net.nodes()[i];
         let inp = node.inputs()[0];
         let xmax = max_abs(&bounds[inp]);
@@ -230,17 +261,14 @@ fn upper_rows(
                         )
                     })
                     .collect();
+                let alpha = slopes.and_then(|s| s.get(i)).and_then(Option::as_ref);
                 let mut out = Mat::zeros(rows, in_len);
                 for r in 0..rows {
                     let (mut s, mut mag) = (0.0, 0.0);
                     for (k, rx) in relax.iter().enumerate() {
                         let lk = l.data[r * in_len + k];
-                        // Upper relaxation where the coefficient is positive, lower elsewhere.
-                        let (slope, intercept) = if lk >= 0.0 {
-                            (rx.upper_slope, rx.upper_intercept)
-                        } else {
-                            (rx.lower_slope, rx.lower_intercept)
-                        };
+                        let (slope, intercept) =
+                            chosen(rx, lk, alpha.map(|a| a.data[r * in_len + k]), pre, k);
                         out.data[r * in_len + k] = lk * slope;
                         s += lk * intercept;
                         mag += lk.abs() * (slope.abs() * xmax[k] + intercept.abs());
@@ -304,7 +332,7 @@ fn upper_rows(
         }
     }
     let input = &bounds[0];
-    let mut result = Vec::with_capacity(rows);
+    let mut upper = Vec::with_capacity(rows);
     for r in 0..rows {
         let (mut s, mut mag) = (cst[r], cst[r].abs());
         if let Some(l0) = &coef[0] {
@@ -318,9 +346,33 @@ fn upper_rows(
                 mag += t.abs();
             }
         }
-        result.push(up(s, err[r] + gamma(input.lower.len() + 4) * mag));
+        upper.push(up(s, err[r] + gamma(input.lower.len() + 4) * mag));
     }
-    Ok((result, coef.swap_remove(0)))
+    Ok(Backsub {
+        upper,
+        input_coef: coef.swap_remove(0),
+        lams,
+    })
+}
+
+/// The relaxation line a back-substitution takes for a neuron whose output has coefficient
+/// `lk`: the upper line where `lk >= 0`, else the lower one, with the optimised slope `alpha`
+/// in place of the adaptive one for an unstable ReLU neuron (`pre`: its pre-activation bounds).
+pub(crate) fn chosen(
+    rx: &Relax,
+    lk: f64,
+    alpha: Option<f64>,
+    pre: &Bounds,
+    k: usize,
+) -> (f64, f64) {
+    if lk >= 0.0 {
+        (rx.upper_slope, rx.upper_intercept)
+    } else {
+        match alpha {
+            Some(a) if pre.lower[k] < 0.0 && pre.upper[k] > 0.0 => (a, 0.0),
+            _ => (rx.lower_slope, rx.lower_intercept),
+        }
+    }
 }
 
 /// Sound lower and upper bounds of `rows · value[target]` over the box `bounds` were computed
@@ -391,6 +443,66 @@ pub fn linear_bounds(net: &Network, input: &BoxRegion) -> Result<Vec<Bounds>> {
     Ok(b)
 }
 
+/// [`linear_bounds`] tightened by optimising the ReLU lower slopes (alpha-CROWN) for each
+/// unstable neuron's own bounds: starting from the plain bounds, every ReLU's pre-activation
+/// (in order, each using the tightened bounds before it) and the output are bounded again,
+/// only in the rows still open (an unstable neuron's upper and lower bound; every output). Far
+/// costlier than the plain bounds (`alpha.iterations` back-substitutions of those rows), and
+/// tighter: fewer unstable neurons and smaller big-M constants for the MILP.
+pub fn optimised_linear_bounds(
+    net: &Network,
+    input: &BoxRegion,
+    alpha: &AlphaOptions,
+) -> Result<Vec<Bounds>> {
+    let mut b = linear_bounds(net, input)?;
+    if alpha.iterations == 0 {
+        return Ok(b);
+    }
+    let last = net.nodes().len();
+    let mut targets: Vec<usize> = net
+        .nodes()
+        .iter()
+        .filter(|n| matches!(n.layer(), Layer::Relu))
+        .map(|n| n.inputs()[0])
+        .collect();
+    targets.push(last);
+    targets.sort_unstable();
+    targets.dedup();
+    for v in targets {
+        let n = b[v].lower.len();
+        let open: Vec<usize> = if v == last {
+            (0..n).collect()
+        } else {
+            (0..n)
+                .filter(|&k| b[v].lower[k] < 0.0 && b[v].upper[k] > 0.0)
+                .collect()
+        };
+        if open.is_empty() {
+            continue;
+        }
+        // Rows: +e_k (upper bounds) then -e_k (minus lower bounds).
+        let rows = 2 * open.len();
+        let mut lambda = Mat::zeros(rows, n);
+        for (r, &k) in open.iter().enumerate() {
+            lambda.data[r * n + k] = 1.0;
+            lambda.data[(open.len() + r) * n + k] = -1.0;
+        }
+        let best = optimised_upper_rows(net, &b, v, lambda, alpha, &|_| false)?;
+        let (mut lo, mut hi) = (b[v].lower.clone(), b[v].upper.clone());
+        for (r, &k) in open.iter().enumerate() {
+            hi[k] = hi[k].min(best.upper[r]);
+            lo[k] = lo[k].max(-best.upper[open.len() + r]);
+        }
+        intersect(&mut b[v], &lo, &hi);
+        for k in v..last {
+            let fresh = propagate_node(net, k, &b)?;
+            let (fl, fu) = (fresh.lower, fresh.upper);
+            intersect(&mut b[k + 1], &fl, &fu);
+        }
+    }
+    Ok(b)
+}
+
 fn intersect(b: &mut Bounds, lo: &[f64], hi: &[f64]) {
     for k in 0..lo.len() {
         b.lower[k] = b.lower[k].max(lo[k]);
@@ -402,7 +514,19 @@ fn intersect(b: &mut Bounds, lo: &[f64], hi: &[f64]) {
 /// region: for every unsafe polytope, some constraint's lower bound over the box exceeds its
 /// right-hand side. `bounds` are sound bounds of every value over that box.
 pub fn prove_case(net: &Network, case: &Case, bounds: &[Bounds]) -> Result<bool> {
-    Ok(case_analysis(net, case, bounds)?.proved)
+    Ok(case_analysis(net, case, bounds, &AlphaOptions::none())?.proved)
+}
+
+/// [`prove_case`] with the ReLU lower slopes optimised for the case's constraints
+/// (alpha-CROWN, see [`AlphaOptions`]): proves more, at the cost of a few more
+/// back-substitutions where the plain bounds do not suffice.
+pub fn prove_case_optimised(
+    net: &Network,
+    case: &Case,
+    bounds: &[Bounds],
+    alpha: &AlphaOptions,
+) -> Result<bool> {
+    Ok(case_analysis(net, case, bounds, alpha)?.proved)
 }
 
 /// The result of bounding one case over one box.
@@ -463,7 +587,12 @@ fn last_layer_lower(
     ))
 }
 
-pub(crate) fn case_analysis(net: &Network, case: &Case, bounds: &[Bounds]) -> Result<CaseAnalysis> {
+pub(crate) fn case_analysis(
+    net: &Network,
+    case: &Case,
+    bounds: &[Bounds],
+    alpha: &AlphaOptions,
+) -> Result<CaseAnalysis> {
     let out = net.nodes().len();
     let m = bounds[out].lower.len();
     let n = bounds[0].lower.len();
@@ -484,12 +613,40 @@ pub(crate) fn case_analysis(net: &Network, case: &Case, bounds: &[Bounds]) -> Re
             influence,
         });
     }
-    let (mut lower, coef) = lower_rows(net, bounds, out, &rows)?;
-    if let Some(alt) = last_layer_lower(net, bounds, &rows)? {
-        for (l, a) in lower.iter_mut().zip(alt) {
-            *l = l.max(a);
-        }
-    }
+    let alt = last_layer_lower(net, bounds, &rows)?;
+    let neg = Mat {
+        rows: rows.len(),
+        cols: m,
+        data: rows.iter().flatten().map(|v| -v).collect(),
+    };
+    // Lower bounds of the constraints, each the better of back-substitution and the last
+    // layer's exact bound over its input box.
+    let lower_of = |upper: &[f64]| -> Vec<f64> {
+        upper
+            .iter()
+            .enumerate()
+            .map(|(r, u)| {
+                let l = -u;
+                alt.as_ref().map_or(l, |a| l.max(a[r]))
+            })
+            .collect()
+    };
+    let rhs: Vec<(usize, usize, f64)> = case
+        .unsafe_region
+        .iter()
+        .enumerate()
+        .flat_map(|(p, poly)| poly.constraints.iter().map(move |c| (p, 0, c.rhs)))
+        .collect();
+    let polys = case.unsafe_region.len();
+    let excluded = |lower: &[f64]| -> bool {
+        (0..polys).all(|p| {
+            rhs.iter()
+                .zip(lower)
+                .any(|(&(q, _, rhs), &lb)| q == p && lb > rhs)
+        })
+    };
+    let best = optimised_upper_rows(net, bounds, out, neg, alpha, &|u| excluded(&lower_of(u)))?;
+    let (lower, coef) = (lower_of(&best.upper), best.input_coef);
     let (mut k, mut proved) = (0, true);
     for poly in &case.unsafe_region {
         let cons = &poly.constraints;

@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod affine;
+mod alpha;
 pub mod attack;
 mod check;
 mod crown;
@@ -28,9 +29,12 @@ pub mod milp;
 pub mod rounding;
 pub mod twin;
 
+pub use alpha::AlphaOptions;
 pub use attack::{pgd, pgd_maximum, Counterexample, PgdOptions};
 pub use check::{check_property, CheckOptions, CheckReport, Verdict};
-pub use crown::{linear_bounds, prove_case, row_bounds};
+pub use crown::{
+    linear_bounds, optimised_linear_bounds, prove_case, prove_case_optimised, row_bounds,
+};
 pub use error::{Result, VerifyError};
 pub use interval::{interval_bounds, unreachable_polytope, Bounds};
 pub use twin::{

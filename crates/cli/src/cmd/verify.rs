@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use netrepair_spec::read_vnnlib;
-use netrepair_verify::{check_property, CheckOptions, CheckReport, PgdOptions, Verdict};
+use netrepair_verify::{
+    check_property, AlphaOptions, CheckOptions, CheckReport, PgdOptions, Verdict,
+};
 use serde_json::json;
 
 use crate::util;
@@ -44,6 +46,10 @@ pub struct VerifyArgs {
     /// Seed of the attack.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Gradient steps on the ReLU lower slopes of each box's bound (alpha-CROWN); 0 for
+    /// plain back-substitution.
+    #[arg(long, default_value_t = AlphaOptions::default().iterations)]
+    alpha_steps: usize,
     /// Also write the instance results as JSON here.
     #[arg(long)]
     json_out: Option<PathBuf>,
@@ -62,6 +68,10 @@ fn options(a: &VerifyArgs, timeout: f64) -> Result<CheckOptions> {
             restarts: a.restarts.max(1),
             steps: a.steps,
             seed: a.seed,
+            ..Default::default()
+        },
+        alpha: AlphaOptions {
+            iterations: a.alpha_steps,
             ..Default::default()
         },
         ..Default::default()
