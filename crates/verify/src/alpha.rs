@@ -11,8 +11,8 @@
 
 use netrepair_nn::{Layer, Network};
 
-use crate::affine::{affine_op, elementwise_op, not_boundable};
-use crate::crown::{backsub, chosen, relaxation, Mat};
+use crate::affine::{dense_dot, not_boundable, sparse_dot, Ops};
+use crate::crown::{backsub, chosen, relaxation, Bounded, Mat, Split};
 use crate::error::Result;
 use crate::interval::Bounds;
 
@@ -23,13 +23,18 @@ pub struct AlphaOptions {
     pub iterations: usize,
     /// Adam's step size on the slopes.
     pub learning_rate: f64,
+    /// Gradient steps per sub-domain of the ReLU branch and bound (slopes and split
+    /// multipliers).
+    pub branch_iterations: usize,
 }
 
 impl AlphaOptions {
-    /// No optimisation: CROWN's adaptive slopes.
+    /// No optimisation: CROWN's adaptive slopes (and, in [`crate::check_property`], no ReLU
+    /// branch and bound).
     pub fn none() -> Self {
         Self {
             iterations: 0,
+            branch_iterations: 0,
             ..Self::default()
         }
     }
@@ -40,6 +45,7 @@ impl Default for AlphaOptions {
         Self {
             iterations: 20,
             learning_rate: 0.1,
+            branch_iterations: 10,
         }
     }
 }
@@ -58,16 +64,22 @@ pub(crate) struct Optimised {
 /// which is its first iterate. `done` is asked after each iterate whether the bounds found so
 /// far suffice.
 pub(crate) fn optimised_upper_rows(
-    net: &Network,
+    ops: &Ops,
     bounds: &[Bounds],
     target: usize,
     lambda: Mat,
     opts: &AlphaOptions,
+    splits: &[Split],
     done: &dyn Fn(&[f64]) -> bool,
 ) -> Result<Optimised> {
+    let net = ops.net();
+    let ctx = Bounded::new(ops, bounds);
     let rows = lambda.rows;
     let mut slopes = initial_slopes(net, bounds, target, rows);
-    let free = slopes.iter().flatten().count() > 0;
+    // Split multipliers (beta-CROWN), per row and split, starting at 0 (the plain bound).
+    let mut betas = Mat::zeros(rows, splits.len());
+    let mut beta_adam = (vec![0.0; betas.data.len()], vec![0.0; betas.data.len()]);
+    let free = slopes.iter().flatten().count() > 0 || !splits.is_empty();
     let mut best: Option<Optimised> = None;
     let mut adam: Vec<Option<(Vec<f64>, Vec<f64>)>> = slopes
         .iter()
@@ -79,7 +91,15 @@ pub(crate) fn optimised_upper_rows(
     let (b1, b2, eps) = (0.9, 0.999, 1e-8);
     for it in 0..=opts.iterations {
         let last = it == opts.iterations || !free;
-        let b = backsub(net, bounds, target, lambda.clone(), Some(&slopes), !last)?;
+        let multipliers = (!splits.is_empty()).then_some((splits, &betas));
+        let b = backsub(
+            &ctx,
+            target,
+            lambda.clone(),
+            Some(&slopes),
+            multipliers,
+            !last,
+        )?;
         match &mut best {
             None => {
                 best = Some(Optimised {
@@ -97,9 +117,23 @@ pub(crate) fn optimised_upper_rows(
         if last || done(&o.upper) {
             break;
         }
-        let values = primal(net, bounds, target, &b, &slopes)?;
+        let values = primal(&ctx, target, &b, &slopes)?;
         let step = opts.learning_rate
             * ((1.0 - f64::powi(b2, it as i32 + 1)).sqrt() / (1.0 - f64::powi(b1, it as i32 + 1)));
+        for (j, sp) in splits.iter().enumerate() {
+            let Some(z) = values[sp.value].as_ref() else {
+                continue;
+            };
+            let (m, v) = (&mut beta_adam.0, &mut beta_adam.1);
+            for r in 0..rows {
+                // d bound / d beta = -s z at the primal point.
+                let e = r * splits.len() + j;
+                let g = -sp.sign() * z.data[r * z.cols + sp.neuron];
+                m[e] = b1 * m[e] + (1.0 - b1) * g;
+                v[e] = b2 * v[e] + (1.0 - b2) * g * g;
+                betas.data[e] = (betas.data[e] - step * m[e] / (v[e].sqrt() + eps)).max(0.0);
+            }
+        }
         for (i, slot) in slopes.iter_mut().enumerate() {
             let (Some(alpha), Some(lam), Some(z)) = (
                 slot.as_mut(),
@@ -170,12 +204,13 @@ fn initial_slopes(
 /// concretised to, through the lines it chose: the point where its bound is attained. `None`
 /// for values the rows do not depend on.
 pub(crate) fn primal(
-    net: &Network,
-    bounds: &[Bounds],
+    ctx: &Bounded,
     target: usize,
     b: &crate::crown::Backsub,
     slopes: &[Option<Mat>],
 ) -> Result<Vec<Option<Mat>>> {
+    let (ops, bounds) = (ctx.ops, ctx.bounds);
+    let net = ops.net();
     let mut values: Vec<Option<Mat>> = vec![None; target + 1];
     let Some(c0) = &b.input_coef else {
         return Ok(values);
@@ -200,16 +235,20 @@ pub(crate) fn primal(
         let out_len = lam.cols;
         let input_of = |v: usize| values[v].as_ref();
         let mut out = Mat::zeros(rows, out_len);
-        if let Some(op) = affine_op(net, i)? {
+        if let Some(op) = ops.affine(i)? {
             let x = input_of(node.inputs()[0]).expect("an input the rows depend on");
+            let dense = ops.dense(i, x.cols)?;
             for r in 0..rows {
                 let xr = x.row(r);
                 for (o, row) in op.rows.iter().enumerate() {
-                    out.data[r * out_len + o] =
-                        op.bias[o] + row.iter().map(|&(j, w)| w * xr[j as usize]).sum::<f64>();
+                    let dot = match dense {
+                        Some(w) => dense_dot(&w[o * x.cols..(o + 1) * x.cols], xr, |w| w),
+                        None => sparse_dot(row, xr, |w| w),
+                    };
+                    out.data[r * out_len + o] = op.bias[o] + dot;
                 }
             }
-        } else if let Some((a, c)) = elementwise_op(net, i)? {
+        } else if let Some((a, c)) = ops.elementwise(i)? {
             let x = input_of(node.inputs()[0]).expect("an input the rows depend on");
             for (e, v) in out.data.iter_mut().enumerate() {
                 let k = e % out_len;
@@ -324,8 +363,16 @@ mod tests {
             let (net, bounds, lambda) = setup(seed);
             let target = net.nodes().len();
             let slopes = some_slopes(&net, &bounds, target, lambda.rows);
-            let b = backsub(&net, &bounds, target, lambda.clone(), Some(&slopes), true).unwrap();
-            let v = primal(&net, &bounds, target, &b, &slopes).unwrap();
+            let b = backsub(
+                &Bounded::new(&Ops::new(&net), &bounds),
+                target,
+                lambda.clone(),
+                Some(&slopes),
+                None,
+                true,
+            )
+            .unwrap();
+            let v = primal(&Bounded::new(&Ops::new(&net), &bounds), target, &b, &slopes).unwrap();
             let y = v[target].as_ref().unwrap();
             for r in 0..lambda.rows {
                 let at: f64 = (0..lambda.cols)
@@ -347,8 +394,16 @@ mod tests {
             let (net, bounds, lambda) = setup(seed);
             let target = net.nodes().len();
             let slopes = some_slopes(&net, &bounds, target, lambda.rows);
-            let b = backsub(&net, &bounds, target, lambda.clone(), Some(&slopes), true).unwrap();
-            let v = primal(&net, &bounds, target, &b, &slopes).unwrap();
+            let b = backsub(
+                &Bounded::new(&Ops::new(&net), &bounds),
+                target,
+                lambda.clone(),
+                Some(&slopes),
+                None,
+                true,
+            )
+            .unwrap();
+            let v = primal(&Bounded::new(&Ops::new(&net), &bounds), target, &b, &slopes).unwrap();
             for i in 0..target {
                 let (Some(alpha), Some(lam)) = (&slopes[i], &b.lams[i]) else {
                     continue;
@@ -361,9 +416,16 @@ mod tests {
                     let bound_at = |d: f64| {
                         let mut s = slopes.clone();
                         s[i].as_mut().unwrap().data[e] += d;
-                        backsub(&net, &bounds, target, lambda.clone(), Some(&s), false)
-                            .unwrap()
-                            .upper[e / alpha.cols]
+                        backsub(
+                            &Bounded::new(&Ops::new(&net), &bounds),
+                            target,
+                            lambda.clone(),
+                            Some(&s),
+                            None,
+                            false,
+                        )
+                        .unwrap()
+                        .upper[e / alpha.cols]
                     };
                     let fd = (bound_at(h) - bound_at(-h)) / (2.0 * h);
                     assert!(
@@ -408,15 +470,23 @@ mod improve {
                     })
                     .collect(),
             };
-            let plain = backsub(&net, &bounds, target, lambda.clone(), None, false)
-                .unwrap()
-                .upper;
+            let plain = backsub(
+                &Bounded::new(&Ops::new(&net), &bounds),
+                target,
+                lambda.clone(),
+                None,
+                None,
+                false,
+            )
+            .unwrap()
+            .upper;
             let opt = optimised_upper_rows(
-                &net,
+                &Ops::new(&net),
                 &bounds,
                 target,
                 lambda,
                 &AlphaOptions::default(),
+                &[],
                 &|_| false,
             )
             .unwrap()

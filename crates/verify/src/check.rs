@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use netrepair_nn::Network;
-use netrepair_spec::{BoxRegion, Case, Property};
+use netrepair_spec::{BoxRegion, Case, Polytope, Property};
 
 use crate::attack::{confirm, pgd, Counterexample, PgdOptions};
 use rayon::prelude::*;
@@ -14,6 +14,7 @@ use crate::crown::{case_analysis, linear_bounds, optimised_linear_bounds};
 use crate::error::Result;
 use crate::interval::Bounds;
 use crate::milp::{milp_polytope, MilpOutcome};
+use crate::relu_bab::{relu_bab, BabOutcome};
 
 /// The outcome of a check.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,11 +52,12 @@ pub struct CheckOptions {
     pub max_split_dims: usize,
     /// Whether to use the MILP (piecewise-linear networks only).
     pub use_milp: bool,
-    /// Optimisation of the ReLU lower slopes (alpha-CROWN) for a box too large to split: the
-    /// slopes of every unstable neuron and of the property's constraints are optimised before
-    /// the MILP (mnistfc 256x2 at 30 s: 24 of 30 instances decided, against 21 without).
-    /// Boxes that are split use plain back-substitution: on ACAS Xu the optimised slopes saved
-    /// 1-3% of the boxes at up to twice the time per box. `AlphaOptions::none()` turns it off.
+    /// For a box too large to split: the ReLU lower slopes of every unstable neuron and of
+    /// the property's constraints are optimised (alpha-CROWN), then the unsafe polytopes still
+    /// open go to a branch and bound on ReLU splits (beta-CROWN style) for half the time left,
+    /// and to the MILP after it (mnistfc 256x2 at 30 s: see `docs/verification.md`). Boxes
+    /// that are split use plain back-substitution: on ACAS Xu the optimised slopes saved 1-3%
+    /// of the boxes at up to twice the time per box. `AlphaOptions::none()` turns both off.
     pub alpha: AlphaOptions,
 }
 
@@ -183,24 +185,48 @@ fn whole_box(
     opts: &CheckOptions,
     start: Instant,
 ) -> Result<Verdict> {
-    // Slopes optimised for every unstable neuron: tighter bounds that may prove the case
-    // alone, and smaller big-M constants for the MILP. Computed once, when first needed.
-    let mut tight: Option<Vec<Bounds>> = None;
+    // The polytopes the bounds of the whole box leave open; then the same with slopes
+    // optimised for every unstable neuron (tighter bounds, smaller big-M constants for the MILP).
+    let single = |poly: &Polytope| Case {
+        input: case.input.clone(),
+        unsafe_region: vec![poly.clone()],
+    };
+    let mut open = Vec::new();
     for poly in &case.unsafe_region {
-        let single = Case {
-            input: case.input.clone(),
-            unsafe_region: vec![poly.clone()],
-        };
-        if case_analysis(net, &single, bounds, &opts.alpha)?.proved {
-            continue;
+        if !case_analysis(net, &single(poly), bounds, &opts.alpha)?.proved {
+            open.push(poly.clone());
         }
-        if opts.alpha.iterations > 0 && tight.is_none() {
-            tight = Some(optimised_linear_bounds(net, &case.input, &opts.alpha)?);
+    }
+    let mut tight: Option<Vec<Bounds>> = None;
+    if !open.is_empty() && opts.alpha.iterations > 0 {
+        let b = optimised_linear_bounds(net, &case.input, &opts.alpha)?;
+        let mut left = Vec::new();
+        for poly in open {
+            if !case_analysis(net, &single(&poly), &b, &opts.alpha)?.proved {
+                left.push(poly);
+            }
         }
-        let bounds = tight.as_deref().unwrap_or(bounds);
-        if tight.is_some() && case_analysis(net, &single, bounds, &opts.alpha)?.proved {
-            continue;
+        open = left;
+        // ReLU branch and bound over the polytopes left, in one tree, on half the time left
+        // (all of it without the MILP); the MILP takes those it leaves open.
+        if !open.is_empty() {
+            let rest = Case {
+                input: case.input.clone(),
+                unsafe_region: open.clone(),
+            };
+            let left = opts.timeout.saturating_sub(start.elapsed());
+            let share = if opts.use_milp { left / 2 } else { left };
+            match relu_bab(net, &rest, b.clone(), &opts.alpha, Instant::now() + share)?.0 {
+                BabOutcome::Proved => open.clear(),
+                BabOutcome::Violated(cex) => return Ok(Verdict::Violated(cex)),
+                BabOutcome::Unknown(why) if !opts.use_milp => return Ok(Verdict::Unknown(why)),
+                BabOutcome::Unknown(_) => {}
+            }
         }
+        tight = Some(b);
+    }
+    let bounds = tight.as_deref().unwrap_or(bounds);
+    for poly in &open {
         if !opts.use_milp {
             return Ok(Verdict::Unknown(
                 "linear bounds do not exclude an unsafe polytope (MILP disabled)".into(),

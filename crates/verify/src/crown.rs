@@ -20,10 +20,12 @@ use std::collections::HashSet;
 use netrepair_nn::{Layer, Network};
 use netrepair_spec::{BoxRegion, Case};
 
-use crate::affine::{affine_op, elementwise_op, not_boundable};
+use std::sync::OnceLock;
+
+use crate::affine::{affine_op, dense_dot, not_boundable, sparse_dot, AffineOp, Ops};
 use crate::alpha::{optimised_upper_rows, AlphaOptions};
 use crate::error::Result;
-use crate::interval::{interval_bounds, propagate_node, Bounds};
+use crate::interval::{interval_bounds, propagate_with, Bounds};
 use crate::rounding::{down, gamma, up};
 
 /// Linear bounds `lower_slope x + lower_intercept <= f(x) <= upper_slope x + upper_intercept`
@@ -141,16 +143,49 @@ fn max_abs(b: &Bounds) -> Vec<f64> {
         .collect()
 }
 
-/// Upper bounds of each row of `lambda · value[target]` over the input box, given sound bounds
-/// of every value (`bounds[0]` is the box).
-fn upper_rows(
-    net: &Network,
-    bounds: &[Bounds],
-    target: usize,
-    lambda: Mat,
-) -> Result<(Vec<f64>, Option<Mat>)> {
-    let b = backsub(net, bounds, target, lambda, None, false)?;
-    Ok((b.upper, b.input_coef))
+/// A network's linear maps with sound bounds of its values, and what back-substitution derives
+/// from them once: per affine node, `|b_o| + sum_j |w_oj| max|x_j|`, the magnitudes its
+/// rounding error is charged on.
+pub(crate) struct Bounded<'a> {
+    pub ops: &'a Ops<'a>,
+    pub bounds: &'a [Bounds],
+    magnitudes: Vec<OnceLock<Vec<f64>>>,
+}
+
+impl<'a> Bounded<'a> {
+    pub fn new(ops: &'a Ops<'a>, bounds: &'a [Bounds]) -> Self {
+        Self {
+            ops,
+            bounds,
+            magnitudes: (0..ops.net().nodes().len())
+                .map(|_| OnceLock::new())
+                .collect(),
+        }
+    }
+
+    fn magnitudes(
+        &self,
+        node: usize,
+        op: &AffineOp,
+        dense: Option<&[f64]>,
+        xmax: &[f64],
+    ) -> &[f64] {
+        let n = xmax.len();
+        self.magnitudes[node].get_or_init(|| {
+            op.rows
+                .iter()
+                .zip(&op.bias)
+                .enumerate()
+                .map(|(o, (row, b))| {
+                    b.abs()
+                        + match dense {
+                            Some(w) => dense_dot(&w[o * n..(o + 1) * n], xmax, f64::abs),
+                            None => sparse_dot(row, xmax, f64::abs),
+                        }
+                })
+                .collect()
+        })
+    }
 }
 
 /// The result of one back-substitution.
@@ -168,13 +203,15 @@ pub(crate) struct Backsub {
 /// x neurons, each in `[0, 1]`: any such slope is a sound lower relaxation, the adaptive 0 / 1
 /// is used where none is given), recording the coefficients at every node when `record`.
 pub(crate) fn backsub(
-    net: &Network,
-    bounds: &[Bounds],
+    ctx: &Bounded,
     target: usize,
     lambda: Mat,
     slopes: Option<&[Option<Mat>]>,
+    splits: Option<(&[Split], &Mat)>,
     record: bool,
 ) -> Result<Backsub> {
+    let (ops, bounds) = (ctx.ops, ctx.bounds);
+    let net = ops.net();
     let rows = lambda.rows;
     let mut coef: Vec<Option<Mat>> = vec![None; target + 1];
     coef[target] = Some(lambda);
@@ -182,9 +219,12 @@ pub(crate) fn backsub(
     let mut err = vec![0.0; rows];
     let mut lams: Vec<Option<Mat>> = vec![None; if record { target } else { 0 }];
     for i in (0..target).rev() {
-        let Some(l) = coef[i + 1].take() else {
+        let Some(mut l) = coef[i + 1].take() else {
             continue;
         };
+        if let Some((splits, betas)) = splits {
+            add_split_terms(&mut l, i + 1, splits, betas, &bounds[i + 1], &mut err);
+        }
         if record {
             lams[i] = Some(l.clone());
         }
@@ -192,19 +232,9 @@ pub(crate) fn backsub(
         let inp = node.inputs()[0];
         let xmax = max_abs(&bounds[inp]);
         let in_len = xmax.len();
-        if let Some(op) = affine_op(net, i)? {
-            let m: Vec<f64> = op
-                .rows
-                .iter()
-                .zip(&op.bias)
-                .map(|(row, b)| {
-                    b.abs()
-                        + row
-                            .iter()
-                            .map(|&(j, w)| w.abs() * xmax[j as usize])
-                            .sum::<f64>()
-                })
-                .collect();
+        if let Some(op) = ops.affine(i)? {
+            let dense = ops.dense(i, in_len)?;
+            let m = ctx.magnitudes(i, op, dense, &xmax);
             let mut out = Mat::zeros(rows, in_len);
             for r in 0..rows {
                 let lr = l.row(r);
@@ -216,8 +246,16 @@ pub(crate) fn backsub(
                     }
                     c += lo * op.bias[o];
                     mag += lo.abs() * m[o];
-                    for &(j, w) in &op.rows[o] {
-                        dst[j as usize] += lo * w;
+                    match dense {
+                        Some(w) => {
+                            let w = &w[o * in_len..(o + 1) * in_len];
+                            dst.iter_mut().zip(w).for_each(|(d, &w)| *d += lo * w);
+                        }
+                        None => {
+                            for &(j, w) in &op.rows[o] {
+                                dst[j as usize] += lo * w;
+                            }
+                        }
                     }
                 }
                 cst[r] += c;
@@ -226,7 +264,7 @@ pub(crate) fn backsub(
             Mat::add_into(&mut coef[inp], out);
             continue;
         }
-        if let Some((a, c)) = elementwise_op(net, i)? {
+        if let Some((a, c)) = ops.elementwise(i)? {
             let mut out = Mat::zeros(rows, in_len);
             for r in 0..rows {
                 let (mut s, mut mag) = (0.0, 0.0);
@@ -355,6 +393,49 @@ pub(crate) fn backsub(
     })
 }
 
+/// A ReLU split of branch and bound: the pre-activation `neuron` of `value` is restricted to
+/// `>= 0` (`active`) or `<= 0` in a sub-domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Split {
+    pub value: usize,
+    pub neuron: usize,
+    pub active: bool,
+}
+
+impl Split {
+    /// `s` with the split's constraint written `s z <= 0`.
+    pub fn sign(&self) -> f64 {
+        if self.active {
+            -1.0
+        } else {
+            1.0
+        }
+    }
+}
+
+/// Adds the split constraints' Lagrangian terms (beta-CROWN) to the coefficients `l` on
+/// `value`: an upper bound of `f - sum_k beta_k s_k z_k` is one of `f` on the sub-domain where
+/// every `s_k z_k <= 0`, for any `beta >= 0` (`betas`: rows x splits). The rounding of the
+/// additions goes into `err`.
+fn add_split_terms(
+    l: &mut Mat,
+    value: usize,
+    splits: &[Split],
+    betas: &Mat,
+    vb: &Bounds,
+    err: &mut [f64],
+) {
+    for (j, sp) in splits.iter().enumerate().filter(|(_, s)| s.value == value) {
+        let k = sp.neuron;
+        let xmax = vb.lower[k].abs().max(vb.upper[k].abs());
+        for (r, e_r) in err.iter_mut().enumerate().take(l.rows) {
+            let e = r * l.cols + k;
+            l.data[e] -= sp.sign() * betas.data[r * betas.cols + j];
+            *e_r += gamma(2) * l.data[e].abs() * xmax;
+        }
+    }
+}
+
 /// The relaxation line a back-substitution takes for a neuron whose output has coefficient
 /// `lk`: the upper line where `lk >= 0`, else the lower one, with the optimised slope `alpha`
 /// in place of the adaptive one for an unstable ReLU neuron (`pre`: its pre-activation bounds).
@@ -385,36 +466,44 @@ pub fn row_bounds(
     target: usize,
     rows: &[Vec<f64>],
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    let (lower, _) = lower_rows(net, bounds, target, rows)?;
-    let pos = Mat {
-        rows: rows.len(),
-        cols: bounds[target].lower.len(),
-        data: rows.concat(),
-    };
-    let (upper, _) = upper_rows(net, bounds, target, pos)?;
-    Ok((lower, upper))
+    row_bounds_with(&Ops::new(net), bounds, target, rows)
 }
 
-/// Lower bounds of `rows · value[target]`, with the input coefficients of the bound.
-fn lower_rows(
-    net: &Network,
+/// [`row_bounds`] with the layers' linear maps from a cache: one back-substitution of the
+/// rows negated (lower bounds) and as they are (upper bounds).
+pub(crate) fn row_bounds_with(
+    ops: &Ops,
     bounds: &[Bounds],
     target: usize,
     rows: &[Vec<f64>],
-) -> Result<(Vec<f64>, Option<Mat>)> {
-    let neg = Mat {
-        rows: rows.len(),
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let n = rows.len();
+    let both = Mat {
+        rows: 2 * n,
         cols: bounds[target].lower.len(),
-        data: rows.iter().flatten().map(|v| -v).collect(),
+        data: rows
+            .iter()
+            .flatten()
+            .map(|v| -v)
+            .chain(rows.iter().flatten().copied())
+            .collect(),
     };
-    let (upper, coef) = upper_rows(net, bounds, target, neg)?;
-    Ok((upper.into_iter().map(|v| -v).collect(), coef))
+    let ctx = Bounded::new(ops, bounds);
+    let mut upper = backsub(&ctx, target, both, None, None, false)?.upper;
+    let lower = upper.drain(..n).map(|v| -v).collect();
+    Ok((lower, upper))
 }
 
 /// Sound bounds of every value, each the intersection of interval and linear bounds: linear
 /// bounds are computed for every value read by a ReLU (its pre-activation) and for the output,
 /// in order, and the interval bounds of later values are refreshed after each.
 pub fn linear_bounds(net: &Network, input: &BoxRegion) -> Result<Vec<Bounds>> {
+    linear_bounds_with(&Ops::new(net), input)
+}
+
+/// [`linear_bounds`] with the layers' linear maps from a cache.
+pub(crate) fn linear_bounds_with(ops: &Ops, input: &BoxRegion) -> Result<Vec<Bounds>> {
+    let net = ops.net();
     let mut b = interval_bounds(net, input)?;
     let last = net.nodes().len();
     let mut targets: HashSet<usize> = net
@@ -432,10 +521,10 @@ pub fn linear_bounds(net: &Network, input: &BoxRegion) -> Result<Vec<Bounds>> {
         let identity: Vec<Vec<f64>> = (0..n)
             .map(|k| (0..n).map(|j| if j == k { 1.0 } else { 0.0 }).collect())
             .collect();
-        let (lo, hi) = row_bounds(net, &b, v, &identity)?;
+        let (lo, hi) = row_bounds_with(ops, &b, v, &identity)?;
         intersect(&mut b[v], &lo, &hi);
         for k in v..last {
-            let fresh = propagate_node(net, k, &b)?;
+            let fresh = propagate_with(ops, k, &b)?;
             let (fl, fu) = (fresh.lower, fresh.upper);
             intersect(&mut b[k + 1], &fl, &fu);
         }
@@ -454,7 +543,8 @@ pub fn optimised_linear_bounds(
     input: &BoxRegion,
     alpha: &AlphaOptions,
 ) -> Result<Vec<Bounds>> {
-    let mut b = linear_bounds(net, input)?;
+    let ops = Ops::new(net);
+    let mut b = linear_bounds_with(&ops, input)?;
     if alpha.iterations == 0 {
         return Ok(b);
     }
@@ -487,7 +577,7 @@ pub fn optimised_linear_bounds(
             lambda.data[r * n + k] = 1.0;
             lambda.data[(open.len() + r) * n + k] = -1.0;
         }
-        let best = optimised_upper_rows(net, &b, v, lambda, alpha, &|_| false)?;
+        let best = optimised_upper_rows(&ops, &b, v, lambda, alpha, &[], &|_| false)?;
         let (mut lo, mut hi) = (b[v].lower.clone(), b[v].upper.clone());
         for (r, &k) in open.iter().enumerate() {
             hi[k] = hi[k].min(best.upper[r]);
@@ -495,7 +585,7 @@ pub fn optimised_linear_bounds(
         }
         intersect(&mut b[v], &lo, &hi);
         for k in v..last {
-            let fresh = propagate_node(net, k, &b)?;
+            let fresh = propagate_with(&ops, k, &b)?;
             let (fl, fu) = (fresh.lower, fresh.upper);
             intersect(&mut b[k + 1], &fl, &fu);
         }
@@ -503,7 +593,7 @@ pub fn optimised_linear_bounds(
     Ok(b)
 }
 
-fn intersect(b: &mut Bounds, lo: &[f64], hi: &[f64]) {
+pub(crate) fn intersect(b: &mut Bounds, lo: &[f64], hi: &[f64]) {
     for k in 0..lo.len() {
         b.lower[k] = b.lower[k].max(lo[k]);
         b.upper[k] = b.upper[k].min(hi[k]);
@@ -645,7 +735,9 @@ pub(crate) fn case_analysis(
                 .any(|(&(q, _, rhs), &lb)| q == p && lb > rhs)
         })
     };
-    let best = optimised_upper_rows(net, bounds, out, neg, alpha, &|u| excluded(&lower_of(u)))?;
+    let best = optimised_upper_rows(&Ops::new(net), bounds, out, neg, alpha, &[], &|u| {
+        excluded(&lower_of(u))
+    })?;
     let (lower, coef) = (lower_of(&best.upper), best.input_coef);
     let (mut k, mut proved) = (0, true);
     for poly in &case.unsafe_region {

@@ -2,7 +2,7 @@
 
 use netrepair_nn::{Layer, Network, Pool2d};
 
-use crate::affine::{affine_op, elementwise_op, not_boundable, pool_windows};
+use crate::affine::{not_boundable, pool_windows, Ops};
 use netrepair_spec::{BoxRegion, Polytope};
 
 use crate::error::{Result, VerifyError};
@@ -65,11 +65,17 @@ pub fn interval_bounds(net: &Network, input: &BoxRegion) -> Result<Vec<Bounds>> 
 
 /// Interval bounds of node `i`'s output from the bounds of the values before it.
 pub(crate) fn propagate_node(net: &Network, i: usize, values: &[Bounds]) -> Result<Bounds> {
+    propagate_with(&Ops::new(net), i, values)
+}
+
+/// [`propagate_node`] with the layers' linear maps from a cache.
+pub(crate) fn propagate_with(ops: &Ops, i: usize, values: &[Bounds]) -> Result<Bounds> {
+    let net = ops.net();
     let node = &net.nodes()[i];
     {
         let x = &values[node.inputs()[0]];
         let shape = net.value_shape(node.inputs()[0]);
-        if let Some(op) = affine_op(net, i)? {
+        if let Some(op) = ops.affine(i)? {
             return Ok(affine(
                 x,
                 op.bias.len(),
@@ -77,7 +83,7 @@ pub(crate) fn propagate_node(net: &Network, i: usize, values: &[Bounds]) -> Resu
                 |o, f| op.rows[o].iter().for_each(|&(j, w)| f(j as usize, w)),
             ));
         }
-        if let Some((a, c)) = elementwise_op(net, i)? {
+        if let Some((a, c)) = ops.elementwise(i)? {
             return Ok(per_element(x, |k| (a[k], c[k])));
         }
         let out = match node.layer() {

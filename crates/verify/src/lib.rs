@@ -26,6 +26,7 @@ mod crown;
 mod error;
 mod interval;
 pub mod milp;
+mod relu_bab;
 pub mod rounding;
 pub mod twin;
 

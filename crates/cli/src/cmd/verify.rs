@@ -46,8 +46,8 @@ pub struct VerifyArgs {
     /// Seed of the attack.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Gradient steps on the ReLU lower slopes of each box's bound (alpha-CROWN); 0 for
-    /// plain back-substitution.
+    /// Gradient steps on the ReLU lower slopes of a box too large to split (alpha-CROWN),
+    /// before the branch and bound on ReLU splits; 0 turns both off (bounds, then the MILP).
     #[arg(long, default_value_t = AlphaOptions::default().iterations)]
     alpha_steps: usize,
     /// Also write the instance results as JSON here.
