@@ -421,6 +421,44 @@ fn verify_reports_verdicts_with_exit_codes() {
         (v["instances"].as_u64(), v["decided"].as_u64()),
         (Some(2), Some(2))
     );
+    // The same in VNN-COMP's result format.
+    let o = run(
+        &["verify", "--instances", "list.csv", "--results-dir", "res"],
+        d,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |f: &str| std::fs::read_to_string(d.join("res").join(f)).unwrap();
+    assert_eq!(read("net_holds.txt"), "unsat\n");
+    let sat = read("net_violated.txt");
+    let mut lines = sat.lines();
+    assert_eq!(lines.next(), Some("sat"));
+    let x: f64 = lines
+        .next()
+        .unwrap()
+        .trim_start_matches("((X_0 ")
+        .trim_end_matches(')')
+        .parse()
+        .unwrap();
+    let y: f64 = lines
+        .next()
+        .unwrap()
+        .trim_start_matches(" (Y_0 ")
+        .trim_end_matches("))")
+        .parse()
+        .unwrap();
+    assert!((-2.0..=0.0).contains(&x) && y >= 0.2 && (y - (-0.5 * x - 0.5)).abs() < 1e-12);
+    let csv = read("results.csv");
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows[0], ["network", "property", "result", "time_s"]);
+    assert_eq!(rows[1][..3], ["net.onnx", "holds.vnnlib", "unsat"]);
+    assert_eq!(rows[2][..3], ["net.onnx", "violated.vnnlib", "sat"]);
+    // Not into the list's own folder.
+    let o = run(
+        &["verify", "--instances", "list.csv", "--results-dir", "."],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("own folder"));
 }
 
 #[test]

@@ -12,7 +12,10 @@ use netrepair_repair::{
     RepairItem, RepairProblem,
 };
 use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
-use netrepair_verify::{linear_bounds, pgd, pgd_maximum, prove_case, CheckOptions, PgdOptions};
+use netrepair_verify::{
+    linear_bounds, optimised_linear_bounds, optimised_row_bounds, pgd, pgd_maximum, prove_case,
+    AlphaOptions, CheckOptions, PgdOptions,
+};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -324,9 +327,9 @@ fn relaxation_gap(net: &Network, balls: &[Property], timeout: Duration) -> Resul
     let out = net.nodes().len();
     let m = net.output_len();
     println!(
-        "| ball | worst class | PGD (reached) | back-substitution | LP relaxation | MILP (bound proved in the time limit) |"
+        "| ball | worst class | PGD (reached) | back-substitution | optimised slopes (output) | optimised slopes (all layers) | LP relaxation | MILP (bound proved in the time limit) |"
     );
-    println!("|---|---|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for (i, p) in balls.iter().enumerate() {
         let case = &p.cases[0];
         let b = linear_bounds(net, &case.input)?;
@@ -354,6 +357,13 @@ fn relaxation_gap(net: &Network, balls: &[Property], timeout: Duration) -> Resul
             .iter()
             .find(|&&(_, a)| a < 0.0)
             .map_or(0, |&(j, _)| j);
+        // alpha-CROWN: the slopes optimised for this row alone, then also for every unstable
+        // neuron's own bounds.
+        let alpha = AlphaOptions::default();
+        let one = std::slice::from_ref(row);
+        let alpha_out = optimised_row_bounds(net, &b, out, one, &alpha)?.1[0];
+        let tight = optimised_linear_bounds(net, &case.input, &alpha)?;
+        let alpha_all = optimised_row_bounds(net, &tight, out, one, &alpha)?.1[0];
         let lp = relaxed_row_upper(net, &b, out, std::slice::from_ref(row), timeout)?[0];
         let exact = exact_row_upper(net, &b, out, std::slice::from_ref(row), timeout)?[0];
         let exact = exact.map_or("-".to_string(), |v| format!("{v:.3}"));
@@ -365,7 +375,9 @@ fn relaxation_gap(net: &Network, balls: &[Property], timeout: Duration) -> Resul
             ..PgdOptions::default()
         };
         let reached = pgd_maximum(net, &case.input, row, &ascent)?;
-        println!("| {i} | {j} | {reached:.3} | {up:.3} | {lp} | {exact} |");
+        println!(
+            "| {i} | {j} | {reached:.3} | {up:.3} | {alpha_out:.3} | {alpha_all:.3} | {lp} | {exact} |"
+        );
     }
     Ok(())
 }

@@ -494,6 +494,32 @@ pub(crate) fn row_bounds_with(
     Ok((lower, upper))
 }
 
+/// [`row_bounds`] with the ReLU lower slopes optimised for each row (alpha-CROWN, see
+/// [`AlphaOptions`]): never looser, often tighter, at `alpha.iterations` back-substitutions.
+pub fn optimised_row_bounds(
+    net: &Network,
+    bounds: &[Bounds],
+    target: usize,
+    rows: &[Vec<f64>],
+    alpha: &AlphaOptions,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let n = rows.len();
+    let both = Mat {
+        rows: 2 * n,
+        cols: bounds[target].lower.len(),
+        data: rows
+            .iter()
+            .flatten()
+            .map(|v| -v)
+            .chain(rows.iter().flatten().copied())
+            .collect(),
+    };
+    let ops = Ops::new(net);
+    let mut upper = optimised_upper_rows(&ops, bounds, target, both, alpha, &[], &|_| false)?.upper;
+    let lower = upper.drain(..n).map(|v| -v).collect();
+    Ok((lower, upper))
+}
+
 /// Sound bounds of every value, each the intersection of interval and linear bounds: linear
 /// bounds are computed for every value read by a ReLU (its pre-activation) and for the output,
 /// in order, and the interval bounds of later values are refreshed after each.
@@ -604,7 +630,7 @@ pub(crate) fn intersect(b: &mut Bounds, lo: &[f64], hi: &[f64]) {
 /// region: for every unsafe polytope, some constraint's lower bound over the box exceeds its
 /// right-hand side. `bounds` are sound bounds of every value over that box.
 pub fn prove_case(net: &Network, case: &Case, bounds: &[Bounds]) -> Result<bool> {
-    Ok(case_analysis(net, case, bounds, &AlphaOptions::none())?.proved)
+    Ok(case_analysis(&Ops::new(net), case, bounds, &AlphaOptions::none())?.proved)
 }
 
 /// [`prove_case`] with the ReLU lower slopes optimised for the case's constraints
@@ -616,7 +642,7 @@ pub fn prove_case_optimised(
     bounds: &[Bounds],
     alpha: &AlphaOptions,
 ) -> Result<bool> {
-    Ok(case_analysis(net, case, bounds, alpha)?.proved)
+    Ok(case_analysis(&Ops::new(net), case, bounds, alpha)?.proved)
 }
 
 /// The result of bounding one case over one box.
@@ -678,11 +704,12 @@ fn last_layer_lower(
 }
 
 pub(crate) fn case_analysis(
-    net: &Network,
+    ops: &Ops,
     case: &Case,
     bounds: &[Bounds],
     alpha: &AlphaOptions,
 ) -> Result<CaseAnalysis> {
+    let net = ops.net();
     let out = net.nodes().len();
     let m = bounds[out].lower.len();
     let n = bounds[0].lower.len();
@@ -735,7 +762,7 @@ pub(crate) fn case_analysis(
                 .any(|(&(q, _, rhs), &lb)| q == p && lb > rhs)
         })
     };
-    let best = optimised_upper_rows(&Ops::new(net), bounds, out, neg, alpha, &[], &|u| {
+    let best = optimised_upper_rows(ops, bounds, out, neg, alpha, &[], &|u| {
         excluded(&lower_of(u))
     })?;
     let (lower, coef) = (lower_of(&best.upper), best.input_coef);

@@ -34,7 +34,8 @@ pub use alpha::AlphaOptions;
 pub use attack::{pgd, pgd_maximum, Counterexample, PgdOptions};
 pub use check::{check_property, CheckOptions, CheckReport, Verdict};
 pub use crown::{
-    linear_bounds, optimised_linear_bounds, prove_case, prove_case_optimised, row_bounds,
+    linear_bounds, optimised_linear_bounds, optimised_row_bounds, prove_case, prove_case_optimised,
+    row_bounds,
 };
 pub use error::{Result, VerifyError};
 pub use interval::{interval_bounds, unreachable_polytope, Bounds};

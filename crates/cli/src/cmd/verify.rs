@@ -53,6 +53,11 @@ pub struct VerifyArgs {
     /// Also write the instance results as JSON here.
     #[arg(long)]
     json_out: Option<PathBuf>,
+    /// With --instances: write each instance's result in VNN-COMP's format into this folder
+    /// (`<network>_<property>.txt`: `unsat`, `sat` and the counterexample, `timeout` or
+    /// `unknown`) and a `results.csv` (network, property, result, seconds) beside them.
+    #[arg(long, requires = "instances")]
+    results_dir: Option<PathBuf>,
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -87,6 +92,30 @@ pub fn run_one(net: &Path, spec: &Path, opts: &CheckOptions) -> Result<CheckRepo
         .with_context(|| format!("checking {} on {}", spec.display(), net.display()))
 }
 
+/// A result in VNN-COMP's format: `unsat` (holds), `sat` and the counterexample as
+/// `((X_0 v) ... (Y_0 v) ...)`, or `timeout` (undecided within `limit` seconds) / `unknown`
+/// (undecided for another reason).
+fn vnncomp_result(r: &CheckReport, limit: f64) -> String {
+    match &r.verdict {
+        Verdict::Holds => "unsat\n".into(),
+        Verdict::Unknown(_) if r.seconds >= 0.99 * limit => "timeout\n".into(),
+        Verdict::Unknown(_) => "unknown\n".into(),
+        Verdict::Violated(c) => {
+            let lines: Vec<String> =
+                c.x.iter()
+                    .enumerate()
+                    .map(|(i, v)| format!("(X_{i} {v:e})"))
+                    .chain(
+                        c.y.iter()
+                            .enumerate()
+                            .map(|(j, v)| format!("(Y_{j} {v:e})")),
+                    )
+                    .collect();
+            format!("sat\n({})\n", lines.join("\n "))
+        }
+    }
+}
+
 fn report_json(r: &CheckReport) -> serde_json::Value {
     let mut v = json!({"result": r.verdict.name(), "time_s": r.seconds, "boxes": r.boxes});
     match &r.verdict {
@@ -113,23 +142,12 @@ pub fn run(a: &VerifyArgs) -> Result<u8> {
             Verdict::Unknown(why) => {
                 println!("unknown ({:.2} s, {} boxes): {why}", r.seconds, r.boxes)
             }
-            Verdict::Violated(c) => {
+            Verdict::Violated(_) => {
                 println!(
                     "violated ({:.2} s); counterexample re-checked in f64:",
                     r.seconds
                 );
-                println!("sat");
-                let mut lines: Vec<String> =
-                    c.x.iter()
-                        .enumerate()
-                        .map(|(i, v)| format!("(X_{i} {v:e})"))
-                        .collect();
-                lines.extend(
-                    c.y.iter()
-                        .enumerate()
-                        .map(|(j, v)| format!("(Y_{j} {v:e})")),
-                );
-                println!("({})", lines.join("\n "));
+                print!("{}", vnncomp_result(&r, f64::INFINITY));
             }
         }
     }
@@ -214,14 +232,38 @@ pub fn read_instances(
     Ok((rows, skipped))
 }
 
+/// Creates the results folder; refuses the instance list's own folder (where the networks and
+/// properties are) and a path that is not a folder.
+fn prepare_results_dir(dir: &Path, list: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        bail!("--results-dir {} exists and is not a folder", dir.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let root = list
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if dir.canonicalize()? == root.canonicalize()? {
+        bail!(
+            "--results-dir {} is the instance list's own folder: give a separate folder",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 fn run_instances(a: &VerifyArgs, list: &Path) -> Result<u8> {
     let (rows, skipped) = read_instances(list, |net, spec| {
         a.filter
             .as_ref()
             .is_none_or(|s| net.contains(s.as_str()) || spec.contains(s.as_str()))
     })?;
+    if let Some(dir) = &a.results_dir {
+        prepare_results_dir(dir, list)?;
+    }
     let pb = util::progress(rows.len() as u64, "instances");
     let mut results = Vec::new();
+    let mut csv = String::from("network,property,result,time_s\n");
     let (mut decided, mut total_time) = (0, 0.0);
     for (net, spec, t) in &rows {
         let limit = a.timeout.map_or(*t, |cap| cap.min(*t));
@@ -238,6 +280,24 @@ fn run_instances(a: &VerifyArgs, list: &Path) -> Result<u8> {
         v["property"] = json!(name(spec));
         v["timeout_s"] = json!(limit);
         v["vnncomp_timeout_s"] = json!(t);
+        if let Some(dir) = &a.results_dir {
+            let text = vnncomp_result(&r, limit);
+            let stem = |p: &Path| {
+                p.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            let file = dir.join(format!("{}_{}.txt", stem(net), stem(spec)));
+            std::fs::write(&file, &text)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            let first = text.lines().next().unwrap_or_default();
+            csv.push_str(&format!(
+                "{},{},{first},{:.3}\n",
+                name(net),
+                name(spec),
+                r.seconds
+            ));
+        }
         if !a.json {
             pb.suspend(|| {
                 println!(
@@ -253,6 +313,10 @@ fn run_instances(a: &VerifyArgs, list: &Path) -> Result<u8> {
         pb.inc(1);
     }
     pb.finish_and_clear();
+    if let Some(dir) = &a.results_dir {
+        let file = dir.join("results.csv");
+        std::fs::write(&file, csv).with_context(|| format!("cannot write {}", file.display()))?;
+    }
     let summary = json!({"instances": results.len(), "decided": decided, "skipped": skipped, "total_time_s": total_time, "results": results});
     if let Some(p) = &a.json_out {
         std::fs::write(p, serde_json::to_string_pretty(&summary)?)
