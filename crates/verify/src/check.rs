@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::affine::Ops;
 use crate::alpha::AlphaOptions;
-use crate::crown::{case_analysis, linear_bounds_with, optimised_linear_bounds};
+use crate::crown::{case_analysis, linear_bounds_with, optimised_linear_bounds_until};
 use crate::error::Result;
 use crate::interval::Bounds;
 use crate::milp::{milp_polytope, MilpOutcome};
@@ -206,7 +206,14 @@ fn whole_box(
     }
     let mut tight: Option<Vec<Bounds>> = None;
     if !open.is_empty() && opts.alpha.iterations > 0 {
-        let b = optimised_linear_bounds(net, &case.input, &opts.alpha)?;
+        // At most a quarter of the time left.
+        let left = opts.timeout.saturating_sub(start.elapsed());
+        let b = optimised_linear_bounds_until(
+            net,
+            &case.input,
+            &opts.alpha,
+            Some(Instant::now() + left / 4),
+        )?;
         let mut left = Vec::new();
         for poly in open {
             if !case_analysis(ops, &single(&poly), &b, &opts.alpha)?.proved {

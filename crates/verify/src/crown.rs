@@ -21,6 +21,7 @@ use netrepair_nn::{Layer, Network};
 use netrepair_spec::{BoxRegion, Case};
 
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use crate::affine::{affine_op, dense_dot, not_boundable, sparse_dot, AffineOp, Ops};
 use crate::alpha::{optimised_upper_rows, AlphaOptions};
@@ -569,6 +570,18 @@ pub fn optimised_linear_bounds(
     input: &BoxRegion,
     alpha: &AlphaOptions,
 ) -> Result<Vec<Bounds>> {
+    optimised_linear_bounds_until(net, input, alpha, None)
+}
+
+/// [`optimised_linear_bounds`] that stops optimising at `deadline` (the bounds are sound at
+/// every point: each layer's are only ever intersected with tighter ones).
+pub(crate) fn optimised_linear_bounds_until(
+    net: &Network,
+    input: &BoxRegion,
+    alpha: &AlphaOptions,
+    deadline: Option<Instant>,
+) -> Result<Vec<Bounds>> {
+    let late = || deadline.is_some_and(|d| Instant::now() > d);
     let ops = Ops::new(net);
     let mut b = linear_bounds_with(&ops, input)?;
     if alpha.iterations == 0 {
@@ -603,7 +616,10 @@ pub fn optimised_linear_bounds(
             lambda.data[r * n + k] = 1.0;
             lambda.data[(open.len() + r) * n + k] = -1.0;
         }
-        let best = optimised_upper_rows(&ops, &b, v, lambda, alpha, &[], &|_| false)?;
+        if late() {
+            break;
+        }
+        let best = optimised_upper_rows(&ops, &b, v, lambda, alpha, &[], &|_| late())?;
         let (mut lo, mut hi) = (b[v].lower.clone(), b[v].upper.clone());
         for (r, &k) in open.iter().enumerate() {
             hi[k] = hi[k].min(best.upper[r]);
