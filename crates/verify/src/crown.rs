@@ -479,20 +479,25 @@ pub(crate) fn row_bounds_with(
     rows: &[Vec<f64>],
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     let n = rows.len();
-    let both = Mat {
-        rows: 2 * n,
-        cols: bounds[target].lower.len(),
+    let both = negated_then_plain(rows, bounds[target].lower.len());
+    let ctx = Bounded::new(ops, bounds);
+    let mut upper = backsub(&ctx, target, both, None, None, false)?.upper;
+    let lower = upper.drain(..n).map(|v| -v).collect();
+    Ok((lower, upper))
+}
+
+/// The rows negated (whose upper bounds are minus the lower bounds), then as they are.
+fn negated_then_plain(rows: &[Vec<f64>], cols: usize) -> Mat {
+    Mat {
+        rows: 2 * rows.len(),
+        cols,
         data: rows
             .iter()
             .flatten()
             .map(|v| -v)
             .chain(rows.iter().flatten().copied())
             .collect(),
-    };
-    let ctx = Bounded::new(ops, bounds);
-    let mut upper = backsub(&ctx, target, both, None, None, false)?.upper;
-    let lower = upper.drain(..n).map(|v| -v).collect();
-    Ok((lower, upper))
+    }
 }
 
 /// [`row_bounds`] with the ReLU lower slopes optimised for each row (alpha-CROWN, see
@@ -505,16 +510,7 @@ pub fn optimised_row_bounds(
     alpha: &AlphaOptions,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     let n = rows.len();
-    let both = Mat {
-        rows: 2 * n,
-        cols: bounds[target].lower.len(),
-        data: rows
-            .iter()
-            .flatten()
-            .map(|v| -v)
-            .chain(rows.iter().flatten().copied())
-            .collect(),
-    };
+    let both = negated_then_plain(rows, bounds[target].lower.len());
     let ops = Ops::new(net);
     let mut upper = optimised_upper_rows(&ops, bounds, target, both, alpha, &[], &|_| false)?.upper;
     let lower = upper.drain(..n).map(|v| -v).collect();
