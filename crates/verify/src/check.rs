@@ -183,7 +183,9 @@ pub fn check_property(net: &Network, prop: &Property, opts: &CheckOptions) -> Re
     Ok(report(Verdict::Holds, boxes))
 }
 
-/// Given the linear bounds over the whole box, a MILP for every unsafe polytope they leave open.
+/// Given the linear bounds over the whole box: the unsafe polytopes they leave open are bounded
+/// again with optimised slopes, then decided by ReLU branch and bound, and what is still open by
+/// the MILP.
 fn whole_box(
     ops: &Ops,
     case: &Case,
@@ -209,18 +211,18 @@ fn whole_box(
         // At most a quarter of the time left.
         let left = opts.timeout.saturating_sub(start.elapsed());
         let b = optimised_linear_bounds_until(
-            net,
+            ops,
             &case.input,
             &opts.alpha,
             Some(Instant::now() + left / 4),
         )?;
-        let mut left = Vec::new();
+        let mut still_open = Vec::new();
         for poly in open {
             if !case_analysis(ops, &single(&poly), &b, &opts.alpha)?.proved {
-                left.push(poly);
+                still_open.push(poly);
             }
         }
-        open = left;
+        open = still_open;
         // ReLU branch and bound over the polytopes left, in one tree, on half the time left
         // (all of it without the MILP); the MILP takes those it leaves open.
         if !open.is_empty() {
@@ -230,7 +232,7 @@ fn whole_box(
             };
             let left = opts.timeout.saturating_sub(start.elapsed());
             let share = if opts.use_milp { left / 2 } else { left };
-            match relu_bab(net, &rest, b.clone(), &opts.alpha, Instant::now() + share)?.0 {
+            match relu_bab(ops, &rest, b.clone(), &opts.alpha, Instant::now() + share)?.0 {
                 BabOutcome::Proved => open.clear(),
                 BabOutcome::Violated(cex) => return Ok(Verdict::Violated(cex)),
                 BabOutcome::Unknown(why) if !opts.use_milp => return Ok(Verdict::Unknown(why)),

@@ -566,20 +566,20 @@ pub fn optimised_linear_bounds(
     input: &BoxRegion,
     alpha: &AlphaOptions,
 ) -> Result<Vec<Bounds>> {
-    optimised_linear_bounds_until(net, input, alpha, None)
+    optimised_linear_bounds_until(&Ops::new(net), input, alpha, None)
 }
 
 /// [`optimised_linear_bounds`] that stops optimising at `deadline` (the bounds are sound at
 /// every point: each layer's are only ever intersected with tighter ones).
 pub(crate) fn optimised_linear_bounds_until(
-    net: &Network,
+    ops: &Ops,
     input: &BoxRegion,
     alpha: &AlphaOptions,
     deadline: Option<Instant>,
 ) -> Result<Vec<Bounds>> {
     let late = || deadline.is_some_and(|d| Instant::now() > d);
-    let ops = Ops::new(net);
-    let mut b = linear_bounds_with(&ops, input)?;
+    let net = ops.net();
+    let mut b = linear_bounds_with(ops, input)?;
     if alpha.iterations == 0 {
         return Ok(b);
     }
@@ -615,7 +615,7 @@ pub(crate) fn optimised_linear_bounds_until(
         if late() {
             break;
         }
-        let best = optimised_upper_rows(&ops, &b, v, lambda, alpha, &[], &|_| late())?;
+        let best = optimised_upper_rows(ops, &b, v, lambda, alpha, &[], &|_| late())?;
         let (mut lo, mut hi) = (b[v].lower.clone(), b[v].upper.clone());
         for (r, &k) in open.iter().enumerate() {
             hi[k] = hi[k].min(best.upper[r]);
@@ -623,7 +623,7 @@ pub(crate) fn optimised_linear_bounds_until(
         }
         intersect(&mut b[v], &lo, &hi);
         for k in v..last {
-            let fresh = propagate_with(&ops, k, &b)?;
+            let fresh = propagate_with(ops, k, &b)?;
             let (fl, fu) = (fresh.lower, fresh.upper);
             intersect(&mut b[k + 1], &fl, &fu);
         }

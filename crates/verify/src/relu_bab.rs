@@ -50,13 +50,12 @@ enum Judged {
 /// from sound bounds of every value over the box, until `deadline`. Returns the outcome and the number of
 /// sub-domains bounded.
 pub(crate) fn relu_bab(
-    net: &Network,
+    ops: &Ops,
     case: &Case,
     root: Vec<Bounds>,
     alpha: &AlphaOptions,
     deadline: Instant,
 ) -> Result<(BabOutcome, usize)> {
-    let ops = Ops::new(net);
     let mut stack = vec![Domain {
         splits: Vec::new(),
         bounds: root,
@@ -78,7 +77,7 @@ pub(crate) fn relu_bab(
         domains += batch.len();
         let judged: Vec<(Domain, Judged)> = batch
             .into_par_iter()
-            .map(|d| judge(&ops, case, &d, alpha).map(|j| (d, j)))
+            .map(|d| judge(ops, case, &d, alpha).map(|j| (d, j)))
             .collect::<Result<_>>()?;
         for (d, j) in judged {
             match j {
@@ -95,7 +94,7 @@ pub(crate) fn relu_bab(
                 Judged::Split(split, open) => {
                     for active in [false, true] {
                         let s = Split { active, ..split };
-                        if let Some(bounds) = split_bounds(&ops, &d.bounds, s)? {
+                        if let Some(bounds) = split_bounds(ops, &d.bounds, s)? {
                             let mut splits = d.splits.clone();
                             splits.push(s);
                             stack.push(Domain {
