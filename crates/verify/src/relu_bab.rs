@@ -2,10 +2,11 @@
 //! a sub-domain fixes some unstable neurons' signs; its bounds are recomputed with those signs
 //! (the split neurons' relaxations become exact, the later layers' bounds tighten), and the
 //! property's constraints are bounded with optimised slopes and the splits' Lagrange
-//! multipliers in the bound ([`optimised_upper_rows`]). A sub-domain is proved when some
-//! constraint's lower bound clears its right-hand side, refuted when the point its bound is
-//! attained at is a concrete counterexample, and otherwise split on the unstable neuron whose
-//! relaxation costs the bound most.
+//! multipliers in the bound ([`optimised_upper_rows`]). A sub-domain is proved when each
+//! unsafe polytope still open on it has a constraint whose lower bound clears its right-hand
+//! side, refuted when the point the closest constraint's bound is attained at is a concrete
+//! counterexample, and otherwise split on the unstable neuron whose relaxation costs that
+//! bound most.
 
 use std::time::Instant;
 
@@ -47,8 +48,8 @@ enum Judged {
 }
 
 /// Decides a case over its whole box by ReLU splitting (all its unsafe polytopes in one tree),
-/// from sound bounds of every value over the box, until `deadline`. Returns the outcome and the number of
-/// sub-domains bounded.
+/// from sound bounds of every value over the box, until `deadline`. Returns the outcome and
+/// the number of sub-domains bounded.
 pub(crate) fn relu_bab(
     ops: &Ops,
     case: &Case,
