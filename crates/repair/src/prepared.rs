@@ -25,7 +25,9 @@ use netrepair_nn::{Layer, Network};
 use netrepair_spec::BoxRegion;
 use netrepair_verify::affine::{affine_op, elementwise_op, pool_windows};
 use netrepair_verify::milp::relaxed_row_upper;
-use netrepair_verify::{linear_bounds, row_bounds, Bounds};
+use netrepair_verify::{
+    linear_bounds, optimised_linear_bounds, optimised_row_bounds, row_bounds, AlphaOptions, Bounds,
+};
 use rand::{Rng, SeedableRng};
 
 use crate::aprnn::choose_requirements;
@@ -74,6 +76,11 @@ pub enum Cuts {
     /// `gamma` also from the LP relaxation of the network below (every unstable ReLU by its
     /// triangle; one LP per direction and region), whichever is smaller.
     Lp,
+    /// `gamma` by back-substitution with the ReLU lower slopes optimised (alpha-CROWN) for
+    /// every unstable neuron's bounds over the region and then for each direction; the
+    /// region's bounds (the box of the last hidden layer included) are the optimised ones.
+    /// Tighter than `lp` (the LP relaxation keeps the plain intermediate bounds).
+    Alpha,
 }
 
 impl std::str::FromStr for Cuts {
@@ -84,8 +91,9 @@ impl std::str::FromStr for Cuts {
             "off" | "none" => Ok(Self::Off),
             "linear" => Ok(Self::Linear),
             "lp" => Ok(Self::Lp),
+            "alpha" => Ok(Self::Alpha),
             _ => Err(RepairError::Problem(format!(
-                "unknown cuts '{s}' (off, linear, lp)"
+                "unknown cuts '{s}' (off, linear, lp, alpha)"
             ))),
         }
     }
@@ -341,7 +349,20 @@ impl Prepared {
                     g
                 })
                 .collect();
-            let (_, mut upper) = row_bounds(net, &r.bounds, input, &rows)?;
+            let mut upper = if self.cuts == Cuts::Alpha {
+                let alpha = AlphaOptions::default();
+                let t = Instant::now();
+                r.bounds = optimised_linear_bounds(net, &r.region, &alpha)?;
+                let (_, upper) = optimised_row_bounds(net, &r.bounds, input, &rows, &alpha)?;
+                ctx.say(&format!(
+                    "cuts: optimised slopes for the region and {} directions in {:.1} s",
+                    rows.len(),
+                    t.elapsed().as_secs_f64()
+                ));
+                upper
+            } else {
+                row_bounds(net, &r.bounds, input, &rows)?.1
+            };
             if self.cuts == Cuts::Lp {
                 let limit = std::time::Duration::from_secs(60);
                 let t = Instant::now();

@@ -320,6 +320,16 @@ fn linear_cuts_never_cost_more_than_the_box_and_cost_less_on_wide_inputs() {
         if objective(&cut) < 0.5 * objective(&plain) {
             strictly += 1;
         }
+        // Optimised slopes tighten both the cuts and the box: the optimum can only fall again.
+        let alpha = run(Cuts::Alpha);
+        assert_eq!(alpha.status, RepairStatus::Proved, "seed {seed}");
+        assert!(!violated(&alpha.network, &problem.items[0]));
+        assert!(
+            objective(&alpha) <= objective(&cut) + 1e-6,
+            "seed {seed}: {} > {}",
+            objective(&alpha),
+            objective(&cut)
+        );
     }
     // Seeds 1 and 4 (the narrow balls) need a third to a fifth of the change.
     assert!(strictly >= 2, "{strictly}");

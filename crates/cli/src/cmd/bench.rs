@@ -157,7 +157,8 @@ pub struct RobustBenchArgs {
     #[arg(long, default_value_t = 0)]
     keep_regions: usize,
     /// How the edit bounds the balls' original requirement directions beside the box of the
-    /// last hidden layer: off, linear (back-substitution) or lp (also the LP relaxation).
+    /// last hidden layer: off, linear (back-substitution), lp (also the LP relaxation) or
+    /// alpha (optimised ReLU slopes, also for the region's bounds).
     #[arg(long, default_value = "linear")]
     cuts: netrepair_repair::Cuts,
     /// How the kept images' output changes enter the objective: linf[:W], moments[:W],

@@ -190,7 +190,8 @@ pub struct RepairArgs {
     /// PREPARED at the last layer: how a region's original requirement directions are bounded
     /// beside the box of the last hidden layer: linear (back-substitution, the verifier's
     /// bounds), lp (also the LP relaxation of the network below: tighter, one LP per
-    /// direction and region), off (the box alone).
+    /// direction and region), alpha (optimised ReLU slopes for the region's bounds and each
+    /// direction: tighter than lp), off (the box alone).
     #[arg(long, default_value = "linear")]
     cuts: netrepair_repair::Cuts,
     /// APRNN: split each property box this many times before taking its corners.
