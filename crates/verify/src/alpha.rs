@@ -357,22 +357,28 @@ mod tests {
         s
     }
 
+    /// One recorded back-substitution with `slopes`, and the primal values of its lines.
+    fn bound_and_primal(
+        net: &Network,
+        bounds: &[Bounds],
+        lambda: &Mat,
+        slopes: &[Option<Mat>],
+    ) -> (crate::crown::Backsub, Vec<Option<Mat>>) {
+        let ops = Ops::new(net);
+        let ctx = Bounded::new(&ops, bounds);
+        let target = net.nodes().len();
+        let b = backsub(&ctx, target, lambda.clone(), Some(slopes), None, true).unwrap();
+        let v = primal(&ctx, target, &b, slopes).unwrap();
+        (b, v)
+    }
+
     #[test]
     fn the_bound_is_the_relaxed_network_at_the_primal_point() {
         for seed in 0..5 {
             let (net, bounds, lambda) = setup(seed);
             let target = net.nodes().len();
             let slopes = some_slopes(&net, &bounds, target, lambda.rows);
-            let b = backsub(
-                &Bounded::new(&Ops::new(&net), &bounds),
-                target,
-                lambda.clone(),
-                Some(&slopes),
-                None,
-                true,
-            )
-            .unwrap();
-            let v = primal(&Bounded::new(&Ops::new(&net), &bounds), target, &b, &slopes).unwrap();
+            let (b, v) = bound_and_primal(&net, &bounds, &lambda, &slopes);
             let y = v[target].as_ref().unwrap();
             for r in 0..lambda.rows {
                 let at: f64 = (0..lambda.cols)
@@ -394,16 +400,7 @@ mod tests {
             let (net, bounds, lambda) = setup(seed);
             let target = net.nodes().len();
             let slopes = some_slopes(&net, &bounds, target, lambda.rows);
-            let b = backsub(
-                &Bounded::new(&Ops::new(&net), &bounds),
-                target,
-                lambda.clone(),
-                Some(&slopes),
-                None,
-                true,
-            )
-            .unwrap();
-            let v = primal(&Bounded::new(&Ops::new(&net), &bounds), target, &b, &slopes).unwrap();
+            let (b, v) = bound_and_primal(&net, &bounds, &lambda, &slopes);
             for i in 0..target {
                 let (Some(alpha), Some(lam)) = (&slopes[i], &b.lams[i]) else {
                     continue;

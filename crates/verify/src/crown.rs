@@ -15,8 +15,6 @@
 //! rounded up. Every value's bounds are intersected with the interval bounds, so they are never
 //! looser.
 
-use std::collections::HashSet;
-
 use netrepair_nn::{Layer, Network};
 use netrepair_spec::{BoxRegion, Case};
 
@@ -528,31 +526,46 @@ pub fn linear_bounds(net: &Network, input: &BoxRegion) -> Result<Vec<Bounds>> {
 pub(crate) fn linear_bounds_with(ops: &Ops, input: &BoxRegion) -> Result<Vec<Bounds>> {
     let net = ops.net();
     let mut b = interval_bounds(net, input)?;
-    let last = net.nodes().len();
-    let mut targets: HashSet<usize> = net
+    for v in bound_targets(net) {
+        let n = b[v].lower.len();
+        let all: Vec<usize> = (0..n).collect();
+        let (lo, hi) = row_bounds_with(ops, &b, v, &unit_rows(n, &all))?;
+        intersect(&mut b[v], &lo, &hi);
+        refresh_after(ops, &mut b, v)?;
+    }
+    Ok(b)
+}
+
+/// The values whose bounds back-substitution tightens, in order: every ReLU's pre-activation,
+/// then the output.
+pub(crate) fn bound_targets(net: &Network) -> Vec<usize> {
+    let mut targets: Vec<usize> = net
         .nodes()
         .iter()
         .filter(|n| matches!(n.layer(), Layer::Relu))
         .map(|n| n.inputs()[0])
         .collect();
-    targets.insert(last);
-    for v in 1..=last {
-        if !targets.contains(&v) {
-            continue;
-        }
-        let n = b[v].lower.len();
-        let identity: Vec<Vec<f64>> = (0..n)
-            .map(|k| (0..n).map(|j| if j == k { 1.0 } else { 0.0 }).collect())
-            .collect();
-        let (lo, hi) = row_bounds_with(ops, &b, v, &identity)?;
-        intersect(&mut b[v], &lo, &hi);
-        for k in v..last {
-            let fresh = propagate_with(ops, k, &b)?;
-            let (fl, fu) = (fresh.lower, fresh.upper);
-            intersect(&mut b[k + 1], &fl, &fu);
-        }
+    targets.push(net.nodes().len());
+    targets.sort_unstable();
+    targets.dedup();
+    targets
+}
+
+/// One row per neuron `k` of `ks`: the unit vector `e_k` over `n` cells.
+pub(crate) fn unit_rows(n: usize, ks: &[usize]) -> Vec<Vec<f64>> {
+    ks.iter()
+        .map(|&k| (0..n).map(|j| if j == k { 1.0 } else { 0.0 }).collect())
+        .collect()
+}
+
+/// Refreshes the interval bounds of every value after `value` from the ones before them,
+/// intersecting with what is known.
+pub(crate) fn refresh_after(ops: &Ops, b: &mut [Bounds], value: usize) -> Result<()> {
+    for k in value..ops.net().nodes().len() {
+        let fresh = propagate_with(ops, k, b)?;
+        intersect(&mut b[k + 1], &fresh.lower, &fresh.upper);
     }
-    Ok(b)
+    Ok(())
 }
 
 /// [`linear_bounds`] tightened by optimising the ReLU lower slopes (alpha-CROWN) for each
@@ -584,16 +597,7 @@ pub(crate) fn optimised_linear_bounds_until(
         return Ok(b);
     }
     let last = net.nodes().len();
-    let mut targets: Vec<usize> = net
-        .nodes()
-        .iter()
-        .filter(|n| matches!(n.layer(), Layer::Relu))
-        .map(|n| n.inputs()[0])
-        .collect();
-    targets.push(last);
-    targets.sort_unstable();
-    targets.dedup();
-    for v in targets {
+    for v in bound_targets(net) {
         let n = b[v].lower.len();
         let open: Vec<usize> = if v == last {
             (0..n).collect()
@@ -622,11 +626,7 @@ pub(crate) fn optimised_linear_bounds_until(
             lo[k] = lo[k].max(-best.upper[open.len() + r]);
         }
         intersect(&mut b[v], &lo, &hi);
-        for k in v..last {
-            let fresh = propagate_with(ops, k, &b)?;
-            let (fl, fu) = (fresh.lower, fresh.upper);
-            intersect(&mut b[k + 1], &fl, &fu);
-        }
+        refresh_after(ops, &mut b, v)?;
     }
     Ok(b)
 }

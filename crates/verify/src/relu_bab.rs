@@ -17,9 +17,12 @@ use rayon::prelude::*;
 use crate::affine::Ops;
 use crate::alpha::{optimised_upper_rows, AlphaOptions};
 use crate::attack::{confirm, Counterexample};
-use crate::crown::{backsub, intersect, row_bounds_with, Bounded, Mat, Split};
+use crate::crown::{
+    backsub, bound_targets, intersect, refresh_after, row_bounds_with, unit_rows, Bounded, Mat,
+    Split,
+};
 use crate::error::Result;
-use crate::interval::{propagate_with, Bounds};
+use crate::interval::Bounds;
 
 /// How a branch and bound ended.
 pub(crate) enum BabOutcome {
@@ -249,30 +252,21 @@ fn split_bounds(ops: &Ops, parent: &[Bounds], split: Split) -> Result<Option<Vec
     } else {
         b[v].upper[k] = b[v].upper[k].min(0.0);
     }
-    let last = net.nodes().len();
     if !refresh_from(ops, &mut b, v)? {
         return Ok(None);
     }
-    let later: Vec<usize> = net
-        .nodes()
-        .iter()
-        .filter(|n| matches!(n.layer(), Layer::Relu))
-        .map(|n| n.inputs()[0])
-        .filter(|&w| w > v)
-        .collect();
-    for w in later {
+    let last = net.nodes().len();
+    for w in bound_targets(net)
+        .into_iter()
+        .filter(|&w| w > v && w < last)
+    {
         let open: Vec<usize> = (0..b[w].lower.len())
             .filter(|&j| b[w].lower[j] < 0.0 && b[w].upper[j] > 0.0)
             .collect();
         if open.is_empty() {
             continue;
         }
-        let n = b[w].lower.len();
-        let rows: Vec<Vec<f64>> = open
-            .iter()
-            .map(|&j| (0..n).map(|c| if c == j { 1.0 } else { 0.0 }).collect())
-            .collect();
-        let (lo, hi) = row_bounds_with(ops, &b, w, &rows)?;
+        let (lo, hi) = row_bounds_with(ops, &b, w, &unit_rows(b[w].lower.len(), &open))?;
         let (mut l, mut u) = (b[w].lower.clone(), b[w].upper.clone());
         for (r, &j) in open.iter().enumerate() {
             l[j] = l[j].max(lo[r]);
@@ -283,7 +277,6 @@ fn split_bounds(ops: &Ops, parent: &[Bounds], split: Split) -> Result<Option<Vec
             return Ok(None);
         }
     }
-    debug_assert_eq!(b.len(), last + 1);
     Ok(Some(b))
 }
 
@@ -293,14 +286,8 @@ fn refresh_from(ops: &Ops, b: &mut [Bounds], value: usize) -> Result<bool> {
     if crossed(&b[value]) {
         return Ok(false);
     }
-    for i in value..ops.net().nodes().len() {
-        let fresh = propagate_with(ops, i, b)?;
-        intersect(&mut b[i + 1], &fresh.lower, &fresh.upper);
-        if crossed(&b[i + 1]) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    refresh_after(ops, b, value)?;
+    Ok(!b[value..].iter().any(crossed))
 }
 
 fn crossed(b: &Bounds) -> bool {
