@@ -170,12 +170,11 @@ fn train_saves_a_network_that_reloads() {
     );
 }
 
-#[test]
-fn eval_on_a_small_data_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let german = dir.path().join("data/german");
+/// `n` rows of German-credit-like data under `dir/data/german` (every column in range).
+fn write_german(dir: &std::path::Path, n: usize) {
+    let german = dir.join("data/german");
     std::fs::create_dir_all(&german).unwrap();
-    let rows: Vec<String> = (0..20)
+    let rows: Vec<String> = (0..n)
         .map(|i| {
             format!(
                 "A1{} {} A3{} A4{} {} A61 A71 4 A93 A101 4 A121 {} A143 A152 2 A173 1 A192 A201 {}",
@@ -190,6 +189,52 @@ fn eval_on_a_small_data_directory() {
         })
         .collect();
     std::fs::write(german.join("german.data"), rows.join("\n")).unwrap();
+}
+
+#[test]
+fn irepair_plus_with_a_validation_slice_is_refereed_against_the_lp() {
+    let dir = tempfile::tempdir().unwrap();
+    write_german(dir.path(), 200);
+    let net = netrepair_nn::mlp(&[20, 8, 2], netrepair_nn::Activation::Relu, 4).unwrap();
+    save_onnx(&net, dir.path().join("g.onnx")).unwrap();
+    fn args(validation: &str) -> Vec<&str> {
+        vec![
+            "repair",
+            "--net",
+            "g.onnx",
+            "--method",
+            "irepair-plus",
+            "--misclassified",
+            "2",
+            "--dataset",
+            "german",
+            "--data-dir",
+            "data",
+            "--keep-size",
+            "20",
+            "--validation-size",
+            validation,
+            "--lr",
+            "0.01",
+            "--json",
+        ]
+    }
+    let v = json(&run(&args("50"), dir.path()));
+    let notes = v["notes"].to_string();
+    assert!(notes.contains("refereed 3 repairs"), "{v}");
+    assert!(notes.contains("on 50 held-out inputs"), "{v}");
+    assert_eq!(v["method"], "irepair-plus", "{v}");
+    // Without a slice: the race alone.
+    let v = json(&run(&args("0"), dir.path()));
+    let notes = v["notes"].to_string();
+    assert!(!notes.contains("refereed"), "{v}");
+    assert!(notes.contains("raced 3 settings"), "{v}");
+}
+
+#[test]
+fn eval_on_a_small_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    write_german(dir.path(), 20);
     let net = netrepair_nn::mlp(&[20, 8, 2], netrepair_nn::Activation::Relu, 4).unwrap();
     save_onnx(&net, dir.path().join("g.onnx")).unwrap();
     let v = json(&run(

@@ -13,8 +13,8 @@ use anyhow::{bail, Result};
 use netrepair_data::Dataset;
 use netrepair_nn::Network;
 use netrepair_repair::{
-    mixup_points, GradientOptions, GradientRepair, ItemStatus, KeepSet, LabelledSet, Mm, Race,
-    Repair, RepairContext, RepairProblem, WeightNorm,
+    affine_layers, mixup_points, Aprnn, GradientOptions, GradientRepair, ItemStatus, KeepSet,
+    LabelledSet, Mm, Race, Refereed, Repair, RepairContext, RepairProblem, WeightNorm,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -57,6 +57,22 @@ pub enum BenchMethod {
         #[serde(default)]
         keep: bool,
     },
+    /// I-REPAIR+ refereed against APRNN's last-layer LP (keeping C, with and without
+    /// synthetic points) by the predictions each changes on held-out unlabelled inputs
+    /// ([`Refereed`]); needs the bench's validation slice.
+    IRepairPlusRefereed {
+        /// Weight of the correct set's influence.
+        gamma: f64,
+    },
+    /// APRNN's provable LP at one affine layer (not in the paper: a provable point of
+    /// comparison), keeping the correct set and `mixup` synthetic mixtures of its pairs by
+    /// their original classes (constraints) and logits (objective), as `repair --keep` does.
+    Aprnn {
+        /// The affine layer edited, counted from 0 (negative: from the end).
+        layer: i64,
+        /// Synthetic keep points (mixtures of correct-set pairs), labelled by the network.
+        mixup: usize,
+    },
 }
 
 impl BenchMethod {
@@ -70,8 +86,17 @@ impl BenchMethod {
         if label == "Retrain" {
             return Some(BenchMethod::Retrain);
         }
-        num("I-repair+, gamma = ")
-            .map(|gamma| BenchMethod::IRepairPlus { gamma })
+        if let Some(rest) = label.strip_prefix("APRNN (layer ") {
+            let (layer, rest) = rest.split_once(", keeping C + ")?;
+            let mixup = rest.strip_suffix(" mixup)")?;
+            return Some(BenchMethod::Aprnn {
+                layer: layer.parse().ok()?,
+                mixup: mixup.parse().ok()?,
+            });
+        }
+        num("I-repair+ refereed, gamma = ")
+            .map(|gamma| BenchMethod::IRepairPlusRefereed { gamma })
+            .or_else(|| num("I-repair+, gamma = ").map(|gamma| BenchMethod::IRepairPlus { gamma }))
             .or_else(|| num("I-repair, gamma = ").map(|gamma| BenchMethod::IRepair { gamma }))
             .or_else(|| num("Random lock, p = ").map(|p| BenchMethod::RandomLock { p }))
             .or_else(|| {
@@ -101,6 +126,9 @@ impl BenchMethod {
             BenchMethod::Retrain => "Retrain".into(),
             BenchMethod::IRepair { gamma } => format!("I-repair, gamma = {gamma}"),
             BenchMethod::IRepairPlus { gamma } => format!("I-repair+, gamma = {gamma}"),
+            BenchMethod::IRepairPlusRefereed { gamma } => {
+                format!("I-repair+ refereed, gamma = {gamma}")
+            }
             BenchMethod::RandomLock { p } => format!("Random lock, p = {p}"),
             BenchMethod::Mm { bound, norm, keep } => {
                 let n = match norm {
@@ -110,28 +138,61 @@ impl BenchMethod {
                 let k = if *keep { ", keeping C" } else { "" };
                 format!("MM repair ({n}{k}), eps = {bound}")
             }
+            BenchMethod::Aprnn { layer, mixup } => {
+                format!("APRNN (layer {layer}, keeping C + {mixup} mixup)")
+            }
         }
     }
 
-    fn build(&self, options: GradientOptions) -> Box<dyn Repair> {
+    fn build(
+        &self,
+        net: &Network,
+        options: GradientOptions,
+        validation: &[Vec<f64>],
+    ) -> Result<Box<dyn Repair>> {
         let mut m = match *self {
             BenchMethod::Retrain => GradientRepair::finetune(),
             BenchMethod::IRepair { gamma } => GradientRepair::irepair(gamma),
             BenchMethod::RandomLock { p } => GradientRepair::random_lock(p),
             BenchMethod::IRepairPlus { gamma } => {
-                return Box::new(Race::irepair_plus(gamma, &options))
+                return Ok(Box::new(Race::irepair_plus(gamma, &options)))
             }
             BenchMethod::Mm { bound, norm, .. } => {
-                return Box::new(Mm {
+                return Ok(Box::new(Mm {
                     max_bound: bound,
                     norm,
                     ..Mm::default()
-                })
+                }))
+            }
+            BenchMethod::Aprnn { layer, mixup } => {
+                return Ok(Box::new(aprnn_keeping(net, layer, mixup)?));
+            }
+            BenchMethod::IRepairPlusRefereed { gamma } => {
+                let mut r = Refereed::irepair_plus(gamma, &options, validation.to_vec());
+                r.name = "irepair-plus-refereed";
+                return Ok(Box::new(r));
             }
         };
         m.options = options;
-        Box::new(m)
+        Ok(Box::new(m))
     }
+}
+
+/// APRNN at affine layer `layer` (negative: from the end) keeping the problem's points and
+/// `mixup` synthetic mixtures of them.
+fn aprnn_keeping(net: &Network, layer: i64, mixup: usize) -> Result<Aprnn> {
+    let affine = affine_layers(net);
+    let n = affine.len() as i64;
+    let idx = if layer < 0 { n + layer } else { layer };
+    if !(0..n).contains(&idx) {
+        bail!("APRNN layer {layer}: the network has {n} affine layers");
+    }
+    let mut a = Aprnn {
+        keep_mixup: mixup,
+        ..Aprnn::default()
+    };
+    a.lp.layer = Some(affine[idx as usize]);
+    Ok(a)
 }
 
 /// Settings of [`single_class_runs`].
@@ -192,6 +253,11 @@ pub struct IRepairRun {
     /// the repair trains on) whose arg-max the repair changed: a label-free estimate of the
     /// accuracy drop.
     pub probe_flips: f64,
+    /// Share of a held-out slice of unlabelled inputs (paper protocol: training images
+    /// 48000-48999, which neither C nor the evaluation touches) whose arg-max the repair
+    /// changed; 0 where the bench has no such slice.
+    #[serde(default)]
+    pub val_flips: f64,
 }
 
 /// Mean and standard deviation over the runs of one method and size.
@@ -328,7 +394,12 @@ pub fn single_class_runs(
                         class,
                         seed,
                     };
-                    rows.push(run_one(net, method, &problem, setup, eval, acc_before, at)?);
+                    let by = Yardstick {
+                        eval,
+                        acc_before,
+                        validation: &[],
+                    };
+                    rows.push(run_one(net, method, &problem, setup, at, &by)?);
                     on_run(rows.last().expect("just pushed"), rows.len(), total);
                 }
             }
@@ -346,21 +417,33 @@ struct RunAt {
     seed: usize,
 }
 
+/// What a run is measured on: the evaluation split (and the network's accuracy there) and
+/// held-out unlabelled inputs (may be empty).
+struct Yardstick<'a> {
+    eval: &'a Dataset,
+    acc_before: f64,
+    validation: &'a [Vec<f64>],
+}
+
 /// One method on one problem: the repair, the accuracy on `eval` after, the row.
 fn run_one(
     net: &Network,
     method: &BenchMethod,
     problem: &RepairProblem,
     setup: &IRepairSetup,
-    eval: &Dataset,
-    acc_before: f64,
     at: RunAt,
+    by: &Yardstick,
 ) -> Result<IRepairRun> {
+    let Yardstick {
+        eval,
+        acc_before,
+        validation,
+    } = *by;
     let options = GradientOptions {
         seed: at.seed as u64,
         ..setup.options.clone()
     };
-    let m = method.build(options);
+    let m = method.build(net, options, validation)?;
     let t = Instant::now();
     let mm = matches!(method, BenchMethod::Mm { .. });
     let out = if matches!(method, BenchMethod::Mm { keep: false, .. }) {
@@ -380,7 +463,8 @@ fn run_one(
                frozen,
                delta_l1,
                keep_shift,
-               probe_flips| IRepairRun {
+               probe_flips,
+               val_flips| IRepairRun {
         method: method.label(),
         size: at.size,
         used: at.used,
@@ -397,11 +481,14 @@ fn run_one(
         delta_l1,
         keep_shift,
         probe_flips,
+        val_flips,
     };
+    let lp = mm || matches!(method, BenchMethod::Aprnn { .. });
     let out = match out {
         Ok(o) => o,
-        // MM finds no change within its bound: a failed run, network unchanged.
-        Err(_) if mm => return Ok(row(0, false, 0, acc_before, 0.0, 0.0, 0.0, 0.0)),
+        // No change within the bound (MM) or an infeasible LP: a failed run, network
+        // unchanged.
+        Err(_) if lp => return Ok(row(0, false, 0, acc_before, 0.0, 0.0, 0.0, 0.0, 0.0)),
         Err(e) => return Err(e.into()),
     };
     let acc_after = 100.0 * accuracy(&out.network, eval)?;
@@ -415,6 +502,7 @@ fn run_one(
         out.param_delta.l1,
         logit_shift(net, &out.network, &problem.keep.points.inputs)?,
         probe_flips(net, &out.network, &problem.keep.points.inputs, at.seed)?,
+        flips(net, &out.network, validation)?,
     ))
 }
 
@@ -443,13 +531,21 @@ fn logit_shift(before: &Network, after: &Network, inputs: &[Vec<f64>]) -> Result
 
 /// Share of 2000 mixup probes of `keep` whose arg-max differs between `before` and `after`.
 fn probe_flips(before: &Network, after: &Network, keep: &[Vec<f64>], seed: usize) -> Result<f64> {
-    let probes = mixup_points(keep, 2000, 0x7072_6f62 + seed as u64);
-    if probes.is_empty() {
+    flips(
+        before,
+        after,
+        &mixup_points(keep, 2000, 0x7072_6f62 + seed as u64),
+    )
+}
+
+/// Share of `inputs` whose arg-max differs between `before` and `after` (0 when empty).
+fn flips(before: &Network, after: &Network, inputs: &[Vec<f64>]) -> Result<f64> {
+    if inputs.is_empty() {
         return Ok(0.0);
     }
-    let x = input_batch(before, &probes)?;
+    let x = input_batch(before, inputs)?;
     let (a, b) = (before.predict(&x)?, after.predict(&x)?);
-    Ok(a.iter().zip(&b).filter(|(u, v)| u != v).count() as f64 / probes.len() as f64)
+    Ok(a.iter().zip(&b).filter(|(u, v)| u != v).count() as f64 / inputs.len() as f64)
 }
 
 /// Seed 001's protocol as its public code runs it (vas-group-imperial/I-Repair): per seed, a
@@ -477,6 +573,9 @@ pub fn paper_protocol_runs(
     let (right, _) = by_class(net, &tail)?;
     let eval = test.subset(&(0..5_000).collect::<Vec<_>>())?;
     let (_, wrong) = by_class(net, &eval)?;
+    // Unlabelled inputs apart from C's range and the evaluation: where a repair's side
+    // effects can be seen without the evaluation split.
+    let validation = samples(train, &(48_000..49_000).collect::<Vec<_>>()).0;
     let acc_before = 100.0 * accuracy(net, &eval)?;
     let total = setup.seeds * setup.classes.len() * setup.sizes.len() * setup.methods.len();
     let mut rows = Vec::with_capacity(total);
@@ -529,9 +628,12 @@ pub fn paper_protocol_runs(
                         class,
                         seed,
                     };
-                    rows.push(run_one(
-                        net, method, &problem, setup, &eval, acc_before, at,
-                    )?);
+                    let by = Yardstick {
+                        eval: &eval,
+                        acc_before,
+                        validation: &validation,
+                    };
+                    rows.push(run_one(net, method, &problem, setup, at, &by)?);
                     on_run(rows.last().expect("just pushed"), rows.len(), total);
                 }
             }
@@ -749,6 +851,7 @@ mod tests {
             time_s: 0.0,
             delta_l1: 0.0,
             keep_shift: 0.0,
+            val_flips: 0.0,
             probe_flips: 0.0,
         }
     }
@@ -759,6 +862,12 @@ mod tests {
             BenchMethod::Retrain,
             BenchMethod::IRepair { gamma: 0.05 },
             BenchMethod::IRepairPlus { gamma: 1.0 },
+            BenchMethod::IRepairPlusRefereed { gamma: 1.0 },
+            BenchMethod::Aprnn {
+                layer: -1,
+                mixup: 200,
+            },
+            BenchMethod::Aprnn { layer: 1, mixup: 0 },
             BenchMethod::RandomLock { p: 0.5 },
             BenchMethod::Mm {
                 bound: 5.0,

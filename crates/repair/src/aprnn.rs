@@ -59,6 +59,10 @@ pub struct Aprnn {
     /// of the true class to beat every other and to be positive, which implies the label
     /// after the ReLU. APRNN's reference deletes such a ReLU; this keeps the architecture.
     pub free_final_relu: bool,
+    /// Synthetic kept points added to the problem's keep set before the LP is built:
+    /// mixtures of pairs of its points, labelled by the original network
+    /// ([`RepairProblem::with_synthetic_keep`], seed 0); 0: none.
+    pub keep_mixup: usize,
 }
 
 /// How an LP holds the kept points.
@@ -117,6 +121,7 @@ impl Default for Aprnn {
             soften_keep: true,
             keep_violation_cost: 10.0,
             free_final_relu: true,
+            keep_mixup: 0,
         }
     }
 }
@@ -739,6 +744,15 @@ impl Repair for Aprnn {
     ) -> Result<RepairOutcome> {
         let started = Instant::now();
         self.check()?;
+        let with_synthetic;
+        let problem = if self.keep_mixup > 0 && !problem.keep.points.is_empty() {
+            with_synthetic = problem
+                .clone()
+                .with_synthetic_keep(net, self.keep_mixup, 0)?;
+            &with_synthetic
+        } else {
+            problem
+        };
         let start = checked_start(net, problem, &self.lp)?;
         let groups = self.groups(net, problem)?;
         let (mut lps, mut timings) = (Vec::new(), Timings::default());

@@ -312,6 +312,25 @@ impl RepairProblem {
         self
     }
 
+    /// The same problem with `n` synthetic points added to its kept points: mixtures of
+    /// random pairs of them ([`crate::mixup_points`]), each labelled by `net`'s own
+    /// prediction (the original network is the teacher, so no label is needed). Unchanged
+    /// when nothing is kept or `n` is 0.
+    pub fn with_synthetic_keep(mut self, net: &Network, n: usize, seed: u64) -> Result<Self> {
+        let synthetic = crate::gradient::mixup_points(&self.keep.points.inputs, n, seed);
+        if synthetic.is_empty() {
+            return Ok(self);
+        }
+        let mut labels = Vec::with_capacity(synthetic.len());
+        for chunk in synthetic.chunks(1024) {
+            let x = crate::gradient::batch(net, chunk)?;
+            labels.extend(net.predict(&x)?.into_iter().map(|l| l as usize));
+        }
+        self.keep.points.inputs.extend(synthetic);
+        self.keep.points.labels.extend(labels);
+        Ok(self)
+    }
+
     /// Labelled points: `inputs` holds `labels.len()` rows of `input_len` values.
     pub fn from_labels(
         inputs: &[f64],

@@ -598,3 +598,87 @@ fn correct_terms_parse_and_bad_ones_are_named() {
         assert!(e.contains(bad) && e.contains("correct-set term"), "{e}");
     }
 }
+
+#[test]
+fn the_referee_picks_the_repair_that_changes_fewest_held_out_predictions() {
+    let (net, problem, _) = mlp_and_sets(3, 8);
+    let ctx = RepairContext::default();
+    // Held-out inputs: a grid over the input box.
+    let validation: Vec<Vec<f64>> = (0..400)
+        .map(|i| {
+            (0..4)
+                .map(|j| (((i * 37 + j * 11) % 20) as f64) / 10.0 - 0.95)
+                .collect()
+        })
+        .collect();
+    let mut coarse = GradientRepair::finetune();
+    coarse.options.lr = 5e-2;
+    let mut fine = GradientRepair::irepair(1.0);
+    fine.options.lr = 1e-2;
+    let lp = netrepair_repair::Aprnn::default();
+    // Never finishes, so never wins, though it changes nothing.
+    let mut stuck = GradientRepair::irepair(1.0);
+    stuck.options.lr = 1e-9;
+    stuck.options.max_iters = 2;
+    let alone: Vec<(netrepair_repair::RepairOutcome, f64)> = [
+        Box::new(coarse.clone()) as Box<dyn Repair>,
+        Box::new(fine.clone()),
+        Box::new(lp.clone()),
+    ]
+    .iter()
+    .map(|m| {
+        let o = m.repair(&net, &problem, &ctx).unwrap();
+        assert!(o.proved, "{}", o.message);
+        let c = netrepair_repair::changed_predictions(&net, &o.network, &validation).unwrap();
+        (o, c)
+    })
+    .collect();
+    let shares: Vec<f64> = alone.iter().map(|(_, c)| *c).collect();
+    let best = (0..3)
+        .min_by(|&a, &b| shares[a].total_cmp(&shares[b]))
+        .unwrap();
+    assert!(
+        shares.iter().any(|&s| s != shares[best]),
+        "the candidates must differ for the test to mean something: {shares:?}"
+    );
+    let refereed = netrepair_repair::Refereed {
+        name: "refereed",
+        candidates: vec![
+            Box::new(stuck),
+            Box::new(coarse),
+            Box::new(fine),
+            Box::new(lp),
+        ],
+        validation: validation.clone(),
+    };
+    let r = refereed.repair(&net, &problem, &ctx).unwrap();
+    assert!(r.proved);
+    assert_eq!(r.method, "refereed");
+    for id in net.param_ids() {
+        assert_eq!(
+            r.network.param(id).unwrap().to_vec().unwrap(),
+            alone[best].0.network.param(id).unwrap().to_vec().unwrap()
+        );
+    }
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains(&format!("candidate {}", best + 1))),
+        "{:?}",
+        r.notes
+    );
+    // Bad input: no candidate, or validation inputs of the wrong length.
+    let none = netrepair_repair::Refereed {
+        name: "refereed",
+        candidates: Vec::new(),
+        validation: validation.clone(),
+    };
+    assert!(none.repair(&net, &problem, &ctx).is_err());
+    let wrong = netrepair_repair::Refereed {
+        name: "refereed",
+        candidates: vec![Box::new(GradientRepair::finetune())],
+        validation: vec![vec![0.0; 3]],
+    };
+    let e = wrong.repair(&net, &problem, &ctx).unwrap_err();
+    assert!(e.to_string().contains("3 values"), "{e}");
+}

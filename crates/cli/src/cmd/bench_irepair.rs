@@ -83,6 +83,11 @@ pub struct IRepairBenchArgs {
     /// (none by default).
     #[arg(long)]
     plus: Option<String>,
+    /// I-REPAIR+ refereed against APRNN's last-layer LP by the predictions each repair changes
+    /// on held-out unlabelled inputs (training images 48000-48999; --protocol paper only), at
+    /// these gammas (none by default).
+    #[arg(long)]
+    refereed: Option<String>,
     /// Random-locking probabilities (none by default).
     #[arg(long)]
     lock_probs: Option<String>,
@@ -97,6 +102,11 @@ pub struct IRepairBenchArgs {
     /// published: the paper's MM is data-free).
     #[arg(long)]
     mm_keep: bool,
+    /// APRNN's provable LP (not in the paper) at these affine layers, each `LAYER[:MIXUP]`
+    /// (negative counts from the end; MIXUP synthetic keep points beside the correct set,
+    /// default 200), e.g. `-1,1:0`.
+    #[arg(long, allow_hyphen_values = true)]
+    aprnn: Option<String>,
     /// Leave out retraining.
     #[arg(long)]
     no_retrain: bool,
@@ -263,6 +273,14 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
             methods.push(BenchMethod::IRepairPlus { gamma });
         }
     }
+    if let Some(g) = &a.refereed {
+        if a.protocol != "paper" {
+            bail!("--refereed needs --protocol paper (its held-out slice is training images 48000-48999)");
+        }
+        for gamma in parse::<f64>(g, "--refereed")? {
+            methods.push(BenchMethod::IRepairPlusRefereed { gamma });
+        }
+    }
     if let Some(p) = &a.lock_probs {
         for p in parse::<f64>(p, "--lock-probs")? {
             methods.push(BenchMethod::RandomLock { p });
@@ -285,6 +303,16 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
                     });
                 }
             }
+        }
+    }
+    if let Some(spec) = &a.aprnn {
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (layer, mixup) = part.split_once(':').unwrap_or((part, "200"));
+            let bad = || anyhow::anyhow!("--aprnn: '{part}' is not LAYER[:MIXUP] (e.g. -1:200)");
+            methods.push(BenchMethod::Aprnn {
+                layer: layer.parse().map_err(|_| bad())?,
+                mixup: mixup.parse().map_err(|_| bad())?,
+            });
         }
     }
     if methods.is_empty() {

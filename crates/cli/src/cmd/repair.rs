@@ -15,8 +15,8 @@ use netrepair_nn::OptimizerKind;
 use netrepair_repair::{
     affine_layers, best_layer, resolve_layer, score_layers, Aprnn, CorrectLoss, GradientOptions,
     GradientRepair, Heuristic, ItemStatus, KeepSet, LabelledSet, Locking, LpDump, LpRepairOptions,
-    Mm, Pft, Prepared, Race, Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem,
-    SelectionInput, APRNN_DELTA_BOUND, DEFAULT_HEURISTIC,
+    Mm, Pft, Prepared, Race, Refereed, Repair, RepairContext, RepairItem, RepairOutcome,
+    RepairProblem, SelectionInput, APRNN_DELTA_BOUND, DEFAULT_HEURISTIC,
 };
 use netrepair_spec::read_vnnlib;
 use netrepair_verify::{CheckOptions, PgdOptions};
@@ -43,7 +43,10 @@ pub enum MethodName {
     /// I-REPAIR+ (ours): I-REPAIR's locking with the correct set kept by its original logits
     /// and by synthetic points between its samples, raced over two weights of that term and
     /// against I-REPAIR as published; the first to fix every point wins (fewest steps, so
-    /// the least-moved network). Fine-tuning is the fallback when none finishes.
+    /// the least-moved network). Fine-tuning is the fallback when none finishes. With a
+    /// validation slice (drawn with --dataset; --validation-size 0 for none) that race is
+    /// refereed against APRNN's last-layer LP keeping the correct set: the repair that
+    /// changes the fewest predictions on the slice wins.
     IrepairPlus,
     /// Fine-tuning ("retraining") on the correct set plus the unfixed repair points.
     Finetune,
@@ -312,7 +315,9 @@ pub(crate) fn optimizer(name: OptimizerName) -> OptimizerKind {
 }
 
 /// The gradient method the arguments name.
-fn gradient_method(a: &RepairArgs) -> Result<Box<dyn Repair>> {
+/// The gradient method `a` names; `validation` (held-out inputs, may be empty) referees
+/// I-REPAIR+ against APRNN's last-layer LP when it is at hand.
+fn gradient_method(a: &RepairArgs, validation: &LabelledSet) -> Result<Box<dyn Repair>> {
     if a.method == MethodName::Pft {
         let d = Pft::default();
         return Ok(Box::new(Pft {
@@ -354,7 +359,14 @@ fn gradient_method(a: &RepairArgs) -> Result<Box<dyn Repair>> {
         if a.correct_term != "ce" || a.mixup != 0 {
             bail!("--method irepair-plus sets the correct-set term and the synthetic points itself; leave out --correct-term and --mixup");
         }
-        return Ok(Box::new(Race::irepair_plus(a.gamma, &m.options)));
+        if validation.is_empty() {
+            return Ok(Box::new(Race::irepair_plus(a.gamma, &m.options)));
+        }
+        return Ok(Box::new(Refereed::irepair_plus(
+            a.gamma,
+            &m.options,
+            validation.inputs.clone(),
+        )));
     }
     Ok(Box::new(m))
 }
@@ -775,7 +787,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         let m: Box<dyn Repair> = if let Some(r) = &reglo {
             Box::new(r.clone())
         } else if a.method.is_gradient() {
-            gradient_method(a)?
+            gradient_method(a, &validation)?
         } else {
             method(a, layer)?
         };
