@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` (main job) and `make test` (tests).
 CARGO ?= cargo
 
-.PHONY: setup demo test lint fuzz crosscheck bench-forward bench-repair bench-aprnn bench-acas bench-irepair bench-irepair-plus bench-informed bench-reglo bench-lp
+.PHONY: setup demo test lint fuzz crosscheck bench-forward bench-repair bench-aprnn bench-acas bench-irepair bench-irepair-plus bench-irepair-refereed bench-informed bench-reglo bench-lp
 
 setup:
 	@bash scripts/setup.sh
@@ -53,6 +53,14 @@ bench-irepair-plus: setup
 	target/release/netrepair bench irepair --protocol paper --first-seed 0 --seeds 10 --gammas 1 --plus 1 --no-retrain --json-out target/irepair_plus_a.json > /dev/null & \
 	target/release/netrepair bench irepair --protocol paper --first-seed 10 --seeds 10 --gammas 1 --plus 1 --no-retrain --json-out target/irepair_plus_b.json > /dev/null; wait
 	target/release/netrepair bench irepair --from-json target/irepair_plus_a.json,target/irepair_plus_b.json --json-out docs/irepair_plus_20.json --markdown-out docs/irepair_plus_20.md
+
+# I-REPAIR+ refereed against APRNN's last-layer LP by held-out predictions (training images
+# 48000-48999), same 20 seeds and split (about 1.3 hours on 2 cores); needs ../shared.
+bench-irepair-refereed: setup
+	$(CARGO) build --release -p netrepair-cli
+	target/release/netrepair bench irepair --protocol paper --first-seed 0 --seeds 10 --gammas "" --refereed 1 --no-retrain --json-out target/irepair_refereed_a.json > /dev/null & \
+	target/release/netrepair bench irepair --protocol paper --first-seed 10 --seeds 10 --gammas "" --refereed 1 --no-retrain --json-out target/irepair_refereed_b.json > /dev/null; wait
+	target/release/netrepair bench irepair --from-json target/irepair_refereed_a.json,target/irepair_refereed_b.json --json-out docs/irepair_refereed_20.json --markdown-out docs/irepair_refereed_20.md
 
 # Seed 000's experiments: heuristics vs the oracle, size sweep, incremental repair; needs ../shared.
 bench-informed: setup

@@ -77,7 +77,9 @@ pub use problem::{
     box_vertices, parse_polytopes, split_box, KeepRegion, KeepSet, LabelledSet, RepairItem,
     RepairProblem, Requirement, DEFAULT_KEEP_TAU,
 };
-pub use race::{changed_predictions, Race, Refereed, IREPAIR_PLUS_MIXUP, IREPAIR_PLUS_WEIGHTS};
+pub use race::{
+    changed_predictions, Race, Refereed, IREPAIR_PLUS_MIXUP, IREPAIR_PLUS_WEIGHTS, REFEREE_LP_LIMIT,
+};
 pub use recheck::{keep_report, recheck};
 pub use reglo::{
     decision_keep_set, GlobalReport, Reglo, RegloIteration, RegloObjective, WeightNorm,

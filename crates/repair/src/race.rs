@@ -232,21 +232,28 @@ impl Refereed {
     /// them ([`Aprnn::keep_mixup`]). On seed 001's MNIST protocol the held-out predictions a
     /// repair changes track its accuracy drop closely (docs/irepair.md), and the two families
     /// fail on different repair sets, so the referee keeps the better of each.
+    /// Each LP is limited to [`REFEREE_LP_LIMIT`] so that a large last layer cannot hold the
+    /// race up (a timed-out LP is a candidate that did not repair).
     pub fn irepair_plus(gamma: f64, base: &GradientOptions, validation: Vec<Vec<f64>>) -> Self {
+        let mut lp = Aprnn::default();
+        lp.lp.time_limit = Some(REFEREE_LP_LIMIT);
         Self {
             name: "irepair-plus",
             candidates: vec![
                 Box::new(Race::irepair_plus(gamma, base)),
-                Box::new(Aprnn::default()),
+                Box::new(lp.clone()),
                 Box::new(Aprnn {
                     keep_mixup: IREPAIR_PLUS_MIXUP,
-                    ..Aprnn::default()
+                    ..lp
                 }),
             ],
             validation,
         }
     }
 }
+
+/// Time limit of each LP [`Refereed::irepair_plus`] runs.
+pub const REFEREE_LP_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl std::fmt::Debug for Refereed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
