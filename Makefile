@@ -60,7 +60,7 @@ bench-irepair-refereed: setup
 	$(CARGO) build --release -p netrepair-cli
 	target/release/netrepair bench irepair --protocol paper --first-seed 0 --seeds 10 --gammas "" --refereed 1 --no-retrain --json-out target/irepair_refereed_a.json > /dev/null & \
 	target/release/netrepair bench irepair --protocol paper --first-seed 10 --seeds 10 --gammas "" --refereed 1 --no-retrain --json-out target/irepair_refereed_b.json > /dev/null; wait
-	target/release/netrepair bench irepair --from-json target/irepair_refereed_a.json,target/irepair_refereed_b.json --json-out docs/irepair_refereed_20.json --markdown-out docs/irepair_refereed_20.md
+	target/release/netrepair bench irepair --from-json target/irepair_refereed_a.json,target/irepair_refereed_b.json --json-out docs/irepair_refereed.json --markdown-out docs/irepair_refereed.md
 
 # Seed 000's experiments: heuristics vs the oracle, size sweep, incremental repair; needs ../shared.
 bench-informed: setup
