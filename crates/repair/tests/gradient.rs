@@ -682,3 +682,44 @@ fn the_referee_picks_the_repair_that_changes_fewest_held_out_predictions() {
     let e = wrong.repair(&net, &problem, &ctx).unwrap_err();
     assert!(e.to_string().contains("3 values"), "{e}");
 }
+
+#[test]
+fn synthetic_keep_points_lie_between_kept_points_and_carry_the_networks_labels() {
+    let (net, problem, right) = mlp_and_sets(3, 8);
+    let more = problem.clone().with_synthetic_keep(&net, 25, 3).unwrap();
+    assert_eq!(more.keep.points.len(), right.len() + 25);
+    assert_eq!(more.items, problem.items);
+    // The originals come first, unchanged.
+    assert_eq!(&more.keep.points.inputs[..right.len()], &right.inputs[..]);
+    for (x, &c) in more.keep.points.inputs[right.len()..]
+        .iter()
+        .zip(&more.keep.points.labels[right.len()..])
+    {
+        for (j, v) in x.iter().enumerate() {
+            let lo = right
+                .inputs
+                .iter()
+                .map(|r| r[j])
+                .fold(f64::INFINITY, f64::min);
+            let hi = right
+                .inputs
+                .iter()
+                .map(|r| r[j])
+                .fold(f64::NEG_INFINITY, f64::max);
+            assert!(
+                *v >= lo - 1e-12 && *v <= hi + 1e-12,
+                "{v} outside [{lo}, {hi}]"
+            );
+        }
+        let y = out(&net, x);
+        let top = (0..y.len()).max_by(|&a, &b| y[a].total_cmp(&y[b])).unwrap();
+        assert_eq!(c, top);
+    }
+    // Nothing to mix, or nothing asked: unchanged.
+    assert_eq!(
+        problem.clone().with_synthetic_keep(&net, 0, 3).unwrap(),
+        problem
+    );
+    let bare = RepairProblem::new(problem.items.clone());
+    assert_eq!(bare.clone().with_synthetic_keep(&net, 25, 3).unwrap(), bare);
+}
