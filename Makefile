@@ -47,19 +47,20 @@ bench-irepair: setup
 	$(CARGO) run --release -p netrepair-cli -- bench irepair --mm 1,5 --json-out docs/irepair_mnist.json --markdown-out docs/irepair_mnist.md --plot docs/irepair_mnist.png
 
 # Published I-REPAIR against I-REPAIR+ on the public code's protocol, 20 seeds split over two
-# processes and merged (about 1.5 hours on 2 cores); needs ../shared.
+# processes and merged, one compute thread each (candle's thread pool spins when two processes
+# share the cores: 6x slower; measured 2026-12-01); needs ../shared.
 bench-irepair-plus: setup
 	$(CARGO) build --release -p netrepair-cli
-	target/release/netrepair bench irepair --protocol paper --first-seed 0 --seeds 10 --gammas 1 --plus 1 --no-retrain --json-out target/irepair_plus_a.json > /dev/null & \
-	target/release/netrepair bench irepair --protocol paper --first-seed 10 --seeds 10 --gammas 1 --plus 1 --no-retrain --json-out target/irepair_plus_b.json > /dev/null; wait
+	RAYON_NUM_THREADS=1 target/release/netrepair bench irepair --protocol paper --first-seed 0 --seeds 10 --gammas 1 --plus 1 --no-retrain --json-out target/irepair_plus_a.json > /dev/null & \
+	RAYON_NUM_THREADS=1 target/release/netrepair bench irepair --protocol paper --first-seed 10 --seeds 10 --gammas 1 --plus 1 --no-retrain --json-out target/irepair_plus_b.json > /dev/null; wait
 	target/release/netrepair bench irepair --from-json target/irepair_plus_a.json,target/irepair_plus_b.json --json-out docs/irepair_plus_20.json --markdown-out docs/irepair_plus_20.md
 
 # I-REPAIR+ refereed against APRNN's last-layer LP by held-out predictions (training images
 # 48000-48999), same 20 seeds and split (about 1.3 hours on 2 cores); needs ../shared.
 bench-irepair-refereed: setup
 	$(CARGO) build --release -p netrepair-cli
-	target/release/netrepair bench irepair --protocol paper --first-seed 0 --seeds 10 --gammas "" --refereed 1 --no-retrain --json-out target/irepair_refereed_a.json > /dev/null & \
-	target/release/netrepair bench irepair --protocol paper --first-seed 10 --seeds 10 --gammas "" --refereed 1 --no-retrain --json-out target/irepair_refereed_b.json > /dev/null; wait
+	RAYON_NUM_THREADS=1 target/release/netrepair bench irepair --protocol paper --first-seed 0 --seeds 10 --gammas "" --refereed 1 --no-retrain --json-out target/irepair_refereed_a.json > /dev/null & \
+	RAYON_NUM_THREADS=1 target/release/netrepair bench irepair --protocol paper --first-seed 10 --seeds 10 --gammas "" --refereed 1 --no-retrain --json-out target/irepair_refereed_b.json > /dev/null; wait
 	target/release/netrepair bench irepair --from-json target/irepair_refereed_a.json,target/irepair_refereed_b.json --json-out docs/irepair_refereed.json --markdown-out docs/irepair_refereed.md
 
 # Seed 000's experiments: heuristics vs the oracle, size sweep, incremental repair; needs ../shared.
