@@ -13,8 +13,9 @@ use anyhow::{bail, Result};
 use netrepair_data::Dataset;
 use netrepair_nn::Network;
 use netrepair_repair::{
-    affine_layers, mixup_points, Aprnn, GradientOptions, GradientRepair, ItemStatus, KeepSet,
-    LabelledSet, Mm, Race, Refereed, Repair, RepairContext, RepairProblem, WeightNorm,
+    changed_predictions, mixup_points, resolve_layer, Aprnn, GradientOptions, GradientRepair,
+    ItemStatus, KeepSet, LabelledSet, Mm, Race, Refereed, Repair, RepairContext, RepairProblem,
+    WeightNorm,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -181,17 +182,11 @@ impl BenchMethod {
 /// APRNN at affine layer `layer` (negative: from the end) keeping the problem's points and
 /// `mixup` synthetic mixtures of them.
 fn aprnn_keeping(net: &Network, layer: i64, mixup: usize) -> Result<Aprnn> {
-    let affine = affine_layers(net);
-    let n = affine.len() as i64;
-    let idx = if layer < 0 { n + layer } else { layer };
-    if !(0..n).contains(&idx) {
-        bail!("APRNN layer {layer}: the network has {n} affine layers");
-    }
     let mut a = Aprnn {
         keep_mixup: mixup,
         ..Aprnn::default()
     };
-    a.lp.layer = Some(affine[idx as usize]);
+    a.lp.layer = Some(resolve_layer(net, &layer.to_string())?);
     Ok(a)
 }
 
@@ -502,7 +497,7 @@ fn run_one(
         out.param_delta.l1,
         logit_shift(net, &out.network, &problem.keep.points.inputs)?,
         probe_flips(net, &out.network, &problem.keep.points.inputs, at.seed)?,
-        flips(net, &out.network, validation)?,
+        changed_predictions(net, &out.network, validation)?,
     ))
 }
 
@@ -531,21 +526,11 @@ fn logit_shift(before: &Network, after: &Network, inputs: &[Vec<f64>]) -> Result
 
 /// Share of 2000 mixup probes of `keep` whose arg-max differs between `before` and `after`.
 fn probe_flips(before: &Network, after: &Network, keep: &[Vec<f64>], seed: usize) -> Result<f64> {
-    flips(
+    Ok(changed_predictions(
         before,
         after,
         &mixup_points(keep, 2000, 0x7072_6f62 + seed as u64),
-    )
-}
-
-/// Share of `inputs` whose arg-max differs between `before` and `after` (0 when empty).
-fn flips(before: &Network, after: &Network, inputs: &[Vec<f64>]) -> Result<f64> {
-    if inputs.is_empty() {
-        return Ok(0.0);
-    }
-    let x = input_batch(before, inputs)?;
-    let (a, b) = (before.predict(&x)?, after.predict(&x)?);
-    Ok(a.iter().zip(&b).filter(|(u, v)| u != v).count() as f64 / inputs.len() as f64)
+    )?)
 }
 
 /// Seed 001's protocol as its public code runs it (vas-group-imperial/I-Repair): per seed, a
