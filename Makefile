@@ -55,8 +55,8 @@ bench-irepair-plus: setup
 	RAYON_NUM_THREADS=1 target/release/netrepair bench irepair --protocol paper --first-seed 10 --seeds 10 --gammas 1 --plus 1 --no-retrain --json-out target/irepair_plus_b.json > /dev/null; wait
 	target/release/netrepair bench irepair --from-json target/irepair_plus_a.json,target/irepair_plus_b.json --json-out docs/irepair_plus_20.json --markdown-out docs/irepair_plus_20.md
 
-# I-REPAIR+ refereed against APRNN's last-layer LP by held-out predictions (training images
-# 48000-48999), same 20 seeds and split (about 1.3 hours on 2 cores); needs ../shared.
+# I-REPAIR+ refereed (its three settings and APRNN's last-layer LP) by held-out predictions (training images
+# 39000-48999), same 20 seeds and split (about 1 hour on 2 cores); needs ../shared.
 bench-irepair-refereed: setup
 	$(CARGO) build --release -p netrepair-cli
 	RAYON_NUM_THREADS=1 target/release/netrepair bench irepair --protocol paper --first-seed 0 --seeds 10 --gammas "" --refereed 1 --no-retrain --json-out target/irepair_refereed_a.json > /dev/null & \

@@ -221,7 +221,7 @@ fn irepair_plus_with_a_validation_slice_is_refereed_against_the_lp() {
     }
     let v = json(&run(&args("50"), dir.path()));
     let notes = v["notes"].to_string();
-    assert!(notes.contains("refereed 3 repairs"), "{v}");
+    assert!(notes.contains("refereed 5 repairs"), "{v}");
     assert!(notes.contains("on 50 held-out inputs"), "{v}");
     assert_eq!(v["method"], "irepair-plus", "{v}");
     // Without a slice: the race alone.

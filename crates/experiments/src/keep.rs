@@ -33,10 +33,11 @@ pub fn labelled(data: &Dataset, idx: &[usize]) -> LabelledSet {
     }
 }
 
-/// Draws from `data` in the order a `seed`ed shuffle gives: first a validation slice of up to
-/// `validation` samples (at most half the split), then `size` samples `net` classifies
-/// correctly from the rest, balanced over the classes. Predicts in chunks and stops once the
-/// quotas are full, so large training splits are not scanned whole.
+/// Draws from `data` in the order a `seed`ed shuffle gives: `size` samples `net` classifies
+/// correctly from the front, balanced over the classes, and a validation slice of up to
+/// `validation` samples (at most half the split) from the back, so the keep set does not
+/// depend on the slice's size. Predicts in chunks and stops once the quotas are full, so
+/// large training splits are not scanned whole.
 pub fn draw_keep(
     net: &Network,
     data: &Dataset,
@@ -49,9 +50,10 @@ pub fn draw_keep(
     let classes = net.output_len();
     let quota = |c: usize| size / classes + usize::from(c < size % classes);
     let nval = validation.min(order.len() / 2);
+    let (front, back) = order.split_at(order.len() - nval);
     let mut taken = vec![0usize; classes];
     let mut kept = Vec::new();
-    for chunk in order[nval..].chunks(500) {
+    for chunk in front.chunks(500) {
         if kept.len() >= size {
             break;
         }
@@ -67,7 +69,7 @@ pub fn draw_keep(
     }
     Ok(Drawn {
         keep: labelled(data, &kept),
-        validation: labelled(data, &order[..nval]),
+        validation: labelled(data, back),
         keep_indices: kept,
     })
 }
@@ -152,6 +154,11 @@ mod tests {
         let data =
             Dataset::new("toy", inputs, vec![2], labels, vec!["a".into(), "b".into()]).unwrap();
         let d = draw_keep(&net, &data, 6, 10, 3).unwrap();
+        // The slice's size does not move the keep set.
+        assert_eq!(
+            draw_keep(&net, &data, 6, 4, 3).unwrap().keep_indices,
+            d.keep_indices
+        );
         assert_eq!(d.keep.len(), 6);
         assert_eq!(d.validation.len(), 10);
         assert_eq!(d.keep.labels.iter().filter(|&&c| c == 0).count(), 3);

@@ -617,9 +617,14 @@ fn the_referee_picks_the_repair_that_changes_fewest_held_out_predictions() {
     fine.options.lr = 1e-2;
     let lp = netrepair_repair::Aprnn::default();
     // Never finishes, so never wins, though it changes nothing.
-    let mut stuck = GradientRepair::irepair(1.0);
-    stuck.options.lr = 1e-9;
-    stuck.options.max_iters = 2;
+    let stuck_again = || {
+        let mut stuck = GradientRepair::irepair(1.0);
+        stuck.options.lr = 1e-9;
+        stuck.options.max_iters = 2;
+        stuck
+    };
+    let stuck = stuck_again();
+    let alone_coarse = coarse.clone();
     let alone: Vec<(netrepair_repair::RepairOutcome, f64)> = [
         Box::new(coarse.clone()) as Box<dyn Repair>,
         Box::new(fine.clone()),
@@ -649,6 +654,7 @@ fn the_referee_picks_the_repair_that_changes_fewest_held_out_predictions() {
             Box::new(fine),
             Box::new(lp),
         ],
+        fallback: Some(Box::new(GradientRepair::finetune())),
         validation: validation.clone(),
     };
     let r = refereed.repair(&net, &problem, &ctx).unwrap();
@@ -667,16 +673,43 @@ fn the_referee_picks_the_repair_that_changes_fewest_held_out_predictions() {
         "{:?}",
         r.notes
     );
+    // The fallback runs only when no candidate repairs every point, and then it can win.
+    assert!(
+        !r.notes.iter().any(|n| n.contains("4 (finetune)")),
+        "{:?}",
+        r.notes
+    );
+    let rescued = netrepair_repair::Refereed {
+        name: "refereed",
+        candidates: vec![Box::new(stuck_again())],
+        fallback: Some(Box::new(alone_coarse)),
+        validation: validation.clone(),
+    };
+    let r = rescued.repair(&net, &problem, &ctx).unwrap();
+    assert!(r.proved, "{:?}", r.notes);
+    assert!(
+        r.notes.iter().any(|n| n.contains("the fallback")),
+        "{:?}",
+        r.notes
+    );
+    for id in net.param_ids() {
+        assert_eq!(
+            r.network.param(id).unwrap().to_vec().unwrap(),
+            alone[0].0.network.param(id).unwrap().to_vec().unwrap()
+        );
+    }
     // Bad input: no candidate, or validation inputs of the wrong length.
     let none = netrepair_repair::Refereed {
         name: "refereed",
         candidates: Vec::new(),
+        fallback: None,
         validation: validation.clone(),
     };
     assert!(none.repair(&net, &problem, &ctx).is_err());
     let wrong = netrepair_repair::Refereed {
         name: "refereed",
         candidates: vec![Box::new(GradientRepair::finetune())],
+        fallback: None,
         validation: vec![vec![0.0; 3]],
     };
     let e = wrong.repair(&net, &problem, &ctx).unwrap_err();

@@ -9,7 +9,8 @@ use clap::Args;
 use netrepair_data::{load, resolve_data_dir, split_indices, DatasetName};
 use netrepair_experiments::irepair_bench::{
     markdown, paper_protocol_runs, seed_spread, single_class_runs, spread_markdown, summarise,
-    BenchMethod, IRepairRun, IRepairSetup, IRepairSummary, PAPER_PROTOCOL_NOTE, SEED_FIGURE_NOTE,
+    BenchMethod, IRepairRun, IRepairSetup, IRepairSummary, DEFAULT_VALIDATION, PAPER_PROTOCOL_NOTE,
+    SEED_FIGURE_NOTE,
 };
 use netrepair_experiments::plot::{line_chart, Series};
 use netrepair_repair::{GradientOptions, WeightNorm};
@@ -84,7 +85,8 @@ pub struct IRepairBenchArgs {
     #[arg(long)]
     plus: Option<String>,
     /// I-REPAIR+ refereed against APRNN's last-layer LP by the predictions each repair changes
-    /// on held-out unlabelled inputs (training images 48000-48999; --protocol paper only), at
+    /// on held-out unlabelled inputs (training images before 49000, see --validation;
+    /// --protocol paper only), at
     /// these gammas (none by default).
     #[arg(long)]
     refereed: Option<String>,
@@ -107,6 +109,10 @@ pub struct IRepairBenchArgs {
     /// default 200), e.g. `-1,1:0`.
     #[arg(long, allow_hyphen_values = true)]
     aprnn: Option<String>,
+    /// Paper protocol: size of the held-out slice of unlabelled training images (those
+    /// before C's range, 49000 - N .. 48999) that --refereed uses and `val_flips` reports.
+    #[arg(long, default_value_t = DEFAULT_VALIDATION)]
+    validation: usize,
     /// Leave out retraining.
     #[arg(long)]
     no_retrain: bool,
@@ -275,7 +281,7 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
     }
     if let Some(g) = &a.refereed {
         if a.protocol != "paper" {
-            bail!("--refereed needs --protocol paper (its held-out slice is training images 48000-48999)");
+            bail!("--refereed needs --protocol paper (its held-out slice is training images before C's range 49000-49999)");
         }
         for gamma in parse::<f64>(g, "--refereed")? {
             methods.push(BenchMethod::IRepairPlusRefereed { gamma });
@@ -329,6 +335,7 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
         first_seed: a.first_seed,
         classes,
         correct_size: a.correct_size,
+        validation: a.validation,
         options: GradientOptions {
             lr: a.lr,
             max_iters: a.max_iters,

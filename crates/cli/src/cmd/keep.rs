@@ -53,9 +53,10 @@ pub struct KeepArgs {
     /// Draw no keep set (and no validation slice) from the data set.
     #[arg(long)]
     pub no_keep: bool,
-    /// Samples of --keep-split (disjoint from the keep set) on which `--layer auto` measures
-    /// each layer's drawdown.
-    #[arg(long, default_value_t = 1000)]
+    /// Samples of --keep-split (disjoint from the keep set, at most half of it) on which
+    /// `--layer auto` measures each layer's drawdown and `--method irepair-plus` referees its
+    /// candidates (10,000 pick better repairs than 1,000; docs/irepair.md).
+    #[arg(long, default_value_t = 10_000)]
     pub validation_size: usize,
 }
 
