@@ -195,7 +195,7 @@ pub(crate) fn encode_point(
     cache: &mut OpCache,
     p: &EvalPoint,
     stop: usize,
-    max_terms: usize,
+    (max_terms, relu_max_terms): (usize, usize),
 ) -> Result<Vec<Expr>> {
     let start = edit.start;
     let mut exprs: Vec<Option<Vec<Expr>>> = vec![None; net.nodes().len() + 1];
@@ -286,7 +286,7 @@ pub(crate) fn encode_point(
                         .zip(&p.reference[v])
                         .map(|(e, &r)| {
                             if r > 0.0 {
-                                let e = materialize(model, e, max_terms);
+                                let e = materialize(model, e, relu_max_terms);
                                 e.ge(model, p.margin);
                                 e
                             } else {
@@ -666,7 +666,7 @@ impl Aprnn {
                 &mut cache,
                 p,
                 stop,
-                self.lp.max_terms,
+                (self.lp.max_terms, self.lp.relu_max_terms),
             )?;
             if !final_pass {
                 continue;

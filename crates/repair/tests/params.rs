@@ -42,6 +42,7 @@ fn lp_options_rules() {
         (lp(|o| o.time_limit = Some(Duration::ZERO)), "time_limit"),
         (lp(|o| o.threads = 0), "threads"),
         (lp(|o| o.max_terms = 0), "max_terms"),
+        (lp(|o| o.relu_max_terms = 0), "relu_max_terms"),
     ] {
         broken(o.check(), name);
     }
