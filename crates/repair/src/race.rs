@@ -237,8 +237,9 @@ impl Refereed {
     /// them ([`Aprnn::keep_mixup`]); the race's fallback (fine-tuning) only when none repairs.
     /// On seed 001's MNIST protocol the held-out predictions a repair changes track its
     /// accuracy drop closely, and the settings fail on different repair sets, so the referee
-    /// keeps the better of each: 0.105 pp at |R| = 4 over seeds 0-5 against 0.152 with the
-    /// race as one candidate (10,000 held-out inputs; docs/irepair.md).
+    /// keeps the better of each: 0.01 / 0.04 / 0.11 pp at |R| = 1 / 2 / 4 over 20 seeds with
+    /// 10,000 held-out inputs (0.21 at |R| = 4 with the race as one candidate and 1,000;
+    /// docs/irepair.md).
     /// Each LP is limited to [`REFEREE_LP_LIMIT`] so that a large last layer cannot hold the
     /// referee up (a timed-out LP is a candidate that did not repair).
     pub fn irepair_plus(gamma: f64, base: &GradientOptions, validation: Vec<Vec<f64>>) -> Self {
