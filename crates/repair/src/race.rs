@@ -284,15 +284,25 @@ impl std::fmt::Debug for Refereed {
 
 /// Share of `inputs` whose arg-max differs between `before` and `after`, in batches.
 pub fn changed_predictions(before: &Network, after: &Network, inputs: &[Vec<f64>]) -> Result<f64> {
+    changed_share(&predictions(before, inputs)?, after, inputs)
+}
+
+/// `net`'s arg-max on each of `inputs`, in batches.
+fn predictions(net: &Network, inputs: &[Vec<f64>]) -> Result<Vec<u32>> {
+    let mut out = Vec::with_capacity(inputs.len());
+    for chunk in inputs.chunks(1024) {
+        out.extend(net.predict(&crate::gradient::batch(net, chunk)?)?);
+    }
+    Ok(out)
+}
+
+/// Share of `inputs` on which `after`'s arg-max differs from `reference` (0 when empty).
+fn changed_share(reference: &[u32], after: &Network, inputs: &[Vec<f64>]) -> Result<f64> {
     if inputs.is_empty() {
         return Ok(0.0);
     }
-    let mut changed = 0usize;
-    for chunk in inputs.chunks(1024) {
-        let x = crate::gradient::batch(before, chunk)?;
-        let (a, b) = (before.predict(&x)?, after.predict(&x)?);
-        changed += a.iter().zip(&b).filter(|(u, v)| u != v).count();
-    }
+    let now = predictions(after, inputs)?;
+    let changed = reference.iter().zip(&now).filter(|(u, v)| u != v).count();
     Ok(changed as f64 / inputs.len() as f64)
 }
 
@@ -320,6 +330,8 @@ impl Repair for Refereed {
                 net.input_len()
             )));
         }
+        // The original network's predictions, computed once for every candidate.
+        let reference = predictions(net, &self.validation)?;
         // (outcome, share of validation predictions changed)
         let mut best: Option<(usize, RepairOutcome, f64)> = None;
         let mut tried = Vec::new();
@@ -340,7 +352,7 @@ impl Repair for Refereed {
                 }
                 Err(e) => return Err(e),
             };
-            let changed = changed_predictions(net, &out.network, &self.validation)?;
+            let changed = changed_share(&reference, &out.network, &self.validation)?;
             let repaired = out.count(ItemStatus::Repaired);
             tried.push(format!(
                 "{i} ({}): {} of {} points repaired, {:.2}% of the validation predictions changed",

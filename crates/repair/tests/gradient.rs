@@ -144,6 +144,16 @@ fn one_irepair_step_moves_exactly_the_free_parameters() {
 
 /// A random MLP and `n` points it misclassifies (labelled with the runner-up class), plus
 /// `k` points it gets right.
+/// Asserts that every parameter of `a` and `b` (networks of `net`'s graph) is bit-identical.
+fn assert_same_params(net: &Network, a: &Network, b: &Network) {
+    for id in net.param_ids() {
+        assert_eq!(
+            a.param(id).unwrap().to_vec().unwrap(),
+            b.param(id).unwrap().to_vec().unwrap()
+        );
+    }
+}
+
 fn mlp_and_sets(n: usize, k: usize) -> (Network, RepairProblem, LabelledSet) {
     let net = mlp(&[4, 16, 16, 3], Activation::Relu, 7).unwrap();
     let (mut wrong, mut right) = (Vec::new(), LabelledSet::default());
@@ -190,12 +200,7 @@ fn gamma_zero_is_exactly_fine_tuning() {
             .unwrap(),
     );
     assert_eq!(a.training().unwrap().mean_frozen, 0.0);
-    for id in net.param_ids() {
-        assert_eq!(
-            a.network.param(id).unwrap().to_vec().unwrap(),
-            b.network.param(id).unwrap().to_vec().unwrap()
-        );
-    }
+    assert_same_params(&net, &a.network, &b.network);
     assert!(a.param_delta.changed > 0);
 }
 
@@ -522,12 +527,7 @@ fn a_race_returns_the_setting_that_finishes_in_the_fewest_steps() {
     assert_eq!(r.method, "race");
     assert_eq!(steps(&r), steps(&f));
     // Deterministic: the winner's network is the one it gives alone.
-    for id in net.param_ids() {
-        assert_eq!(
-            r.network.param(id).unwrap().to_vec().unwrap(),
-            f.network.param(id).unwrap().to_vec().unwrap()
-        );
-    }
+    assert_same_params(&net, &r.network, &f.network);
     assert!(
         r.notes.iter().any(|n| n.contains("wins: setting 1")),
         "{:?}",
@@ -617,14 +617,9 @@ fn the_referee_picks_the_repair_that_changes_fewest_held_out_predictions() {
     fine.options.lr = 1e-2;
     let lp = netrepair_repair::Aprnn::default();
     // Never finishes, so never wins, though it changes nothing.
-    let stuck_again = || {
-        let mut stuck = GradientRepair::irepair(1.0);
-        stuck.options.lr = 1e-9;
-        stuck.options.max_iters = 2;
-        stuck
-    };
-    let stuck = stuck_again();
-    let alone_coarse = coarse.clone();
+    let mut stuck = GradientRepair::irepair(1.0);
+    stuck.options.lr = 1e-9;
+    stuck.options.max_iters = 2;
     let alone: Vec<(netrepair_repair::RepairOutcome, f64)> = [
         Box::new(coarse.clone()) as Box<dyn Repair>,
         Box::new(fine.clone()),
@@ -649,8 +644,8 @@ fn the_referee_picks_the_repair_that_changes_fewest_held_out_predictions() {
     let refereed = netrepair_repair::Refereed {
         name: "refereed",
         candidates: vec![
-            Box::new(stuck),
-            Box::new(coarse),
+            Box::new(stuck.clone()),
+            Box::new(coarse.clone()),
             Box::new(fine),
             Box::new(lp),
         ],
@@ -660,12 +655,7 @@ fn the_referee_picks_the_repair_that_changes_fewest_held_out_predictions() {
     let r = refereed.repair(&net, &problem, &ctx).unwrap();
     assert!(r.proved);
     assert_eq!(r.method, "refereed");
-    for id in net.param_ids() {
-        assert_eq!(
-            r.network.param(id).unwrap().to_vec().unwrap(),
-            alone[best].0.network.param(id).unwrap().to_vec().unwrap()
-        );
-    }
+    assert_same_params(&net, &r.network, &alone[best].0.network);
     assert!(
         r.notes
             .iter()
@@ -681,8 +671,8 @@ fn the_referee_picks_the_repair_that_changes_fewest_held_out_predictions() {
     );
     let rescued = netrepair_repair::Refereed {
         name: "refereed",
-        candidates: vec![Box::new(stuck_again())],
-        fallback: Some(Box::new(alone_coarse)),
+        candidates: vec![Box::new(stuck)],
+        fallback: Some(Box::new(coarse)),
         validation: validation.clone(),
     };
     let r = rescued.repair(&net, &problem, &ctx).unwrap();
@@ -692,12 +682,7 @@ fn the_referee_picks_the_repair_that_changes_fewest_held_out_predictions() {
         "{:?}",
         r.notes
     );
-    for id in net.param_ids() {
-        assert_eq!(
-            r.network.param(id).unwrap().to_vec().unwrap(),
-            alone[0].0.network.param(id).unwrap().to_vec().unwrap()
-        );
-    }
+    assert_same_params(&net, &r.network, &alone[0].0.network);
     // Bad input: no candidate, or validation inputs of the wrong length.
     let none = netrepair_repair::Refereed {
         name: "refereed",
