@@ -24,7 +24,9 @@ use crate::error::{rule, RepairError, Result};
 use crate::expr::{materialize, Expr};
 use crate::outcome::{LpReport, RepairOutcome, Timings};
 use crate::pipeline::{checked_start, finish, solve_edit, Solved};
-use crate::problem::{box_vertices, case_requirements, RepairItem, RepairProblem, Requirement};
+use crate::problem::{
+    box_vertices, case_requirements, KeepSet, RepairItem, RepairProblem, Requirement,
+};
 use crate::recheck::centroid;
 use crate::trace::{argmax_cell, outputs, pattern_mismatch, traces, Values};
 use crate::{not_piecewise_linear, LpRepairOptions, Repair, RepairContext};
@@ -145,6 +147,18 @@ pub(crate) struct EvalPoint<'a> {
     /// Pass the network's last node through when it is a ReLU (see
     /// [`Aprnn::free_final_relu`]): the expressions returned are then its pre-activations.
     pub free_final_relu: bool,
+}
+
+/// What a point of an APRNN pass stands for.
+enum Role<'r> {
+    /// A vertex of a repair item, with the item's requirements; `of_many` when the item is a
+    /// box or polytope with more than one vertex.
+    Repair {
+        reqs: &'r [Requirement],
+        of_many: bool,
+    },
+    /// A kept point, whose class (the value) is held.
+    Keep(usize),
 }
 
 /// Cached constant-weight maps of the layers after the start layer.
@@ -577,6 +591,63 @@ impl Aprnn {
         .then_some(last)
     }
 
+    /// The rows a point's role adds on its output expressions `y` (`y0` their values on the
+    /// network being edited): a repair point's requirements (and, when the final ReLU is
+    /// passed through, its label's pre-activation above `eps`); a kept point's class held
+    /// by its keep margin, each row minus a penalised slack when `keep_mode` is elastic.
+    #[allow(clippy::too_many_arguments)]
+    fn add_role_rows(
+        &self,
+        model: &mut LpModel,
+        y: &[Expr],
+        y0: &[f64],
+        free_final_relu: bool,
+        role: &Role,
+        keep: &KeepSet,
+        keep_mode: KeepMode,
+    ) {
+        let outputs_n = y.len();
+        match *role {
+            Role::Repair { reqs, .. } => {
+                add_requirements(model, y, reqs, self.lp.eps);
+                if free_final_relu {
+                    let c = Requirement::label_of(reqs, outputs_n).expect("a label");
+                    y[c].ge(model, self.lp.eps);
+                }
+            }
+            Role::Keep(c) => {
+                let best_other = (0..outputs_n)
+                    .filter(|&j| j != c)
+                    .map(|j| y0[j])
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let Some(m) = keep.margin(y0[c] - best_other) else {
+                    return;
+                };
+                // y_j - y_c <= -m for every other j (and y_c >= min(m, y0_c / 2) when a
+                // final ReLU is passed through); elastic: minus a penalised slack.
+                let slack = (keep_mode == KeepMode::Elastic)
+                    .then(|| model.add_var(0.0, f64::INFINITY, self.keep_violation_cost));
+                let mut rows: Vec<(Expr, f64)> = (0..outputs_n)
+                    .filter(|&j| j != c)
+                    .map(|j| {
+                        let mut e = y[j].clone();
+                        e.add_scaled(&y[c], -1.0);
+                        (e, -m)
+                    })
+                    .collect();
+                if free_final_relu {
+                    rows.push((y[c].scaled(-1.0), -m.min(y0[c] / 2.0)));
+                }
+                for (mut e, rhs) in rows {
+                    if let Some(s) = slack {
+                        e.terms.push((s, -1.0));
+                    }
+                    e.le(model, rhs);
+                }
+            }
+        }
+    }
+
     /// One LP: edit at `start`, encode every vertex up to `stop`, with requirements, output
     /// deltas and the kept points only when `final_pass` (`keep_mode`: how the kept points'
     /// classes are held).
@@ -622,10 +693,6 @@ impl Aprnn {
         };
         // Every evaluation point: the groups' vertices (requirements only in the final pass)
         // and, in the final pass, the kept points.
-        enum Role<'r> {
-            Repair(&'r [Requirement]),
-            Keep(usize),
-        }
         let mut points: Vec<(EvalPoint, Role)> = Vec::new();
         for (g, (vals, reference)) in groups.iter().zip(&tr) {
             if !final_pass && reference.is_none() {
@@ -645,7 +712,11 @@ impl Aprnn {
                     },
                     free_final_relu: free,
                 };
-                points.push((p, Role::Repair(&g.requirements)));
+                let role = Role::Repair {
+                    reqs: &g.requirements,
+                    of_many: vals.len() > 1,
+                };
+                points.push((p, role));
             }
         }
         for (k, v) in keep_values.iter().enumerate() {
@@ -658,6 +729,12 @@ impl Aprnn {
             points.push((p, Role::Keep(keep.points.labels[k])));
         }
         for (p, role) in &points {
+            // Short ReLU-output columns only for points: on box vertices they hide from
+            // presolve the bound contradictions that decide an infeasible LP (docs/lp.md).
+            let relu_terms = match role {
+                Role::Repair { of_many: true, .. } => self.lp.max_terms,
+                _ => self.lp.relu_max_terms,
+            };
             let y = encode_point(
                 &mut model,
                 &mut edit,
@@ -666,55 +743,17 @@ impl Aprnn {
                 &mut cache,
                 p,
                 stop,
-                (self.lp.max_terms, self.lp.relu_max_terms),
+                (self.lp.max_terms, relu_terms),
             )?;
             if !final_pass {
                 continue;
             }
             let y0 = &p.values[out_value(p.free_final_relu)];
-            match role {
-                Role::Repair(reqs) => {
-                    add_requirements(&mut model, &y, reqs, self.lp.eps);
-                    if p.free_final_relu {
-                        let c = Requirement::label_of(reqs, outputs_n).expect("a label");
-                        y[c].ge(&mut model, self.lp.eps);
-                    }
-                    for (e, &o) in y.into_iter().zip(y0) {
-                        edit.add_output_delta(e, o);
-                    }
-                }
-                Role::Keep(c) => {
-                    let c = *c;
-                    let best_other = (0..outputs_n)
-                        .filter(|&j| j != c)
-                        .map(|j| y0[j])
-                        .fold(f64::NEG_INFINITY, f64::max);
-                    if let Some(m) = keep.margin(y0[c] - best_other) {
-                        // y_j - y_c <= -m for every other j (and y_c >= min(m, y0_c / 2) when
-                        // a final ReLU is passed through); elastic: minus a penalised slack.
-                        let slack = (keep_mode == KeepMode::Elastic)
-                            .then(|| model.add_var(0.0, f64::INFINITY, self.keep_violation_cost));
-                        let mut rows: Vec<(Expr, f64)> = (0..outputs_n)
-                            .filter(|&j| j != c)
-                            .map(|j| {
-                                let mut e = y[j].clone();
-                                e.add_scaled(&y[c], -1.0);
-                                (e, -m)
-                            })
-                            .collect();
-                        if p.free_final_relu {
-                            rows.push((y[c].scaled(-1.0), -m.min(y0[c] / 2.0)));
-                        }
-                        for (mut e, rhs) in rows {
-                            if let Some(s) = slack {
-                                e.terms.push((s, -1.0));
-                            }
-                            e.le(&mut model, rhs);
-                        }
-                    }
-                    for (e, &o) in y.into_iter().zip(y0) {
-                        edit.add_keep_delta(e, o);
-                    }
+            self.add_role_rows(&mut model, &y, y0, p.free_final_relu, role, keep, keep_mode);
+            for (e, &o) in y.into_iter().zip(y0) {
+                match role {
+                    Role::Repair { .. } => edit.add_output_delta(e, o),
+                    Role::Keep(_) => edit.add_keep_delta(e, o),
                 }
             }
         }

@@ -122,12 +122,14 @@ pub struct LpRepairOptions {
     pub method: Method,
     /// Expressions longer than this get their own LP variable (keeps deep LPs sparse).
     pub max_terms: usize,
-    /// The same for the output of an active ReLU, which the next affine layer reads in every
-    /// one of its rows (an inlined expression of t terms costs t non-zeros per row there).
-    /// APRNN's 3x100 fog LP (affine layer 1, 100 points): 635k non-zeros and 19.6 s (interior
-    /// point, no crossover) at 24, 361k and 14.1 s at 4, same optimum; but at 4 ACAS Xu
-    /// N2,9's infeasible prop_8 box-vertex LP took 358 s against 13 s, so the default stays
-    /// 24 until a rule gets the first without the second (docs/lp.md).
+    /// The same for the output of an active ReLU at a point (a labelled or kept point, or a
+    /// box or polytope with a single vertex), which the next affine layer reads in every one
+    /// of its rows (an inlined expression of t terms costs t non-zeros per row there). Vertices
+    /// of larger boxes and polytopes use `max_terms`. APRNN's 3x100 fog LP (affine layer 1,
+    /// 100 points): 635k non-zeros and 17-20 s (interior point) at 24, 361k and 13-14 s at 4,
+    /// same optimum. On ACAS Xu N2,9's box vertices the same threshold made the infeasible
+    /// prop_8 LP take 358 s against 13 s (presolve no longer proves it infeasible through the
+    /// new columns), hence points only (docs/lp.md).
     pub relu_max_terms: usize,
     /// Interior point: crossover to a vertex solution (see [`netrepair_lp::SolveOptions`]).
     pub crossover: bool,
@@ -143,7 +145,7 @@ impl Default for LpRepairOptions {
             threads: 1,
             method: Method::Choose,
             max_terms: 24,
-            relu_max_terms: 24,
+            relu_max_terms: 4,
             crossover: true,
         }
     }

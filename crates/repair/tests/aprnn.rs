@@ -504,3 +504,40 @@ fn points_are_fixed_through_a_concatenation_and_a_transpose() {
         assert!((0..3).all(|j| j == c || y[c] > y[j]), "{y:?} vs {c}");
     }
 }
+
+#[test]
+fn short_relu_columns_apply_to_points_not_to_polytope_vertices() {
+    let net = mlp(&[2, 12, 12, 2], Activation::Relu, 11).unwrap();
+    let with_terms = |relu_max_terms: usize| {
+        let mut m = aprnn_at(&net, "0");
+        m.lp.relu_max_terms = relu_max_terms;
+        m
+    };
+    let sizes = |problem: &RepairProblem, relu_max_terms: usize| {
+        let r = with_terms(relu_max_terms)
+            .repair(&net, problem, &RepairContext::default())
+            .unwrap();
+        assert!(r.proved, "{}", r.message);
+        r.lp.iter()
+            .map(|l| (l.rows, l.cols, l.nonzeros))
+            .collect::<Vec<_>>()
+    };
+    // Points: a first-layer output has 3 terms (2 weights and the bias), so an active ReLU's
+    // output gets its own column at 1 and is inlined at 24.
+    let (xs, ys) = wrong_points(&net, 3);
+    let points = RepairProblem::from_labels(&xs, &ys, 2, 2).unwrap();
+    let (short, long) = (sizes(&points, 1), sizes(&points, 24));
+    assert_eq!(short.len(), long.len());
+    assert!(short[0].1 > long[0].1, "{short:?} vs {long:?}");
+    assert!(short[0].2 < long[0].2, "{short:?} vs {long:?}");
+    // Vertices of a polytope keep `max_terms`: the same LPs either way.
+    let c = usize::from({
+        let y = out(&net, &[0.0667, -0.0333]);
+        y[0] >= y[1]
+    });
+    let polytope = RepairProblem::new(vec![RepairItem::Polytope {
+        vertices: vec![vec![-0.6, -0.5], vec![0.7, -0.4], vec![0.1, 0.8]],
+        requirements: Requirement::label(c, 2),
+    }]);
+    assert_eq!(sizes(&polytope, 1), sizes(&polytope, 24));
+}

@@ -182,10 +182,10 @@ pub struct RepairArgs {
     /// LP algorithm (default: interior point for APRNN and REGLO, HiGHS's choice for PREPARED).
     #[arg(long, value_enum)]
     lp_method: Option<LpAlgorithm>,
-    /// APRNN: an active ReLU's output with more terms than this gets its own LP variable (the
-    /// next layer reads it in every row). 4 solves APRNN's 3x100 fog LP in 14 s instead of
-    /// 20 s; the default keeps ACAS Xu's box-vertex LPs fast (docs/lp.md).
-    #[arg(long, default_value_t = 24)]
+    /// APRNN: at a point (not a vertex of a larger box or polytope), an active ReLU's output
+    /// with more terms than this gets its own LP variable (the next layer reads it in every
+    /// row): APRNN's 3x100 fog LP solves in 13-14 s instead of 17-20 s (docs/lp.md).
+    #[arg(long, default_value_t = 4)]
     relu_max_terms: usize,
     /// APRNN, and PREPARED at the last layer: how the kept points' output changes enter the
     /// objective: linf:WEIGHT (their largest change, weighted, a separate L-inf term;
