@@ -9,12 +9,14 @@ setup:
 demo: setup
 	$(CARGO) run --release -p netrepair-cli -- demo
 
+# Tests run in the release profile, so that `make demo && make test` compiles the dependencies
+# (candle, HiGHS) once, not once per profile.
 test: setup
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --release
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
 
 # Mutation fuzzing of the ONNX, NPY and VNN-LIB readers (stable toolchain), FUZZ_SECONDS per
 # reader (default 600), in the test profile so that integer overflow panics; no ../shared needed.
