@@ -31,6 +31,7 @@ use crate::error::{rule, RepairError, Result};
 use crate::outcome::{EditedLayer, MethodDetails, RepairOutcome, RepairStatus, Timings};
 use crate::problem::{LabelledSet, RepairItem, RepairProblem, Requirement};
 use crate::recheck::timed_recheck;
+use crate::samples::{batch, labels_tensor, mixup_points, rows};
 use crate::{Repair, RepairContext};
 
 /// The loss whose gradient measures a parameter's influence on the correct set.
@@ -224,48 +225,6 @@ impl Target {
                 .all(|r| r.holds(y) && -r.constraint.slack(y) >= margin),
         }
     }
-}
-
-/// `n` convex combinations `l a + (1 - l) b` of random pairs `a, b` of `inputs` with `l`
-/// uniform in `[0, 1]`, drawn with `seed`: points between the samples a repair should keep,
-/// where the network's original outputs are its only labels. Empty when `inputs` is.
-pub fn mixup_points(inputs: &[Vec<f64>], n: usize, seed: u64) -> Vec<Vec<f64>> {
-    if inputs.is_empty() {
-        return Vec::new();
-    }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x006d_6978_7570);
-    (0..n)
-        .map(|_| {
-            let a = &inputs[rng.random_range(0..inputs.len())];
-            let b = &inputs[rng.random_range(0..inputs.len())];
-            let l: f64 = rng.random();
-            a.iter()
-                .zip(b)
-                .map(|(u, v)| l * u + (1.0 - l) * v)
-                .collect()
-        })
-        .collect()
-}
-
-/// Inputs as one f32 batch `[N, input shape...]`.
-pub(crate) fn batch(net: &Network, xs: &[Vec<f64>]) -> Result<Tensor> {
-    let flat: Vec<f32> = xs.iter().flatten().map(|&v| v as f32).collect();
-    let mut dims = vec![xs.len()];
-    dims.extend_from_slice(net.input_shape());
-    Ok(Tensor::from_vec(flat, dims, &Device::Cpu).map_err(NnError::from)?)
-}
-
-pub(crate) fn rows(t: &Tensor) -> Result<Vec<Vec<f64>>> {
-    let n = t.dims()[0];
-    Ok(t.reshape((n, ()))
-        .and_then(|t| t.to_dtype(DType::F64))
-        .and_then(|t| t.to_vec2::<f64>())
-        .map_err(NnError::from)?)
-}
-
-pub(crate) fn labels_tensor(labels: &[usize]) -> Result<Tensor> {
-    let l: Vec<u32> = labels.iter().map(|&c| c as u32).collect();
-    Ok(Tensor::from_vec(l, labels.len(), &Device::Cpu).map_err(NnError::from)?)
 }
 
 /// The repair loss over the rows `wrong` of `out`: cross-entropy when every target is a
@@ -509,19 +468,6 @@ impl GradientRepair {
     }
 }
 
-/// Correct-set samples `net` classifies correctly (f64 forward pass).
-pub(crate) fn count_correct(net: &Network, set: &LabelledSet) -> Result<usize> {
-    if set.is_empty() {
-        return Ok(0);
-    }
-    let ys = crate::trace::outputs(net, &set.inputs)?;
-    Ok(ys
-        .iter()
-        .zip(&set.labels)
-        .filter(|(y, &c)| Target::Label(c).met(y, 0.0))
-        .count())
-}
-
 impl Repair for GradientRepair {
     fn name(&self) -> &'static str {
         match self.locking {
@@ -561,7 +507,7 @@ impl Repair for GradientRepair {
         }
         let o = &self.options;
         let mut notes = Vec::new();
-        let correct_before = count_correct(net, correct)?;
+        let correct_before = correct.count_correct(net)?;
         if correct_before < correct.len() {
             notes.push(format!(
                 "{} of the {} correct-set samples are misclassified by the original network; they are trained on all the same",
@@ -778,7 +724,7 @@ impl Repair for GradientRepair {
 
         let rc = timed_recheck(net, &repaired, problem, ctx)?;
         let (items, ok, recheck_s, keep_report) = (rc.items, rc.ok, rc.seconds, rc.keep);
-        let correct_after = count_correct(&repaired, correct)?;
+        let correct_after = correct.count_correct(&repaired)?;
         let message = format!(
             "{ok} of {} points repaired (f64 forward pass) after {iterations} iterations{}; correct set: {correct_after} of {} right (before: {correct_before})",
             items.len(),

@@ -45,6 +45,7 @@ mod problem;
 mod race;
 mod recheck;
 mod reglo;
+mod samples;
 mod select;
 mod trace;
 
@@ -61,8 +62,8 @@ pub use edit::{param_changes, KeepObjective, ParamChange};
 use error::rule;
 pub use error::{RepairError, Result};
 pub use gradient::{
-    influence_mask, mixup_points, CorrectLoss, CorrectTerm, GradientOptions, GradientRepair,
-    InfluenceMask, IterationStat, Locking, TrainingReport,
+    influence_mask, CorrectLoss, CorrectTerm, GradientOptions, GradientRepair, InfluenceMask,
+    IterationStat, Locking, TrainingReport,
 };
 pub use incremental::{Incremental, IncrementalReport, IncrementalStep};
 pub use lp_dump::{slug as lp_dump_slug, LpDump};
@@ -84,6 +85,7 @@ pub use recheck::{keep_report, recheck};
 pub use reglo::{
     decision_keep_set, GlobalReport, Reglo, RegloIteration, RegloObjective, WeightNorm,
 };
+pub use samples::mixup_points;
 pub use select::{
     accuracy, best_layer, brute_force, score_layers, BruteForce, Heuristic, LayerScores,
     LayerTrial, SelectionInput, DEFAULT_HEURISTIC,

@@ -21,10 +21,11 @@ use netrepair_verify::{check_property, pgd, PgdOptions, Verdict};
 use rand::{Rng, SeedableRng};
 
 use crate::error::{rule, RepairError, Result};
-use crate::gradient::{batch, labels_tensor, rows, IterationStat, Locking, TrainingReport};
+use crate::gradient::{IterationStat, Locking, TrainingReport};
 use crate::outcome::{EditedLayer, MethodDetails, RepairOutcome, RepairStatus, Timings};
 use crate::problem::{LabelledSet, RepairItem, RepairProblem};
 use crate::recheck::timed_recheck;
+use crate::samples::{batch, labels_tensor, rows};
 use crate::{Repair, RepairContext};
 
 /// Provable fine-tuning (see the module documentation).
@@ -371,7 +372,7 @@ impl Repair for Pft {
             if correct_set.is_empty() {
                 return Ok(0);
             }
-            crate::gradient::count_correct(n, correct_set)
+            correct_set.count_correct(n)
         };
         let training = TrainingReport {
             locking: Locking::Nothing,

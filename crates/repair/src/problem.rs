@@ -163,6 +163,19 @@ pub struct LabelledSet {
 }
 
 impl LabelledSet {
+    /// The samples `net` classifies correctly (f64 forward pass).
+    pub(crate) fn count_correct(&self, net: &Network) -> Result<usize> {
+        if self.is_empty() {
+            return Ok(0);
+        }
+        let ys = crate::trace::outputs(net, &self.inputs)?;
+        Ok(ys
+            .iter()
+            .zip(&self.labels)
+            .filter(|(y, &c)| y.iter().enumerate().all(|(j, &v)| j == c || y[c] > v))
+            .count())
+    }
+
     /// Rows of `input_len` values from `inputs`, one per label.
     pub fn from_flat(inputs: &[f64], labels: &[usize], input_len: usize) -> Result<Self> {
         if input_len == 0 || inputs.len() != labels.len() * input_len {
@@ -317,13 +330,13 @@ impl RepairProblem {
     /// prediction (the original network is the teacher, so no label is needed). Unchanged
     /// when nothing is kept or `n` is 0.
     pub fn with_synthetic_keep(mut self, net: &Network, n: usize, seed: u64) -> Result<Self> {
-        let synthetic = crate::gradient::mixup_points(&self.keep.points.inputs, n, seed);
+        let synthetic = crate::samples::mixup_points(&self.keep.points.inputs, n, seed);
         if synthetic.is_empty() {
             return Ok(self);
         }
         let mut labels = Vec::with_capacity(synthetic.len());
         for chunk in synthetic.chunks(1024) {
-            let x = crate::gradient::batch(net, chunk)?;
+            let x = crate::samples::batch(net, chunk)?;
             labels.extend(net.predict(&x)?.into_iter().map(|l| l as usize));
         }
         self.keep.points.inputs.extend(synthetic);

@@ -291,7 +291,7 @@ pub fn changed_predictions(before: &Network, after: &Network, inputs: &[Vec<f64>
 fn predictions(net: &Network, inputs: &[Vec<f64>]) -> Result<Vec<u32>> {
     let mut out = Vec::with_capacity(inputs.len());
     for chunk in inputs.chunks(1024) {
-        out.extend(net.predict(&crate::gradient::batch(net, chunk)?)?);
+        out.extend(net.predict(&crate::samples::batch(net, chunk)?)?);
     }
     Ok(out)
 }

@@ -474,7 +474,7 @@ pub fn accuracy(net: &Network, set: &LabelledSet) -> Result<f64> {
     if set.is_empty() {
         return Ok(f64::NAN);
     }
-    let ok = crate::gradient::count_correct(net, set)?;
+    let ok = set.count_correct(net)?;
     Ok(ok as f64 / set.len() as f64)
 }
 
