@@ -616,11 +616,7 @@ impl Aprnn {
                 }
             }
             Role::Keep(c) => {
-                let best_other = (0..outputs_n)
-                    .filter(|&j| j != c)
-                    .map(|j| y0[j])
-                    .fold(f64::NEG_INFINITY, f64::max);
-                let Some(m) = keep.margin(y0[c] - best_other) else {
+                let Some(m) = keep.margin_at(y0, c) else {
                     return;
                 };
                 // y_j - y_c <= -m for every other j (and y_c >= min(m, y0_c / 2) when a

@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::error::{rule, RepairError, Result};
 use crate::outcome::{EditedLayer, MethodDetails, RepairOutcome, RepairStatus, Timings};
-use crate::problem::{LabelledSet, RepairItem, RepairProblem, Requirement};
+use crate::problem::{classifies, LabelledSet, RepairItem, RepairProblem, Requirement};
 use crate::recheck::timed_recheck;
 use crate::samples::{batch, labels_tensor, mixup_points, rows};
 use crate::{Repair, RepairContext};
@@ -211,7 +211,7 @@ impl Target {
         match self {
             Target::Label(c) => {
                 if margin <= 0.0 {
-                    return y.iter().enumerate().all(|(j, &v)| j == *c || y[*c] > v);
+                    return classifies(y, *c);
                 }
                 let top = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = y.iter().map(|v| (v - top).exp()).collect();

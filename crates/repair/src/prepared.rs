@@ -228,11 +228,7 @@ impl Prepared {
         let ys = outputs(net, &keep.points.inputs)?;
         let m = net.output_len();
         for ((x, &c), y) in keep.points.inputs.iter().zip(&keep.points.labels).zip(&ys) {
-            let best_other = (0..m)
-                .filter(|&j| j != c)
-                .map(|j| y[j])
-                .fold(f64::NEG_INFINITY, f64::max);
-            let Some(margin) = keep.margin(y[c] - best_other) else {
+            let Some(margin) = keep.margin_at(y, c) else {
                 continue;
             };
             // The LP subtracts its own margin `eps` from every right-hand side.

@@ -172,7 +172,7 @@ impl LabelledSet {
         Ok(ys
             .iter()
             .zip(&self.labels)
-            .filter(|(y, &c)| y.iter().enumerate().all(|(j, &v)| j == c || y[c] > v))
+            .filter(|(y, &c)| classifies(y, c))
             .count())
     }
 
@@ -299,6 +299,20 @@ impl KeepSet {
     pub fn margin(&self, original: f64) -> Option<f64> {
         (original > 0.0).then(|| (original / 2.0).min(self.tau.max(0.0)))
     }
+
+    /// [`KeepSet::margin`] of a kept point of class `c` whose original outputs are `y`.
+    pub fn margin_at(&self, y: &[f64], c: usize) -> Option<f64> {
+        let best_other = (0..y.len())
+            .filter(|&j| j != c)
+            .map(|j| y[j])
+            .fold(f64::NEG_INFINITY, f64::max);
+        self.margin(y[c] - best_other)
+    }
+}
+
+/// Whether outputs `y` put class `c` strictly above every other.
+pub(crate) fn classifies(y: &[f64], c: usize) -> bool {
+    y.iter().enumerate().all(|(j, &v)| j == c || y[c] > v)
 }
 
 /// The items of one repair.
