@@ -232,6 +232,97 @@ fn irepair_plus_with_a_validation_slice_is_refereed_against_the_lp() {
 }
 
 #[test]
+fn layer_auto_ranks_a_warm_started_repair_beside_the_layers_and_a_given_layer_can_ask_for_one() {
+    let dir = tempfile::tempdir().unwrap();
+    write_german(dir.path(), 200);
+    let net = netrepair_nn::mlp(&[20, 8, 2], netrepair_nn::Activation::Relu, 4).unwrap();
+    save_onnx(&net, dir.path().join("g.onnx")).unwrap();
+    let base = [
+        "repair",
+        "--net",
+        "g.onnx",
+        "--misclassified",
+        "2",
+        "--dataset",
+        "german",
+        "--data-dir",
+        "data",
+        "--keep-size",
+        "10",
+        "--validation-size",
+        "40",
+        "--warm-lr",
+        "0.003",
+        "--json",
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run_s = |args: Vec<String>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&refs, dir.path())
+    };
+    // --layer auto: both affine layers and the warm-started last layer, ranked together.
+    let v = json(&run_s(with(&["--layer", "auto"])));
+    let trials = v["layer_ranking"]["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 3, "{v}");
+    let warm: Vec<_> = trials
+        .iter()
+        .filter(|t| {
+            t["layer"]
+                .as_str()
+                .unwrap()
+                .starts_with("all (fine-tuned), then")
+        })
+        .collect();
+    assert_eq!(warm.len(), 1, "{v}");
+    // --warm-start 0 turns the candidate off.
+    let v = json(&run_s(with(&["--layer", "auto", "--warm-start", "0"])));
+    assert_eq!(
+        v["layer_ranking"]["trials"].as_array().unwrap().len(),
+        2,
+        "{v}"
+    );
+    // A given layer with --warm-start N: fine-tuned on N training samples, then the LP.
+    let v = json(&run_s(with(&["--warm-start", "30"])));
+    assert_eq!(v["method"], "warm-start+aprnn", "{v}");
+    // As many as the network gets right, balanced over the classes, at most N (this random
+    // network gets few of one class right).
+    let drawn = v["warm_start"]["train_samples"].as_u64().unwrap();
+    assert!((1..=30).contains(&drawn), "{v}");
+    assert_eq!(v["status"], "proved", "{v}");
+    assert!(v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["held_before"] == false));
+    // Bad input: a gradient method, or no data set to draw from.
+    fails_with(
+        &run_s(with(&["--method", "finetune", "--warm-start", "30"])),
+        "--method aprnn or prepared",
+    );
+    write_f32(&dir.path().join("x.npy"), &[1, 20], &[0.5; 20]);
+    npy::write_i64(&dir.path().join("y.npy"), &[1], &[1]).unwrap();
+    fails_with(
+        &run(
+            &[
+                "repair",
+                "--net",
+                "g.onnx",
+                "--inputs",
+                "x.npy",
+                "--labels",
+                "y.npy",
+                "--warm-start",
+                "30",
+            ],
+            dir.path(),
+        ),
+        "--dataset or --keep-data",
+    );
+}
+
+#[test]
 fn eval_on_a_small_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     write_german(dir.path(), 20);

@@ -11,7 +11,7 @@ use netrepair_data::Dataset;
 use netrepair_nn::Network;
 use netrepair_repair::{
     affine_layers, Aprnn, ItemStatus, KeepObjective, KeepSet, LabelledSet, LpRepairOptions, Repair,
-    RepairContext, RepairOutcome, RepairProblem,
+    RepairContext, RepairOutcome, RepairProblem, WarmOptions, WarmStart,
 };
 use serde::Serialize;
 
@@ -95,6 +95,9 @@ pub struct RepairBenchOptions {
     /// Leave out the items APRNN's screening flags (e.g. a dead hidden layer) and repair the
     /// rest.
     pub drop_flagged: bool,
+    /// Correctly classified training samples to fine-tune on before the LP (a warm start,
+    /// [`WarmStart`]); empty: APRNN alone.
+    pub warm: LabelledSet,
 }
 
 fn correct_share(net: &Network, data: &Dataset) -> Result<f64> {
@@ -164,7 +167,7 @@ pub fn repair_errors(
         let Some(&node) = affine.get(k) else {
             bail!("layer {k}: the network has {} affine layers", affine.len())
         };
-        let method = aprnn_at(node, opts);
+        let method = method_at(node, opts);
         let mut r = method.repair(net, &problem, &RepairContext::default())?;
         let mut kept = problem.clone();
         if opts.drop_flagged && !r.flagged.is_empty() {
@@ -202,10 +205,28 @@ pub fn repair_errors(
 }
 
 fn keep_label(opts: &RepairBenchOptions) -> String {
-    if opts.keep.is_empty() {
-        String::new()
+    let mut label = String::new();
+    if !opts.keep.is_empty() {
+        label.push_str(&format!(", keep {}", opts.keep.len()));
+    }
+    if !opts.warm.is_empty() {
+        label.push_str(&format!(", warm start {}", opts.warm.len()));
+    }
+    label
+}
+
+/// The bench's method at start node `node`: APRNN, after fine-tuning on `opts.warm` when it
+/// is not empty.
+fn method_at(node: usize, opts: &RepairBenchOptions) -> Box<dyn Repair> {
+    let aprnn = Box::new(aprnn_at(node, opts));
+    if opts.warm.is_empty() {
+        aprnn
     } else {
-        format!(", keep {}", opts.keep.len())
+        Box::new(WarmStart {
+            train: opts.warm.clone(),
+            options: WarmOptions::default(),
+            then: aprnn,
+        })
     }
 }
 
@@ -310,7 +331,7 @@ pub fn aprnn_table1(
         .with_keep(KeepSet::points(opts.keep.clone()));
     let general = corrupted.subset(&(1100..corrupted.len()).collect::<Vec<_>>())?;
     let (before, g_before) = (correct_share(net, clean)?, correct_share(net, &general)?);
-    let r = aprnn_at(node, opts).repair(net, &problem, &RepairContext::default())?;
+    let r = method_at(node, opts).repair(net, &problem, &RepairContext::default())?;
     let (after, g_after) = (
         correct_share(&r.network, clean)?,
         correct_share(&r.network, &general)?,

@@ -195,19 +195,19 @@ pub struct TrainingReport {
 
 /// What a repair point must satisfy.
 #[derive(Debug, Clone)]
-enum Target {
+pub(crate) enum Target {
     Label(usize),
     Requirements(Vec<Requirement>),
 }
 
 impl Target {
-    fn of(reqs: &[Requirement], outputs: usize) -> Self {
+    pub(crate) fn of(reqs: &[Requirement], outputs: usize) -> Self {
         Requirement::label_of(reqs, outputs)
             .map_or_else(|| Target::Requirements(reqs.to_vec()), Target::Label)
     }
 
     /// Whether `y` meets the target with `margin` to spare.
-    fn met(&self, y: &[f64], margin: f64) -> bool {
+    pub(crate) fn met(&self, y: &[f64], margin: f64) -> bool {
         match self {
             Target::Label(c) => {
                 if margin <= 0.0 {
@@ -229,7 +229,12 @@ impl Target {
 
 /// The repair loss over the rows `wrong` of `out`: cross-entropy when every target is a
 /// label, otherwise a hinge on every requirement (shifted by `max(margin, 1e-3)`).
-fn repair_loss(out: &Tensor, targets: &[Target], wrong: &[usize], margin: f64) -> Result<Tensor> {
+pub(crate) fn repair_loss(
+    out: &Tensor,
+    targets: &[Target],
+    wrong: &[usize],
+    margin: f64,
+) -> Result<Tensor> {
     let idx: Vec<u32> = wrong.iter().map(|&i| i as u32).collect();
     let ids = Tensor::from_vec(idx, wrong.len(), &Device::Cpu).map_err(NnError::from)?;
     let n = out.dims()[0];

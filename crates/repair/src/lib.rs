@@ -48,6 +48,7 @@ mod reglo;
 mod samples;
 mod select;
 mod trace;
+mod warm;
 
 use std::time::Duration;
 
@@ -70,7 +71,7 @@ pub use lp_dump::{slug as lp_dump_slug, LpDump};
 pub use mm::{Mm, MmSearch};
 pub use outcome::{
     DeltaSummary, EditedLayer, ItemReport, ItemStatus, KeepReport, LpReport, MethodDetails,
-    RepairOutcome, RepairStatus, Timings,
+    RepairOutcome, RepairStatus, Timings, WarmStartReport,
 };
 pub use pft::Pft;
 pub use prepared::{Cuts, Prepared};
@@ -90,6 +91,7 @@ pub use select::{
     accuracy, best_layer, brute_force, score_layers, BruteForce, Heuristic, LayerScores,
     LayerTrial, SelectionInput, DEFAULT_HEURISTIC,
 };
+pub use warm::{finish as finish_warm_start, WarmOptions, WarmStart};
 
 /// One interface for every repair method.
 pub trait Repair {

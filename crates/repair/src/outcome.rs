@@ -159,6 +159,30 @@ pub struct KeepReport {
     pub regions_detail: Vec<String>,
 }
 
+/// What the fine-tuning stage of a warm-started repair did (in
+/// [`RepairOutcome::warm_start`]; see `WarmStart`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WarmStartReport {
+    /// Training samples fine-tuned on.
+    pub train_samples: usize,
+    /// Point items of the problem (the ones fine-tuning trains on).
+    pub points: usize,
+    /// Of them, met by the original network (f32 forward pass).
+    pub met_before: usize,
+    /// Of them, met by the fine-tuned network (f32 forward pass).
+    pub met_after: usize,
+    /// Optimiser steps taken.
+    pub steps: usize,
+    /// Whether every point was met before the step limit.
+    pub converged: bool,
+    /// Accuracy on the training samples before fine-tuning.
+    pub train_accuracy_before: f64,
+    /// And after.
+    pub train_accuracy_after: f64,
+    /// Wall time of the stage.
+    pub seconds: f64,
+}
+
 /// Which layer a repair edited, as a constructor of [`RepairOutcome`] takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EditedLayer {
@@ -226,6 +250,9 @@ pub struct RepairOutcome {
     /// What only this method reports (`None` for the LP methods).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub details: Option<MethodDetails>,
+    /// What the fine-tuning stage of a warm-started repair did (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_start: Option<WarmStartReport>,
 }
 
 impl RepairStatus {
@@ -280,6 +307,7 @@ impl RepairOutcome {
             flagged: Vec::new(),
             keep: None,
             details: None,
+            warm_start: None,
         })
     }
 

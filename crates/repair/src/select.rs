@@ -487,27 +487,29 @@ pub fn brute_force(
     validation: &LabelledSet,
     ctx: &RepairContext,
 ) -> Result<BruteForce> {
-    let method = |node: usize| -> Box<dyn Repair> {
-        let mut m = aprnn.clone();
-        m.lp.layer = Some(node);
-        Box::new(m)
-    };
-    Ok(best_layer(net, problem, &affine_layers(net), method, validation, ctx)?.0)
+    let candidates = affine_layers(net)
+        .into_iter()
+        .map(|node| -> (usize, Box<dyn Repair>) {
+            let mut m = aprnn.clone();
+            m.lp.layer = Some(node);
+            (node, Box::new(m))
+        })
+        .collect();
+    Ok(best_layer(net, problem, candidates, validation, ctx)?.0)
 }
 
-/// Repairs `problem` at each of `layers` (node indices) with the method `method` builds for
-/// it and returns the ranking (proved first, then the share of items confirmed, then
-/// accuracy on `validation`, then time) with the best layer's outcome: what `--layer auto`
-/// does when a validation slice is at hand.
+/// Repairs `problem` with each candidate (its start layer's node index and the method) and
+/// returns the ranking (proved first, then the share of items confirmed, then accuracy on
+/// `validation`, then time) with the best candidate's outcome: what `--layer auto` does when
+/// a validation slice is at hand (one candidate per affine layer, and a warm-started one).
 pub fn best_layer(
     net: &Network,
     problem: &RepairProblem,
-    layers: &[usize],
-    method: impl Fn(usize) -> Box<dyn Repair>,
+    candidates: Vec<(usize, Box<dyn Repair>)>,
     validation: &LabelledSet,
     ctx: &RepairContext,
 ) -> Result<(BruteForce, RepairOutcome)> {
-    if layers.is_empty() {
+    if candidates.is_empty() {
         return Err(RepairError::Unsupported(
             "no layer to try: the network has no affine layer".into(),
         ));
@@ -516,9 +518,13 @@ pub fn best_layer(
     let accuracy_before = accuracy(net, validation)?;
     let mut trials = Vec::new();
     let mut outcomes = Vec::new();
-    for &node in layers {
-        ctx.say(&format!("trying layer '{}'", net.nodes()[node].name()));
-        let r = method(node).repair(net, problem, ctx)?;
+    for (node, method) in candidates {
+        ctx.say(&format!(
+            "trying {} at layer '{}'",
+            method.name(),
+            net.nodes()[node].name()
+        ));
+        let r = method.repair(net, problem, ctx)?;
         trials.push(LayerTrial {
             layer: r.layer.clone(),
             node,

@@ -259,16 +259,20 @@ fn brute_force_ranks_proved_layers_first_then_validation_accuracy() {
 fn best_layer_returns_the_proved_layer_with_the_least_drawdown_and_its_outcome() {
     let (net, problem, val) = mlp_case(4);
     let layers = netrepair_repair::affine_layers(&net);
-    let method = |node: usize| -> Box<dyn netrepair_repair::Repair> {
-        let mut m = Aprnn::default();
-        m.lp.layer = Some(node);
-        Box::new(m)
+    let candidates = || -> Vec<(usize, Box<dyn netrepair_repair::Repair>)> {
+        layers
+            .iter()
+            .map(|&node| -> (usize, Box<dyn netrepair_repair::Repair>) {
+                let mut m = Aprnn::default();
+                m.lp.layer = Some(node);
+                (node, Box::new(m))
+            })
+            .collect()
     };
     let (rank, outcome) = best_layer(
         &net,
         &problem,
-        &layers,
-        method,
+        candidates(),
         &val,
         &RepairContext::default(),
     )
@@ -289,18 +293,11 @@ fn best_layer_returns_the_proved_layer_with_the_least_drawdown_and_its_outcome()
     }
     // With a keep set the same layers prove and none loses validation accuracy it keeps.
     let kept = problem.with_keep(KeepSet::points(val.clone()));
-    let (rank2, outcome2) = best_layer(
-        &net,
-        &kept,
-        &layers,
-        method,
-        &val,
-        &RepairContext::default(),
-    )
-    .unwrap();
+    let (rank2, outcome2) =
+        best_layer(&net, &kept, candidates(), &val, &RepairContext::default()).unwrap();
     assert!(outcome2.proved);
     assert!(rank2.trials[rank2.best].accuracy >= best.accuracy);
-    assert!(best_layer(&net, &kept, &[], method, &val, &RepairContext::default()).is_err());
+    assert!(best_layer(&net, &kept, Vec::new(), &val, &RepairContext::default()).is_err());
 }
 
 #[test]

@@ -443,6 +443,10 @@ pub struct RepairBenchArgs {
     /// joint, l1[:W], off.
     #[arg(long, default_value = "linf:1")]
     keep_objective: netrepair_repair::KeepObjective,
+    /// Fine-tune on this many correctly classified training images (and the repair points)
+    /// before APRNN's LP (`repair --warm-start`); 0: APRNN alone.
+    #[arg(long, default_value_t = 0)]
+    warm_start: usize,
     /// Bound on every parameter delta ("inf" for none).
     #[arg(long, default_value_t = netrepair_repair::APRNN_DELTA_BOUND)]
     delta_bound: f64,
@@ -511,7 +515,7 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
     };
     let data_dir = netrepair_data::resolve_data_dir(a.data_dir.as_deref())?;
     let test = netrepair_data::load(netrepair_data::DatasetName::Mnist, &data_dir, "test")?;
-    let train = if a.keep > 0 {
+    let train = if a.keep > 0 || a.warm_start > 0 {
         Some(netrepair_data::load(
             netrepair_data::DatasetName::Mnist,
             &data_dir,
@@ -530,8 +534,17 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
             None => Default::default(),
         })
     };
-    let opts_for = |keep, corruption| RepairBenchOptions {
+    let warm_of = |net: &netrepair_nn::Network| -> Result<netrepair_repair::LabelledSet> {
+        Ok(match &train {
+            Some(train) if a.warm_start > 0 => {
+                netrepair_experiments::keep::draw_keep(net, train, a.warm_start, 0, 0)?.keep
+            }
+            _ => Default::default(),
+        })
+    };
+    let opts_for = |keep, warm, corruption| RepairBenchOptions {
         keep,
+        warm,
         keep_objective: a.keep_objective,
         delta_bound,
         n: a.n,
@@ -579,7 +592,7 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
                     net = net.truncated(last)?;
                     name.push_str(", final ReLU removed");
                 }
-                let opts = opts_for(keep_of(&net)?, None);
+                let opts = opts_for(keep_of(&net)?, warm_of(&net)?, None);
                 let (row, repaired) = aprnn_table1(&net, &name, &test, &fog, *layer, &opts)?;
                 if let Some(dir) = &a.save_dir {
                     let stem = path.file_stem().unwrap_or_default().to_string_lossy();
@@ -615,9 +628,9 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let keep = keep_of(&net)?;
+        let (keep, warm) = (keep_of(&net)?, warm_of(&net)?);
         for set in &sets {
-            let opts = opts_for(keep.clone(), *set);
+            let opts = opts_for(keep.clone(), warm.clone(), *set);
             rows.extend(repair_errors(&net, &name, &test, &opts, |r| {
                 let t = markdown(std::slice::from_ref(r));
                 println!("{}", t.lines().last().unwrap_or_default());

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use netrepair_data::{load, resolve_data_dir, DatasetName};
+use netrepair_data::{load, resolve_data_dir, Dataset, DatasetName};
 use netrepair_experiments::keep::{draw_keep, nearest_correct};
 use netrepair_nn::Network;
 use netrepair_repair::{KeepSet, LabelledSet, DEFAULT_KEEP_TAU};
@@ -176,15 +176,7 @@ fn draw_from(
     if a.keep_split == points.split && points.misclassified.is_some() && a.keep_split == "test" {
         bail!("--keep-split test is the split the repair is evaluated on: draw the keep set from another split (e.g. train)");
     }
-    let dsname: DatasetName = name.parse()?;
-    let dir = resolve_data_dir(points.data_dir.as_deref())?;
-    let mut data = load(dsname, &dir, &a.keep_split)
-        .with_context(|| format!("drawing the keep set from {name} ({})", a.keep_split))?;
-    match (&points.mean, &points.std) {
-        (Some(m), Some(s)) => data.normalize(&util::parse_list(m)?, &util::parse_list(s)?)?,
-        (None, None) => {}
-        _ => bail!("--mean and --std go together"),
-    }
+    let data = load_split(a, points, name, "the keep set")?;
     let drawn = draw_keep(net, &data, a.keep_size, a.validation_size, a.keep_seed)?;
     let (mut kept, val) = (drawn.keep, drawn.validation);
     if a.keep_near > 0 {
@@ -203,4 +195,45 @@ fn draw_from(
         );
     }
     Ok((kept, val))
+}
+
+/// `--keep-split` of data set `name`, normalised as the repair points are; `what` names the
+/// draw in errors.
+fn load_split(a: &KeepArgs, points: &PointSource, name: &str, what: &str) -> Result<Dataset> {
+    let dsname: DatasetName = name.parse()?;
+    let dir = resolve_data_dir(points.data_dir.as_deref())?;
+    let mut data = load(dsname, &dir, &a.keep_split)
+        .with_context(|| format!("drawing {what} from {name} ({})", a.keep_split))?;
+    match (&points.mean, &points.std) {
+        (Some(m), Some(s)) => data.normalize(&util::parse_list(m)?, &util::parse_list(s)?)?,
+        (None, None) => {}
+        _ => bail!("--mean and --std go together"),
+    }
+    Ok(data)
+}
+
+/// `n` correctly classified samples of `--keep-split`, balanced over the classes, drawn in the
+/// keep set's seeded order (its first samples are the kept ones) and never from the back of
+/// that order, where the validation slice lies: the warm start's training set.
+pub fn draw_training(
+    a: &KeepArgs,
+    points: &PointSource,
+    net: &Network,
+    n: usize,
+) -> Result<LabelledSet> {
+    let Some(name) = a.keep_data.as_ref().or(points.dataset.as_ref()) else {
+        bail!("--warm-start fine-tunes on samples of a data set: give --dataset or --keep-data");
+    };
+    if a.keep_split == points.split && points.misclassified.is_some() && a.keep_split == "test" {
+        bail!("--keep-split test is the split the repair is evaluated on: the warm start draws its training samples from another split (e.g. train)");
+    }
+    let data = load_split(a, points, name, "the warm start's training samples")?;
+    let drawn = draw_keep(net, &data, n, a.validation_size, a.keep_seed)?;
+    if drawn.keep.is_empty() {
+        bail!(
+            "the network classifies no sample of {name} ({}) correctly: nothing to fine-tune on",
+            a.keep_split
+        );
+    }
+    Ok(drawn.keep)
 }

@@ -1,0 +1,201 @@
+//! The warm start: fine-tuning on training data, then an LP method proving the repair, the
+//! whole re-checked from the original network.
+
+mod common;
+
+use candle_core::{Device, Tensor};
+use common::out;
+use netrepair_nn::{fit, mlp, Activation, Network, TrainConfig};
+use netrepair_repair::{
+    param_changes, Aprnn, KeepSet, LabelledSet, Repair, RepairContext, RepairError, RepairProblem,
+    RepairStatus, WarmOptions, WarmStart,
+};
+
+/// The class of a point under the ground truth: which of three wedges around the origin,
+/// slightly bent, so that a small network learns it with a few errors near the boundaries.
+fn truth(x: &[f64]) -> usize {
+    let a = x[1].atan2(x[0]) + 0.4 * x[0] * x[1];
+    ((a + std::f64::consts::PI) / (2.0 * std::f64::consts::PI / 3.0)).floor() as usize % 3
+}
+
+/// `n` points of a seeded low-discrepancy sequence in [-1, 1]^2 with their true labels.
+fn sample(n: usize, offset: usize) -> LabelledSet {
+    let inputs: Vec<Vec<f64>> = (offset..offset + n)
+        .map(|k| {
+            let u = (k as f64 * 0.754_877_666_246_692_7).fract();
+            let v = (k as f64 * 0.569_840_290_998_053_3).fract();
+            vec![2.0 * u - 1.0, 2.0 * v - 1.0]
+        })
+        .collect();
+    let labels = inputs.iter().map(|x| truth(x)).collect();
+    LabelledSet { inputs, labels }
+}
+
+fn predict(net: &Network, x: &[f64]) -> usize {
+    let y = out(net, x);
+    (0..y.len()).max_by(|&a, &b| y[a].total_cmp(&y[b])).unwrap()
+}
+
+fn accuracy(net: &Network, set: &LabelledSet) -> f64 {
+    let ok = set
+        .inputs
+        .iter()
+        .zip(&set.labels)
+        .filter(|(x, &c)| predict(net, x) == c)
+        .count();
+    ok as f64 / set.len() as f64
+}
+
+/// A network trained briefly on the wedges, its errors on a "test" sample as the repair
+/// problem, correctly classified training samples, and held-out samples.
+fn setting() -> (Network, RepairProblem, LabelledSet, LabelledSet) {
+    let mut net = mlp(&[2, 24, 24, 3], Activation::Relu, 3).unwrap();
+    let train = sample(600, 0);
+    let flat: Vec<f32> = train.inputs.iter().flatten().map(|&v| v as f32).collect();
+    let x = Tensor::from_vec(flat, (train.len(), 2), &Device::Cpu).unwrap();
+    let y: Vec<u32> = train.labels.iter().map(|&c| c as u32).collect();
+    let cfg = TrainConfig {
+        epochs: 15,
+        lr: 1e-2,
+        ..TrainConfig::default()
+    };
+    fit(&mut net, &x, &y, &cfg, |_, _| {}, |_| {}).unwrap();
+    let test = sample(400, 10_000);
+    let wrong: Vec<usize> = (0..test.len())
+        .filter(|&i| predict(&net, &test.inputs[i]) != test.labels[i])
+        .take(8)
+        .collect();
+    let errors = test.subset(&wrong);
+    let problem =
+        RepairProblem::from_labels(&errors.inputs.concat(), &errors.labels, 2, 3).unwrap();
+    let right: Vec<usize> = (0..train.len())
+        .filter(|&i| predict(&net, &train.inputs[i]) == train.labels[i])
+        .collect();
+    let held_out = sample(2000, 50_000);
+    (net, problem, train.subset(&right), held_out)
+}
+
+fn last_layer_aprnn() -> Box<dyn Repair> {
+    Box::new(Aprnn::default())
+}
+
+#[test]
+fn with_no_fine_tuning_steps_the_warm_start_is_exactly_its_lp_method() {
+    let (net, problem, train, _) = setting();
+    let problem = problem.with_keep(KeepSet::points(train.subset(&(0..30).collect::<Vec<_>>())));
+    let alone = Aprnn::default()
+        .repair(&net, &problem, &RepairContext::default())
+        .unwrap();
+    let warm = WarmStart {
+        train,
+        options: WarmOptions {
+            max_steps: 0,
+            ..WarmOptions::default()
+        },
+        then: last_layer_aprnn(),
+    }
+    .repair(&net, &problem, &RepairContext::default())
+    .unwrap();
+    assert_eq!(warm.status, alone.status, "{}", warm.message);
+    assert!(param_changes(&alone.network, &warm.network)
+        .unwrap()
+        .is_empty());
+    let w = warm.warm_start.as_ref().unwrap();
+    assert_eq!((w.steps, w.met_before, w.met_after), (0, 0, 0));
+    assert_eq!(warm.keep, alone.keep);
+    assert!(
+        warm.method.starts_with("warm-start+aprnn"),
+        "{}",
+        warm.method
+    );
+}
+
+#[test]
+fn fine_tuning_fixes_the_errors_and_the_lp_proves_them_from_the_original_network() {
+    let (net, problem, train, held_out) = setting();
+    let n = problem.items.len();
+    assert!(n >= 4, "the fixture needs errors to repair, got {n}");
+    let before = accuracy(&net, &held_out);
+    let keep = KeepSet::points(train.subset(&(0..30).collect::<Vec<_>>()));
+    let problem = problem.with_keep(keep);
+    let warm = WarmStart {
+        train,
+        options: WarmOptions {
+            lr: 3e-3,
+            ..WarmOptions::default()
+        },
+        then: last_layer_aprnn(),
+    }
+    .repair(&net, &problem, &RepairContext::default())
+    .unwrap();
+    assert_eq!(warm.status, RepairStatus::Proved, "{}", warm.message);
+    // The re-check is from the original network: every item was wrong before.
+    assert!(warm.items.iter().all(|i| i.held_before == Some(false)));
+    let w = warm.warm_start.as_ref().unwrap();
+    assert_eq!((w.points, w.met_before), (n, 0));
+    assert!(w.converged && w.met_after == n, "{w:?}");
+    // Fine-tuning moved every layer, not only the last one.
+    let changed = param_changes(&net, &warm.network).unwrap();
+    assert!(changed.len() >= 4, "{changed:?}");
+    assert!(warm.layer.starts_with("all"), "{}", warm.layer);
+    // The kept points are judged against the original network's classes.
+    let k = warm.keep.as_ref().unwrap();
+    assert_eq!(k.correct_before, 30);
+    // Fine-tuning on training data keeps the network working (on this small task the
+    // one-layer LP costs little too; which of the two to keep is `--layer auto`'s choice, by
+    // a validation slice).
+    let after = accuracy(&warm.network, &held_out);
+    assert!(
+        after >= before - 0.02,
+        "held-out accuracy {before} -> {after}"
+    );
+}
+
+#[test]
+fn bad_warm_start_settings_and_training_sets_are_refused_by_name() {
+    let (net, problem, train, _) = setting();
+    let run = |train: LabelledSet, options: WarmOptions| {
+        WarmStart {
+            train,
+            options,
+            then: last_layer_aprnn(),
+        }
+        .repair(&net, &problem, &RepairContext::default())
+        .unwrap_err()
+    };
+    let e = run(LabelledSet::default(), WarmOptions::default());
+    assert!(
+        matches!(e, RepairError::Problem(_)) && e.to_string().contains("training samples"),
+        "{e}"
+    );
+    let mut bad = train.clone();
+    bad.labels[0] = 7;
+    let e = run(bad, WarmOptions::default());
+    assert!(e.to_string().contains("out of range"), "{e}");
+    for (options, name) in [
+        (
+            WarmOptions {
+                repair_share: 0.0,
+                ..WarmOptions::default()
+            },
+            "repair_share",
+        ),
+        (
+            WarmOptions {
+                lr: f64::NAN,
+                ..WarmOptions::default()
+            },
+            "lr",
+        ),
+        (
+            WarmOptions {
+                batch: 0,
+                ..WarmOptions::default()
+            },
+            "batch",
+        ),
+    ] {
+        let e = run(train.clone(), options);
+        assert!(e.to_string().contains(name), "{name}: {e}");
+    }
+}
