@@ -8,8 +8,8 @@ use anyhow::{bail, Result};
 use netrepair_data::Dataset;
 use netrepair_nn::Network;
 use netrepair_repair::{
-    Cuts, ItemStatus, KeepObjective, KeepSet, LpRepairOptions, Prepared, Repair, RepairContext,
-    RepairItem, RepairProblem,
+    Cuts, ItemStatus, KeepObjective, KeepSet, LabelledSet, LpRepairOptions, Prepared, Repair,
+    RepairContext, RepairItem, RepairProblem, WarmOptions, WarmStart,
 };
 use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
 use netrepair_verify::{
@@ -174,6 +174,11 @@ pub struct RobustConfig {
     /// Before editing, print how far each broken ball's worst margin is from the exact
     /// maximum by each bound (back-substitution, LP relaxation, MILP).
     pub gap: bool,
+    /// Correctly classified training images to fine-tune on before the edit (a warm start,
+    /// [`WarmStart`]); empty: PREPARED alone.
+    pub warm: LabelledSet,
+    /// The warm start's settings (its property margin above all).
+    pub warm_options: WarmOptions,
 }
 
 /// Scans `pixels` (test images in [0, 1]) for PGD-breakable ones, edits the first `k`, and
@@ -197,6 +202,8 @@ pub fn robustness_edit(
         cuts,
         keep_objective,
         gap,
+        warm,
+        warm_options,
     } = cfg;
     let classes = net.output_len();
     let pred = net.predict(&crate::training::tensors(net, normalized)?.0)?;
@@ -278,6 +285,15 @@ pub fn robustness_edit(
         lp_dump: None,
     };
     let t = Instant::now();
+    let method: Box<dyn Repair> = if warm.is_empty() {
+        Box::new(method)
+    } else {
+        Box::new(WarmStart {
+            train: warm,
+            options: warm_options,
+            then: Box::new(method),
+        })
+    };
     let r = method.repair(net, &problem, &ctx)?;
     let time_s = t.elapsed().as_secs_f64();
     let lp = r.lp.last();

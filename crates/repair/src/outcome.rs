@@ -171,6 +171,16 @@ pub struct WarmStartReport {
     pub met_before: usize,
     /// Of them, met by the fine-tuned network (f32 forward pass).
     pub met_after: usize,
+    /// Property cases trained on (at their box centres and attack counterexamples).
+    pub cases: usize,
+    /// Property cases left to the LP method (an unsafe region that is not a union of
+    /// half-spaces).
+    pub cases_skipped: usize,
+    /// Counterexamples the attack rounds found (against the requirements widened by the
+    /// margin) and trained on.
+    pub counterexamples: usize,
+    /// Whether the last attack round found none.
+    pub cases_attacked_clean: bool,
     /// Optimiser steps taken.
     pub steps: usize,
     /// Whether every point was met before the step limit.

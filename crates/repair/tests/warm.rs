@@ -7,8 +7,8 @@ use candle_core::{Device, Tensor};
 use common::out;
 use netrepair_nn::{fit, mlp, Activation, Network, TrainConfig};
 use netrepair_repair::{
-    param_changes, Aprnn, KeepSet, LabelledSet, Repair, RepairContext, RepairError, RepairProblem,
-    RepairStatus, WarmOptions, WarmStart,
+    param_changes, Aprnn, KeepSet, LabelledSet, Prepared, Repair, RepairContext, RepairError,
+    RepairItem, RepairProblem, RepairStatus, WarmOptions, WarmStart,
 };
 
 /// The class of a point under the ground truth: which of three wedges around the origin,
@@ -198,4 +198,91 @@ fn bad_warm_start_settings_and_training_sets_are_refused_by_name() {
         let e = run(train.clone(), options);
         assert!(e.to_string().contains(name), "{name}: {e}");
     }
+}
+
+/// "Output `w` is never beaten by output `o`" on the box `c +- r`.
+fn ball(c: &[f64], r: f64, w: usize, o: usize, outputs: usize) -> netrepair_spec::Property {
+    let mut text = String::new();
+    for (i, v) in c.iter().enumerate() {
+        text += &format!(
+            "(declare-const X_{i} Real)(assert (>= X_{i} {}))(assert (<= X_{i} {}))",
+            v - r,
+            v + r
+        );
+    }
+    for j in 0..outputs {
+        text += &format!("(declare-const Y_{j} Real)");
+    }
+    text += &format!("(assert (>= Y_{o} Y_{w}))");
+    netrepair_spec::parse_vnnlib(&text).unwrap()
+}
+
+#[test]
+fn properties_are_trained_on_their_centres_and_counterexamples_then_proved_by_prepared() {
+    let (net, problem, train, _) = setting();
+    // A ball around a misclassified test point, labelled with its true class: broken at the
+    // centre already, so the attack has counterexamples to find.
+    let RepairItem::Point { x, requirements } = &problem.items[0] else {
+        unreachable!()
+    };
+    let label = (0..3)
+        .find(|&c| requirements == &netrepair_repair::Requirement::label(c, 3))
+        .unwrap();
+    let y = out(&net, x);
+    let o = (0..3)
+        .filter(|&j| j != label)
+        .max_by(|&a, &b| y[a].total_cmp(&y[b]))
+        .unwrap();
+    let items = vec![RepairItem::Property {
+        name: "ball".into(),
+        property: ball(x, 0.02, label, o, 3),
+    }];
+    let problem = RepairProblem::new(items);
+    let prepared = || -> Box<dyn Repair> {
+        Box::new(Prepared {
+            split_rounds: 0,
+            ..Prepared::default()
+        })
+    };
+    let r = WarmStart {
+        train,
+        options: WarmOptions {
+            lr: 3e-3,
+            property_margin: 0.5,
+            attack_every: 10,
+            ..WarmOptions::default()
+        },
+        then: prepared(),
+    }
+    .repair(&net, &problem, &RepairContext::default())
+    .unwrap();
+    assert_eq!(r.status, RepairStatus::Proved, "{}", r.message);
+    let w = r.warm_start.as_ref().unwrap();
+    assert_eq!((w.points, w.cases, w.cases_skipped), (0, 1, 0), "{w:?}");
+    assert!(w.converged && w.cases_attacked_clean, "{w:?}");
+    // The centre alone was wrong: the first attack round found a counterexample.
+    assert!(w.counterexamples >= 1, "{w:?}");
+    // A case whose unsafe region is an intersection of two half-spaces is left to the LP.
+    let mut p = ball(x, 0.02, label, o, 3);
+    let c0 = p.cases[0].unsafe_region[0].constraints[0].clone();
+    p.cases[0].unsafe_region[0].constraints.push(c0);
+    let both = RepairProblem::new(vec![RepairItem::Property {
+        name: "two".into(),
+        property: p,
+    }]);
+    let (_, report) = WarmOptions {
+        max_steps: 3,
+        ..WarmOptions::default()
+    }
+    .fine_tune(
+        &net,
+        &both,
+        &LabelledSet {
+            inputs: vec![x.clone()],
+            labels: vec![0],
+        },
+        &RepairContext::default(),
+    )
+    .unwrap();
+    assert_eq!((report.cases, report.cases_skipped), (0, 1), "{report:?}");
 }

@@ -165,6 +165,16 @@ pub struct RobustBenchArgs {
     /// l1[:W], joint, off.
     #[arg(long, default_value = "linf:1")]
     keep_objective: netrepair_repair::KeepObjective,
+    /// Fine-tune on this many correctly classified CIFAR-10 training images, the edited balls'
+    /// centres and attack counterexamples before the edit (`repair --warm-start`); 0: off.
+    #[arg(long, default_value_t = 0)]
+    warm_start: usize,
+    /// Warm start: the margin (logits) the fine-tuning asks of every ball's requirements.
+    #[arg(long, default_value_t = 1.0)]
+    warm_margin: f64,
+    /// Warm start: most optimiser steps.
+    #[arg(long, default_value_t = 2000)]
+    warm_steps: usize,
     /// Before editing, print for each broken ball its worst margin bounded by
     /// back-substitution, by the LP relaxation and exactly by the MILP (how loose the
     /// relaxations the edit must beat are).
@@ -201,12 +211,16 @@ fn run_robust(a: &RobustBenchArgs) -> Result<()> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut keep = netrepair_repair::KeepSet::default();
-    if a.keep > 0 || a.keep_regions > 0 {
+    let mut warm = netrepair_repair::LabelledSet::default();
+    if a.keep > 0 || a.keep_regions > 0 || a.warm_start > 0 {
         eprintln!("loading the CIFAR-10 training images for the keep set ...");
         let train_px =
             netrepair_data::load(netrepair_data::DatasetName::Cifar10, &data_dir, "train")?;
         let mut train = train_px.clone();
         train.normalize(&mean, &std)?;
+        if a.warm_start > 0 {
+            warm = netrepair_experiments::keep::draw_keep(&net, &train, a.warm_start, 0, 0)?.keep;
+        }
         let want = a.keep.max(4 * a.keep_regions);
         let drawn = netrepair_experiments::keep::draw_keep(&net, &train, want, 0, 0)?;
         let mut points = drawn.keep.clone();
@@ -255,6 +269,12 @@ fn run_robust(a: &RobustBenchArgs) -> Result<()> {
             cuts: a.cuts,
             keep_objective: a.keep_objective,
             gap: a.gap,
+            warm,
+            warm_options: netrepair_repair::WarmOptions {
+                property_margin: a.warm_margin,
+                max_steps: a.warm_steps,
+                ..Default::default()
+            },
         },
     )?;
     if let Some(out) = &a.out {

@@ -150,7 +150,8 @@ pub struct RepairArgs {
     polytopes: Option<PathBuf>,
     #[command(flatten)]
     keep: KeepArgs,
-    /// APRNN, PREPARED: fine-tune the whole network first on the repair points and this many
+    /// APRNN, PREPARED: fine-tune the whole network first on the repair points (and each
+    /// property's box centre and attack counterexamples, by --warm-margin) and this many
     /// correctly classified samples of --keep-split (drawn like the keep set, never from the
     /// validation slice), then let the LP method finish and prove the repair on the
     /// fine-tuned network; the result is re-checked from the original network. Every layer
@@ -167,6 +168,12 @@ pub struct RepairArgs {
     /// Warm start: learning rate.
     #[arg(long, default_value_t = 1e-4)]
     warm_lr: f64,
+    /// Warm start: the margin (in the requirements' units, logits for classifiers) by which
+    /// fine-tuning asks each property to hold at its box centre and at the counterexamples
+    /// its attack rounds find, so that the LP's sound bounds have room (3 on resnet_2b's
+    /// eps 0.008 balls, docs/repair.md).
+    #[arg(long, default_value_t = 1.0)]
+    warm_margin: f64,
     /// Where to write the repaired network (ONNX; never over the input).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -812,6 +819,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         lr: a.warm_lr,
         max_steps: a.warm_steps,
         seed: a.seed,
+        property_margin: a.warm_margin,
         ..WarmOptions::default()
     };
     let warm = match (&warm_train, rank_layers) {
