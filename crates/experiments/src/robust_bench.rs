@@ -8,8 +8,8 @@ use anyhow::{bail, Result};
 use netrepair_data::Dataset;
 use netrepair_nn::Network;
 use netrepair_repair::{
-    Cuts, ItemStatus, KeepObjective, KeepSet, LabelledSet, LpRepairOptions, Prepared, Repair,
-    RepairContext, RepairItem, RepairProblem, WarmOptions, WarmStart,
+    finish_warm_start, Cuts, ItemStatus, KeepObjective, KeepSet, LabelledSet, LpRepairOptions,
+    Prepared, Repair, RepairContext, RepairItem, RepairProblem, WarmOptions,
 };
 use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
 use netrepair_verify::{
@@ -67,6 +67,12 @@ pub struct RobustRow {
     pub kept_regions: Option<(usize, usize)>,
     /// Notes of the repair (e.g. a keep set dropped as infeasible).
     pub notes: Vec<String>,
+    /// With a warm start: clean accuracy of the fine-tuned network, before the edit.
+    pub warm_clean: Option<f64>,
+    /// With a warm start: certified accuracy of the others on the fine-tuned network.
+    pub warm_certified: Option<f64>,
+    /// With a warm start: its optimiser steps.
+    pub warm_steps: Option<usize>,
 }
 
 /// "Image `x` (pixel space) keeps label `label` within `eps`" in the network's input space
@@ -285,16 +291,22 @@ pub fn robustness_edit(
         lp_dump: None,
     };
     let t = Instant::now();
-    let method: Box<dyn Repair> = if warm.is_empty() {
-        Box::new(method)
+    // With a warm start, the fine-tuned network is measured too (what the fine-tuning and
+    // what the edit cost, each).
+    let (r, after_warm) = if warm.is_empty() {
+        (method.repair(net, &problem, &ctx)?, None)
     } else {
-        Box::new(WarmStart {
-            train: warm,
-            options: warm_options,
-            then: Box::new(method),
-        })
+        let (tuned, report) = warm_options.fine_tune(net, &problem, &warm, &ctx)?;
+        let measured = (
+            accuracy(&tuned, normalized)?,
+            certified(&tuned, &robust_others)?,
+        );
+        let lp = method.repair(&tuned, &problem, &ctx)?;
+        (
+            finish_warm_start(net, report, lp, &problem, &ctx, t)?,
+            Some(measured),
+        )
     };
-    let r = method.repair(net, &problem, &ctx)?;
     let time_s = t.elapsed().as_secs_f64();
     let lp = r.lp.last();
     let row = RobustRow {
@@ -330,6 +342,9 @@ pub fn robustness_edit(
             .filter(|k| k.regions > 0)
             .map(|k| (k.regions_proved, k.regions)),
         notes: r.notes.clone(),
+        warm_clean: after_warm.map(|w| w.0),
+        warm_certified: after_warm.map(|w| w.1),
+        warm_steps: r.warm_start.as_ref().map(|w| w.steps),
     };
     Ok((row, r.network, other_index))
 }

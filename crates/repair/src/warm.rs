@@ -62,6 +62,10 @@ pub struct WarmOptions {
     /// fine-tuning asks each property's requirements to hold at its training points, so the
     /// LP method's sound bounds have room to prove them.
     pub property_margin: f64,
+    /// Weight of a term keeping the training samples' original logits (mean over the batch
+    /// of the squared change, summed over the outputs) beside their cross-entropy: keeps
+    /// the network's function, not only its labels (0: cross-entropy alone).
+    pub keep_logits: f64,
     /// Properties: steps between two attack rounds (PGD against the requirements shifted by
     /// `property_margin`; each counterexample found joins the training points).
     pub attack_every: usize,
@@ -76,6 +80,7 @@ impl Default for WarmOptions {
             repair_share: 0.5,
             seed: 0,
             property_margin: 1.0,
+            keep_logits: 0.0,
             attack_every: 50,
         }
     }
@@ -164,6 +169,7 @@ impl WarmOptions {
         rule::at_least_one("warm.batch", self.batch)?;
         rule::unit_fraction("warm.repair_share", self.repair_share)?;
         rule::non_negative("warm.property_margin", self.property_margin)?;
+        rule::non_negative("warm.keep_logits", self.keep_logits)?;
         rule::at_least_one("warm.attack_every", self.attack_every)
     }
 
@@ -236,6 +242,12 @@ impl WarmOptions {
         let xr = (!xs.is_empty()).then(|| batch(net, &xs)).transpose()?;
         let xt = batch(net, &train.inputs)?;
         let yt = labels_tensor(&train.labels)?;
+        // The original logits of the training samples, for `keep_logits`.
+        let y0t = if self.keep_logits > 0.0 {
+            Some(trainer.forward(&xt)?.detach())
+        } else {
+            None
+        };
         let all: Vec<usize> = (0..xs.len()).collect();
         let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
         let mut order: Vec<u32> = (0..train.len() as u32).collect();
@@ -307,7 +319,18 @@ impl WarmOptions {
             cursor += take;
             let xb = xt.index_select(&ids, 0).map_err(NnError::from)?;
             let yb = yt.index_select(&ids, 0).map_err(NnError::from)?;
-            let lt = cross_entropy(&trainer.forward(&xb)?, &yb)?;
+            let out_b = trainer.forward(&xb)?;
+            let mut lt = cross_entropy(&out_b, &yb)?;
+            if let Some(y0) = &y0t {
+                let y0b = y0.index_select(&ids, 0).map_err(NnError::from)?;
+                let drift = out_b
+                    .sub(&y0b)
+                    .and_then(|d| d.sqr())
+                    .and_then(|d| d.sum_all())
+                    .and_then(|d| d.affine(self.keep_logits / take as f64, 0.0))
+                    .map_err(NnError::from)?;
+                lt = (lt + drift).map_err(NnError::from)?;
+            }
             let mut lr = match &out_r {
                 Some(o) => Some(repair_loss(o, &targets, &all, 0.0)?),
                 None => None,

@@ -189,6 +189,13 @@ fn bad_warm_start_settings_and_training_sets_are_refused_by_name() {
         ),
         (
             WarmOptions {
+                keep_logits: -1.0,
+                ..WarmOptions::default()
+            },
+            "keep_logits",
+        ),
+        (
+            WarmOptions {
                 batch: 0,
                 ..WarmOptions::default()
             },

@@ -175,6 +175,9 @@ pub struct RobustBenchArgs {
     /// Warm start: most optimiser steps.
     #[arg(long, default_value_t = 2000)]
     warm_steps: usize,
+    /// Warm start: weight of the term keeping the training images' original logits.
+    #[arg(long, default_value_t = 0.0)]
+    warm_keep_logits: f64,
     /// Before editing, print for each broken ball its worst margin bounded by
     /// back-substitution, by the LP relaxation and exactly by the MILP (how loose the
     /// relaxations the edit must beat are).
@@ -273,6 +276,7 @@ fn run_robust(a: &RobustBenchArgs) -> Result<()> {
             warm_options: netrepair_repair::WarmOptions {
                 property_margin: a.warm_margin,
                 max_steps: a.warm_steps,
+                keep_logits: a.warm_keep_logits,
                 ..Default::default()
             },
         },
