@@ -174,6 +174,10 @@ pub struct RepairArgs {
     /// eps 0.008 balls, docs/repair.md).
     #[arg(long, default_value_t = 1.0)]
     warm_margin: f64,
+    /// Warm start: weight of a term keeping the training samples' original logits beside
+    /// their cross-entropy (0: cross-entropy alone).
+    #[arg(long, default_value_t = 0.0)]
+    warm_keep_logits: f64,
     /// Where to write the repaired network (ONNX; never over the input).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -820,6 +824,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         max_steps: a.warm_steps,
         seed: a.seed,
         property_margin: a.warm_margin,
+        keep_logits: a.warm_keep_logits,
         ..WarmOptions::default()
     };
     let warm = match (&warm_train, rank_layers) {
