@@ -173,9 +173,10 @@ impl WarmOptions {
         rule::at_least_one("warm.attack_every", self.attack_every)
     }
 
-    /// Fine-tunes `net` on the point items of `problem` and `train` (see the module
-    /// documentation). Returns the fine-tuned network (f32 values, as an ONNX file stores
-    /// them) and what the stage did. Items other than points are left to the LP stage.
+    /// Fine-tunes `net` on `train`, the point items of `problem` and its property cases whose
+    /// unsafe region is a union of half-spaces (see the module documentation). Returns the
+    /// fine-tuned network (f32 values, as an ONNX file stores them) and what the stage did.
+    /// Polytopes, global properties and other cases are left to the LP stage.
     pub fn fine_tune(
         &self,
         net: &Network,
@@ -226,7 +227,7 @@ impl WarmOptions {
             met_after: 0,
             steps: 0,
             converged: false,
-            train_accuracy_before: train.count_correct(net)? as f64 / train.len().max(1) as f64,
+            train_accuracy_before: train.count_correct(net)? as f64 / train.len() as f64,
             train_accuracy_after: 0.0,
             seconds: 0.0,
         };
@@ -242,9 +243,15 @@ impl WarmOptions {
         let xr = (!xs.is_empty()).then(|| batch(net, &xs)).transpose()?;
         let xt = batch(net, &train.inputs)?;
         let yt = labels_tensor(&train.labels)?;
-        // The original logits of the training samples, for `keep_logits`.
+        // The original logits of the training samples, for `keep_logits` (in chunks: the
+        // whole set at once would hold every activation of a convolutional network).
         let y0t = if self.keep_logits > 0.0 {
-            Some(trainer.forward(&xt)?.detach())
+            let chunks = train
+                .inputs
+                .chunks(1024)
+                .map(|c| Ok(net.forward(&batch(net, c)?)?))
+                .collect::<Result<Vec<Tensor>>>()?;
+            Some(Tensor::cat(&chunks, 0).map_err(NnError::from)?)
         } else {
             None
         };

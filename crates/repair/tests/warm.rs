@@ -149,6 +149,40 @@ fn fine_tuning_fixes_the_errors_and_the_lp_proves_them_from_the_original_network
         after >= before - 0.02,
         "held-out accuracy {before} -> {after}"
     );
+    // Keeping the training samples' logits too: still fixed and proved, and the network
+    // moves less on the training samples' outputs.
+    let train = setting().2;
+    let logit_drift = |n: &Network| -> f64 {
+        train
+            .inputs
+            .iter()
+            .map(|x| {
+                out(n, x)
+                    .iter()
+                    .zip(out(&net, x))
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum::<f64>()
+            })
+            .sum()
+    };
+    let kept = WarmStart {
+        train: train.clone(),
+        options: WarmOptions {
+            lr: 3e-3,
+            keep_logits: 10.0,
+            ..WarmOptions::default()
+        },
+        then: last_layer_aprnn(),
+    }
+    .repair(&net, &problem, &RepairContext::default())
+    .unwrap();
+    assert_eq!(kept.status, RepairStatus::Proved, "{}", kept.message);
+    assert!(
+        logit_drift(&kept.network) < logit_drift(&warm.network),
+        "{} vs {}",
+        logit_drift(&kept.network),
+        logit_drift(&warm.network)
+    );
 }
 
 #[test]
