@@ -173,9 +173,6 @@ fn draw_from(
     name: &str,
     repair_points: &[Vec<f64>],
 ) -> Result<(LabelledSet, LabelledSet)> {
-    if a.keep_split == points.split && points.misclassified.is_some() && a.keep_split == "test" {
-        bail!("--keep-split test is the split the repair is evaluated on: draw the keep set from another split (e.g. train)");
-    }
     let data = load_split(a, points, name, "the keep set")?;
     let drawn = draw_keep(net, &data, a.keep_size, a.validation_size, a.keep_seed)?;
     let (mut kept, val) = (drawn.keep, drawn.validation);
@@ -198,8 +195,11 @@ fn draw_from(
 }
 
 /// `--keep-split` of data set `name`, normalised as the repair points are; `what` names the
-/// draw in errors.
+/// draw in errors. The split the repair is evaluated on is refused.
 fn load_split(a: &KeepArgs, points: &PointSource, name: &str, what: &str) -> Result<Dataset> {
+    if a.keep_split == points.split && points.misclassified.is_some() && a.keep_split == "test" {
+        bail!("--keep-split test is the split the repair is evaluated on: draw {what} from another split (e.g. train)");
+    }
     let dsname: DatasetName = name.parse()?;
     let dir = resolve_data_dir(points.data_dir.as_deref())?;
     let mut data = load(dsname, &dir, &a.keep_split)
@@ -224,9 +224,6 @@ pub fn draw_training(
     let Some(name) = a.keep_data.as_ref().or(points.dataset.as_ref()) else {
         bail!("--warm-start fine-tunes on samples of a data set: give --dataset or --keep-data");
     };
-    if a.keep_split == points.split && points.misclassified.is_some() && a.keep_split == "test" {
-        bail!("--keep-split test is the split the repair is evaluated on: the warm start draws its training samples from another split (e.g. train)");
-    }
     let data = load_split(a, points, name, "the warm start's training samples")?;
     let drawn = draw_keep(net, &data, n, a.validation_size, a.keep_seed)?;
     if drawn.keep.is_empty() {
