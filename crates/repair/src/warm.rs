@@ -66,6 +66,10 @@ pub struct WarmOptions {
     /// of the squared change, summed over the outputs) beside their cross-entropy: keeps
     /// the network's function, not only its labels (0: cross-entropy alone).
     pub keep_logits: f64,
+    /// The first affine layer (index among the Linear/Conv layers, from 0) whose parameters
+    /// fine-tuning moves; the layers before it stay as they are, so the features they compute
+    /// (and every bound over them) do not change. 0: every layer moves.
+    pub train_from: usize,
     /// Properties: steps between two attack rounds (PGD against the requirements shifted by
     /// `property_margin`; each counterexample found joins the training points).
     pub attack_every: usize,
@@ -81,6 +85,7 @@ impl Default for WarmOptions {
             seed: 0,
             property_margin: 1.0,
             keep_logits: 0.0,
+            train_from: 0,
             attack_every: 50,
         }
     }
@@ -237,8 +242,22 @@ impl WarmOptions {
             report.seconds = started.elapsed().as_secs_f64();
             return Ok((net.clone(), report));
         }
+        let affine = crate::affine_layers(net);
+        let Some(&first) = affine.get(self.train_from) else {
+            return Err(RepairError::Problem(format!(
+                "warm.train_from {} names no affine layer: the network has {}",
+                self.train_from,
+                affine.len()
+            )));
+        };
         let trainer = Trainer::new(net, DType::F32)?;
         let vars = trainer.vars();
+        // Parameters of the layers before `train_from` get no update.
+        let moves: Vec<bool> = trainer
+            .var_ids()
+            .iter()
+            .map(|id| id.node >= first)
+            .collect();
         let mut opt = Optimizer::new(OptimizerKind::adam(), self.lr, 0.0, vars.len())?;
         let xr = (!xs.is_empty()).then(|| batch(net, &xs)).transpose()?;
         let xt = batch(net, &train.inputs)?;
@@ -360,7 +379,12 @@ impl WarmOptions {
             let loss = (lt.affine(1.0 - s, 0.0).map_err(NnError::from)?
                 + lr.affine(s, 0.0).map_err(NnError::from)?)
             .map_err(NnError::from)?;
-            let grads = trainer.grads(&loss)?;
+            let grads: Vec<Option<Tensor>> = trainer
+                .grads(&loss)?
+                .into_iter()
+                .zip(&moves)
+                .map(|(g, &m)| g.filter(|_| m))
+                .collect();
             opt.step(&vars, &grads, None)?;
             report.steps = step + 1;
             if step % 50 == 0 {

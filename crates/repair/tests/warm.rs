@@ -186,6 +186,39 @@ fn fine_tuning_fixes_the_errors_and_the_lp_proves_them_from_the_original_network
 }
 
 #[test]
+fn train_from_leaves_the_layers_before_it_as_they_are() {
+    let (net, problem, train, _) = setting();
+    let options = WarmOptions {
+        lr: 3e-3,
+        train_from: 1,
+        ..WarmOptions::default()
+    };
+    let (tuned, report) = options
+        .fine_tune(&net, &problem, &train, &RepairContext::default())
+        .unwrap();
+    assert!(report.steps > 0, "{report:?}");
+    let changed: Vec<String> = param_changes(&net, &tuned)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.node)
+        .collect();
+    assert!(!changed.is_empty());
+    let first = netrepair_repair::affine_layers(&net)[0];
+    assert!(
+        !changed.contains(&net.nodes()[first].name().to_string()),
+        "{changed:?}"
+    );
+    // An index past the last affine layer is named.
+    let e = WarmOptions {
+        train_from: 3,
+        ..WarmOptions::default()
+    }
+    .fine_tune(&net, &problem, &train, &RepairContext::default())
+    .unwrap_err();
+    assert!(e.to_string().contains("train_from 3"), "{e}");
+}
+
+#[test]
 fn bad_warm_start_settings_and_training_sets_are_refused_by_name() {
     let (net, problem, train, _) = setting();
     let run = |train: LabelledSet, options: WarmOptions| {

@@ -178,6 +178,9 @@ pub struct RobustBenchArgs {
     /// Warm start: weight of the term keeping the training images' original logits.
     #[arg(long, default_value_t = 0.0)]
     warm_keep_logits: f64,
+    /// Warm start: the first affine layer fine-tuning moves (0: all).
+    #[arg(long, default_value_t = 0)]
+    warm_train_from: usize,
     /// Before editing, print for each broken ball its worst margin bounded by
     /// back-substitution, by the LP relaxation and exactly by the MILP (how loose the
     /// relaxations the edit must beat are).
@@ -277,6 +280,7 @@ fn run_robust(a: &RobustBenchArgs) -> Result<()> {
                 property_margin: a.warm_margin,
                 max_steps: a.warm_steps,
                 keep_logits: a.warm_keep_logits,
+                train_from: a.warm_train_from,
                 ..Default::default()
             },
         },

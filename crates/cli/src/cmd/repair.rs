@@ -178,6 +178,10 @@ pub struct RepairArgs {
     /// their cross-entropy (0: cross-entropy alone).
     #[arg(long, default_value_t = 0.0)]
     warm_keep_logits: f64,
+    /// Warm start: the first affine layer (index, from 0) fine-tuning moves; the layers
+    /// before it, and every bound over their features, stay as they are (0: all move).
+    #[arg(long, default_value_t = 0)]
+    warm_train_from: usize,
     /// Where to write the repaired network (ONNX; never over the input).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -825,6 +829,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         seed: a.seed,
         property_margin: a.warm_margin,
         keep_logits: a.warm_keep_logits,
+        train_from: a.warm_train_from,
         ..WarmOptions::default()
     };
     let warm = match (&warm_train, rank_layers) {
