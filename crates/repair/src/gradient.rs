@@ -31,7 +31,7 @@ use crate::error::{rule, RepairError, Result};
 use crate::outcome::{EditedLayer, MethodDetails, RepairOutcome, RepairStatus, Timings};
 use crate::problem::{classifies, LabelledSet, RepairItem, RepairProblem, Requirement};
 use crate::recheck::timed_recheck;
-use crate::samples::{batch, labels_tensor, mixup_points, rows};
+use crate::samples::{batch, labels_tensor, mixup_points, rows, squared_change};
 use crate::{Repair, RepairContext};
 
 /// The loss whose gradient measures a parameter's influence on the correct set.
@@ -596,25 +596,16 @@ impl Repair for GradientRepair {
                     let out_c = trainer.forward(xc)?;
                     let ce = || cross_entropy(&out_c, yc);
                     let train = match (o.correct_term, &y0c) {
-                        (CorrectTerm::Logits { weight }, Some(y0)) => out_c
-                            .sub(y0)
-                            .and_then(|d| d.sqr())
-                            .and_then(|d| d.sum_all())
-                            .and_then(|d| d.affine(weight / nc, 0.0))
-                            .map_err(NnError::from)?,
+                        (CorrectTerm::Logits { weight }, Some(y0)) => {
+                            squared_change(&out_c, y0, weight / nc)?
+                        }
                         _ => ce()?,
                     };
                     let train = match &mix {
                         // Scaled so that the term weighs `mix_weight` in the total loss.
                         Some((xm, ym)) => {
                             let scale = mix_weight * (nw + nc) / (nc * o.mixup as f64);
-                            let t = trainer
-                                .forward(xm)?
-                                .sub(ym)
-                                .and_then(|d| d.sqr())
-                                .and_then(|d| d.sum_all())
-                                .and_then(|d| d.affine(scale, 0.0))
-                                .map_err(NnError::from)?;
+                            let t = squared_change(&trainer.forward(xm)?, ym, scale)?;
                             (train + t).map_err(NnError::from)?
                         }
                         None => train,

@@ -49,3 +49,14 @@ pub(crate) fn labels_tensor(labels: &[usize]) -> Result<Tensor> {
     let l: Vec<u32> = labels.iter().map(|&c| c as u32).collect();
     Ok(Tensor::from_vec(l, labels.len(), &Device::Cpu).map_err(NnError::from)?)
 }
+
+/// `scale * sum (out - reference)^2` over every entry: the logit-preservation term the
+/// gradient methods and the warm start add to their losses.
+pub(crate) fn squared_change(out: &Tensor, reference: &Tensor, scale: f64) -> Result<Tensor> {
+    Ok(out
+        .sub(reference)
+        .and_then(|d| d.sqr())
+        .and_then(|d| d.sum_all())
+        .and_then(|d| d.affine(scale, 0.0))
+        .map_err(NnError::from)?)
+}

@@ -39,7 +39,8 @@ use crate::gradient::{repair_loss, Target};
 use crate::outcome::{EditedLayer, RepairOutcome, RepairStatus, WarmStartReport};
 use crate::problem::{LabelledSet, RepairItem, RepairProblem, Requirement};
 use crate::recheck::timed_recheck;
-use crate::samples::{batch, labels_tensor, rows};
+use crate::samples::{batch, labels_tensor, rows, squared_change};
+use crate::select::accuracy;
 use crate::{Repair, RepairContext};
 use netrepair_spec::{Case, LinearConstraint, Polytope};
 use netrepair_verify::{pgd, PgdOptions};
@@ -232,7 +233,7 @@ impl WarmOptions {
             met_after: 0,
             steps: 0,
             converged: false,
-            train_accuracy_before: train.count_correct(net)? as f64 / train.len() as f64,
+            train_accuracy_before: accuracy(net, train)?,
             train_accuracy_after: 0.0,
             seconds: 0.0,
         };
@@ -285,6 +286,8 @@ impl WarmOptions {
             steps: 10,
             ..PgdOptions::default()
         };
+        // The regions' training inputs, targets and row indices (rebuilt at attack rounds).
+        let mut region_batch: Option<(Tensor, Vec<Target>, Vec<usize>)> = None;
         for step in 0..=self.max_steps {
             let out_r = xr.as_ref().map(|x| trainer.forward(x)).transpose()?;
             let met = match &out_r {
@@ -321,6 +324,13 @@ impl WarmOptions {
                     }
                 }
                 report.cases_attacked_clean = regions_clean;
+                // The regions' training points change only here.
+                let pts: Vec<Vec<f64>> = regions.iter().flat_map(|r| r.points.clone()).collect();
+                let tgt: Vec<Target> = regions
+                    .iter()
+                    .flat_map(|r| std::iter::repeat_n(r.target.clone(), r.points.len()))
+                    .collect();
+                region_batch = Some((batch(net, &pts)?, tgt, (0..pts.len()).collect()));
                 ctx.say(&format!(
                     "warm start: step {step}, attack round: {} counterexamples so far",
                     report.counterexamples
@@ -349,12 +359,7 @@ impl WarmOptions {
             let mut lt = cross_entropy(&out_b, &yb)?;
             if let Some(y0) = &y0t {
                 let y0b = y0.index_select(&ids, 0).map_err(NnError::from)?;
-                let drift = out_b
-                    .sub(&y0b)
-                    .and_then(|d| d.sqr())
-                    .and_then(|d| d.sum_all())
-                    .and_then(|d| d.affine(self.keep_logits / take as f64, 0.0))
-                    .map_err(NnError::from)?;
+                let drift = squared_change(&out_b, &y0b, self.keep_logits / take as f64)?;
                 lt = (lt + drift).map_err(NnError::from)?;
             }
             let mut lr = match &out_r {
@@ -362,14 +367,8 @@ impl WarmOptions {
                 None => None,
             };
             if !regions.is_empty() {
-                let pts: Vec<Vec<f64>> = regions.iter().flat_map(|r| r.points.clone()).collect();
-                let tgt: Vec<Target> = regions
-                    .iter()
-                    .flat_map(|r| std::iter::repeat_n(r.target.clone(), r.points.len()))
-                    .collect();
-                let out_p = trainer.forward(&batch(net, &pts)?)?;
-                let idx: Vec<usize> = (0..pts.len()).collect();
-                let lp = repair_loss(&out_p, &tgt, &idx, self.property_margin)?;
+                let (xp, tgt, idx) = region_batch.as_ref().expect("built at step 0");
+                let lp = repair_loss(&trainer.forward(xp)?, tgt, idx, self.property_margin)?;
                 lr = Some(match lr {
                     Some(l) => (l + lp).map_err(NnError::from)?,
                     None => lp,
@@ -399,7 +398,7 @@ impl WarmOptions {
         if report.steps > 0 {
             trainer.write_back(&mut tuned)?;
         }
-        report.train_accuracy_after = train.count_correct(&tuned)? as f64 / train.len() as f64;
+        report.train_accuracy_after = accuracy(&tuned, train)?;
         report.seconds = started.elapsed().as_secs_f64();
         Ok((tuned, report))
     }
