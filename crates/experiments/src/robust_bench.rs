@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use netrepair_data::Dataset;
 use netrepair_nn::Network;
 use netrepair_repair::{
-    finish_warm_start, Cuts, ItemStatus, KeepObjective, KeepSet, LabelledSet, LpRepairOptions,
+    repair_warm_started, Cuts, ItemStatus, KeepObjective, KeepSet, LabelledSet, LpRepairOptions,
     Prepared, Repair, RepairContext, RepairItem, RepairProblem, WarmOptions,
 };
 use netrepair_spec::{BoxRegion, Case, LinearConstraint, Polytope, Property};
@@ -185,6 +185,8 @@ pub struct RobustConfig {
     pub warm: LabelledSet,
     /// The warm start's settings (its property margin above all).
     pub warm_options: WarmOptions,
+    /// Time limit of each of PREPARED's LPs (none: until HiGHS ends).
+    pub lp_timeout: Option<Duration>,
 }
 
 /// Scans `pixels` (test images in [0, 1]) for PGD-breakable ones, edits the first `k`, and
@@ -210,6 +212,7 @@ pub fn robustness_edit(
         gap,
         warm,
         warm_options,
+        lp_timeout,
     } = cfg;
     let classes = net.output_len();
     let pred = net.predict(&crate::training::tensors(net, normalized)?.0)?;
@@ -275,6 +278,7 @@ pub fn robustness_edit(
         // points' dense rows (every row reads 100 weights).
         lp: LpRepairOptions {
             method: netrepair_lp::Method::Ipm,
+            time_limit: lp_timeout,
             ..LpRepairOptions::default()
         },
         split_rounds: 0,
@@ -301,9 +305,8 @@ pub fn robustness_edit(
             accuracy(&tuned, normalized)?,
             certified(&tuned, &robust_others)?,
         );
-        let lp = method.repair(&tuned, &problem, &ctx)?;
         (
-            finish_warm_start(net, report, lp, &problem, &ctx, t)?,
+            repair_warm_started(net, &tuned, report, &method, &problem, &ctx, t)?,
             Some(measured),
         )
     };

@@ -91,7 +91,10 @@ pub use select::{
     accuracy, best_layer, brute_force, score_layers, BruteForce, Heuristic, LayerScores,
     LayerTrial, SelectionInput, DEFAULT_HEURISTIC,
 };
-pub use warm::{finish as finish_warm_start, WarmOptions, WarmStart};
+pub use warm::{
+    finish as finish_warm_start, proved_by_fine_tuning, repair_tuned as repair_warm_started,
+    WarmOptions, WarmStart,
+};
 
 /// One interface for every repair method.
 pub trait Repair {

@@ -360,3 +360,64 @@ fn properties_are_trained_on_their_centres_and_counterexamples_then_proved_by_pr
     .unwrap();
     assert_eq!((report.cases, report.cases_skipped), (0, 1), "{report:?}");
 }
+
+#[test]
+fn a_fine_tuned_network_that_passes_the_recheck_needs_no_lp_stage() {
+    let (net, problem, train, _) = setting();
+    let options = WarmOptions {
+        lr: 3e-3,
+        ..WarmOptions::default()
+    };
+    let ctx = RepairContext::default();
+    let (tuned, report) = options.fine_tune(&net, &problem, &train, &ctx).unwrap();
+    assert!(report.converged, "{report:?}");
+    let r = WarmStart {
+        train: train.clone(),
+        options: options.clone(),
+        then: last_layer_aprnn(),
+    }
+    .repair(&net, &problem, &ctx)
+    .unwrap();
+    assert_eq!(r.status, RepairStatus::Proved, "{}", r.message);
+    assert_eq!(r.method, "warm-start", "{}", r.message);
+    assert!(r.lp.is_empty(), "{:?}", r.lp);
+    assert!(
+        r.notes.iter().any(|n| n.contains("skipped")),
+        "{:?}",
+        r.notes
+    );
+    // The network returned is the fine-tuned one, re-checked from the original: every item
+    // was wrong before and is right now.
+    assert!(param_changes(&tuned, &r.network).unwrap().is_empty());
+    assert!(r.items.iter().all(
+        |i| i.held_before == Some(false) && i.status == netrepair_repair::ItemStatus::Repaired
+    ));
+    // A kept region the fine-tuned network does not prove sends the repair to the LP stage:
+    // a ball around an error, labelled with its true class, is unproved before and after a
+    // fine-tuning that never sees it.
+    let RepairItem::Point { x, requirements } = &problem.items[0] else {
+        unreachable!()
+    };
+    let label = (0..3)
+        .find(|&c| requirements == &netrepair_repair::Requirement::label(c, 3))
+        .unwrap();
+    let wrong = (0..3).find(|&c| c != label).unwrap();
+    let keep = KeepSet {
+        regions: vec![netrepair_repair::KeepRegion {
+            name: "unprovable".into(),
+            property: ball(x, 0.01, wrong, label, 3),
+        }],
+        ..KeepSet::default()
+    };
+    let kept = problem.clone().with_keep(keep);
+    assert!(netrepair_repair::proved_by_fine_tuning(
+        &net,
+        &tuned,
+        &report,
+        &kept,
+        &ctx,
+        std::time::Instant::now()
+    )
+    .unwrap()
+    .is_none());
+}

@@ -181,6 +181,9 @@ pub struct RobustBenchArgs {
     /// Warm start: the first affine layer fine-tuning moves (0: all).
     #[arg(long, default_value_t = 0)]
     warm_train_from: usize,
+    /// Time limit of each of PREPARED's LPs, seconds (0: none).
+    #[arg(long, default_value_t = 1800.0)]
+    lp_timeout: f64,
     /// Before editing, print for each broken ball its worst margin bounded by
     /// back-substitution, by the LP relaxation and exactly by the MILP (how loose the
     /// relaxations the edit must beat are).
@@ -283,6 +286,8 @@ fn run_robust(a: &RobustBenchArgs) -> Result<()> {
                 train_from: a.warm_train_from,
                 ..Default::default()
             },
+            lp_timeout: (a.lp_timeout > 0.0)
+                .then(|| std::time::Duration::from_secs_f64(a.lp_timeout)),
         },
     )?;
     if let Some(out) = &a.out {

@@ -12,13 +12,13 @@ use clap::{Args, ValueEnum};
 use netrepair_lp::Method;
 use netrepair_nn::Network;
 use netrepair_nn::OptimizerKind;
-use netrepair_repair::finish_warm_start;
 use netrepair_repair::{
     affine_layers, best_layer, resolve_layer, score_layers, Aprnn, CorrectLoss, GradientOptions,
     GradientRepair, Heuristic, ItemStatus, KeepSet, LabelledSet, Locking, LpDump, LpRepairOptions,
     Mm, Pft, Prepared, Race, Refereed, Repair, RepairContext, RepairItem, RepairOutcome,
     RepairProblem, SelectionInput, WarmOptions, WarmStart, APRNN_DELTA_BOUND, DEFAULT_HEURISTIC,
 };
+use netrepair_repair::{finish_warm_start, proved_by_fine_tuning};
 use netrepair_spec::read_vnnlib;
 use netrepair_verify::{CheckOptions, PgdOptions};
 use serde_json::json;
@@ -839,6 +839,14 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         }
         _ => None,
     };
+    // A fine-tuned network that already passes the re-check needs no LP stage.
+    let warm_proved = match &warm {
+        Some((tuned, report)) => {
+            pb.set_message("re-checking the fine-tuned network");
+            proved_by_fine_tuning(&net, tuned, report, &problem, &ctx, started)?
+        }
+        None => None,
+    };
     let base = warm.as_ref().map_or(&net, |(tuned, _)| tuned);
     let mut best: Option<RepairOutcome> = None;
     let mut tried = Vec::new();
@@ -865,7 +873,10 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         ranking = Some(rank);
         best = Some(outcome);
     }
-    for &layer in layers.iter().filter(|_| !rank_layers) {
+    for &layer in layers
+        .iter()
+        .filter(|_| !rank_layers && warm_proved.is_none())
+    {
         let m: Box<dyn Repair> = if let Some(r) = &reglo {
             Box::new(r.clone())
         } else if a.method.is_gradient() {
@@ -888,10 +899,13 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         }
     }
     pb.finish_and_clear();
-    let r = best.expect("at least one layer tried");
-    let r = match warm {
-        Some((_, report)) => finish_warm_start(&net, report, r, &problem, &ctx, started)?,
-        None => r,
+    let r = match (warm_proved, warm) {
+        (Some(r), _) => r,
+        (None, Some((_, report))) => {
+            let r = best.expect("at least one layer tried");
+            finish_warm_start(&net, report, r, &problem, &ctx, started)?
+        }
+        (None, None) => best.expect("at least one layer tried"),
     };
     let wrote = match (&a.out, r.status) {
         (
