@@ -28,22 +28,14 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::error::{rule, RepairError, Result};
-use crate::outcome::{EditedLayer, MethodDetails, RepairOutcome, RepairStatus, Timings};
+use crate::locking::{CorrectLoss, Locking};
+use crate::outcome::{
+    EditedLayer, IterationStat, MethodDetails, RepairOutcome, RepairStatus, Timings, TrainingReport,
+};
 use crate::problem::{classifies, LabelledSet, RepairItem, RepairProblem, Requirement};
 use crate::recheck::timed_recheck;
 use crate::samples::{batch, labels_tensor, mixup_points, rows, squared_change};
 use crate::{Repair, RepairContext};
-
-/// The loss whose gradient measures a parameter's influence on the correct set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CorrectLoss {
-    /// Mean over the set of `sum_i |y_i|` (the paper's choice: large for every parameter that
-    /// moves the output, so those get locked).
-    Magnitude,
-    /// Cross-entropy against the labels.
-    CrossEntropy,
-}
 
 /// What the training loss asks of the correct set `C`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -86,26 +78,6 @@ impl std::str::FromStr for CorrectTerm {
             }
         }
     }
-}
-
-/// Which parameters may move in each step.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Locking {
-    /// Every parameter moves (fine-tuning / retraining on the available data).
-    Nothing,
-    /// I-REPAIR's influence mask.
-    Influence {
-        /// Weight of the correct set's influence (`>= 0`; 0 makes this plain fine-tuning).
-        gamma: f64,
-        /// The correct-set influence loss.
-        correct_loss: CorrectLoss,
-    },
-    /// Each parameter is frozen with probability `p` in each step.
-    Random {
-        /// Locking probability in `[0, 1]`.
-        p: f64,
-    },
 }
 
 /// Settings of the optimisation loop.
@@ -154,43 +126,6 @@ impl Default for GradientOptions {
             mixup_fresh: false,
         }
     }
-}
-
-/// One recorded iteration of the loop.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IterationStat {
-    /// Iteration number (from 0).
-    pub iter: usize,
-    /// Repair points not yet fixed before this iteration's step.
-    pub remaining: usize,
-    /// The step's loss (mean cross-entropy over `C ∪ R` (or `R⊥`), or the hinge for
-    /// requirements).
-    pub loss: f64,
-    /// Share of parameters frozen in this step.
-    pub frozen: f64,
-}
-
-/// What the optimisation did (in [`RepairOutcome::training`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TrainingReport {
-    /// The locking rule used.
-    pub locking: Locking,
-    /// Learning rate.
-    pub lr: f64,
-    /// Iterations run (optimiser steps taken).
-    pub iterations: usize,
-    /// Whether every repair point was fixed (by the margin, in f32) before `max_iters`.
-    pub converged: bool,
-    /// Mean share of parameters frozen per step.
-    pub mean_frozen: f64,
-    /// Correct-set samples classified correctly before and after (f64 forward pass).
-    pub correct_before: usize,
-    /// See `correct_before`.
-    pub correct_after: usize,
-    /// Size of the correct set.
-    pub correct_total: usize,
-    /// Every `stride`-th iteration (at most about 250 entries) and the last.
-    pub history: Vec<IterationStat>,
 }
 
 /// What a repair point must satisfy.

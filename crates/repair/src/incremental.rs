@@ -13,47 +13,17 @@ use std::time::Instant;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::Serialize;
 
 use crate::error::{rule, RepairError, Result};
-use crate::outcome::{EditedLayer, MethodDetails, RepairOutcome, RepairStatus, Timings};
+use crate::outcome::{
+    EditedLayer, IncrementalReport, IncrementalStep, MethodDetails, RepairOutcome, RepairStatus,
+    Timings,
+};
 use crate::problem::{RepairItem, RepairProblem};
 use crate::recheck::timed_recheck;
 use crate::select::accuracy;
 use crate::{Aprnn, Repair, RepairContext};
 use netrepair_nn::Network;
-
-/// One iteration of [`Incremental`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IncrementalStep {
-    /// Iteration number, from 1.
-    pub iter: usize,
-    /// Problem indices of the batch.
-    pub batch: Vec<usize>,
-    /// Whether the batch's repair was proved (and kept).
-    pub kept: bool,
-    /// Share of the whole repair set right after this iteration.
-    pub repair_accuracy: f64,
-    /// Validation accuracy after this iteration.
-    pub validation_accuracy: f64,
-    /// Wall time of the iteration.
-    pub time_s: f64,
-}
-
-/// What [`Incremental`] did (in [`RepairOutcome::incremental`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IncrementalReport {
-    /// Batch size.
-    pub batch: usize,
-    /// Validation accuracy of the original network.
-    pub validation_before: f64,
-    /// Every iteration run.
-    pub steps: Vec<IncrementalStep>,
-    /// The iteration whose network is returned (0: the original).
-    pub returned: usize,
-    /// Why the run stopped.
-    pub stopped: String,
-}
 
 /// Incremental repair with early stopping (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]

@@ -35,6 +35,7 @@ mod error;
 mod expr;
 mod gradient;
 mod incremental;
+mod locking;
 mod lp_dump;
 mod mm;
 mod outcome;
@@ -62,16 +63,15 @@ pub use certificate::{certificate, point_property, Certificate, CertificateEntry
 pub use edit::{param_changes, KeepObjective, ParamChange};
 use error::rule;
 pub use error::{RepairError, Result};
-pub use gradient::{
-    influence_mask, CorrectLoss, CorrectTerm, GradientOptions, GradientRepair, InfluenceMask,
-    IterationStat, Locking, TrainingReport,
-};
-pub use incremental::{Incremental, IncrementalReport, IncrementalStep};
+pub use gradient::{influence_mask, CorrectTerm, GradientOptions, GradientRepair, InfluenceMask};
+pub use incremental::Incremental;
+pub use locking::{CorrectLoss, Locking};
 pub use lp_dump::{slug as lp_dump_slug, LpDump};
 pub use mm::{Mm, MmSearch};
 pub use outcome::{
-    DeltaSummary, EditedLayer, ItemReport, ItemStatus, KeepReport, LpReport, MethodDetails,
-    RepairOutcome, RepairStatus, Timings, WarmStartReport,
+    DeltaSummary, EditedLayer, GlobalReport, IncrementalReport, IncrementalStep, ItemReport,
+    ItemStatus, IterationStat, KeepReport, LpReport, MethodDetails, RegloIteration, RepairOutcome,
+    RepairStatus, Timings, TrainingReport, WarmStartReport,
 };
 pub use pft::Pft;
 pub use prepared::{Cuts, Prepared};
@@ -83,9 +83,7 @@ pub use race::{
     changed_predictions, Race, Refereed, IREPAIR_PLUS_MIXUP, IREPAIR_PLUS_WEIGHTS, REFEREE_LP_LIMIT,
 };
 pub use recheck::{keep_report, recheck};
-pub use reglo::{
-    decision_keep_set, GlobalReport, Reglo, RegloIteration, RegloObjective, WeightNorm,
-};
+pub use reglo::{decision_keep_set, Reglo, RegloObjective, WeightNorm};
 pub use samples::mixup_points;
 pub use select::{
     accuracy, best_layer, brute_force, score_layers, BruteForce, Heuristic, LayerScores,

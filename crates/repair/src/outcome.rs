@@ -6,6 +6,7 @@ use netrepair_nn::Network;
 use serde::Serialize;
 
 use crate::edit::ParamChange;
+use crate::locking::Locking;
 
 /// How one item came out, after the independent re-check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -209,12 +210,12 @@ pub enum EditedLayer {
 #[serde(rename_all = "lowercase")]
 pub enum MethodDetails {
     /// What the optimisation did (gradient-based methods).
-    Training(crate::gradient::TrainingReport),
+    Training(TrainingReport),
     /// What the incremental strategy did.
-    Incremental(crate::incremental::IncrementalReport),
+    Incremental(IncrementalReport),
     /// Per global robustness / fairness item: VB, PGD-B and PGD-R before and after, the
     /// repair areas (REGLO).
-    Global(Vec<crate::reglo::GlobalReport>),
+    Global(Vec<GlobalReport>),
 }
 
 /// The result of a repair method. Built by [`RepairOutcome::new`], which derives the status
@@ -327,7 +328,7 @@ impl RepairOutcome {
     }
 
     /// What the optimisation did (gradient-based methods).
-    pub fn training(&self) -> Option<&crate::gradient::TrainingReport> {
+    pub fn training(&self) -> Option<&TrainingReport> {
         match &self.details {
             Some(MethodDetails::Training(t)) => Some(t),
             _ => None,
@@ -335,7 +336,7 @@ impl RepairOutcome {
     }
 
     /// What the incremental strategy did.
-    pub fn incremental(&self) -> Option<&crate::incremental::IncrementalReport> {
+    pub fn incremental(&self) -> Option<&IncrementalReport> {
         match &self.details {
             Some(MethodDetails::Incremental(r)) => Some(r),
             _ => None,
@@ -343,12 +344,156 @@ impl RepairOutcome {
     }
 
     /// REGLO's per-item global reports (empty for other methods).
-    pub fn global(&self) -> &[crate::reglo::GlobalReport] {
+    pub fn global(&self) -> &[GlobalReport] {
         match &self.details {
             Some(MethodDetails::Global(g)) => g,
             _ => &[],
         }
     }
+}
+
+/// One recorded iteration of the loop.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IterationStat {
+    /// Iteration number (from 0).
+    pub iter: usize,
+    /// Repair points not yet fixed before this iteration's step.
+    pub remaining: usize,
+    /// The step's loss (mean cross-entropy over `C ∪ R` (or `R⊥`), or the hinge for
+    /// requirements).
+    pub loss: f64,
+    /// Share of parameters frozen in this step.
+    pub frozen: f64,
+}
+
+/// What the optimisation did (in [`RepairOutcome::training`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainingReport {
+    /// The locking rule used.
+    pub locking: Locking,
+    /// Learning rate.
+    pub lr: f64,
+    /// Iterations run (optimiser steps taken).
+    pub iterations: usize,
+    /// Whether every repair point was fixed (by the margin, in f32) before `max_iters`.
+    pub converged: bool,
+    /// Mean share of parameters frozen per step.
+    pub mean_frozen: f64,
+    /// Correct-set samples classified correctly before and after (f64 forward pass).
+    pub correct_before: usize,
+    /// See `correct_before`.
+    pub correct_after: usize,
+    /// Size of the correct set.
+    pub correct_total: usize,
+    /// Every `stride`-th iteration (at most about 250 entries) and the last.
+    pub history: Vec<IterationStat>,
+}
+
+/// One iteration of [`crate::Incremental`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncrementalStep {
+    /// Iteration number, from 1.
+    pub iter: usize,
+    /// Problem indices of the batch.
+    pub batch: Vec<usize>,
+    /// Whether the batch's repair was proved (and kept).
+    pub kept: bool,
+    /// Share of the whole repair set right after this iteration.
+    pub repair_accuracy: f64,
+    /// Validation accuracy after this iteration.
+    pub validation_accuracy: f64,
+    /// Wall time of the iteration.
+    pub time_s: f64,
+}
+
+/// What [`crate::Incremental`] did (in [`RepairOutcome::incremental`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncrementalReport {
+    /// Batch size.
+    pub batch: usize,
+    /// Validation accuracy of the original network.
+    pub validation_before: f64,
+    /// Every iteration run.
+    pub steps: Vec<IncrementalStep>,
+    /// The iteration whose network is returned (0: the original).
+    pub returned: usize,
+    /// Why the run stopped.
+    pub stopped: String,
+}
+
+/// One search-and-repair round.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegloIteration {
+    /// Round, from 1.
+    pub iteration: usize,
+    /// Sample points searched (outside existing areas).
+    pub searched: usize,
+    /// Of those, points passing the gradient test `||J|| > eps / diam`.
+    pub flagged: usize,
+    /// Of those attacked, points with a confirmed violation.
+    pub violating: usize,
+    /// Areas added this round.
+    pub new_areas: usize,
+    /// Areas in the LP.
+    pub areas: usize,
+    /// The LP's objective (`||dW||`), when solved.
+    pub objective: Option<f64>,
+    /// Seconds of the round.
+    pub seconds: f64,
+}
+
+/// What REGLO did for one global property.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GlobalReport {
+    /// The item's name.
+    pub name: String,
+    /// "individual fairness" or "global robustness".
+    pub kind: &'static str,
+    /// The property's `eps`.
+    pub eps: f64,
+    /// What eps bounds: "logits" or "probabilities".
+    pub measure: &'static str,
+    /// VB (sound upper bound of the output variation over the region) before.
+    #[serde(rename = "VB_before")]
+    pub vb_before: f64,
+    /// VB after (the smaller of best-first splitting and, with `cover`, the covering boxes).
+    #[serde(rename = "VB")]
+    pub vb_after: f64,
+    /// PGD-B before.
+    #[serde(rename = "PGD_B_before")]
+    pub pgd_b_before: f64,
+    /// PGD-B after: the largest variation the attack found.
+    #[serde(rename = "PGD_B")]
+    pub pgd_b_after: f64,
+    /// PGD-R before.
+    #[serde(rename = "PGD_R_before")]
+    pub pgd_r_before: f64,
+    /// PGD-R after: the share of points with a violation.
+    #[serde(rename = "PGD_R")]
+    pub pgd_r_after: f64,
+    /// Points the attack ran from.
+    pub points: usize,
+    /// Repair areas in the final LP.
+    pub areas: usize,
+    /// Areas whose VB after repair is at most eps (re-checked by the verifier).
+    pub areas_proved: usize,
+    /// VB <= eps over the whole region.
+    pub proved: bool,
+    /// The LP's objective: "scale" or "min-change".
+    pub objective: &'static str,
+    /// The new last layer is `lambda (W, b) + (dW, db)` (1 for the min-change LP).
+    pub lambda: f64,
+    /// `(||dW||_1 + ||db||_1) / (||W||_1 + ||b||_1)`: the change beyond the rescaling.
+    pub relative_change: f64,
+    /// The pure rescaling that proves the property with nothing else changed:
+    /// `eps (1 - margin) / VB_before` (at most 1).
+    pub lambda_only: f64,
+    /// The factor the LP's answer was shrunk by to hold over the whole region, if any.
+    pub rescaled: Option<f64>,
+    /// The rounds.
+    pub iterations: Vec<RegloIteration>,
+    /// The worst pair the attack found after repair, `(x, x')`.
+    pub worst_after: Option<(Vec<f64>, Vec<f64>)>,
 }
 
 #[cfg(test)]

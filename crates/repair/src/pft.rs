@@ -21,8 +21,9 @@ use netrepair_verify::{check_property, pgd, PgdOptions, Verdict};
 use rand::{Rng, SeedableRng};
 
 use crate::error::{rule, RepairError, Result};
-use crate::gradient::{IterationStat, Locking, TrainingReport};
+use crate::locking::Locking;
 use crate::outcome::{EditedLayer, MethodDetails, RepairOutcome, RepairStatus, Timings};
+use crate::outcome::{IterationStat, TrainingReport};
 use crate::problem::{LabelledSet, RepairItem, RepairProblem};
 use crate::recheck::timed_recheck;
 use crate::samples::{batch, labels_tensor, rows};

@@ -51,8 +51,8 @@ use serde::Serialize;
 
 use crate::error::{rule, RepairError, Result};
 use crate::outcome::{
-    EditedLayer, ItemReport, ItemStatus, LpReport, MethodDetails, RepairOutcome, RepairStatus,
-    Timings,
+    EditedLayer, GlobalReport, ItemReport, ItemStatus, LpReport, MethodDetails, RegloIteration,
+    RepairOutcome, RepairStatus, Timings,
 };
 use crate::problem::{KeepSet, LabelledSet, RepairItem, RepairProblem};
 use crate::{Repair, RepairContext};
@@ -216,81 +216,6 @@ impl Default for Reglo {
             seed: 0,
         }
     }
-}
-
-/// One search-and-repair round.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RegloIteration {
-    /// Round, from 1.
-    pub iteration: usize,
-    /// Sample points searched (outside existing areas).
-    pub searched: usize,
-    /// Of those, points passing the gradient test `||J|| > eps / diam`.
-    pub flagged: usize,
-    /// Of those attacked, points with a confirmed violation.
-    pub violating: usize,
-    /// Areas added this round.
-    pub new_areas: usize,
-    /// Areas in the LP.
-    pub areas: usize,
-    /// The LP's objective (`||dW||`), when solved.
-    pub objective: Option<f64>,
-    /// Seconds of the round.
-    pub seconds: f64,
-}
-
-/// What REGLO did for one global property.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GlobalReport {
-    /// The item's name.
-    pub name: String,
-    /// "individual fairness" or "global robustness".
-    pub kind: &'static str,
-    /// The property's `eps`.
-    pub eps: f64,
-    /// What eps bounds: "logits" or "probabilities".
-    pub measure: &'static str,
-    /// VB (sound upper bound of the output variation over the region) before.
-    #[serde(rename = "VB_before")]
-    pub vb_before: f64,
-    /// VB after (the smaller of best-first splitting and, with `cover`, the covering boxes).
-    #[serde(rename = "VB")]
-    pub vb_after: f64,
-    /// PGD-B before.
-    #[serde(rename = "PGD_B_before")]
-    pub pgd_b_before: f64,
-    /// PGD-B after: the largest variation the attack found.
-    #[serde(rename = "PGD_B")]
-    pub pgd_b_after: f64,
-    /// PGD-R before.
-    #[serde(rename = "PGD_R_before")]
-    pub pgd_r_before: f64,
-    /// PGD-R after: the share of points with a violation.
-    #[serde(rename = "PGD_R")]
-    pub pgd_r_after: f64,
-    /// Points the attack ran from.
-    pub points: usize,
-    /// Repair areas in the final LP.
-    pub areas: usize,
-    /// Areas whose VB after repair is at most eps (re-checked by the verifier).
-    pub areas_proved: usize,
-    /// VB <= eps over the whole region.
-    pub proved: bool,
-    /// The LP's objective: "scale" or "min-change".
-    pub objective: &'static str,
-    /// The new last layer is `lambda (W, b) + (dW, db)` (1 for the min-change LP).
-    pub lambda: f64,
-    /// `(||dW||_1 + ||db||_1) / (||W||_1 + ||b||_1)`: the change beyond the rescaling.
-    pub relative_change: f64,
-    /// The pure rescaling that proves the property with nothing else changed:
-    /// `eps (1 - margin) / VB_before` (at most 1).
-    pub lambda_only: f64,
-    /// The factor the LP's answer was shrunk by to hold over the whole region, if any.
-    pub rescaled: Option<f64>,
-    /// The rounds.
-    pub iterations: Vec<RegloIteration>,
-    /// The worst pair the attack found after repair, `(x, x')`.
-    pub worst_after: Option<(Vec<f64>, Vec<f64>)>,
 }
 
 /// A solved LP: the new last layer (f32-rounded) and what it is made of.

@@ -9,10 +9,16 @@
 //! point, found by one forward pass through the chosen lines ([`primal`]). The slopes take
 //! projected Adam steps; every iterate is a sound bound, and each row keeps its best.
 
+use std::time::Instant;
+
 use netrepair_nn::{Layer, Network};
+use netrepair_spec::BoxRegion;
 
 use crate::affine::{dense_dot, not_boundable, sparse_dot, Ops};
-use crate::crown::{backsub, chosen, relaxation, Bounded, Mat, Split};
+use crate::crown::{
+    backsub, bound_targets, chosen, intersect, linear_bounds_with, negated_then_plain,
+    refresh_after, relaxation, Bounded, Mat, Split,
+};
 use crate::error::Result;
 use crate::interval::Bounds;
 
@@ -315,6 +321,86 @@ pub(crate) fn primal(
         values[i + 1] = Some(out);
     }
     Ok(values)
+}
+
+/// [`row_bounds`] with the ReLU lower slopes optimised for each row (alpha-CROWN, see
+/// [`AlphaOptions`]): never looser, often tighter, at `alpha.iterations` back-substitutions.
+pub fn optimised_row_bounds(
+    net: &Network,
+    bounds: &[Bounds],
+    target: usize,
+    rows: &[Vec<f64>],
+    alpha: &AlphaOptions,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let n = rows.len();
+    let both = negated_then_plain(rows, bounds[target].lower.len());
+    let ops = Ops::new(net);
+    let mut upper = optimised_upper_rows(&ops, bounds, target, both, alpha, &[], &|_| false)?.upper;
+    let lower = upper.drain(..n).map(|v| -v).collect();
+    Ok((lower, upper))
+}
+
+/// [`linear_bounds`] tightened by optimising the ReLU lower slopes (alpha-CROWN) for each
+/// unstable neuron's own bounds: starting from the plain bounds, every ReLU's pre-activation
+/// (in order, each using the tightened bounds before it) and the output are bounded again,
+/// only in the rows still open (an unstable neuron's upper and lower bound; every output). Far
+/// costlier than the plain bounds (`alpha.iterations` back-substitutions of those rows), and
+/// tighter: fewer unstable neurons and smaller big-M constants for the MILP.
+pub fn optimised_linear_bounds(
+    net: &Network,
+    input: &BoxRegion,
+    alpha: &AlphaOptions,
+) -> Result<Vec<Bounds>> {
+    optimised_linear_bounds_until(&Ops::new(net), input, alpha, None)
+}
+
+/// [`optimised_linear_bounds`] that stops optimising at `deadline` (the bounds are sound at
+/// every point: each layer's are only ever intersected with tighter ones).
+pub(crate) fn optimised_linear_bounds_until(
+    ops: &Ops,
+    input: &BoxRegion,
+    alpha: &AlphaOptions,
+    deadline: Option<Instant>,
+) -> Result<Vec<Bounds>> {
+    let late = || deadline.is_some_and(|d| Instant::now() > d);
+    let net = ops.net();
+    let mut b = linear_bounds_with(ops, input)?;
+    if alpha.iterations == 0 {
+        return Ok(b);
+    }
+    let last = net.nodes().len();
+    for v in bound_targets(net) {
+        let n = b[v].lower.len();
+        let open: Vec<usize> = if v == last {
+            (0..n).collect()
+        } else {
+            (0..n)
+                .filter(|&k| b[v].lower[k] < 0.0 && b[v].upper[k] > 0.0)
+                .collect()
+        };
+        if open.is_empty() {
+            continue;
+        }
+        // Rows: +e_k (upper bounds) then -e_k (minus lower bounds).
+        let rows = 2 * open.len();
+        let mut lambda = Mat::zeros(rows, n);
+        for (r, &k) in open.iter().enumerate() {
+            lambda.data[r * n + k] = 1.0;
+            lambda.data[(open.len() + r) * n + k] = -1.0;
+        }
+        if late() {
+            break;
+        }
+        let best = optimised_upper_rows(ops, &b, v, lambda, alpha, &[], &|_| late())?;
+        let (mut lo, mut hi) = (b[v].lower.clone(), b[v].upper.clone());
+        for (r, &k) in open.iter().enumerate() {
+            hi[k] = hi[k].min(best.upper[r]);
+            lo[k] = lo[k].max(-best.upper[open.len() + r]);
+        }
+        intersect(&mut b[v], &lo, &hi);
+        refresh_after(ops, &mut b, v)?;
+    }
+    Ok(b)
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@ use crate::attack::{confirm, pgd, Counterexample, PgdOptions};
 use rayon::prelude::*;
 
 use crate::affine::Ops;
+use crate::alpha::optimised_linear_bounds_until;
 use crate::alpha::AlphaOptions;
-use crate::crown::{case_analysis, linear_bounds_with, optimised_linear_bounds_until};
+use crate::case::case_analysis;
+use crate::crown::linear_bounds_with;
 use crate::error::Result;
 use crate::interval::Bounds;
 use crate::milp::{milp_polytope, MilpOutcome};

@@ -16,16 +16,14 @@
 //! looser.
 
 use netrepair_nn::{Layer, Network};
-use netrepair_spec::{BoxRegion, Case};
+use netrepair_spec::BoxRegion;
 
 use std::sync::OnceLock;
-use std::time::Instant;
 
-use crate::affine::{affine_op, dense_dot, not_boundable, sparse_dot, AffineOp, Ops};
-use crate::alpha::{optimised_upper_rows, AlphaOptions};
+use crate::affine::{dense_dot, not_boundable, sparse_dot, AffineOp, Ops};
 use crate::error::Result;
 use crate::interval::{interval_bounds, propagate_with, Bounds};
-use crate::rounding::{down, gamma, up};
+use crate::rounding::{gamma, up};
 
 /// Linear bounds `lower_slope x + lower_intercept <= f(x) <= upper_slope x + upper_intercept`
 /// of an activation on its pre-activation interval.
@@ -485,7 +483,7 @@ pub(crate) fn row_bounds_with(
 }
 
 /// The rows negated (whose upper bounds are minus the lower bounds), then as they are.
-fn negated_then_plain(rows: &[Vec<f64>], cols: usize) -> Mat {
+pub(crate) fn negated_then_plain(rows: &[Vec<f64>], cols: usize) -> Mat {
     Mat {
         rows: 2 * rows.len(),
         cols,
@@ -496,23 +494,6 @@ fn negated_then_plain(rows: &[Vec<f64>], cols: usize) -> Mat {
             .chain(rows.iter().flatten().copied())
             .collect(),
     }
-}
-
-/// [`row_bounds`] with the ReLU lower slopes optimised for each row (alpha-CROWN, see
-/// [`AlphaOptions`]): never looser, often tighter, at `alpha.iterations` back-substitutions.
-pub fn optimised_row_bounds(
-    net: &Network,
-    bounds: &[Bounds],
-    target: usize,
-    rows: &[Vec<f64>],
-    alpha: &AlphaOptions,
-) -> Result<(Vec<f64>, Vec<f64>)> {
-    let n = rows.len();
-    let both = negated_then_plain(rows, bounds[target].lower.len());
-    let ops = Ops::new(net);
-    let mut upper = optimised_upper_rows(&ops, bounds, target, both, alpha, &[], &|_| false)?.upper;
-    let lower = upper.drain(..n).map(|v| -v).collect();
-    Ok((lower, upper))
 }
 
 /// Sound bounds of every value, each the intersection of interval and linear bounds: linear
@@ -568,238 +549,9 @@ pub(crate) fn refresh_after(ops: &Ops, b: &mut [Bounds], value: usize) -> Result
     Ok(())
 }
 
-/// [`linear_bounds`] tightened by optimising the ReLU lower slopes (alpha-CROWN) for each
-/// unstable neuron's own bounds: starting from the plain bounds, every ReLU's pre-activation
-/// (in order, each using the tightened bounds before it) and the output are bounded again,
-/// only in the rows still open (an unstable neuron's upper and lower bound; every output). Far
-/// costlier than the plain bounds (`alpha.iterations` back-substitutions of those rows), and
-/// tighter: fewer unstable neurons and smaller big-M constants for the MILP.
-pub fn optimised_linear_bounds(
-    net: &Network,
-    input: &BoxRegion,
-    alpha: &AlphaOptions,
-) -> Result<Vec<Bounds>> {
-    optimised_linear_bounds_until(&Ops::new(net), input, alpha, None)
-}
-
-/// [`optimised_linear_bounds`] that stops optimising at `deadline` (the bounds are sound at
-/// every point: each layer's are only ever intersected with tighter ones).
-pub(crate) fn optimised_linear_bounds_until(
-    ops: &Ops,
-    input: &BoxRegion,
-    alpha: &AlphaOptions,
-    deadline: Option<Instant>,
-) -> Result<Vec<Bounds>> {
-    let late = || deadline.is_some_and(|d| Instant::now() > d);
-    let net = ops.net();
-    let mut b = linear_bounds_with(ops, input)?;
-    if alpha.iterations == 0 {
-        return Ok(b);
-    }
-    let last = net.nodes().len();
-    for v in bound_targets(net) {
-        let n = b[v].lower.len();
-        let open: Vec<usize> = if v == last {
-            (0..n).collect()
-        } else {
-            (0..n)
-                .filter(|&k| b[v].lower[k] < 0.0 && b[v].upper[k] > 0.0)
-                .collect()
-        };
-        if open.is_empty() {
-            continue;
-        }
-        // Rows: +e_k (upper bounds) then -e_k (minus lower bounds).
-        let rows = 2 * open.len();
-        let mut lambda = Mat::zeros(rows, n);
-        for (r, &k) in open.iter().enumerate() {
-            lambda.data[r * n + k] = 1.0;
-            lambda.data[(open.len() + r) * n + k] = -1.0;
-        }
-        if late() {
-            break;
-        }
-        let best = optimised_upper_rows(ops, &b, v, lambda, alpha, &[], &|_| late())?;
-        let (mut lo, mut hi) = (b[v].lower.clone(), b[v].upper.clone());
-        for (r, &k) in open.iter().enumerate() {
-            hi[k] = hi[k].min(best.upper[r]);
-            lo[k] = lo[k].max(-best.upper[open.len() + r]);
-        }
-        intersect(&mut b[v], &lo, &hi);
-        refresh_after(ops, &mut b, v)?;
-    }
-    Ok(b)
-}
-
 pub(crate) fn intersect(b: &mut Bounds, lo: &[f64], hi: &[f64]) {
     for k in 0..lo.len() {
         b.lower[k] = b.lower[k].max(lo[k]);
         b.upper[k] = b.upper[k].min(hi[k]);
     }
-}
-
-/// Whether the linear bounds prove that no input of the case's box reaches its unsafe
-/// region: for every unsafe polytope, some constraint's lower bound over the box exceeds its
-/// right-hand side. `bounds` are sound bounds of every value over that box.
-pub fn prove_case(net: &Network, case: &Case, bounds: &[Bounds]) -> Result<bool> {
-    Ok(case_analysis(&Ops::new(net), case, bounds, &AlphaOptions::none())?.proved)
-}
-
-/// [`prove_case`] with the ReLU lower slopes optimised for the case's constraints
-/// (alpha-CROWN, see [`AlphaOptions`]): proves more, at the cost of a few more
-/// back-substitutions where the plain bounds do not suffice.
-pub fn prove_case_optimised(
-    net: &Network,
-    case: &Case,
-    bounds: &[Bounds],
-    alpha: &AlphaOptions,
-) -> Result<bool> {
-    Ok(case_analysis(&Ops::new(net), case, bounds, alpha)?.proved)
-}
-
-/// The result of bounding one case over one box.
-pub(crate) struct CaseAnalysis {
-    /// Every unsafe polytope is excluded.
-    pub proved: bool,
-    /// Per input: how much the not-yet-excluded polytopes' best constraints depend on it
-    /// (|input coefficient of the linear bound| x box width), to choose where to split.
-    pub influence: Vec<f64>,
-}
-
-/// Lower bounds of `row . y` when the output node is affine (`y = W h + b`): the row is folded
-/// into the last layer (`e = row W`) and bounded exactly over the box of `h`,
-/// `sum_j min(e_j l_j, e_j u_j) + row . b`, widened by the rounding error. Often tighter than
-/// back-substitution through the ReLUs below, e.g. after an edit of the last layer.
-fn last_layer_lower(
-    net: &Network,
-    bounds: &[Bounds],
-    rows: &[Vec<f64>],
-) -> Result<Option<Vec<f64>>> {
-    let last = net.nodes().len() - 1;
-    let Some(op) = affine_op(net, last)? else {
-        return Ok(None);
-    };
-    let h = &bounds[net.nodes()[last].inputs()[0]];
-    let k = h.lower.len();
-    Ok(Some(
-        rows.iter()
-            .map(|row| {
-                let mut e = vec![0.0; k];
-                let mut e_abs = vec![0.0; k];
-                let (mut c, mut c_abs) = (0.0, 0.0);
-                for (o, &r) in row.iter().enumerate() {
-                    if r == 0.0 {
-                        continue;
-                    }
-                    c += r * op.bias[o];
-                    c_abs += (r * op.bias[o]).abs();
-                    for &(j, w) in &op.rows[o] {
-                        e[j as usize] += r * w;
-                        e_abs[j as usize] += (r * w).abs();
-                    }
-                }
-                let (mut sum, mut mag) = (c, c_abs);
-                for j in 0..k {
-                    let (l, u) = (h.lower[j], h.upper[j]);
-                    sum += (e[j] * l).min(e[j] * u);
-                    mag += e_abs[j] * l.abs().max(u.abs());
-                }
-                let terms = row.len() + op.rows.iter().map(Vec::len).max().unwrap_or(0) + k + 4;
-                if sum.is_finite() && mag.is_finite() {
-                    down(sum, gamma(terms) * mag)
-                } else {
-                    f64::NEG_INFINITY
-                }
-            })
-            .collect(),
-    ))
-}
-
-pub(crate) fn case_analysis(
-    ops: &Ops,
-    case: &Case,
-    bounds: &[Bounds],
-    alpha: &AlphaOptions,
-) -> Result<CaseAnalysis> {
-    let net = ops.net();
-    let out = net.nodes().len();
-    let m = bounds[out].lower.len();
-    let n = bounds[0].lower.len();
-    let mut rows = Vec::new();
-    for poly in &case.unsafe_region {
-        for c in &poly.constraints {
-            let mut row = vec![0.0; m];
-            for &(j, a) in &c.coeffs {
-                row[j] += a;
-            }
-            rows.push(row);
-        }
-    }
-    let mut influence = vec![0.0; n];
-    if rows.is_empty() {
-        return Ok(CaseAnalysis {
-            proved: false,
-            influence,
-        });
-    }
-    let alt = last_layer_lower(net, bounds, &rows)?;
-    let neg = Mat {
-        rows: rows.len(),
-        cols: m,
-        data: rows.iter().flatten().map(|v| -v).collect(),
-    };
-    // Lower bounds of the constraints, each the better of back-substitution and the last
-    // layer's exact bound over its input box.
-    let lower_of = |upper: &[f64]| -> Vec<f64> {
-        upper
-            .iter()
-            .enumerate()
-            .map(|(r, u)| {
-                let l = -u;
-                alt.as_ref().map_or(l, |a| l.max(a[r]))
-            })
-            .collect()
-    };
-    let rhs: Vec<(usize, usize, f64)> = case
-        .unsafe_region
-        .iter()
-        .enumerate()
-        .flat_map(|(p, poly)| poly.constraints.iter().map(move |c| (p, 0, c.rhs)))
-        .collect();
-    let polys = case.unsafe_region.len();
-    let excluded = |lower: &[f64]| -> bool {
-        (0..polys).all(|p| {
-            rhs.iter()
-                .zip(lower)
-                .any(|(&(q, _, rhs), &lb)| q == p && lb > rhs)
-        })
-    };
-    let best = optimised_upper_rows(ops, bounds, out, neg, alpha, &[], &|u| {
-        excluded(&lower_of(u))
-    })?;
-    let (lower, coef) = (lower_of(&best.upper), best.input_coef);
-    let (mut k, mut proved) = (0, true);
-    for poly in &case.unsafe_region {
-        let cons = &poly.constraints;
-        let lows = &lower[k..k + cons.len()];
-        if !cons.iter().zip(lows).any(|(c, &lb)| lb > c.rhs) {
-            proved = false;
-            // The constraint closest to being excluded decides where splitting helps most.
-            if let Some((r, _)) = cons
-                .iter()
-                .zip(lows)
-                .enumerate()
-                .map(|(r, (c, &lb))| (r, lb - c.rhs))
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-            {
-                if let Some(c0) = &coef {
-                    for (i, inf) in influence.iter_mut().enumerate() {
-                        *inf += c0.row(k + r)[i].abs() * (bounds[0].upper[i] - bounds[0].lower[i]);
-                    }
-                }
-            }
-        }
-        k += cons.len();
-    }
-    Ok(CaseAnalysis { proved, influence })
 }

@@ -21,6 +21,7 @@
 pub mod affine;
 mod alpha;
 pub mod attack;
+mod case;
 mod check;
 mod crown;
 mod error;
@@ -30,13 +31,11 @@ mod relu_bab;
 pub mod rounding;
 pub mod twin;
 
-pub use alpha::AlphaOptions;
+pub use alpha::{optimised_linear_bounds, optimised_row_bounds, AlphaOptions};
 pub use attack::{pgd, pgd_maximum, Counterexample, PgdOptions};
+pub use case::{prove_case, prove_case_optimised};
 pub use check::{check_property, CheckOptions, CheckReport, Verdict};
-pub use crown::{
-    linear_bounds, optimised_linear_bounds, optimised_row_bounds, prove_case, prove_case_optimised,
-    row_bounds,
-};
+pub use crown::{linear_bounds, row_bounds};
 pub use error::{Result, VerifyError};
 pub use interval::{interval_bounds, unreachable_polytope, Bounds};
 pub use twin::{
