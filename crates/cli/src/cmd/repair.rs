@@ -415,6 +415,12 @@ const DEFAULT_WARM_START: usize = 10_000;
 /// The LP time limit `--layer auto` gives each layer it tries when --lp-timeout is not set.
 const AUTO_LAYER_LP_LIMIT_S: f64 = 300.0;
 
+/// `--layer auto` leaves out layers with more parameters than this (the last layer always
+/// stays): their LP holds a column per parameter and a row per point and neuron, and on
+/// mnist-net_256x2 the first layer's (200,960 parameters, 100 points: 0.4 M rows and columns)
+/// runs past any useful limit (docs/lp.md). `--layer NAME` still edits such a layer.
+const AUTO_LAYER_MAX_PARAMS: usize = 100_000;
+
 fn method(a: &RepairArgs, layer: usize) -> Result<Box<dyn Repair>> {
     method_with_limit(a, layer, a.lp_timeout)
 }
@@ -749,6 +755,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     }
     let affine = affine_layers(&net);
     let mut selection = None;
+    let mut auto_skipped: Vec<usize> = Vec::new();
     // `--layer auto` with a validation slice and a point problem: try every layer, keep the
     // proved one with the least drawdown on the slice.
     let rank_layers = a.layer == "auto"
@@ -760,8 +767,16 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         if a.method.is_gradient() || reglo.is_some() || a.method == MethodName::Mm {
             vec![0]
         } else if rank_layers {
-            // From the output backwards: the cheap LPs first.
-            affine.iter().rev().copied().collect()
+            // From the output backwards: the cheap LPs first; the largest layers left out.
+            let last = *affine
+                .last()
+                .context("the network has no affine layer to edit")?;
+            let (tried, skipped): (Vec<usize>, Vec<usize>) =
+                affine.iter().rev().copied().partition(|&i| {
+                    i == last || net.nodes()[i].layer().param_count() <= AUTO_LAYER_MAX_PARAMS
+                });
+            auto_skipped = skipped;
+            tried
         } else if let Some(rest) = a.layer.strip_prefix("auto") {
             let name = match rest {
                 "" => DEFAULT_HEURISTIC,
@@ -943,6 +958,13 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     if layers.len() > 1 {
         report["layers_tried"] = json!(tried);
     }
+    let skipped: Vec<_> = auto_skipped
+        .iter()
+        .map(|&i| json!({"layer": net.nodes()[i].name(), "params": net.nodes()[i].layer().param_count()}))
+        .collect();
+    if !skipped.is_empty() {
+        report["layers_skipped"] = json!(skipped);
+    }
     if let Some(sel) = &selection {
         report["layer_selection"] = serde_json::to_value(sel)?;
     }
@@ -978,6 +1000,15 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
                     100.0 * t.efficacy,
                     100.0 * t.accuracy,
                     t.time_s
+                );
+            }
+            for &i in &auto_skipped {
+                let node = &net.nodes()[i];
+                println!(
+                    "    {:<24} not tried: {} parameters (more than {AUTO_LAYER_MAX_PARAMS}; its LP is too large to rank), --layer {} edits it",
+                    node.name(),
+                    node.layer().param_count(),
+                    node.name()
                 );
             }
         }
