@@ -268,12 +268,7 @@ fn layer_auto_ranks_a_warm_started_repair_beside_the_layers_and_a_given_layer_ca
     assert_eq!(trials.len(), 3, "{v}");
     let warm: Vec<_> = trials
         .iter()
-        .filter(|t| {
-            t["layer"]
-                .as_str()
-                .unwrap()
-                .starts_with("all (fine-tuned)")
-        })
+        .filter(|t| t["layer"].as_str().unwrap().starts_with("all (fine-tuned)"))
         .collect();
     assert_eq!(warm.len(), 1, "{v}");
     // --warm-start 0 turns the candidate off.
