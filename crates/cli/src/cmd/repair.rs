@@ -606,8 +606,13 @@ fn print_summary(r: &RepairOutcome, affine: usize) {
         );
         return;
     }
+    let tuned = if r.timings.train_s > 0.0 {
+        format!("fine-tuning {:.2} s, ", r.timings.train_s)
+    } else {
+        String::new()
+    };
     println!(
-        "time: {:.2} s (LP build {:.2} s, solve {:.2} s, re-check {:.2} s)",
+        "time: {:.2} s ({tuned}LP build {:.2} s, solve {:.2} s, re-check {:.2} s)",
         r.time_s, r.timings.build_s, r.timings.solve_s, r.timings.recheck_s
     );
 }
