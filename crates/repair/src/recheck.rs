@@ -47,6 +47,19 @@ pub fn recheck(
     problem: &RepairProblem,
     check: &CheckOptions,
 ) -> Result<Vec<ItemReport>> {
+    recheck_until(before, after, problem, check, false)
+}
+
+/// [`recheck`] that, with `stop_at_failure`, ends at the first item not confirmed (the
+/// reports up to and including it): a cheap "does this network already pass?" where a
+/// property's verification can take the verifier's whole time limit.
+pub(crate) fn recheck_until(
+    before: &Network,
+    after: &Network,
+    problem: &RepairProblem,
+    check: &CheckOptions,
+    stop_at_failure: bool,
+) -> Result<Vec<ItemReport>> {
     let points: Vec<Vec<f64>> = problem
         .items
         .iter()
@@ -161,7 +174,11 @@ pub fn recheck(
                 global_report(index, name, after, property, check)?
             }
         };
+        let failed = report.status != ItemStatus::Repaired;
         out.push(report);
+        if stop_at_failure && failed {
+            break;
+        }
     }
     Ok(out)
 }
@@ -295,4 +312,39 @@ pub(crate) fn timed_recheck(
         keep,
         seconds: t.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netrepair_nn::aprnn_example;
+
+    #[test]
+    fn recheck_until_stops_at_the_first_item_not_confirmed() {
+        // The APRNN paper's network: 0.25 at -1.5, -0.25 at -0.5.
+        let net = aprnn_example();
+        let point = |x: f64, lo: f64, hi: f64| RepairItem::Point {
+            x: vec![x],
+            requirements: Requirement::output_box(&[lo], &[hi]),
+        };
+        // The first holds, the second is violated, the third holds.
+        let problem = RepairProblem::new(vec![
+            point(-1.5, 0.0, 1.0),
+            point(-0.5, 0.0, 1.0),
+            point(-1.5, 0.2, 0.3),
+        ]);
+        let opts = CheckOptions::default();
+        let all = recheck(&net, &net, &problem, &opts).unwrap();
+        let statuses: Vec<_> = all.iter().map(|r| r.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                ItemStatus::Repaired,
+                ItemStatus::Failed,
+                ItemStatus::Repaired
+            ]
+        );
+        let first = recheck_until(&net, &net, &problem, &opts, true).unwrap();
+        assert_eq!(first, all[..2].to_vec());
+    }
 }

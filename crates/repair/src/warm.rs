@@ -39,9 +39,9 @@ use rand::SeedableRng;
 
 use crate::error::{rule, RepairError, Result};
 use crate::gradient::{repair_loss, Target};
-use crate::outcome::{EditedLayer, RepairOutcome, RepairStatus, WarmStartReport};
+use crate::outcome::{EditedLayer, ItemStatus, RepairOutcome, RepairStatus, WarmStartReport};
 use crate::problem::{LabelledSet, RepairItem, RepairProblem, Requirement};
-use crate::recheck::timed_recheck;
+use crate::recheck::{keep_report, recheck_until, timed_recheck, Rechecked};
 use crate::samples::{batch, labels_tensor, rows, squared_change};
 use crate::select::accuracy;
 use crate::{Repair, RepairContext};
@@ -469,7 +469,9 @@ pub fn finish(
 
 /// The warm start's outcome when the fine-tuned network needs no LP stage: `tuned` re-checked
 /// from `original` confirms every item, loses no kept point and keeps every kept region
-/// proved. `None` when it does not (the LP stage then finishes the repair, see [`finish`]).
+/// proved. `None` when it does not (the LP stage then finishes the repair, see [`finish`]);
+/// the check stops at the first item not confirmed, so a failed check costs at most one
+/// verifier time limit.
 ///
 /// An LP edit of a network the independent verifier already confirms could only move it
 /// further from the fine-tuned weights, and the LP is the expensive part on large networks
@@ -483,14 +485,26 @@ pub fn proved_by_fine_tuning(
     started: Instant,
 ) -> Result<Option<RepairOutcome>> {
     ctx.say("checking whether the fine-tuned network already meets the problem");
-    let rc = timed_recheck(original, tuned, problem, ctx)?;
-    let keep_held = rc
-        .keep
-        .as_ref()
-        .is_none_or(|k| k.lost.is_empty() && k.regions_proved == k.regions);
-    if rc.ok < rc.items.len() || !keep_held {
+    let t = Instant::now();
+    // Items first, stopping at the first one not confirmed (a property's verification can
+    // take the verifier's whole time limit), then the keep set.
+    let items = recheck_until(original, tuned, problem, &ctx.check, true)?;
+    if items.len() < problem.items.len() || items.iter().any(|i| i.status != ItemStatus::Repaired) {
         return Ok(None);
     }
+    let keep = keep_report(original, tuned, &problem.keep, &ctx.check)?;
+    if !keep
+        .as_ref()
+        .is_none_or(|k| k.lost.is_empty() && k.regions_proved == k.regions)
+    {
+        return Ok(None);
+    }
+    let rc = Rechecked {
+        ok: items.len(),
+        items,
+        keep,
+        seconds: t.elapsed().as_secs_f64(),
+    };
     let message = format!(
         "fine-tuned {} steps on {} training samples ({} of {} points met after, {} before; {} property cases, {} counterexamples trained on); re-checked from the original network: {} of {} items repaired, so no LP stage ran",
         warm.steps,
