@@ -407,6 +407,20 @@ impl WarmOptions {
     }
 }
 
+/// What the fine-tuning did, in one clause of the outcome's message.
+fn fine_tuning_summary(warm: &WarmStartReport) -> String {
+    format!(
+        "fine-tuned {} steps on {} training samples ({} of {} points met after, {} before; {} property cases, {} counterexamples trained on)",
+        warm.steps,
+        warm.train_samples,
+        warm.met_after,
+        warm.points,
+        warm.met_before,
+        warm.cases,
+        warm.counterexamples
+    )
+}
+
 /// The outcome of a warm-started repair: `lp` (the LP method's outcome on the fine-tuned
 /// network) re-checked against `problem` from the `original` network, so the items, the keep
 /// report and the parameter change are the whole repair's. The status is the re-check's: a
@@ -424,14 +438,8 @@ pub fn finish(
     let rc = timed_recheck(original, &lp.network, problem, ctx)?;
     let status = RepairStatus::of_items(&rc.items);
     let message = format!(
-        "fine-tuned {} steps on {} training samples ({} of {} points met after, {} before; {} property cases, {} counterexamples trained on), then {}: {}; re-checked from the original network: {} of {} items repaired",
-        warm.steps,
-        warm.train_samples,
-        warm.met_after,
-        warm.points,
-        warm.met_before,
-        warm.cases,
-        warm.counterexamples,
+        "{}, then {}: {}; re-checked from the original network: {} of {} items repaired",
+        fine_tuning_summary(&warm),
         lp.method,
         lp.message,
         rc.ok,
@@ -506,14 +514,8 @@ pub fn proved_by_fine_tuning(
         seconds: t.elapsed().as_secs_f64(),
     };
     let message = format!(
-        "fine-tuned {} steps on {} training samples ({} of {} points met after, {} before; {} property cases, {} counterexamples trained on); re-checked from the original network: {} of {} items repaired, so no LP stage ran",
-        warm.steps,
-        warm.train_samples,
-        warm.met_after,
-        warm.points,
-        warm.met_before,
-        warm.cases,
-        warm.counterexamples,
+        "{}; re-checked from the original network: {} of {} items repaired, so no LP stage ran",
+        fine_tuning_summary(warm),
         rc.ok,
         rc.items.len()
     );
