@@ -960,7 +960,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         report["PGD_B"] = json!(g.pgd_b_after);
         report["PGD_R"] = json!(g.pgd_r_after);
     }
-    if layers.len() > 1 {
+    if layers.len() > 1 && !tried.is_empty() {
         report["layers_tried"] = json!(tried);
     }
     let skipped: Vec<_> = auto_skipped
