@@ -159,12 +159,19 @@ pub struct Trainer {
 impl Trainer {
     /// Variables for every trainable parameter of `net`, in `dtype` (f32 for speed).
     pub fn new(net: &Network, dtype: DType) -> Result<Self> {
+        Self::moving(net, dtype, |_| true)
+    }
+
+    /// Variables only for the trainable parameters that `moves` selects; the others are
+    /// frozen tensors, so no gradient is computed for them (e.g. a convolutional trunk under
+    /// a fine-tuned dense tail).
+    pub fn moving(net: &Network, dtype: DType, moves: impl Fn(ParamId) -> bool) -> Result<Self> {
         let ids = net.param_ids();
         let mut vars = Vec::new();
         let mut tensors = Vec::new();
         for &id in &ids {
             let t = net.param(id)?.value().to_dtype(dtype)?;
-            if net.is_trainable(id) {
+            if net.is_trainable(id) && moves(id) {
                 let v = Var::from_tensor(&t)?;
                 tensors.push(v.as_tensor().clone());
                 vars.push(Some(v));
@@ -194,6 +201,15 @@ impl Trainer {
             .filter(|(_, v)| v.is_some())
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// The current value of a parameter (a variable, tracking gradients, or a frozen tensor);
+    /// `None` for an id the network does not have.
+    pub fn param(&self, id: ParamId) -> Option<&Tensor> {
+        self.ids
+            .iter()
+            .position(|&i| i == id)
+            .map(|k| &self.tensors[k])
     }
 
     /// Forward pass with the current variable values (tracks gradients).

@@ -30,6 +30,7 @@
 mod analysis;
 mod aprnn;
 mod certificate;
+mod certified;
 mod edit;
 mod error;
 mod expr;

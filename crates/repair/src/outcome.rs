@@ -182,6 +182,14 @@ pub struct WarmStartReport {
     pub counterexamples: usize,
     /// Whether the last attack round found none.
     pub cases_attacked_clean: bool,
+    /// Whether the property cases and kept regions were trained on sound bounds through the
+    /// dense tail that moves (no attacks; see `WarmOptions::sound_tail`).
+    pub sound_tail: bool,
+    /// Kept-region cases trained on (sound bounds only).
+    pub keep_cases: usize,
+    /// With sound bounds: the smallest bound of a property's requirement (its margin) at the
+    /// end of the stage.
+    pub tail_worst: Option<f64>,
     /// Optimiser steps taken.
     pub steps: usize,
     /// Whether every point was met before the step limit.

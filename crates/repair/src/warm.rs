@@ -37,6 +37,7 @@ use netrepair_nn::{cross_entropy, Network, NnError, Optimizer, OptimizerKind, Tr
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use crate::certified::{CertifiedTail, TailRow};
 use crate::error::{rule, RepairError, Result};
 use crate::gradient::{repair_loss, Target};
 use crate::outcome::{EditedLayer, ItemStatus, RepairOutcome, RepairStatus, WarmStartReport};
@@ -77,6 +78,14 @@ pub struct WarmOptions {
     /// Properties: steps between two attack rounds (PGD against the requirements shifted by
     /// `property_margin`; each counterexample found joins the training points).
     pub attack_every: usize,
+    /// Properties and kept regions, when the layers that move (from `train_from` on) are a
+    /// chain of Linear and ReLU layers to the output: train on sound bounds of the
+    /// requirements over each box ([`crate::certified`]) instead of attacks. The stage then
+    /// ends when every property's bound clears `tail_margin / 2`.
+    pub sound_tail: bool,
+    /// The margin (in the requirement's units) the sound bounds are trained to clear; small,
+    /// since the verifier's own bounds are at least as tight up to rounding.
+    pub tail_margin: f64,
 }
 
 impl Default for WarmOptions {
@@ -91,6 +100,8 @@ impl Default for WarmOptions {
             keep_logits: 0.0,
             train_from: 0,
             attack_every: 50,
+            sound_tail: true,
+            tail_margin: 0.05,
         }
     }
 }
@@ -179,6 +190,7 @@ impl WarmOptions {
         rule::unit_fraction("warm.repair_share", self.repair_share)?;
         rule::non_negative("warm.property_margin", self.property_margin)?;
         rule::non_negative("warm.keep_logits", self.keep_logits)?;
+        rule::positive("warm.tail_margin", self.tail_margin)?;
         rule::at_least_one("warm.attack_every", self.attack_every)
     }
 
@@ -232,6 +244,9 @@ impl WarmOptions {
             cases_skipped,
             counterexamples: 0,
             cases_attacked_clean: false,
+            sound_tail: false,
+            keep_cases: 0,
+            tail_worst: None,
             met_before: 0,
             met_after: 0,
             steps: 0,
@@ -254,14 +269,19 @@ impl WarmOptions {
                 affine.len()
             )));
         };
-        let trainer = Trainer::new(net, DType::F32)?;
+        // Parameters of the layers before `train_from` are no variables: they get no update
+        // and cost no gradient.
+        let trainer = Trainer::moving(net, DType::F32, |id| id.node >= first)?;
         let vars = trainer.vars();
-        // Parameters of the layers before `train_from` get no update.
-        let moves: Vec<bool> = trainer
-            .var_ids()
-            .iter()
-            .map(|id| id.node >= first)
-            .collect();
+        let tail = if self.sound_tail && (!regions.is_empty() || !problem.keep.regions.is_empty()) {
+            self.tail_training(net, first, problem, &trainer, ctx)?
+        } else {
+            None
+        };
+        if let Some(t) = &tail {
+            report.sound_tail = true;
+            report.keep_cases = t.keep_cases;
+        }
         let mut opt = Optimizer::new(OptimizerKind::adam(), self.lr, 0.0, vars.len())?;
         let xr = (!xs.is_empty()).then(|| batch(net, &xs)).transpose()?;
         let xt = batch(net, &train.inputs)?;
@@ -309,7 +329,18 @@ impl WarmOptions {
             // region) join their training points; a round that finds none, with every point
             // met, ends the stage.
             let mut regions_clean = true;
-            if !regions.is_empty() && (step % self.attack_every == 0 || step == self.max_steps) {
+            let tail_low = tail.as_ref().map(|t| t.tail.lower(&trainer)).transpose()?;
+            if let (Some(t), Some(low)) = (&tail, &tail_low) {
+                let v = low.to_vec1::<f32>().map_err(NnError::from)?;
+                regions_clean = v.iter().zip(&t.need).all(|(l, n)| l >= n);
+                report.tail_worst = v[..t.repair_rows]
+                    .iter()
+                    .map(|&l| l as f64)
+                    .reduce(f64::min);
+                report.cases_attacked_clean = false;
+            } else if !regions.is_empty()
+                && (step % self.attack_every == 0 || step == self.max_steps)
+            {
                 let mut current = net.clone();
                 trainer.write_back(&mut current)?;
                 for (k, r) in regions.iter_mut().enumerate() {
@@ -369,7 +400,14 @@ impl WarmOptions {
                 Some(o) => Some(repair_loss(o, &targets, &all, 0.0)?),
                 None => None,
             };
-            if !regions.is_empty() {
+            if let (Some(t), Some(low)) = (&tail, &tail_low) {
+                let lp = (|| (t.target.sub(low)?.relu()? * &t.weight)?.sum_all())()
+                    .map_err(NnError::from)?;
+                lr = Some(match lr {
+                    Some(l) => (l + lp).map_err(NnError::from)?,
+                    None => lp,
+                });
+            } else if !regions.is_empty() {
                 let (xp, tgt, idx) = region_batch.as_ref().expect("built at step 0");
                 let lp = repair_loss(&trainer.forward(xp)?, tgt, idx, self.property_margin)?;
                 lr = Some(match lr {
@@ -381,17 +419,15 @@ impl WarmOptions {
             let loss = (lt.affine(1.0 - s, 0.0).map_err(NnError::from)?
                 + lr.affine(s, 0.0).map_err(NnError::from)?)
             .map_err(NnError::from)?;
-            let grads: Vec<Option<Tensor>> = trainer
-                .grads(&loss)?
-                .into_iter()
-                .zip(&moves)
-                .map(|(g, &m)| g.filter(|_| m))
-                .collect();
-            opt.step(&vars, &grads, None)?;
+            opt.step(&vars, &trainer.grads(&loss)?, None)?;
             report.steps = step + 1;
             if step % 50 == 0 {
+                let bound = report
+                    .tail_worst
+                    .map(|w| format!(", smallest sound bound of a property {w:.3}"))
+                    .unwrap_or_default();
                 ctx.say(&format!(
-                    "warm start: step {step}, {} of {} points met",
+                    "warm start: step {step}, {} of {} points met{bound}",
                     met,
                     xs.len()
                 ));
@@ -404,6 +440,109 @@ impl WarmOptions {
         report.train_accuracy_after = accuracy(&tuned, train)?;
         report.seconds = started.elapsed().as_secs_f64();
         Ok((tuned, report))
+    }
+}
+
+/// The sound-bound part of the fine-tuning: every property case's and kept region's
+/// requirement rows, bounded through the dense tail that moves.
+struct TailTraining {
+    tail: CertifiedTail,
+    /// Per row: the hinge's target (the bound it asks for).
+    target: Tensor,
+    /// Per row: its weight in the loss (one over the number of boxes of its kind).
+    weight: Tensor,
+    /// Per row: the bound the stage's end needs.
+    need: Vec<f32>,
+    /// The rows of the problem's properties come first; the kept regions' after them.
+    repair_rows: usize,
+    /// Kept-region cases.
+    keep_cases: usize,
+}
+
+impl WarmOptions {
+    /// The sound-bound training of `problem`'s property cases and kept regions when the
+    /// layers from `first` on are a dense chain (`None` otherwise: attacks then). A property
+    /// row is trained to clear `tail_margin` and must clear half of it; a kept row whose
+    /// bound is positive before keeps at least half of `min(tail_margin, its bound / 2)`,
+    /// one that is not is kept from getting worse.
+    fn tail_training(
+        &self,
+        net: &Network,
+        first: usize,
+        problem: &RepairProblem,
+        trainer: &Trainer,
+        ctx: &RepairContext,
+    ) -> Result<Option<TailTraining>> {
+        let properties: Vec<&netrepair_spec::Property> = problem
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                RepairItem::Property { property, .. } => Some(property),
+                _ => None,
+            })
+            .collect();
+        let kept = problem.keep.regions.iter().map(|k| &k.property);
+        let (mut boxes, mut rows) = (Vec::new(), Vec::new());
+        let (mut repair_rows, mut repair_boxes) = (0, 0);
+        for (k, property) in properties.iter().copied().chain(kept).enumerate() {
+            if k == properties.len() {
+                (repair_rows, repair_boxes) = (rows.len(), boxes.len());
+            }
+            for case in &property.cases {
+                if let Some(r) = TailRow::of_case(case, boxes.len()) {
+                    boxes.push(&case.input);
+                    rows.extend(r);
+                }
+            }
+        }
+        if problem.keep.regions.is_empty() {
+            (repair_rows, repair_boxes) = (rows.len(), boxes.len());
+        }
+        let (all, keep_cases) = (boxes.len(), boxes.len() - repair_boxes);
+        let Some(tail) = CertifiedTail::new(net, first, &boxes, &rows, |g| {
+            if g % 10 == 0 {
+                ctx.say(&format!(
+                    "warm start: bounds of the fixed layers over box {} of {all}",
+                    g + 1
+                ));
+            }
+        })?
+        else {
+            ctx.say("warm start: the layers that move are not a dense chain; attacks instead of sound bounds");
+            return Ok(None);
+        };
+        let before = tail
+            .lower(trainer)?
+            .to_vec1::<f32>()
+            .map_err(NnError::from)?;
+        let m = self.tail_margin as f32;
+        let (mut target, mut weight, mut need) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, &b) in before.iter().enumerate() {
+            if i < repair_rows {
+                target.push(m);
+                weight.push(1.0 / repair_boxes as f32);
+                need.push(m / 2.0);
+            } else {
+                let keep = if b > 0.0 { m.min(b / 2.0) } else { b };
+                target.push(keep);
+                weight.push(1.0 / keep_cases as f32);
+                need.push(if b > 0.0 {
+                    keep / 2.0
+                } else {
+                    f32::NEG_INFINITY
+                });
+            }
+        }
+        let n = before.len();
+        let cpu = &Device::Cpu;
+        Ok(Some(TailTraining {
+            tail,
+            target: Tensor::from_vec(target, n, cpu).map_err(NnError::from)?,
+            weight: Tensor::from_vec(weight, n, cpu).map_err(NnError::from)?,
+            need,
+            repair_rows,
+            keep_cases,
+        }))
     }
 }
 

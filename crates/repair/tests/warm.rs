@@ -324,6 +324,7 @@ fn properties_are_trained_on_their_centres_and_counterexamples_then_proved_by_pr
             lr: 3e-3,
             property_margin: 0.5,
             attack_every: 10,
+            sound_tail: false,
             ..WarmOptions::default()
         },
         then: prepared(),
@@ -420,4 +421,50 @@ fn a_fine_tuned_network_that_passes_the_recheck_needs_no_lp_stage() {
     )
     .unwrap()
     .is_none());
+}
+
+#[test]
+fn where_a_dense_chain_moves_properties_train_on_sound_bounds_and_need_no_lp() {
+    let (net, problem, train, held_out) = setting();
+    let RepairItem::Point { x, requirements } = &problem.items[0] else {
+        unreachable!()
+    };
+    let label = (0..3)
+        .find(|&c| requirements == &netrepair_repair::Requirement::label(c, 3))
+        .unwrap();
+    let y = out(&net, x);
+    let o = (0..3)
+        .filter(|&j| j != label)
+        .max_by(|&a, &b| y[a].total_cmp(&y[b]))
+        .unwrap();
+    let problem = RepairProblem::new(vec![RepairItem::Property {
+        name: "ball".into(),
+        property: ball(x, 0.02, label, o, 3),
+    }]);
+    let ctx = RepairContext::default();
+    let options = WarmOptions {
+        lr: 3e-3,
+        ..WarmOptions::default()
+    };
+    let (_, report) = options.fine_tune(&net, &problem, &train, &ctx).unwrap();
+    // The whole MLP moves, and it is a chain of Linear and ReLU layers: no attack ran, and
+    // the sound bound of the ball's requirement clears half the margin.
+    assert!(report.sound_tail && report.converged, "{report:?}");
+    assert_eq!(report.counterexamples, 0);
+    assert!(
+        report.tail_worst.unwrap() >= options.tail_margin / 2.0,
+        "{report:?}"
+    );
+    let r = WarmStart {
+        train,
+        options,
+        then: Box::new(Prepared::default()),
+    }
+    .repair(&net, &problem, &ctx)
+    .unwrap();
+    // The verifier proves what the bound promised, so the LP stage is skipped.
+    assert_eq!(r.status, RepairStatus::Proved, "{}", r.message);
+    assert_eq!(r.method, "warm-start", "{}", r.message);
+    assert!(r.lp.is_empty());
+    assert!(accuracy(&r.network, &held_out) >= accuracy(&net, &held_out) - 0.05);
 }

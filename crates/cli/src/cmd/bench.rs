@@ -181,6 +181,13 @@ pub struct RobustBenchArgs {
     /// Warm start: the first affine layer fine-tuning moves (0: all).
     #[arg(long, default_value_t = 0)]
     warm_train_from: usize,
+    /// Warm start: train properties and kept regions on attacks even where the layers that
+    /// move are a dense chain to the output (by default they train on sound bounds there).
+    #[arg(long)]
+    warm_attacks_only: bool,
+    /// Warm start with sound bounds: the margin each property's bound is trained to clear.
+    #[arg(long, default_value_t = 0.05)]
+    warm_tail_margin: f64,
     /// Time limit of each of PREPARED's LPs, seconds (0: none).
     #[arg(long, default_value_t = 1800.0)]
     lp_timeout: f64,
@@ -284,6 +291,8 @@ fn run_robust(a: &RobustBenchArgs) -> Result<()> {
                 max_steps: a.warm_steps,
                 keep_logits: a.warm_keep_logits,
                 train_from: a.warm_train_from,
+                sound_tail: !a.warm_attacks_only,
+                tail_margin: a.warm_tail_margin,
                 ..Default::default()
             },
             lp_timeout: (a.lp_timeout > 0.0)

@@ -182,6 +182,13 @@ pub struct RepairArgs {
     /// before it, and every bound over their features, stay as they are (0: all move).
     #[arg(long, default_value_t = 0)]
     warm_train_from: usize,
+    /// Warm start: train properties and kept regions on attacks even where the layers that
+    /// move are a dense chain to the output (by default they train on sound bounds there).
+    #[arg(long)]
+    warm_attacks_only: bool,
+    /// Warm start with sound bounds: the margin each property's bound is trained to clear.
+    #[arg(long, default_value_t = 0.05)]
+    warm_tail_margin: f64,
     /// Where to write the repaired network (ONNX; never over the input).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -850,6 +857,8 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         property_margin: a.warm_margin,
         keep_logits: a.warm_keep_logits,
         train_from: a.warm_train_from,
+        sound_tail: !a.warm_attacks_only,
+        tail_margin: a.warm_tail_margin,
         ..WarmOptions::default()
     };
     let warm = match (&warm_train, rank_layers) {
