@@ -112,6 +112,12 @@ fn chain(net: &Network, first: usize) -> Option<(usize, Vec<Step>)> {
     Some((input, steps))
 }
 
+/// Whether the nodes from `node` on are a chain of Linear and ReLU layers to the output that
+/// starts with a Linear layer (what [`CertifiedTail`] bounds).
+pub(crate) fn is_dense_tail(net: &Network, node: usize) -> bool {
+    chain(net, node).is_some()
+}
+
 fn f32s(v: impl IntoIterator<Item = f64>) -> Vec<f32> {
     v.into_iter().map(|x| x as f32).collect()
 }

@@ -91,8 +91,8 @@ pub use select::{
     LayerTrial, SelectionInput, DEFAULT_HEURISTIC,
 };
 pub use warm::{
-    finish as finish_warm_start, proved_by_fine_tuning, repair_tuned as repair_warm_started,
-    WarmOptions, WarmStart,
+    auto_train_from, finish as finish_warm_start, proved_by_fine_tuning,
+    repair_tuned as repair_warm_started, TrainFrom, WarmOptions, WarmStart,
 };
 
 /// One interface for every repair method.

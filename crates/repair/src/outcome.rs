@@ -190,6 +190,8 @@ pub struct WarmStartReport {
     /// With sound bounds: the smallest bound of a property's requirement (its margin) at the
     /// end of the stage.
     pub tail_worst: Option<f64>,
+    /// The first affine layer that moved (the layers before it stayed as they were).
+    pub train_from: usize,
     /// Optimiser steps taken.
     pub steps: usize,
     /// Whether every point was met before the step limit.

@@ -190,7 +190,7 @@ fn train_from_leaves_the_layers_before_it_as_they_are() {
     let (net, problem, train, _) = setting();
     let options = WarmOptions {
         lr: 3e-3,
-        train_from: 1,
+        train_from: netrepair_repair::TrainFrom::Layer(1),
         ..WarmOptions::default()
     };
     let (tuned, report) = options
@@ -210,7 +210,7 @@ fn train_from_leaves_the_layers_before_it_as_they_are() {
     );
     // An index past the last affine layer is named.
     let e = WarmOptions {
-        train_from: 3,
+        train_from: netrepair_repair::TrainFrom::Layer(3),
         ..WarmOptions::default()
     }
     .fine_tune(&net, &problem, &train, &RepairContext::default())
@@ -467,4 +467,54 @@ fn where_a_dense_chain_moves_properties_train_on_sound_bounds_and_need_no_lp() {
     assert_eq!(r.method, "warm-start", "{}", r.message);
     assert!(r.lp.is_empty());
     assert!(accuracy(&r.network, &held_out) >= accuracy(&net, &held_out) - 0.05);
+}
+
+#[test]
+fn auto_train_from_is_the_dense_tail_for_properties_and_everything_for_points() {
+    use netrepair_nn::{cnn, CnnSpec, ConvBlock};
+    use netrepair_repair::{auto_train_from, TrainFrom};
+    let (net, points, _, _) = setting();
+    let RepairItem::Point { x, .. } = &points.items[0] else {
+        unreachable!()
+    };
+    let props = RepairProblem::new(vec![RepairItem::Property {
+        name: "ball".into(),
+        property: ball(x, 0.02, 0, 1, 3),
+    }]);
+    // An MLP is a dense chain from its first layer: 0 either way.
+    assert_eq!(auto_train_from(&net, &points), 0);
+    assert_eq!(auto_train_from(&net, &props), 0);
+    // Two convolutions, then Linear-ReLU-Linear: the properties train from the first Linear
+    // (affine layer 2), point repairs move everything.
+    let conv = cnn(
+        &CnnSpec {
+            input: [1, 4, 4],
+            blocks: vec![
+                ConvBlock {
+                    channels: 2,
+                    kernel: 3,
+                    stride: 1,
+                    padding: 1,
+                    pool: None,
+                };
+                2
+            ],
+            hidden: vec![5],
+            classes: 3,
+        },
+        0,
+    )
+    .unwrap();
+    let xs = vec![0.5; 16];
+    let conv_props = RepairProblem::new(vec![RepairItem::Property {
+        name: "ball".into(),
+        property: ball(&xs, 0.02, 0, 1, 3),
+    }]);
+    let conv_points = RepairProblem::from_labels(&xs, &[1], 16, 3).unwrap();
+    assert_eq!(auto_train_from(&conv, &conv_props), 2);
+    assert_eq!(TrainFrom::Auto.resolve(&conv, &conv_points), 0);
+    assert_eq!(TrainFrom::Layer(1).resolve(&conv, &conv_props), 1);
+    assert_eq!("auto".parse::<TrainFrom>(), Ok(TrainFrom::Auto));
+    assert_eq!("3".parse::<TrainFrom>(), Ok(TrainFrom::Layer(3)));
+    assert!("-1".parse::<TrainFrom>().is_err());
 }

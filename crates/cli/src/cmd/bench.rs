@@ -178,9 +178,12 @@ pub struct RobustBenchArgs {
     /// Warm start: weight of the term keeping the training images' original logits.
     #[arg(long, default_value_t = 0.0)]
     warm_keep_logits: f64,
-    /// Warm start: the first affine layer fine-tuning moves (0: all).
-    #[arg(long, default_value_t = 0)]
-    warm_train_from: usize,
+    /// Warm start: the first affine layer (index, from 0) fine-tuning moves; the layers
+    /// before it, and every bound over their features, stay as they are. `auto`: with
+    /// properties or kept regions, the first layer of the dense chain that ends the network
+    /// (they then train on sound bounds), else 0 (every layer moves).
+    #[arg(long, default_value = "auto")]
+    warm_train_from: netrepair_repair::TrainFrom,
     /// Warm start: train properties and kept regions on attacks even where the layers that
     /// move are a dense chain to the output (by default they train on sound bounds there).
     #[arg(long)]
