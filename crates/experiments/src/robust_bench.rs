@@ -17,6 +17,7 @@ use netrepair_verify::{
     AlphaOptions, CheckOptions, PgdOptions,
 };
 use rand::seq::SliceRandom;
+use rayon::prelude::*;
 use rand::SeedableRng;
 use serde::Serialize;
 
@@ -127,22 +128,28 @@ pub fn certified_balls(
     n: usize,
 ) -> Result<Vec<Property>> {
     let mut out = Vec::new();
-    for &i in indices {
+    // In chunks certified in parallel, taken in order until `n` are found.
+    for chunk in indices.chunks(16) {
         if out.len() >= n {
             break;
         }
-        let p = robustness_property(
-            pixels.sample(i),
-            pixels.labels[i] as usize,
-            net.output_len(),
-            eps,
-            mean,
-            std,
-        )?;
-        if certified(net, std::slice::from_ref(&p))? == 1.0 {
-            out.push(p);
-        }
+        let found: Vec<Option<Property>> = chunk
+            .par_iter()
+            .map(|&i| {
+                let p = robustness_property(
+                    pixels.sample(i),
+                    pixels.labels[i] as usize,
+                    net.output_len(),
+                    eps,
+                    mean,
+                    std,
+                )?;
+                Ok((certified(net, std::slice::from_ref(&p))? == 1.0).then_some(p))
+            })
+            .collect::<Result<_>>()?;
+        out.extend(found.into_iter().flatten());
     }
+    out.truncate(n);
     Ok(out)
 }
 

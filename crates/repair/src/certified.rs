@@ -21,6 +21,7 @@ use candle_core::{DType, Device, Tensor};
 use netrepair_nn::{Layer, Network, NnError, ParamId, Trainer};
 use netrepair_spec::{BoxRegion, Case};
 use netrepair_verify::linear_bounds;
+use rayon::prelude::*;
 
 use crate::error::Result;
 
@@ -118,6 +119,9 @@ pub(crate) fn is_dense_tail(net: &Network, node: usize) -> bool {
     chain(net, node).is_some()
 }
 
+/// Boxes bounded between two progress reports.
+const BOXES_PER_CHUNK: usize = 10;
+
 fn f32s(v: impl IntoIterator<Item = f64>) -> Vec<f32> {
     v.into_iter().map(|x| x as f32).collect()
 }
@@ -138,8 +142,8 @@ impl CertifiedTail {
     /// The tail from node `first` (the first Linear layer fine-tuning moves) with the
     /// verifier's bounds of its input and of its first layer's output over `boxes` on `net`;
     /// `None` when the nodes from `first` on are not a chain of Linear and ReLU layers.
-    /// `on_box` is told each box's index as its bounds are computed (the costly part on a
-    /// convolutional network).
+    /// `on_box` is told the index of the next box to be bounded every few boxes (the costly
+    /// part on a convolutional network).
     pub fn new(
         net: &Network,
         first: usize,
@@ -156,10 +160,21 @@ impl CertifiedTail {
         let m = net.output_len();
         let (mut centre, mut radius, mut lower, mut upper) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (g, b) in boxes.iter().enumerate() {
-            on_box(g);
-            let bounds = linear_bounds(net, b)?;
-            let (h, z) = (&bounds[input], &bounds[first + 1]);
+        // The boxes in chunks bounded in parallel (one back-substitution each), with
+        // progress between chunks.
+        let mut all = Vec::with_capacity(boxes.len());
+        for (k, chunk) in boxes.chunks(BOXES_PER_CHUNK).enumerate() {
+            on_box(k * BOXES_PER_CHUNK);
+            let bounds: Vec<_> = chunk
+                .par_iter()
+                .map(|b| {
+                    let v = linear_bounds(net, b)?;
+                    Ok((v[input].clone(), v[first + 1].clone()))
+                })
+                .collect::<Result<_>>()?;
+            all.extend(bounds);
+        }
+        for (h, z) in &all {
             centre.extend(f32s(
                 h.lower.iter().zip(&h.upper).map(|(l, u)| (l + u) / 2.0),
             ));

@@ -502,12 +502,10 @@ impl WarmOptions {
         }
         let (all, keep_cases) = (boxes.len(), boxes.len() - repair_boxes);
         let Some(tail) = CertifiedTail::new(net, first, &boxes, &rows, |g| {
-            if g % 10 == 0 {
-                ctx.say(&format!(
-                    "warm start: bounds of the fixed layers over box {} of {all}",
-                    g + 1
-                ));
-            }
+            ctx.say(&format!(
+                "warm start: bounds of the fixed layers over box {} of {all}",
+                g + 1
+            ));
         })?
         else {
             ctx.say("warm start: the layers that move are not a dense chain; attacks instead of sound bounds");
