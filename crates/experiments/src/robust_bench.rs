@@ -17,8 +17,8 @@ use netrepair_verify::{
     AlphaOptions, CheckOptions, PgdOptions,
 };
 use rand::seq::SliceRandom;
-use rayon::prelude::*;
 use rand::SeedableRng;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::training::accuracy;

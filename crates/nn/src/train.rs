@@ -100,10 +100,14 @@ impl Optimizer {
         for (i, var) in vars.iter().enumerate() {
             let Some(g) = &grads[i] else { continue };
             let p = var.as_tensor().detach();
+            // A gradient can still carry the graph it was computed from (e.g. a weight's
+            // gradient that reads other variables); the moments would then hold every step's
+            // graph alive, and memory would grow with the steps.
+            let g = g.detach();
             let g = if self.weight_decay > 0.0 {
                 (g + p.affine(self.weight_decay, 0.0)?)?
             } else {
-                g.clone()
+                g
             };
             let update = match self.kind {
                 OptimizerKind::Sgd { momentum } => {
@@ -382,4 +386,31 @@ pub fn fit(
     }
     trainer.write_back(net)?;
     Ok(history)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optimiser_state_holds_no_graph_of_a_gradient_that_carries_one() {
+        // A gradient computed from another variable tracks its graph; the moments must not
+        // keep it (they would hold every step's graph alive).
+        let w = Var::from_tensor(&Tensor::new(&[1f32, 2.0], &Device::Cpu).unwrap()).unwrap();
+        let other = Var::from_tensor(&Tensor::new(&[3f32, 4.0], &Device::Cpu).unwrap()).unwrap();
+        let tracked = (other.as_tensor() * 2.0).unwrap();
+        assert!(tracked.track_op());
+        for kind in [
+            OptimizerKind::adam(),
+            OptimizerKind::rmsprop(),
+            OptimizerKind::sgd(),
+        ] {
+            let mut opt = Optimizer::new(kind, 0.1, 0.01, 1).unwrap();
+            opt.step(std::slice::from_ref(&w), &[Some(tracked.clone())], None)
+                .unwrap();
+            for t in opt.m.iter().chain(&opt.v).flatten() {
+                assert!(!t.track_op(), "{kind:?}");
+            }
+        }
+    }
 }
