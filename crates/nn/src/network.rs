@@ -240,6 +240,33 @@ impl Network {
         Ok(out)
     }
 
+    /// The network made of the nodes from `from` on, reading value `from` (node `from - 1`'s
+    /// output) as its input: `net.head(k)` after `net.truncated(k)` computes what `net` does.
+    /// An error when a node from `from` on reads an earlier value (a skip connection over the
+    /// cut) or `from` is not an inner node.
+    pub fn head(&self, from: usize) -> Result<Network> {
+        if from == 0 || from >= self.nodes.len() {
+            return Err(NnError::InvalidGraph(format!(
+                "cannot cut the network's {} nodes before node {from}",
+                self.nodes.len()
+            )));
+        }
+        let mut b = NetworkBuilder::new(self.value_shape(from).to_vec());
+        for node in &self.nodes[from..] {
+            if let Some(&v) = node.inputs.iter().find(|&&v| v < from) {
+                return Err(NnError::InvalidGraph(format!(
+                    "node '{}' reads value {v}, before the cut at node {from}",
+                    node.name
+                )));
+            }
+            let inputs = node.inputs.iter().map(|&v| v - from).collect();
+            b.push_with_inputs(node.name.clone(), node.layer.clone(), inputs)?;
+        }
+        let mut out = b.build()?;
+        out.output_name = self.output_name.clone();
+        Ok(out)
+    }
+
     pub(crate) fn set_origin(&mut self, origin: OnnxOrigin) {
         self.origin = Some(Arc::new(origin));
     }

@@ -236,3 +236,44 @@ fn parameters_by_name_and_index() {
         "NaN rejected"
     );
 }
+
+#[test]
+fn a_network_cut_into_trunk_and_head_computes_the_same() {
+    use netrepair_nn::{mlp, Activation};
+    let net = mlp(&[3, 5, 4, 2], Activation::Relu, 11).unwrap();
+    let x = Tensor::from_vec(
+        vec![0.3f32, -0.2, 0.9, -1.0, 0.5, 0.1],
+        (2, 3),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let whole = net.forward(&x).unwrap().to_vec2::<f32>().unwrap();
+    for cut in 1..net.nodes().len() {
+        let trunk = net.truncated(cut).unwrap();
+        let head = net.head(cut).unwrap();
+        assert_eq!(head.input_shape(), net.value_shape(cut));
+        assert_eq!(head.nodes().len(), net.nodes().len() - cut);
+        let y = head
+            .forward(&trunk.forward(&x).unwrap())
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(y, whole, "cut at {cut}");
+    }
+    assert!(net.head(0).is_err());
+    assert!(net.head(net.nodes().len()).is_err());
+}
+
+#[test]
+fn a_cut_across_a_skip_connection_is_refused_by_node_name() {
+    use netrepair_nn::{Layer, NetworkBuilder};
+    let mut b = NetworkBuilder::new(vec![2]);
+    b.push("r1", Layer::Relu).unwrap();
+    b.push("r2", Layer::Relu).unwrap();
+    // "sum" reads value 1 (r1's output) and value 2 (r2's).
+    b.push_with_inputs("sum", Layer::Add, vec![1, 2]).unwrap();
+    let net = b.build().unwrap();
+    assert!(net.head(1).is_ok());
+    let e = net.head(2).unwrap_err().to_string();
+    assert!(e.contains("sum") && e.contains("value 1"), "{e}");
+}

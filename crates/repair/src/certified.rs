@@ -78,6 +78,9 @@ pub(crate) struct CertifiedTail {
     rows: Tensor,
     rhs: Tensor,
     group: Tensor,
+    /// Subtracted from node indices to find a layer's parameters in the trainer (the trainer
+    /// may hold only the network's head, see [`CertifiedTail::reading_nodes_from`]).
+    offset: usize,
 }
 
 /// What is known of the chain's first Linear layer before training: its output is the
@@ -211,6 +214,7 @@ impl CertifiedTail {
                     rows.len(),
                     dev,
                 )?,
+                offset: 0,
             })
         };
         Ok(Some(t().map_err(NnError::from)?))
@@ -219,8 +223,19 @@ impl CertifiedTail {
     /// Lower bounds of `a . y - rhs` for every row over its box, with the trainer's current
     /// weights (tracks gradients): `[rows]`, f32.
     pub fn lower(&self, trainer: &Trainer) -> Result<Tensor> {
-        self.lower_with(|node, slot| trainer.param(ParamId { node, slot }))
-            .map_err(|e| NnError::from(e).into())
+        self.lower_with(|node, slot| {
+            trainer.param(ParamId {
+                node: node - self.offset,
+                slot,
+            })
+        })
+        .map_err(|e| NnError::from(e).into())
+    }
+
+    /// The same tail read from a trainer of the network's head from node `offset` on
+    /// (`Network::head`): node `k` of the network is the head's node `k - offset`.
+    pub fn reading_nodes_from(self, offset: usize) -> Self {
+        Self { offset, ..self }
     }
 
     fn lower_with<'a>(

@@ -43,11 +43,11 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use netrepair_nn::{cross_entropy, Network, NnError, Optimizer, OptimizerKind, Trainer};
+use netrepair_nn::{cross_entropy, Network, NnError, Optimizer, OptimizerKind, ParamId, Trainer};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::certified::{CertifiedTail, TailRow};
+use crate::certified::{is_dense_tail, CertifiedTail, TailRow};
 use crate::error::{rule, RepairError, Result};
 use crate::gradient::{repair_loss, Target};
 use crate::outcome::{EditedLayer, ItemStatus, RepairOutcome, RepairStatus, WarmStartReport};
@@ -281,12 +281,39 @@ impl WarmOptions {
             )));
         };
         report.train_from = train_from;
+        let sound = self.sound_tail
+            && (!regions.is_empty() || !problem.keep.regions.is_empty())
+            && is_dense_tail(net, first);
+        // When only the layers from `first` on move and no attack needs the whole network,
+        // they train on the features of the frozen layers below, computed once (the trunk of
+        // a convolutional network then costs nothing per step).
+        let head = if first > 0 && (regions.is_empty() || sound) {
+            net.head(first).ok()
+        } else {
+            None
+        };
+        let offset = if head.is_some() { first } else { 0 };
+        let model = head.as_ref().unwrap_or(net);
+        let trunk = head.as_ref().map(|_| net.truncated(first)).transpose()?;
+        let inputs = |xs: &[Vec<f64>]| -> Result<Tensor> {
+            let chunks = xs
+                .chunks(1024)
+                .map(|c| {
+                    let b = batch(net, c)?;
+                    Ok(match &trunk {
+                        Some(t) => t.forward(&b)?,
+                        None => b,
+                    })
+                })
+                .collect::<Result<Vec<Tensor>>>()?;
+            Ok(Tensor::cat(&chunks, 0).map_err(NnError::from)?)
+        };
         // Parameters of the layers before `train_from` are no variables: they get no update
         // and cost no gradient.
-        let trainer = Trainer::moving(net, DType::F32, |id| id.node >= first)?;
+        let trainer = Trainer::moving(model, DType::F32, |id| id.node + offset >= first)?;
         let vars = trainer.vars();
-        let tail = if self.sound_tail && (!regions.is_empty() || !problem.keep.regions.is_empty()) {
-            self.tail_training(net, first, problem, &trainer, ctx)?
+        let tail = if sound {
+            self.tail_training(net, first, offset, problem, &trainer, ctx)?
         } else {
             None
         };
@@ -295,16 +322,19 @@ impl WarmOptions {
             report.keep_cases = t.keep_cases;
         }
         let mut opt = Optimizer::new(OptimizerKind::adam(), self.lr, 0.0, vars.len())?;
-        let xr = (!xs.is_empty()).then(|| batch(net, &xs)).transpose()?;
-        let xt = batch(net, &train.inputs)?;
+        let xr = (!xs.is_empty()).then(|| inputs(&xs)).transpose()?;
+        let xt = inputs(&train.inputs)?;
         let yt = labels_tensor(&train.labels)?;
         // The original logits of the training samples, for `keep_logits` (in chunks: the
         // whole set at once would hold every activation of a convolutional network).
         let y0t = if self.keep_logits > 0.0 {
-            let chunks = train
-                .inputs
-                .chunks(1024)
-                .map(|c| Ok(net.forward(&batch(net, c)?)?))
+            let n = train.len();
+            let chunks = (0..n)
+                .step_by(1024)
+                .map(|i| {
+                    let x = xt.narrow(0, i, 1024.min(n - i)).map_err(NnError::from)?;
+                    Ok(model.forward(&x)?)
+                })
                 .collect::<Result<Vec<Tensor>>>()?;
             Some(Tensor::cat(&chunks, 0).map_err(NnError::from)?)
         } else {
@@ -447,7 +477,20 @@ impl WarmOptions {
         }
         let mut tuned = net.clone();
         if report.steps > 0 {
-            trainer.write_back(&mut tuned)?;
+            match &head {
+                Some(h) => {
+                    let mut h = h.clone();
+                    trainer.write_back(&mut h)?;
+                    for id in h.param_ids() {
+                        let to = ParamId {
+                            node: id.node + first,
+                            slot: id.slot,
+                        };
+                        tuned.set_param(to, h.param(id)?.value().clone())?;
+                    }
+                }
+                None => trainer.write_back(&mut tuned)?,
+            }
         }
         report.train_accuracy_after = accuracy(&tuned, train)?;
         report.seconds = started.elapsed().as_secs_f64();
@@ -481,6 +524,7 @@ impl WarmOptions {
         &self,
         net: &Network,
         first: usize,
+        offset: usize,
         problem: &RepairProblem,
         trainer: &Trainer,
         ctx: &RepairContext,
@@ -521,6 +565,7 @@ impl WarmOptions {
             ctx.say("warm start: the layers that move are not a dense chain; attacks instead of sound bounds");
             return Ok(None);
         };
+        let tail = tail.reading_nodes_from(offset);
         let before = tail
             .lower(trainer)?
             .to_vec1::<f32>()
