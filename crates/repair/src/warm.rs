@@ -81,6 +81,10 @@ pub struct WarmOptions {
     /// of the squared change, summed over the outputs) beside their cross-entropy: keeps
     /// the network's function, not only its labels (0: cross-entropy alone).
     pub keep_logits: f64,
+    /// Weight of the training samples' cross-entropy (1: the usual fine-tuning; 0 with
+    /// `keep_logits > 0`: the samples only keep their original logits, a distillation that
+    /// does not sharpen the network on the drawn samples).
+    pub label_weight: f64,
     /// The first affine layer whose parameters fine-tuning moves; the layers before it stay
     /// as they are, so the features they compute (and every bound over them) do not change.
     /// [`TrainFrom::Auto`] (the default): see [`auto_train_from`].
@@ -108,6 +112,7 @@ impl Default for WarmOptions {
             seed: 0,
             property_margin: 1.0,
             keep_logits: 0.0,
+            label_weight: 1.0,
             train_from: TrainFrom::Auto,
             attack_every: 50,
             sound_tail: true,
@@ -200,6 +205,14 @@ impl WarmOptions {
         rule::unit_fraction("warm.repair_share", self.repair_share)?;
         rule::non_negative("warm.property_margin", self.property_margin)?;
         rule::non_negative("warm.keep_logits", self.keep_logits)?;
+        rule::non_negative("warm.label_weight", self.label_weight)?;
+        if self.label_weight == 0.0 && self.keep_logits == 0.0 {
+            return Err(RepairError::Problem(
+                "warm.label_weight and warm.keep_logits are both 0: nothing would keep the \
+                 training samples' behaviour"
+                    .into(),
+            ));
+        }
         rule::positive("warm.tail_margin", self.tail_margin)?;
         rule::at_least_one("warm.attack_every", self.attack_every)
     }
@@ -432,7 +445,9 @@ impl WarmOptions {
             let xb = xt.index_select(&ids, 0).map_err(NnError::from)?;
             let yb = yt.index_select(&ids, 0).map_err(NnError::from)?;
             let out_b = trainer.forward(&xb)?;
-            let mut lt = cross_entropy(&out_b, &yb)?;
+            let mut lt = cross_entropy(&out_b, &yb)?
+                .affine(self.label_weight, 0.0)
+                .map_err(NnError::from)?;
             if let Some(y0) = &y0t {
                 let y0b = y0.index_select(&ids, 0).map_err(NnError::from)?;
                 let drift = squared_change(&out_b, &y0b, self.keep_logits / take as f64)?;

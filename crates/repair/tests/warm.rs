@@ -183,6 +183,32 @@ fn fine_tuning_fixes_the_errors_and_the_lp_proves_them_from_the_original_network
         logit_drift(&kept.network),
         logit_drift(&warm.network)
     );
+    // Keeping the logits alone (no cross-entropy): still fixed and proved, and the samples'
+    // outputs move less than under the cross-entropy alone.
+    let distilled = WarmStart {
+        train: train.clone(),
+        options: WarmOptions {
+            lr: 3e-3,
+            keep_logits: 10.0,
+            label_weight: 0.0,
+            ..WarmOptions::default()
+        },
+        then: last_layer_aprnn(),
+    }
+    .repair(&net, &problem, &RepairContext::default())
+    .unwrap();
+    assert_eq!(
+        distilled.status,
+        RepairStatus::Proved,
+        "{}",
+        distilled.message
+    );
+    assert!(
+        logit_drift(&distilled.network) < logit_drift(&warm.network),
+        "{} vs {}",
+        logit_drift(&distilled.network),
+        logit_drift(&warm.network)
+    );
 }
 
 #[test]
@@ -260,6 +286,13 @@ fn bad_warm_start_settings_and_training_sets_are_refused_by_name() {
                 ..WarmOptions::default()
             },
             "keep_logits",
+        ),
+        (
+            WarmOptions {
+                label_weight: 0.0,
+                ..WarmOptions::default()
+            },
+            "label_weight",
         ),
         (
             WarmOptions {

@@ -178,6 +178,13 @@ pub struct RepairArgs {
     /// their cross-entropy (0: cross-entropy alone).
     #[arg(long, default_value_t = 0.0)]
     warm_keep_logits: f64,
+    /// Warm start: weight of the training samples' cross-entropy (0 with --warm-keep-logits:
+    /// they only keep their original logits).
+    #[arg(long, default_value_t = 1.0)]
+    warm_label_weight: f64,
+    /// Warm start: share of each step's loss that the repair requirements have, in (0, 1].
+    #[arg(long, default_value_t = 0.5)]
+    warm_repair_share: f64,
     /// Warm start: the first affine layer (index, from 0) fine-tuning moves; the layers
     /// before it, and every bound over their features, stay as they are. `auto`: with
     /// properties or kept regions, the first layer of the dense chain that ends the network
@@ -858,6 +865,8 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         seed: a.seed,
         property_margin: a.warm_margin,
         keep_logits: a.warm_keep_logits,
+        label_weight: a.warm_label_weight,
+        repair_share: a.warm_repair_share,
         train_from: a.warm_train_from,
         sound_tail: !a.warm_attacks_only,
         tail_margin: a.warm_tail_margin,
