@@ -568,21 +568,28 @@ mod tests {
         }
     }
 
-    #[test]
-    fn bounds_stay_sound_when_the_weights_move_away_from_the_bounded_network() {
-        use rand::{Rng, SeedableRng};
-        let net = netrepair_nn::mlp(&[3, 8, 8, 2], netrepair_nn::Activation::Relu, 7).unwrap();
+    /// A 3-8-8-2 MLP, a box of its input, and its tail from the second Linear layer (node
+    /// 2) bounding `y0 - y1 > 0`.
+    fn second_layer_tail(seed: u64) -> (Network, BoxRegion, CertifiedTail) {
+        let net = netrepair_nn::mlp(&[3, 8, 8, 2], netrepair_nn::Activation::Relu, seed).unwrap();
         let b = BoxRegion::new(vec![-0.5, 0.0, -1.0], vec![0.5, 0.3, 0.2]).unwrap();
         let rows = vec![TailRow {
             group: 0,
             coeffs: vec![(0, 1.0), (1, -1.0)],
             rhs: 0.0,
         }];
-        // The tail from the second Linear layer (node 2): its input's box is loose, the
-        // verifier's bounds of its output (back-substituted to the input) are tighter.
         let tail = CertifiedTail::new(&net, 2, &[&b], &rows, |_| {})
             .unwrap()
             .unwrap();
+        (net, b, tail)
+    }
+
+    #[test]
+    fn bounds_stay_sound_when_the_weights_move_away_from_the_bounded_network() {
+        use rand::{Rng, SeedableRng};
+        // The tail from the second Linear layer (node 2): its input's box is loose, the
+        // verifier's bounds of its output (back-substituted to the input) are tighter.
+        let (net, b, tail) = second_layer_tail(7);
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         for scale in [0.0, 0.01, 0.1, 0.5] {
             // Every weight of the tail moved: the bound uses the original first layer's
@@ -630,17 +637,7 @@ mod tests {
         // is then at least the verifier's (the tail also takes the best of its other bounds).
         let mut gained = 0f64;
         for seed in 0..4 {
-            let net =
-                netrepair_nn::mlp(&[3, 8, 8, 2], netrepair_nn::Activation::Relu, seed).unwrap();
-            let b = BoxRegion::new(vec![-0.5, 0.0, -1.0], vec![0.5, 0.3, 0.2]).unwrap();
-            let rows = vec![TailRow {
-                group: 0,
-                coeffs: vec![(0, 1.0), (1, -1.0)],
-                rhs: 0.0,
-            }];
-            let tail = CertifiedTail::new(&net, 2, &[&b], &rows, |_| {})
-                .unwrap()
-                .unwrap();
+            let (net, b, tail) = second_layer_tail(seed);
             let trainer = Trainer::new(&net, DType::F32).unwrap();
             let low = tail.lower(&trainer).unwrap().to_vec1::<f32>().unwrap()[0] as f64;
             let v = linear_bounds(&net, &b).unwrap();
