@@ -208,6 +208,10 @@ pub struct Solution {
     pub outcome: Outcome,
     /// Size and time.
     pub stats: SolveStats,
+    /// At an LP optimum, each column's reduced cost (HiGHS's column dual; for a minimisation
+    /// `cost - a^T y`), also of fixed columns, which presolve removes: what column generation
+    /// prices with. Empty for other outcomes and for MILPs.
+    pub reduced_costs: Vec<f64>,
 }
 
 impl LpModel {
@@ -354,7 +358,13 @@ impl LpModel {
         let nonzeros = self.rows.iter().map(|r| r.terms.len()).sum();
         let integers = self.cols.iter().filter(|c| c.integer).count();
         let dual_bound = (integers > 0).then(|| session.mip_dual_bound()).flatten();
+        let reduced_costs = if integers == 0 && matches!(outcome, Outcome::Optimal { .. }) {
+            session.reduced_costs()
+        } else {
+            Vec::new()
+        };
         Ok(Solution {
+            reduced_costs,
             outcome,
             stats: SolveStats {
                 rows: self.rows.len(),

@@ -254,6 +254,16 @@ impl Session {
     }
 
     fn point(&self) -> Vec<f64> {
+        self.solution().0
+    }
+
+    /// The reduced cost of every column in the last solution (HiGHS's column duals: for a
+    /// minimisation, `cost - a^T y`), also of columns presolve removed.
+    pub(crate) fn reduced_costs(&self) -> Vec<f64> {
+        self.solution().1
+    }
+
+    fn solution(&self) -> (Vec<f64>, Vec<f64>) {
         let (cols, rows, _) = self.size();
         let mut col_value = vec![0.0; cols];
         let mut col_dual = vec![0.0; cols];
@@ -269,7 +279,7 @@ impl Session {
                 row_dual.as_mut_ptr(),
             )
         };
-        col_value
+        (col_value, col_dual)
     }
 }
 

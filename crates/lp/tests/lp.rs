@@ -214,3 +214,41 @@ fn an_lp_the_simplex_cannot_decide_is_decided_by_the_other_algorithm() {
         }
     }
 }
+
+#[test]
+fn reduced_costs_price_fixed_columns_as_column_generation_needs() {
+    // min x + 3y  s.t.  x + y + 2z >= 2,  x - z <= 5,  x, y >= 0,  z fixed at 0.
+    // Optimum x = 2 (objective 2), the first row's dual 1, the second's 0: z's reduced cost
+    // is 0 - (2 * 1 + (-1) * 0) = -2 (raising z would pay 2 per unit), y's is 3 - 1 = 2.
+    for method in [Method::Simplex, Method::Ipm] {
+        let mut m = LpModel::new();
+        let x = m.add_var(0.0, f64::INFINITY, 1.0);
+        let y = m.add_var(0.0, f64::INFINITY, 3.0);
+        let z = m.add_var(0.0, 0.0, 0.0);
+        m.add_ge(&[(x, 1.0), (y, 1.0), (z, 2.0)], 2.0);
+        m.add_le(&[(x, 1.0), (z, -1.0)], 5.0);
+        let s = m
+            .solve(
+                Sense::Minimise,
+                &SolveOptions {
+                    method,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert!(
+            matches!(s.outcome, Outcome::Optimal { objective, .. } if (objective - 2.0).abs() < 1e-7)
+        );
+        let rc = &s.reduced_costs;
+        assert_eq!(rc.len(), 3);
+        assert!((rc[x.index()]).abs() < 1e-7, "{method:?}: {rc:?}");
+        assert!((rc[y.index()] - 2.0).abs() < 1e-7, "{method:?}: {rc:?}");
+        assert!((rc[z.index()] + 2.0).abs() < 1e-7, "{method:?}: {rc:?}");
+    }
+    // No optimum, no reduced costs.
+    let mut m = LpModel::new();
+    let x = m.add_var(0.0, 1.0, 1.0);
+    m.add_ge(&[(x, 1.0)], 2.0);
+    let s = m.solve(Sense::Minimise, &SolveOptions::default()).unwrap();
+    assert!(matches!(s.outcome, Outcome::Infeasible) && s.reduced_costs.is_empty());
+}

@@ -15,10 +15,11 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use netrepair_lp::LpModel;
+use netrepair_lp::{LpModel, Var};
 use netrepair_nn::{Layer, Network};
 use netrepair_verify::affine::{affine_op, elementwise_op, pool_windows, AffineOp};
 
+use crate::columns::{self, RoundLp};
 use crate::edit::{concat, downstream, Edit, KeepObjective};
 use crate::error::{rule, RepairError, Result};
 use crate::expr::{materialize, Expr};
@@ -353,17 +354,6 @@ pub(crate) fn encode_point(
     Ok(input(&exprs, last))
 }
 
-/// Adds `requirements` (with margin `eps`) on output expressions `y`.
-pub(crate) fn add_requirements(model: &mut LpModel, y: &[Expr], reqs: &[Requirement], eps: f64) {
-    for r in reqs {
-        let mut e = Expr::constant(0.0);
-        for &(j, a) in &r.constraint.coeffs {
-            e.add_scaled(&y[j], a);
-        }
-        e.le(model, r.constraint.rhs - eps);
-    }
-}
-
 /// For each unsafe polytope of a case, the constraint whose negation the network is closest
 /// to meeting on average over `ys` (so the repair moves the fewest outputs).
 pub(crate) fn choose_requirements(
@@ -605,20 +595,38 @@ impl Aprnn {
         role: &Role,
         keep: &KeepSet,
         keep_mode: KeepMode,
-    ) {
+        requirement_slack: Option<f64>,
+    ) -> Option<Var> {
         let outputs_n = y.len();
         match *role {
             Role::Repair { reqs, .. } => {
-                add_requirements(model, y, reqs, self.lp.eps);
+                // Elastic (column generation's rounds): every row minus one slack of the
+                // point, at cost `requirement_slack`.
+                let slack = requirement_slack.map(|cost| model.add_var(0.0, f64::INFINITY, cost));
+                let mut rows: Vec<Expr> = reqs
+                    .iter()
+                    .map(|r| {
+                        let mut e = Expr::constant(-r.constraint.rhs);
+                        for &(j, a) in &r.constraint.coeffs {
+                            e.add_scaled(&y[j], a);
+                        }
+                        e
+                    })
+                    .collect();
                 if free_final_relu {
                     let c = Requirement::label_of(reqs, outputs_n).expect("a label");
-                    y[c].ge(model, self.lp.eps);
+                    rows.push(y[c].scaled(-1.0));
                 }
+                for mut e in rows {
+                    if let Some(s) = slack {
+                        e.terms.push((s, -1.0));
+                    }
+                    e.le(model, -self.lp.eps);
+                }
+                slack
             }
             Role::Keep(c) => {
-                let Some(m) = keep.margin_at(y0, c) else {
-                    return;
-                };
+                let m = keep.margin_at(y0, c)?;
                 // y_j - y_c <= -m for every other j (and y_c >= min(m, y0_c / 2) when a
                 // final ReLU is passed through); elastic: minus a penalised slack.
                 let slack = (keep_mode == KeepMode::Elastic)
@@ -640,13 +648,15 @@ impl Aprnn {
                     }
                     e.le(model, rhs);
                 }
+                None
             }
         }
     }
 
     /// One LP: edit at `start`, encode every vertex up to `stop`, with requirements, output
     /// deltas and the kept points only when `final_pass` (`keep_mode`: how the kept points'
-    /// classes are held).
+    /// classes are held). A final pass whose start layer has more weight entries than
+    /// `column_generation_above` is solved by column generation first ([`columns`]).
     #[allow(clippy::too_many_arguments)]
     fn pass(
         &self,
@@ -663,10 +673,63 @@ impl Aprnn {
         ctx: &RepairContext,
     ) -> Result<Solved> {
         ctx.say(&format!("encoding {purpose}"));
+        let weights = Edit::new(net, start, None)?.weight_len();
+        let encode = |open: Option<&[bool]>, elastic: bool| {
+            self.encode(
+                net, problem, groups, start, stop, final_pass, keep_mode, open, elastic,
+            )
+        };
+        if final_pass && weights > self.lp.column_generation_above {
+            let generated = columns::generate(
+                net,
+                weights,
+                |open, elastic| encode(Some(open), elastic),
+                &self.lp,
+                &purpose,
+                lps,
+                timings,
+                ctx,
+            )?;
+            if let Some(solved) = generated {
+                return Ok(solved);
+            }
+        }
         let t = Instant::now();
+        let RoundLp { model, edit, .. } = encode(None, false)?;
+        let encode_s = t.elapsed().as_secs_f64();
+        ctx.say(&format!(
+            "solving {purpose}: {} rows, {} columns",
+            model.num_rows(),
+            model.num_vars()
+        ));
+        solve_edit(
+            net, &model, &edit, &self.lp, purpose, encode_s, lps, timings, ctx,
+        )
+    }
+
+    /// Encodes the LP of a pass; with `open`, only those weight entries of the start layer
+    /// may change (a column generation round), and with `elastic` every repair requirement
+    /// is elastic.
+    #[allow(clippy::too_many_arguments)]
+    fn encode(
+        &self,
+        net: &Network,
+        problem: &RepairProblem,
+        groups: &[Group],
+        start: usize,
+        stop: usize,
+        final_pass: bool,
+        keep_mode: KeepMode,
+        open: Option<&[bool]>,
+        elastic: bool,
+    ) -> Result<RoundLp> {
         let tr = Self::group_traces(net, groups)?;
         let mut model = LpModel::new();
         let mut edit = Edit::new(net, start, self.lp.delta_bound)?;
+        if let Some(open) = open {
+            edit.restrict(open.to_vec());
+        }
+        let mut slacks = Vec::new();
         let down = downstream(net, start);
         let mut cache = OpCache::default();
         let outputs_n = net.output_len();
@@ -745,7 +808,16 @@ impl Aprnn {
                 continue;
             }
             let y0 = &p.values[out_value(p.free_final_relu)];
-            self.add_role_rows(&mut model, &y, y0, p.free_final_relu, role, keep, keep_mode);
+            slacks.extend(self.add_role_rows(
+                &mut model,
+                &y,
+                y0,
+                p.free_final_relu,
+                role,
+                keep,
+                keep_mode,
+                elastic.then(|| columns::SLACK_COST.max(10.0 * self.keep_violation_cost)),
+            ));
             for (e, &o) in y.into_iter().zip(y0) {
                 match role {
                     Role::Repair { .. } => edit.add_output_delta(e, o),
@@ -753,16 +825,13 @@ impl Aprnn {
                 }
             }
         }
-        edit.set_objective(&mut model, self.keep_objective);
-        let encode_s = t.elapsed().as_secs_f64();
-        ctx.say(&format!(
-            "solving {purpose}: {} rows, {} columns",
-            model.num_rows(),
-            model.num_vars()
-        ));
-        solve_edit(
-            net, &model, &edit, &self.lp, purpose, encode_s, lps, timings, ctx,
-        )
+        let l1_cost = edit.set_objective(&mut model, self.keep_objective);
+        Ok(RoundLp {
+            model,
+            edit,
+            slacks,
+            l1_cost,
+        })
     }
 }
 

@@ -18,6 +18,10 @@ pub(crate) struct Edit {
     pub start: usize,
     weight: Vec<f64>,
     weight_vars: Vec<Option<Var>>,
+    /// Which weight entries may change (`None`: all). A closed entry's delta is a column fixed
+    /// at 0 with no norm terms: the LP keeps its original value and, at an optimum, prices it
+    /// (column generation, [`crate::columns`]).
+    open: Option<Vec<bool>>,
     biases: BTreeMap<usize, (Vec<f64>, Vec<Option<Var>>)>,
     bound: f64,
     /// Output-delta terms of the objective (APRNN): expression minus original value.
@@ -155,6 +159,7 @@ impl Edit {
         Ok(Self {
             start,
             weight_vars: vec![None; weight.len()],
+            open: None,
             weight,
             biases,
             bound: delta_bound.unwrap_or(f64::INFINITY),
@@ -182,7 +187,32 @@ impl Edit {
 
     /// The delta variable of weight entry `k` of the start layer.
     pub fn weight_var(&mut self, model: &mut LpModel, k: usize) -> Var {
-        Self::var(model, &mut self.weight_vars[k], self.bound)
+        let bound = match &self.open {
+            Some(open) if !open[k] => 0.0,
+            _ => self.bound,
+        };
+        Self::var(model, &mut self.weight_vars[k], bound)
+    }
+
+    /// Number of entries of the start layer's weight.
+    pub fn weight_len(&self) -> usize {
+        self.weight.len()
+    }
+
+    /// Lets only the weight entries `open` marks change (call before encoding).
+    pub fn restrict(&mut self, open: Vec<bool>) {
+        debug_assert_eq!(open.len(), self.weight.len());
+        self.open = Some(open);
+    }
+
+    /// The closed weight entries some point touches, with their (fixed) delta columns.
+    pub fn closed_weight_vars(&self) -> impl Iterator<Item = (usize, Var)> + '_ {
+        let open = self.open.as_deref();
+        self.weight_vars
+            .iter()
+            .enumerate()
+            .filter(move |&(k, _)| open.is_some_and(|o| !o[k]))
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
     }
 
     /// `original + delta` of bias entry `k` of node `node` (must be the start node or an
@@ -211,9 +241,14 @@ impl Edit {
         self.keep_deltas.push(d);
     }
 
+    /// Every delta variable that may move (closed weight entries left out).
     fn all_vars(&self) -> impl Iterator<Item = Var> + '_ {
+        let open = self.open.as_deref();
         self.weight_vars
             .iter()
+            .enumerate()
+            .filter(move |&(k, _)| open.is_none_or(|o| o[k]))
+            .map(|(_, v)| v)
             .chain(self.biases.values().flat_map(|(_, v)| v.iter()))
             .filter_map(|v| *v)
     }
@@ -229,7 +264,8 @@ impl Edit {
     /// editable parameter entry, also those no point touches (their delta is 0 and has no
     /// variable), as APRNN's reference normalises over whole tensors: counting only the
     /// touched entries would weigh the L1 term more on networks with sparse activations.
-    pub fn set_objective(&self, model: &mut LpModel, keep: KeepObjective) {
+    /// Returns `1 / n`, the L1 cost of each delta.
+    pub fn set_objective(&self, model: &mut LpModel, keep: KeepObjective) -> f64 {
         let vars: Vec<Var> = self.all_vars().collect();
         let joint_keep = if keep == KeepObjective::Joint {
             self.keep_deltas.len()
@@ -272,6 +308,7 @@ impl Edit {
             }
             _ => {}
         }
+        1.0 / n
     }
 
     /// The network with the solution's deltas applied, every edited parameter rounded to f32

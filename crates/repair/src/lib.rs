@@ -31,6 +31,7 @@ mod analysis;
 mod aprnn;
 mod certificate;
 mod certified;
+mod columns;
 mod edit;
 mod error;
 mod expr;
@@ -139,6 +140,11 @@ pub struct LpRepairOptions {
     pub relu_max_terms: usize,
     /// Interior point: crossover to a vertex solution (see [`netrepair_lp::SolveOptions`]).
     pub crossover: bool,
+    /// APRNN's repair LP is solved by column generation over the start layer's weight when
+    /// that weight has more entries than this (`usize::MAX`: never): first with a few entries
+    /// free, then with those the optimum's reduced costs ask for, to the same optimum; if the
+    /// rounds do not end in a repair the full LP decides (docs/lp.md).
+    pub column_generation_above: usize,
 }
 
 impl Default for LpRepairOptions {
@@ -153,6 +159,7 @@ impl Default for LpRepairOptions {
             max_terms: 24,
             relu_max_terms: 4,
             crossover: true,
+            column_generation_above: 50_000,
         }
     }
 }

@@ -241,7 +241,10 @@ impl Repair for Mm {
             let sol = m.solve(Sense::Minimise, &opts)?;
             let what = sol.outcome.describe();
             let res = match sol.outcome {
-                Outcome::Optimal { objective, values } => {
+                Outcome::Optimal {
+                    objective,
+                    ref values,
+                } => {
                     let dw: Vec<f64> = (0..outputs * hidden)
                         .map(|k| values[2 * k] - values[2 * k + 1])
                         .collect();
@@ -250,7 +253,7 @@ impl Repair for Mm {
                 Outcome::Infeasible | Outcome::Unbounded => None,
                 _ => return Err(RepairError::Problem(format!("MM's LP: {what}"))),
             };
-            let r = LpReport::new(purpose, &what, &sol.stats, encode_s);
+            let r = LpReport::new(purpose, &what, &sol, encode_s);
             timings.add_lp(&r);
             lps.push(r);
             Ok(res)

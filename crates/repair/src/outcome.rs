@@ -1,7 +1,7 @@
 //! What a repair returns: the new network and a report of what changed, what holds and what
 //! it cost.
 
-use netrepair_lp::SolveStats;
+use netrepair_lp::{Outcome, Solution};
 use netrepair_nn::Network;
 use serde::Serialize;
 
@@ -74,11 +74,19 @@ pub struct LpReport {
     pub solve_s: f64,
     /// Solver iterations (simplex, interior point, PDLP and crossover together).
     pub iterations: i64,
+    /// The optimal objective, when the LP was solved to optimality.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objective: Option<f64>,
 }
 
 impl LpReport {
-    pub(crate) fn new(purpose: String, outcome: &str, stats: &SolveStats, encode_s: f64) -> Self {
+    pub(crate) fn new(purpose: String, outcome: &str, solution: &Solution, encode_s: f64) -> Self {
+        let stats = &solution.stats;
         Self {
+            objective: match solution.outcome {
+                Outcome::Optimal { objective, .. } => Some(objective),
+                _ => None,
+            },
             purpose,
             outcome: outcome.to_string(),
             rows: stats.rows,

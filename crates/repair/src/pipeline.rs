@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use netrepair_lp::{LpModel, Outcome, Sense};
+use netrepair_lp::{LpModel, Outcome, Sense, Solution};
 use netrepair_nn::Network;
 
 use crate::edit::Edit;
@@ -52,42 +52,54 @@ pub(crate) fn solve_edit(
     timings: &mut Timings,
     ctx: &RepairContext,
 ) -> Result<Solved> {
-    ctx.dump_lp(model, Sense::Minimise, &purpose)?;
-    let solution = model.solve(Sense::Minimise, &opts.solve_options())?;
-    let (solved, what) = match &solution.outcome {
-        Outcome::Optimal { values, .. } => (
-            Solved::Network(edit.apply(net, values)?),
-            "optimal".to_string(),
-        ),
-        Outcome::Limit {
+    let solution = solve_reported(model, opts, purpose, encode_s, lps, timings, ctx)?;
+    Ok(match solution.outcome {
+        Outcome::Optimal { values, .. }
+        | Outcome::Limit {
             values: Some(values),
-            reason,
-        } => (
-            Solved::Network(edit.apply(net, values)?),
-            format!("limit ({reason}), best point used"),
-        ),
+            ..
+        } => Solved::Network(edit.apply(net, &values)?),
         Outcome::Limit {
             values: None,
             reason,
-        } => (
-            Solved::Limit(format!(
-                "the solver stopped ({reason}) before finding a repair"
-            )),
-            format!("limit ({reason})"),
-        ),
-        Outcome::Infeasible => (Solved::Infeasible, "infeasible".to_string()),
+        } => Solved::Limit(format!(
+            "the solver stopped ({reason}) before finding a repair"
+        )),
         // Every delta is bounded below by the norm objective, so "unbounded" here means the
         // solver could not tell infeasible from unbounded.
-        Outcome::Unbounded => (Solved::Infeasible, "infeasible or unbounded".to_string()),
-        Outcome::Failed(why) => (
-            Solved::Limit(format!("the solver gave up: {why}")),
-            format!("failed ({why})"),
-        ),
+        Outcome::Infeasible | Outcome::Unbounded => Solved::Infeasible,
+        Outcome::Failed(why) => Solved::Limit(format!("the solver gave up: {why}")),
+    })
+}
+
+/// Writes `model` to the dump folder (if any), solves it (minimising) and records its report.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn solve_reported(
+    model: &LpModel,
+    opts: &LpRepairOptions,
+    purpose: String,
+    encode_s: f64,
+    lps: &mut Vec<LpReport>,
+    timings: &mut Timings,
+    ctx: &RepairContext,
+) -> Result<Solution> {
+    ctx.dump_lp(model, Sense::Minimise, &purpose)?;
+    let solution = model.solve(Sense::Minimise, &opts.solve_options())?;
+    let what = match &solution.outcome {
+        Outcome::Optimal { .. } => "optimal".to_string(),
+        Outcome::Limit {
+            values: Some(_),
+            reason,
+        } => format!("limit ({reason}), best point used"),
+        Outcome::Limit { reason, .. } => format!("limit ({reason})"),
+        Outcome::Infeasible => "infeasible".to_string(),
+        Outcome::Unbounded => "infeasible or unbounded".to_string(),
+        Outcome::Failed(why) => format!("failed ({why})"),
     };
-    let report = LpReport::new(purpose, &what, &solution.stats, encode_s);
+    let report = LpReport::new(purpose, &what, &solution, encode_s);
     timings.add_lp(&report);
     lps.push(report);
-    Ok(solved)
+    Ok(solution)
 }
 
 /// Re-checks the result (if any) and assembles the report; `infeasible` says what an

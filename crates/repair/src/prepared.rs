@@ -841,7 +841,7 @@ impl Repair for Prepared {
                 Outcome::Optimal { .. } => "optimal".to_string(),
                 o => format!("{o:?}").chars().take(40).collect(),
             };
-            let report = LpReport::new(purpose, &what, &sol.stats, encode_s);
+            let report = LpReport::new(purpose, &what, &sol, encode_s);
             timings.add_lp(&report);
             lps.push(report);
             let Outcome::Optimal { values, .. } = sol.outcome else {

@@ -562,7 +562,10 @@ impl Reglo {
         let sol = m.solve(Sense::Minimise, &opts)?;
         let outcome = sol.outcome.describe();
         let result = match sol.outcome {
-            Outcome::Optimal { objective, values } => {
+            Outcome::Optimal {
+                objective,
+                ref values,
+            } => {
                 let w: Vec<f64> = w0
                     .iter()
                     .zip(&dw)
@@ -587,10 +590,7 @@ impl Reglo {
             }
             _ => None,
         };
-        Ok((
-            result,
-            LpReport::new(purpose, &outcome, &sol.stats, encode_s),
-        ))
+        Ok((result, LpReport::new(purpose, &outcome, &sol, encode_s)))
     }
 }
 
@@ -704,6 +704,7 @@ impl Reglo {
             build_s: 0.0,
             solve_s: 0.0,
             iterations: 0,
+            objective: None,
         };
         let mut best: Option<Solved> = None;
         let mut converged = false;
@@ -772,7 +773,7 @@ impl Reglo {
                 &format!("round {round}: scale LP, cut round {rounds}"),
             )?;
             let sol = m.solve(Sense::Minimise, &opts)?;
-            let r = LpReport::new(String::new(), "", &sol.stats, encode_s);
+            let r = LpReport::new(String::new(), "", &sol, encode_s);
             report.rows = r.rows;
             report.cols = r.cols;
             report.nonzeros = r.nonzeros;

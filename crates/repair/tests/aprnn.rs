@@ -541,3 +541,76 @@ fn short_relu_columns_apply_to_points_not_to_polytope_vertices() {
     }]);
     assert_eq!(sizes(&polytope, 1), sizes(&polytope, 24));
 }
+
+/// The LP objective of the last LP a repair solved.
+fn last_objective(r: &netrepair_repair::RepairOutcome) -> f64 {
+    r.lp.last()
+        .and_then(|l| l.objective)
+        .expect("an optimal LP")
+}
+
+#[test]
+fn column_generation_reaches_the_full_lps_optimum_and_falls_back_when_infeasible() {
+    let net = mlp(&[2, 16, 16, 3], Activation::Relu, 7).unwrap();
+    let (xs, ys) = wrong_points(&net, 6);
+    let problem = RepairProblem::from_labels(&xs, &ys, 2, 3).unwrap();
+    let keep = grid_keep(&net, 40);
+    let repair: Vec<&[f64]> = xs.chunks(2).collect();
+    let idx: Vec<usize> = (0..keep.len())
+        .filter(|&i| !repair.contains(&keep.inputs[i].as_slice()))
+        .collect();
+    let kept = problem
+        .clone()
+        .with_keep(KeepSet::points(keep.subset(&idx)));
+    let with = |layer: &str, above: usize, bound: Option<f64>| {
+        let mut a = aprnn_at(&net, layer);
+        a.lp.column_generation_above = above;
+        a.lp.delta_bound = bound;
+        a
+    };
+    for (layer, problem) in [
+        ("0", &problem),
+        ("1", &problem),
+        ("1", &kept),
+        ("2", &problem),
+    ] {
+        let full = with(layer, usize::MAX, None)
+            .repair(&net, problem, &RepairContext::default())
+            .unwrap();
+        let generated = with(layer, 0, None)
+            .repair(&net, problem, &RepairContext::default())
+            .unwrap();
+        assert!(
+            full.proved && generated.proved,
+            "layer {layer}: {}",
+            generated.message
+        );
+        assert!(full.lp.iter().all(|l| !l.purpose.contains("columns round")));
+        let rounds = generated
+            .lp
+            .iter()
+            .filter(|l| l.purpose.contains("columns round"))
+            .count();
+        assert!(
+            rounds >= 2 && rounds == generated.lp.len(),
+            "{:?}",
+            generated.lp
+        );
+        // The first round opens no weight entry: the rounds after it opened what paid.
+        assert!(generated.lp[0].purpose.contains("(0 of"));
+        let (a, b) = (last_objective(&full), last_objective(&generated));
+        assert!(
+            (a - b).abs() <= 1e-6 * a.abs().max(1.0),
+            "layer {layer}: full LP {a}, column generation {b}"
+        );
+    }
+    // Bounds too tight for any repair: the rounds end with requirements unmet, and the full
+    // LP proves it infeasible.
+    let r = with("2", 0, Some(1e-6))
+        .repair(&net, &problem, &RepairContext::default())
+        .unwrap();
+    assert_eq!(r.status, RepairStatus::Infeasible);
+    let last = r.lp.last().unwrap();
+    assert!(!last.purpose.contains("columns round") && last.outcome == "infeasible");
+    assert!(r.lp.len() >= 2, "{:?}", r.lp);
+}

@@ -236,6 +236,12 @@ pub struct RepairArgs {
     /// row): APRNN's 3x100 fog LP solves in 13-14 s instead of 17-20 s (docs/lp.md).
     #[arg(long, default_value_t = 4)]
     relu_max_terms: usize,
+    /// APRNN: solve the repair LP by column generation over the edited weight when it has more
+    /// entries than this (0: always; a number at least the weight's size: never). Same optimum;
+    /// the LP of a first layer, mostly weight deltas, shrinks to the entries that move
+    /// (docs/lp.md).
+    #[arg(long, default_value_t = LpRepairOptions::default().column_generation_above)]
+    column_generation_above: usize,
     /// APRNN, and PREPARED at the last layer: how the kept points' output changes enter the
     /// objective: linf:WEIGHT (their largest change, weighted, a separate L-inf term;
     /// measured best for APRNN), moments:WEIGHT (a bound on their RMS change from the
@@ -466,6 +472,7 @@ fn method_with_limit(
             (None, _) => LpRepairOptions::default().method,
         },
         relu_max_terms: a.relu_max_terms,
+        column_generation_above: a.column_generation_above,
         ..LpRepairOptions::default()
     };
     Ok(match a.method {
@@ -568,8 +575,9 @@ fn print_summary(r: &RepairOutcome, affine: usize) {
         );
     }
     for l in &r.lp {
+        let objective = l.objective.map(|o| format!(" {o:.9}")).unwrap_or_default();
         println!(
-            "LP {}: {} rows, {} columns, {} nonzeros; build {:.2} s, solve {:.2} s: {}",
+            "LP {}: {} rows, {} columns, {} nonzeros; build {:.2} s, solve {:.2} s: {}{objective}",
             l.purpose, l.rows, l.cols, l.nonzeros, l.build_s, l.solve_s, l.outcome
         );
     }
