@@ -242,6 +242,15 @@ impl LpModel {
         Var(self.cols.len() - 1)
     }
 
+    /// Sets the objective cost of `v` (e.g. once a normalisation is known).
+    pub fn set_cost(&mut self, v: Var, cost: f64) {
+        let ok = v.0 < self.cols.len() && cost.is_finite();
+        self.check(ok, || format!("cost {cost} for variable {}", v.0));
+        if ok {
+            self.cols[v.0].cost = cost;
+        }
+    }
+
     /// A binary (0/1) variable.
     pub fn add_binary(&mut self) -> Var {
         self.cols.push(Column {

@@ -237,8 +237,10 @@ pub(crate) fn encode_point(
                     let xj = x[j as usize];
                     if xj != 0.0 {
                         e.c += xj * edit.weight(k as usize);
-                        let var = edit.weight_var(model, k as usize);
-                        e.terms.push((var, xj));
+                        match edit.weight_terms(model, k as usize) {
+                            (d, None) => e.terms.push((d, xj)),
+                            (p, Some(q)) => e.terms.extend([(p, xj), (q, -xj)]),
+                        }
                     }
                 }
                 out.push(if lazy {
@@ -726,6 +728,9 @@ impl Aprnn {
         let tr = Self::group_traces(net, groups)?;
         let mut model = LpModel::new();
         let mut edit = Edit::new(net, start, self.lp.delta_bound)?;
+        if self.lp.split_deltas {
+            edit.split_weight_deltas();
+        }
         if let Some(open) = open {
             edit.restrict(open.to_vec());
         }

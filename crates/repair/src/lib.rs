@@ -141,10 +141,16 @@ pub struct LpRepairOptions {
     /// Interior point: crossover to a vertex solution (see [`netrepair_lp::SolveOptions`]).
     pub crossover: bool,
     /// APRNN's repair LP is solved by column generation over the start layer's weight when
-    /// that weight has more entries than this (`usize::MAX`: never): first with a few entries
-    /// free, then with those the optimum's reduced costs ask for, to the same optimum; if the
-    /// rounds do not end in a repair the full LP decides (docs/lp.md).
+    /// that weight has more entries than this (default `usize::MAX`: never): first with a few
+    /// entries free, then with those the optimum's reduced costs ask for, to the same
+    /// optimum; if the rounds do not end in a repair the full LP decides. Measured not to pay
+    /// on the project's LPs yet (docs/lp.md), hence off by default.
     pub column_generation_above: usize,
+    /// APRNN: write each weight delta as `p - q` straight into the rows (no delta column and
+    /// no `d = p - q` row per entry). Same optimum; measured (docs/lp.md): the 3x100 fog LP
+    /// 15% faster, the infeasible 256x2 middle-layer LPs 30% slower, a first layer's LP
+    /// twice the non-zeros; hence off by default.
+    pub split_deltas: bool,
 }
 
 impl Default for LpRepairOptions {
@@ -159,7 +165,8 @@ impl Default for LpRepairOptions {
             max_terms: 24,
             relu_max_terms: 4,
             crossover: true,
-            column_generation_above: 50_000,
+            column_generation_above: usize::MAX,
+            split_deltas: false,
         }
     }
 }

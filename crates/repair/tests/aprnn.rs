@@ -550,7 +550,7 @@ fn last_objective(r: &netrepair_repair::RepairOutcome) -> f64 {
 }
 
 #[test]
-fn column_generation_reaches_the_full_lps_optimum_and_falls_back_when_infeasible() {
+fn column_generation_and_split_deltas_reach_the_full_lps_optimum() {
     let net = mlp(&[2, 16, 16, 3], Activation::Relu, 7).unwrap();
     let (xs, ys) = wrong_points(&net, 6);
     let problem = RepairProblem::from_labels(&xs, &ys, 2, 3).unwrap();
@@ -566,6 +566,10 @@ fn column_generation_reaches_the_full_lps_optimum_and_falls_back_when_infeasible
         let mut a = aprnn_at(&net, layer);
         a.lp.column_generation_above = above;
         a.lp.delta_bound = bound;
+        a
+    };
+    let split = |mut a: Aprnn| {
+        a.lp.split_deltas = true;
         a
     };
     for (layer, problem) in [
@@ -598,11 +602,30 @@ fn column_generation_reaches_the_full_lps_optimum_and_falls_back_when_infeasible
         );
         // The first round opens no weight entry: the rounds after it opened what paid.
         assert!(generated.lp[0].purpose.contains("(0 of"));
-        let (a, b) = (last_objective(&full), last_objective(&generated));
-        assert!(
-            (a - b).abs() <= 1e-6 * a.abs().max(1.0),
-            "layer {layer}: full LP {a}, column generation {b}"
-        );
+        // The deltas split into p - q: one LP, or rounds, to the same optimum.
+        let split_full = split(with(layer, usize::MAX, None))
+            .repair(&net, problem, &RepairContext::default())
+            .unwrap();
+        let split_generated = split(with(layer, 0, None))
+            .repair(&net, problem, &RepairContext::default())
+            .unwrap();
+        assert!(split_full.proved && split_generated.proved);
+        assert_eq!(split_full.lp.len(), 1);
+        // A different LP (no delta column or row per entry; longer expressions, which may
+        // get a column of their own), the same optimum.
+        assert_ne!(split_full.lp[0].cols, full.lp[0].cols);
+        let a = last_objective(&full);
+        for (what, r) in [
+            ("column generation", &generated),
+            ("split", &split_full),
+            ("split, column generation", &split_generated),
+        ] {
+            let b = last_objective(r);
+            assert!(
+                (a - b).abs() <= 1e-6 * a.abs().max(1.0),
+                "layer {layer}: full LP {a}, {what} {b}"
+            );
+        }
     }
     // Bounds too tight for any repair: the rounds end with requirements unmet, and the full
     // LP proves it infeasible.
