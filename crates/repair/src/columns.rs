@@ -64,8 +64,8 @@ pub(crate) fn generate(
     let mut open = vec![false; weights];
     let mut opened = 0;
     // Requirements are elastic until a round meets them all; the open set only grows, so
-    // every later round is feasible with them hard (and the interior point, without the
-    // penalty's large costs, converges in fewer iterations).
+    // every later round is feasible with them hard (and without the penalty's large costs,
+    // which slow the interior point).
     let mut elastic = true;
     for round in 1..=MAX_ROUNDS {
         let t = Instant::now();

@@ -197,10 +197,7 @@ impl Edit {
             !self.split,
             "split deltas have no single column (weight_terms)"
         );
-        let bound = match &self.open {
-            Some(open) if !open[k] => 0.0,
-            _ => self.bound,
-        };
+        let bound = self.entry_bound(k);
         Self::var(model, &mut self.weight_vars[k], bound)
     }
 
@@ -210,10 +207,7 @@ impl Edit {
         if !self.split {
             return (self.weight_var(model, k), None);
         }
-        let bound = match &self.open {
-            Some(open) if !open[k] => 0.0,
-            _ => self.bound,
-        };
+        let bound = self.entry_bound(k);
         let (p, q) = *self.weight_pairs[k].get_or_insert_with(|| {
             (
                 model.add_var(0.0, bound, 0.0),
@@ -221,6 +215,14 @@ impl Edit {
             )
         });
         (p, Some(q))
+    }
+
+    /// The bound on weight entry `k`'s delta: 0 when it is closed.
+    fn entry_bound(&self, k: usize) -> f64 {
+        match &self.open {
+            Some(open) if !open[k] => 0.0,
+            _ => self.bound,
+        }
     }
 
     /// Number of entries of the start layer's weight.
@@ -362,12 +364,13 @@ impl Edit {
     /// user gets.
     pub fn apply(&self, net: &Network, values: &[f64]) -> Result<Network> {
         let mut out = net.clone();
-        let set = |out: &mut Network, id: ParamId, orig: &[f64], vars: &[Option<Var>]| {
+        // `deltas`: each entry's delta in the solution, `None` for entries without a variable.
+        let set = |out: &mut Network, id: ParamId, orig: &[f64], deltas: Vec<Option<f64>>| {
             let dims = out.param(id)?.dims().to_vec();
             let new: Vec<f64> = orig
                 .iter()
-                .zip(vars)
-                .map(|(&w, v)| match v.map(|v| values[v.index()]) {
+                .zip(deltas)
+                .map(|(&w, d)| match d {
                     // Entries the solution moves are rounded to f32; the rest stay bit-identical.
                     Some(d) if d != 0.0 => (w + d) as f32 as f64,
                     _ => w,
@@ -378,37 +381,27 @@ impl Edit {
             out.set_param(id, t)?;
             Ok::<_, RepairError>(())
         };
-        if self.split {
-            let id = ParamId {
-                node: self.start,
-                slot: 0,
-            };
-            let dims = out.param(id)?.dims().to_vec();
-            let new: Vec<f64> = self
-                .weight
+        let of = |vars: &[Option<Var>]| -> Vec<Option<f64>> {
+            vars.iter().map(|v| v.map(|v| values[v.index()])).collect()
+        };
+        let weight = if self.split {
+            self.weight_pairs
                 .iter()
-                .zip(&self.weight_pairs)
-                .map(
-                    |(&w, pq)| match pq.map(|(p, q)| values[p.index()] - values[q.index()]) {
-                        Some(d) if d != 0.0 => (w + d) as f32 as f64,
-                        _ => w,
-                    },
-                )
-                .collect();
-            let dev = candle_core::Device::Cpu;
-            let t = Tensor::from_vec(new, dims, &dev).map_err(netrepair_nn::NnError::from)?;
-            out.set_param(id, t)?;
-        }
-        if self.weight_vars.iter().any(Option::is_some) {
+                .map(|pq| pq.map(|(p, q)| values[p.index()] - values[q.index()]))
+                .collect()
+        } else {
+            of(&self.weight_vars)
+        };
+        if weight.iter().any(Option::is_some) {
             let id = ParamId {
                 node: self.start,
                 slot: 0,
             };
-            set(&mut out, id, &self.weight, &self.weight_vars)?;
+            set(&mut out, id, &self.weight, weight)?;
         }
         for (&node, (b, vars)) in &self.biases {
             if vars.iter().any(Option::is_some) {
-                set(&mut out, ParamId { node, slot: 1 }, b, vars)?;
+                set(&mut out, ParamId { node, slot: 1 }, b, of(vars))?;
             }
         }
         Ok(out)
