@@ -24,6 +24,10 @@ np.save(f"{out}/fog100_y.npy", np.frombuffer(lab, dtype=np.uint8)[:100].astype(n
 PY
 "$N" repair --net "$B/eran/mnist_relu_3_100.onnx" --inputs "$OUT/fog100_x.npy" \
   --labels "$OUT/fog100_y.npy" --layer 1 --dump-lp "$OUT/aprnn-3x100-fog-layer1" "${quick[@]}" || true
+# The same LP with the weight deltas written as p - q in the rows (`--split-deltas`).
+"$N" repair --net "$B/eran/mnist_relu_3_100.onnx" --inputs "$OUT/fog100_x.npy" \
+  --labels "$OUT/fog100_y.npy" --layer 1 --split-deltas \
+  --dump-lp "$OUT/aprnn-3x100-fog-layer1-split" "${quick[@]}" || true
 for layer in -1 1; do
   "$N" repair --net "$B/mnistfc/mnist-net_256x2.onnx" --misclassified 100 --dataset mnist \
     --shuffle 0 --layer "$layer" --dump-lp "$OUT/aprnn-256x2-layer$layer-keep100" "${quick[@]}" || true
