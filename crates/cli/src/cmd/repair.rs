@@ -848,8 +848,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         } else {
             vec![resolve_layer(&net, &a.layer)?]
         };
-    let pb = indicatif::ProgressBar::new_spinner();
-    pb.enable_steady_tick(Duration::from_millis(200));
+    let pb = std::sync::Arc::new(crate::util::Status::new());
     let pb2 = pb.clone();
     let ctx = RepairContext {
         check: CheckOptions {
@@ -857,7 +856,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
             pgd: PgdOptions::default(),
             ..CheckOptions::default()
         },
-        progress: Some(Box::new(move |m: &str| pb2.set_message(m.to_string()))),
+        progress: Some(Box::new(move |m: &str| pb2.say(m))),
         lp_dump: a.dump_lp.as_ref().map(LpDump::new).transpose()?,
     };
     // The warm start: under `--layer auto` one more candidate (fine-tune, then the last
@@ -873,7 +872,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         bail!("--warm-start runs before an LP method: use it with --method aprnn or prepared");
     }
     let warm_train = if warm_n > 0 {
-        pb.set_message(format!("drawing {warm_n} samples for the warm start"));
+        pb.say(&format!("drawing {warm_n} samples for the warm start"));
         Some(keep::draw_training(&a.keep, &a.points, &net, warm_n)?)
     } else {
         None
@@ -893,7 +892,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     };
     let warm = match (&warm_train, rank_layers) {
         (Some(train), false) => {
-            pb.set_message(format!("warm start on {} samples", train.len()));
+            pb.say(&format!("warm start on {} samples", train.len()));
             Some(warm_options.fine_tune(&net, &problem, train, &ctx)?)
         }
         _ => None,
@@ -901,7 +900,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     // A fine-tuned network that already passes the re-check needs no LP stage.
     let warm_proved = match &warm {
         Some((tuned, report)) => {
-            pb.set_message("re-checking the fine-tuned network");
+            pb.say("re-checking the fine-tuned network");
             proved_by_fine_tuning(&net, tuned, report, &problem, &ctx, started)?
         }
         None => None,
@@ -943,7 +942,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         } else {
             method(a, layer)?
         };
-        pb.set_message(format!("{} at '{}'", m.name(), net.nodes()[layer].name()));
+        pb.say(&format!("{} at '{}'", m.name(), net.nodes()[layer].name()));
         let r = m.repair(base, &problem, &ctx)?;
         tried.push(json!({"layer": r.layer, "status": r.status, "repaired": r.count(ItemStatus::Repaired)}));
         let better = best
@@ -957,7 +956,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
             break;
         }
     }
-    pb.finish_and_clear();
+    pb.finish();
     let r = match (warm_proved, warm) {
         (Some(r), _) => r,
         (None, Some((_, report))) => {
