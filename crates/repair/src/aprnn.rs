@@ -675,12 +675,16 @@ impl Aprnn {
         ctx: &RepairContext,
     ) -> Result<Solved> {
         ctx.say(&format!("encoding {purpose}"));
-        let weights = Edit::new(net, start, None)?.weight_len();
         let encode = |open: Option<&[bool]>, elastic: bool| {
             self.encode(
                 net, problem, groups, start, stop, final_pass, keep_mode, open, elastic,
             )
         };
+        // The start layer's weight size, from its shape (no copy of the weight).
+        let weights: usize = net.nodes()[start].layer().params()[0]
+            .dims()
+            .iter()
+            .product();
         if final_pass && weights > self.lp.column_generation_above {
             let generated = columns::generate(
                 net,

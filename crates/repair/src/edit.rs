@@ -225,11 +225,6 @@ impl Edit {
         }
     }
 
-    /// Number of entries of the start layer's weight.
-    pub fn weight_len(&self) -> usize {
-        self.weight.len()
-    }
-
     /// Writes each weight entry's delta as `p - q` into the rows (call before encoding): one
     /// column and one row less per entry than a delta column tied to `p - q` by a row, for
     /// twice the non-zeros where the entry appears. APRNN's 3x100 fog LP: 29,894 -> 24,194
@@ -244,7 +239,8 @@ impl Edit {
         self.open = Some(open);
     }
 
-    /// The closed weight entries some point touches, with their (fixed) delta columns.
+    /// The closed weight entries some point touches, with their (fixed) delta columns (with
+    /// split deltas, the `p` column: `q`'s reduced cost is its negative).
     pub fn closed_weight_vars(&self) -> impl Iterator<Item = (usize, Var)> + '_ {
         let open = self.open.as_deref();
         self.weight_vars
