@@ -43,7 +43,7 @@ enum Command {
     /// the repair set and recommend a layer.
     Analyze(cmd::analyze::AnalyzeArgs),
     /// Benchmarks: tables on stdout, JSON on request.
-    Bench(cmd::bench::BenchArgs),
+    Bench(netrepair_experiments::cli::bench::BenchArgs),
 }
 
 /// Runs the command; the value is the exit code (0 unless a verdict says otherwise).
@@ -57,7 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Verify(a) => cmd::verify::run(a),
         Command::Repair(a) => cmd::repair::run(a),
         Command::Analyze(a) => cmd::analyze::run(a),
-        Command::Bench(a) => cmd::bench::run(a).map(|()| 0),
+        Command::Bench(a) => netrepair_experiments::cli::bench::run(a).map(|()| 0),
     }
 }
 

@@ -1,11 +1,13 @@
 //! Small helpers shared by the subcommands.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use netrepair_data::Dataset;
 use netrepair_nn::Network;
+
+pub use netrepair_experiments::cli::args::{check_output, load_net, parse_list};
 
 /// The network path from either the positional argument or `--net`.
 pub fn net_path(positional: &Option<PathBuf>, flag: &Option<PathBuf>) -> Result<PathBuf> {
@@ -14,48 +16,6 @@ pub fn net_path(positional: &Option<PathBuf>, flag: &Option<PathBuf>) -> Result<
         (Some(_), Some(_)) => bail!("give the network once, either as an argument or with --net"),
         (None, None) => bail!("no network given: pass --net NET.onnx"),
     }
-}
-
-/// Loads an ONNX network with the path in errors.
-pub fn load_net(path: &Path) -> Result<Network> {
-    netrepair_nn::load_onnx(path).with_context(|| format!("cannot load network {}", path.display()))
-}
-
-/// Checks, before any long work, that `out` can be written: it is not one of `inputs`, not a
-/// directory, and its directory exists and takes a new file.
-pub fn check_output(out: &Path, inputs: &[&Path]) -> Result<()> {
-    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    if inputs.iter().any(|i| canon(i) == canon(out)) {
-        bail!(
-            "refusing to overwrite the input file {} (choose another output path)",
-            out.display()
-        );
-    }
-    if out.is_dir() {
-        bail!(
-            "{} is a directory; give a file path to write",
-            out.display()
-        );
-    }
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        bail!(
-            "cannot write {}: the directory {} does not exist",
-            out.display(),
-            dir.display()
-        );
-    }
-    tempfile::NamedTempFile::new_in(dir).with_context(|| {
-        format!(
-            "cannot write {}: the directory {} does not take new files",
-            out.display(),
-            dir.display()
-        )
-    })?;
-    Ok(())
 }
 
 /// Reshapes `n` samples of `len` scalars to the network's input `[n, input_shape...]`.
@@ -116,20 +76,6 @@ pub fn predict_all(
         tick(len);
     }
     Ok(out)
-}
-
-/// Parses a comma-separated list of numbers.
-pub fn parse_list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>>
-where
-    T::Err: std::fmt::Display,
-{
-    s.split(',')
-        .map(|v| {
-            v.trim()
-                .parse::<T>()
-                .map_err(|e| anyhow::anyhow!("'{v}' in '{s}': {e}"))
-        })
-        .collect()
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).

@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod acas_bench;
+pub mod cli;
 pub mod corrupt;
 pub mod forward_bench;
 pub mod fuzz;

@@ -1,10 +1,6 @@
 //! One module per subcommand.
 
 pub mod analyze;
-pub mod bench;
-pub mod bench_informed;
-pub mod bench_irepair;
-pub mod bench_reglo;
 pub mod certificate;
 pub mod demo;
 pub mod eval;

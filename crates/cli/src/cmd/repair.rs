@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use netrepair_experiments::cli::args::{optimizer, OptimizerName};
 use netrepair_lp::Method;
 use netrepair_nn::Network;
-use netrepair_nn::OptimizerKind;
 use netrepair_repair::{
     affine_layers, best_layer, resolve_layer, score_layers, Aprnn, CorrectLoss, GradientOptions,
     GradientRepair, Heuristic, ItemStatus, KeepSet, LabelledSet, Locking, LpDump, LpRepairOptions,
@@ -77,17 +77,6 @@ impl MethodName {
                 | MethodName::Pft
         )
     }
-}
-
-/// Optimiser choice of the gradient methods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OptimizerName {
-    /// RMSprop (PyTorch's defaults), as in I-REPAIR.
-    Rmsprop,
-    /// Adam.
-    Adam,
-    /// SGD with momentum 0.9.
-    Sgd,
 }
 
 /// I-REPAIR's correct-set influence loss.
@@ -374,14 +363,6 @@ fn problem(a: &RepairArgs, net: &Network) -> Result<(RepairProblem, LabelledSet)
     let problem = RepairProblem::new(items);
     problem.validate(net.input_len(), net.output_len())?;
     Ok((problem, correct))
-}
-
-pub(crate) fn optimizer(name: OptimizerName) -> OptimizerKind {
-    match name {
-        OptimizerName::Rmsprop => OptimizerKind::rmsprop(),
-        OptimizerName::Adam => OptimizerKind::adam(),
-        OptimizerName::Sgd => OptimizerKind::sgd(),
-    }
 }
 
 /// The gradient method the arguments name.

@@ -5,21 +5,21 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
-use netrepair_data::{load, resolve_data_dir, split_indices, DatasetName};
-use netrepair_experiments::informed_bench::{
+use crate::informed_bench::{
     early_stop, errors, heuristics_markdown, heuristics_vs_oracle, incremental_curve, labelled,
     size_sweep, HeuristicRow, Scenario, SizeRow,
 };
-use netrepair_experiments::plot::{line_chart, Series};
-use netrepair_experiments::training::{train_preset, Preset, TrainRequest};
+use crate::plot::{line_chart, Series};
+use crate::training::{train_preset, Preset, TrainRequest};
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use netrepair_data::{load, resolve_data_dir, split_indices, DatasetName};
 use netrepair_repair::{resolve_layer, Aprnn, LpRepairOptions};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde_json::json;
 
-use crate::util;
+use super::args as util;
 
 /// Which experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
+use crate::forward_bench::{bench_network, default_networks};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use netrepair_experiments::forward_bench::{bench_network, default_networks};
 
 /// Benchmarks (tables on stdout, JSON on request).
 #[derive(Debug, Args)]
@@ -82,7 +82,7 @@ pub struct LpBenchArgs {
 }
 
 fn run_lp(a: &LpBenchArgs) -> Result<()> {
-    use netrepair_experiments::lp_bench::{bench_lps, lp_files, markdown, LpStrategy};
+    use crate::lp_bench::{bench_lps, lp_files, markdown, LpStrategy};
     let strategies: Vec<LpStrategy> = a
         .strategies
         .split(',')
@@ -226,12 +226,12 @@ fn run_robust(a: &RobustBenchArgs) -> Result<()> {
         .net
         .clone()
         .unwrap_or_else(|| dir.join("cifar10_resnet/resnet_2b.onnx"));
-    let net = crate::util::load_net(&path)?;
+    let net = super::args::load_net(&path)?;
     let data_dir = netrepair_data::resolve_data_dir(a.data_dir.as_deref())?;
     let pixels = netrepair_data::load(netrepair_data::DatasetName::Cifar10, &data_dir, "test")?;
     let (mean, std): (Vec<f32>, Vec<f32>) = (
-        crate::util::parse_list(&a.mean)?,
-        crate::util::parse_list(&a.std)?,
+        super::args::parse_list(&a.mean)?,
+        super::args::parse_list(&a.std)?,
     );
     let mut normalized = pixels.clone();
     normalized.normalize(&mean, &std)?;
@@ -248,16 +248,16 @@ fn run_robust(a: &RobustBenchArgs) -> Result<()> {
         let mut train = train_px.clone();
         train.normalize(&mean, &std)?;
         if a.warm_start > 0 {
-            warm = netrepair_experiments::keep::draw_keep(&net, &train, a.warm_start, 0, 0)?.keep;
+            warm = crate::keep::draw_keep(&net, &train, a.warm_start, 0, 0)?.keep;
         }
         let want = a.keep.max(4 * a.keep_regions);
-        let drawn = netrepair_experiments::keep::draw_keep(&net, &train, want, 0, 0)?;
+        let drawn = crate::keep::draw_keep(&net, &train, want, 0, 0)?;
         let mut points = drawn.keep.clone();
         points.inputs.truncate(a.keep);
         points.labels.truncate(a.keep);
         keep = netrepair_repair::KeepSet::points(points);
         if a.keep_regions > 0 {
-            let balls = netrepair_experiments::robust_bench::certified_balls(
+            let balls = crate::robust_bench::certified_balls(
                 &net,
                 &train_px,
                 &drawn.keep_indices,
@@ -281,14 +281,14 @@ fn run_robust(a: &RobustBenchArgs) -> Result<()> {
                 .collect();
         }
     }
-    let (row, edited, others) = netrepair_experiments::robust_bench::robustness_edit(
+    let (row, edited, others) = crate::robust_bench::robustness_edit(
         &net,
         &name,
         &pixels,
         &normalized,
         &mean,
         &std,
-        netrepair_experiments::robust_bench::RobustConfig {
+        crate::robust_bench::RobustConfig {
             eps: a.eps,
             scan: a.scan,
             k: a.k,
@@ -358,9 +358,7 @@ pub struct AcasBenchArgs {
 }
 
 fn run_acas(a: &AcasBenchArgs) -> Result<()> {
-    use netrepair_experiments::acas_bench::{
-        domain_samples, edit, is_violated, load_instance, markdown,
-    };
+    use crate::acas_bench::{domain_samples, edit, is_violated, load_instance, markdown};
     use netrepair_repair::{Aprnn, Prepared, RepairContext};
     let dir = a
         .benchmarks
@@ -369,7 +367,7 @@ fn run_acas(a: &AcasBenchArgs) -> Result<()> {
         .join("acasxu");
     let list = std::fs::read_to_string(dir.join("acasxu_instances.csv"))
         .with_context(|| format!("cannot read the instance list under {}", dir.display()))?;
-    let props: Vec<String> = crate::util::parse_list::<u32>(&a.props)?
+    let props: Vec<String> = super::args::parse_list::<u32>(&a.props)?
         .iter()
         .map(|p| format!("prop_{p}.vnnlib"))
         .collect();
@@ -390,7 +388,7 @@ fn run_acas(a: &AcasBenchArgs) -> Result<()> {
         lp_dump: None,
     };
     let mut rows = Vec::new();
-    let save = |rows: &Vec<netrepair_experiments::acas_bench::AcasRow>| -> Result<()> {
+    let save = |rows: &Vec<crate::acas_bench::AcasRow>| -> Result<()> {
         if let Some(p) = &a.json_out {
             std::fs::write(p, serde_json::to_string_pretty(rows)?)?;
         }
@@ -400,18 +398,17 @@ fn run_acas(a: &AcasBenchArgs) -> Result<()> {
         Ok(())
     };
     println!("{}", markdown(&[]).trim_end());
-    let print =
-        |row: netrepair_experiments::acas_bench::AcasRow, rows: &mut Vec<_>| -> Result<()> {
-            println!(
-                "{}",
-                markdown(std::slice::from_ref(&row))
-                    .lines()
-                    .last()
-                    .unwrap_or_default()
-            );
-            rows.push(row);
-            save(rows)
-        };
+    let print = |row: crate::acas_bench::AcasRow, rows: &mut Vec<_>| -> Result<()> {
+        println!(
+            "{}",
+            markdown(std::slice::from_ref(&row))
+                .lines()
+                .last()
+                .unwrap_or_default()
+        );
+        rows.push(row);
+        save(rows)
+    };
     let wanted = |net: &str| a.filter.as_deref().is_none_or(|f| net.contains(f));
     let prepared = Prepared::default();
     let mut samples = None;
@@ -531,10 +528,8 @@ pub struct RepairBenchArgs {
 }
 
 fn run_repair(a: &RepairBenchArgs) -> Result<()> {
-    use netrepair_experiments::corrupt::Corruption;
-    use netrepair_experiments::repair_bench::{
-        aprnn_table1, markdown, repair_errors, RepairBenchOptions,
-    };
+    use crate::corrupt::Corruption;
+    use crate::repair_bench::{aprnn_table1, markdown, repair_errors, RepairBenchOptions};
     let dir = a
         .benchmarks
         .clone()
@@ -568,7 +563,7 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
             .collect::<Result<_>>()?
     };
     let layers = match &a.layers {
-        Some(l) => crate::util::parse_list(l)?,
+        Some(l) => super::args::parse_list(l)?,
         None => Vec::new(),
     };
     let data_dir = netrepair_data::resolve_data_dir(a.data_dir.as_deref())?;
@@ -588,14 +583,14 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
     let delta_bound = Some(a.delta_bound).filter(|b| b.is_finite());
     let keep_of = |net: &netrepair_nn::Network| -> Result<netrepair_repair::LabelledSet> {
         Ok(match &train {
-            Some(train) => netrepair_experiments::keep::draw_keep(net, train, a.keep, 0, 0)?.keep,
+            Some(train) => crate::keep::draw_keep(net, train, a.keep, 0, 0)?.keep,
             None => Default::default(),
         })
     };
     let warm_of = |net: &netrepair_nn::Network| -> Result<netrepair_repair::LabelledSet> {
         Ok(match &train {
             Some(train) if a.warm_start > 0 => {
-                netrepair_experiments::keep::draw_keep(net, train, a.warm_start, 0, 0)?.keep
+                crate::keep::draw_keep(net, train, a.warm_start, 0, 0)?.keep
             }
             _ => Default::default(),
         })
@@ -613,7 +608,7 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
         seed: 0,
         drop_flagged: a.drop_flagged,
     };
-    let write_json = |rows: &[netrepair_experiments::repair_bench::RepairRow]| -> Result<()> {
+    let write_json = |rows: &[crate::repair_bench::RepairRow]| -> Result<()> {
         if let Some(p) = &a.json_out {
             std::fs::write(p, serde_json::to_string_pretty(rows)?)
                 .with_context(|| format!("cannot write {}", p.display()))?;
@@ -638,7 +633,7 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
             let mut rows = Vec::new();
             println!("{}", markdown(&[]).trim_end());
             for (path, layer) in &cases {
-                let mut net = crate::util::load_net(path)?;
+                let mut net = super::args::load_net(path)?;
                 let mut name = path
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
@@ -655,7 +650,7 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
                 if let Some(dir) = &a.save_dir {
                     let stem = path.file_stem().unwrap_or_default().to_string_lossy();
                     let out = dir.join(format!("{stem}_repaired.onnx"));
-                    crate::util::check_output(&out, &[path.as_path()])?;
+                    super::args::check_output(&out, &[path.as_path()])?;
                     netrepair_nn::save_onnx(&repaired, &out)
                         .with_context(|| format!("cannot write {}", out.display()))?;
                 }
@@ -681,7 +676,7 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
     let mut rows = Vec::new();
     println!("{}", markdown(&[]).trim_end());
     for path in &nets {
-        let net = crate::util::load_net(path)?;
+        let net = super::args::load_net(path)?;
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -703,6 +698,7 @@ fn run_repair(a: &RepairBenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Runs the benchmark the arguments name.
 pub fn run(a: &BenchArgs) -> Result<()> {
     let (benchmarks, net, batch, repeats, json_out, json) = match &a.what {
         BenchWhat::Repair(r) => return run_repair(r),

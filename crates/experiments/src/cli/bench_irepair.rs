@@ -4,18 +4,18 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use clap::Args;
-use netrepair_data::{load, resolve_data_dir, split_indices, DatasetName};
-use netrepair_experiments::irepair_bench::{
+use crate::irepair_bench::{
     markdown, paper_protocol_runs, seed_spread, single_class_runs, spread_markdown, summarise,
     BenchMethod, IRepairRun, IRepairSetup, IRepairSummary, DEFAULT_VALIDATION, PAPER_PROTOCOL_NOTE,
     SEED_FIGURE_NOTE,
 };
-use netrepair_experiments::plot::{line_chart, Series};
+use crate::plot::{line_chart, Series};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use netrepair_data::{load, resolve_data_dir, split_indices, DatasetName};
 use netrepair_repair::{GradientOptions, WeightNorm};
 
-use crate::util;
+use super::args as util;
 
 /// Settings of `bench irepair`.
 #[derive(Debug, Args)]
@@ -124,7 +124,7 @@ pub struct IRepairBenchArgs {
     lr: f64,
     /// Optimiser of the gradient methods (the paper: RMSprop).
     #[arg(long, value_enum, default_value = "rmsprop")]
-    optimizer: super::repair::OptimizerName,
+    optimizer: super::args::OptimizerName,
     /// The correct set's training term: `ce` (the reference code's cross-entropy), `logits` or
     /// `logits:W` (the squared change of the original logits).
     #[arg(long, default_value = "ce")]
@@ -339,7 +339,7 @@ pub fn run(a: &IRepairBenchArgs) -> Result<()> {
         options: GradientOptions {
             lr: a.lr,
             max_iters: a.max_iters,
-            optimizer: super::repair::optimizer(a.optimizer),
+            optimizer: super::args::optimizer(a.optimizer),
             correct_term: a.correct_term.parse()?,
             mixup: a.mixup,
             mixup_fresh: a.mixup_fresh,

@@ -4,19 +4,19 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::reglo_bench::{
+    fairness_markdown, fairness_table, german_age_groups, paper_markdown, paper_table,
+    robustness_markdown, robustness_rows, FairnessBench, Group, PaperBench,
+};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use netrepair_data::DatasetName;
 use netrepair_data::{load, resolve_data_dir};
-use netrepair_experiments::reglo_bench::{
-    fairness_markdown, fairness_table, german_age_groups, paper_markdown, paper_table,
-    robustness_markdown, robustness_rows, FairnessBench, Group, PaperBench,
-};
 use netrepair_repair::Reglo;
 use netrepair_verify::SplitOptions;
 use serde_json::json;
 
-use crate::util;
+use super::args as util;
 
 /// Settings of `bench reglo`.
 #[derive(Debug, Args)]
