@@ -37,6 +37,7 @@ mod error;
 mod expr;
 mod gradient;
 mod incremental;
+mod informed;
 mod locking;
 mod lp_dump;
 mod mm;
@@ -67,13 +68,15 @@ use error::rule;
 pub use error::{RepairError, Result};
 pub use gradient::{influence_mask, CorrectTerm, GradientOptions, GradientRepair, InfluenceMask};
 pub use incremental::Incremental;
+pub use informed::{AtLayer, Informed, LayerSearch, RANK_MAX_PARAMS};
 pub use locking::{CorrectLoss, Locking};
 pub use lp_dump::{slug as lp_dump_slug, LpDump};
 pub use mm::{Mm, MmSearch};
 pub use outcome::{
-    DeltaSummary, EditedLayer, GlobalReport, IncrementalReport, IncrementalStep, ItemReport,
-    ItemStatus, IterationStat, KeepReport, LpReport, MethodDetails, RegloIteration, RepairOutcome,
-    RepairStatus, Timings, TrainingReport, WarmStartReport,
+    BruteForce, DeltaSummary, EditedLayer, GlobalReport, IncrementalReport, IncrementalStep,
+    ItemReport, ItemStatus, IterationStat, KeepReport, LayerScores, LayerSearchReport, LayerTrial,
+    LpReport, MethodDetails, RegloIteration, RepairOutcome, RepairStatus, SkippedLayer, Timings,
+    TrainingReport, WarmStartReport,
 };
 pub use pft::Pft;
 pub use prepared::{Cuts, Prepared};
@@ -88,8 +91,7 @@ pub use recheck::{keep_report, recheck};
 pub use reglo::{decision_keep_set, Reglo, RegloObjective, WeightNorm};
 pub use samples::mixup_points;
 pub use select::{
-    accuracy, best_layer, brute_force, score_layers, BruteForce, Heuristic, LayerScores,
-    LayerTrial, SelectionInput, DEFAULT_HEURISTIC,
+    accuracy, best_layer, brute_force, score_layers, Heuristic, SelectionInput, DEFAULT_HEURISTIC,
 };
 pub use warm::{
     auto_train_from, finish as finish_warm_start, proved_by_fine_tuning,

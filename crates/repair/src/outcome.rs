@@ -282,6 +282,9 @@ pub struct RepairOutcome {
     /// What the fine-tuning stage of a warm-started repair did (absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warm_start: Option<WarmStartReport>,
+    /// How an informed repair chose the start layer (absent for a repair at one layer).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub layer_search: Option<LayerSearchReport>,
 }
 
 impl RepairStatus {
@@ -337,6 +340,7 @@ impl RepairOutcome {
             keep: None,
             details: None,
             warm_start: None,
+            layer_search: None,
         })
     }
 
@@ -568,4 +572,91 @@ mod tests {
         assert_eq!(global["global"], serde_json::json!([]));
         assert_eq!(global["status"], "proved");
     }
+}
+
+/// One heuristic's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerScores {
+    /// The heuristic's name.
+    pub heuristic: String,
+    /// Node names of the candidate (affine) layers, in order.
+    pub layers: Vec<String>,
+    /// One score per candidate (larger: better).
+    pub scores: Vec<f64>,
+    /// Index into `layers` of the choice.
+    pub chosen: usize,
+    /// Node index of the choice.
+    pub chosen_node: usize,
+    /// Why, in one line.
+    pub reason: String,
+}
+
+impl LayerScores {
+    /// Indices into `layers`, best first; ties go to the later layer (smaller LPs).
+    pub fn order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.scores.len()).rev().collect();
+        order.sort_by(|&i, &j| self.scores[j].total_cmp(&self.scores[i]));
+        order
+    }
+}
+
+/// One layer's result in the brute-force oracle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerTrial {
+    /// The start layer's node name.
+    pub layer: String,
+    /// Its node index.
+    pub node: usize,
+    /// How the repair ended.
+    pub status: RepairStatus,
+    /// Share of the repair items confirmed.
+    pub efficacy: f64,
+    /// Validation accuracy after the repair (before: [`BruteForce::accuracy_before`]).
+    pub accuracy: f64,
+    /// Wall time of the repair.
+    pub time_s: f64,
+}
+
+/// The brute-force oracle's ranking.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BruteForce {
+    /// Validation accuracy of the original network.
+    pub accuracy_before: f64,
+    /// Every layer, in network order.
+    pub trials: Vec<LayerTrial>,
+    /// Index into `trials` of the best: proved first, then the most validation accuracy, then
+    /// the least time.
+    pub best: usize,
+    /// Total wall time.
+    pub time_s: f64,
+}
+
+/// A layer [`crate::Informed`] left out of its ranking.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SkippedLayer {
+    /// The node name.
+    pub layer: String,
+    /// Its parameter count (above the ranking's limit).
+    pub params: usize,
+}
+
+/// What an informed repair ([`crate::Informed`]) did before it kept the outcome it returns.
+/// In the JSON report its fields stand at the top level, each only when it has something.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct LayerSearchReport {
+    /// Every layer tried, in the order tried.
+    #[serde(rename = "layers_tried", skip_serializing_if = "Vec::is_empty")]
+    pub tried: Vec<LayerTrial>,
+    /// Layers the ranking left out (too many parameters for their LP).
+    #[serde(rename = "layers_skipped", skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedLayer>,
+    /// The heuristic's scores, when a heuristic ordered the layers.
+    #[serde(rename = "layer_selection", skip_serializing_if = "Option::is_none")]
+    pub selection: Option<LayerScores>,
+    /// The ranking against the validation slice, when every layer was ranked.
+    #[serde(rename = "layer_ranking", skip_serializing_if = "Option::is_none")]
+    pub ranking: Option<BruteForce>,
+    /// Size of the validation slice of the ranking (0 otherwise).
+    #[serde(skip)]
+    pub validation: usize,
 }

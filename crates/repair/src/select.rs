@@ -27,7 +27,8 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::error::{RepairError, Result};
-use crate::outcome::{RepairOutcome, RepairStatus};
+use crate::informed::AtLayer;
+use crate::outcome::{BruteForce, LayerScores, LayerTrial, RepairOutcome, RepairStatus};
 use crate::problem::LabelledSet;
 use crate::problem::RepairProblem;
 use crate::trace::batch;
@@ -99,32 +100,6 @@ impl std::str::FromStr for Heuristic {
                     Heuristic::ALL.map(Heuristic::name).join(", ")
                 ))
             })
-    }
-}
-
-/// One heuristic's verdict.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LayerScores {
-    /// The heuristic's name.
-    pub heuristic: String,
-    /// Node names of the candidate (affine) layers, in order.
-    pub layers: Vec<String>,
-    /// One score per candidate (larger: better).
-    pub scores: Vec<f64>,
-    /// Index into `layers` of the choice.
-    pub chosen: usize,
-    /// Node index of the choice.
-    pub chosen_node: usize,
-    /// Why, in one line.
-    pub reason: String,
-}
-
-impl LayerScores {
-    /// Indices into `layers`, best first; ties go to the later layer (smaller LPs).
-    pub fn order(&self) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.scores.len()).rev().collect();
-        order.sort_by(|&i, &j| self.scores[j].total_cmp(&self.scores[i]));
-        order
     }
 }
 
@@ -438,37 +413,6 @@ pub fn score_layers(
     })
 }
 
-/// One layer's result in the brute-force oracle.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LayerTrial {
-    /// The start layer's node name.
-    pub layer: String,
-    /// Its node index.
-    pub node: usize,
-    /// How the repair ended.
-    pub status: RepairStatus,
-    /// Share of the repair items confirmed.
-    pub efficacy: f64,
-    /// Validation accuracy after the repair (before: [`BruteForce::accuracy_before`]).
-    pub accuracy: f64,
-    /// Wall time of the repair.
-    pub time_s: f64,
-}
-
-/// The brute-force oracle's ranking.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BruteForce {
-    /// Validation accuracy of the original network.
-    pub accuracy_before: f64,
-    /// Every layer, in network order.
-    pub trials: Vec<LayerTrial>,
-    /// Index into `trials` of the best: proved first, then the most validation accuracy, then
-    /// the least time.
-    pub best: usize,
-    /// Total wall time.
-    pub time_s: f64,
-}
-
 /// Share of `set` that `net` classifies correctly.
 pub fn accuracy(net: &Network, set: &LabelledSet) -> Result<f64> {
     if set.is_empty() {
@@ -489,13 +433,10 @@ pub fn brute_force(
 ) -> Result<BruteForce> {
     let candidates = affine_layers(net)
         .into_iter()
-        .map(|node| -> (usize, Box<dyn Repair>) {
-            let mut m = aprnn.clone();
-            m.lp.layer = Some(node);
-            (node, Box::new(m))
-        })
-        .collect();
-    Ok(best_layer(net, problem, candidates, validation, ctx)?.0)
+        .map(|node| (node, aprnn.at_layer(node)))
+        .collect::<Vec<_>>();
+    let refs = candidates.iter().map(|(n, m)| (*n, m.as_ref())).collect();
+    Ok(best_layer(net, problem, refs, validation, ctx)?.0)
 }
 
 /// Repairs `problem` with each candidate (its start layer's node index and the method) and
@@ -505,7 +446,7 @@ pub fn brute_force(
 pub fn best_layer(
     net: &Network,
     problem: &RepairProblem,
-    candidates: Vec<(usize, Box<dyn Repair>)>,
+    candidates: Vec<(usize, &dyn Repair)>,
     validation: &LabelledSet,
     ctx: &RepairContext,
 ) -> Result<(BruteForce, RepairOutcome)> {

@@ -8,8 +8,9 @@ use candle_core::{Device, Tensor};
 use common::out;
 use netrepair_nn::{mlp, Activation, Conv2d, Layer, Linear, Network, NetworkBuilder, Param};
 use netrepair_repair::{
-    analyse, best_layer, brute_force, score_layers, Aprnn, Difficulty, Heuristic, Incremental,
-    KeepSet, LabelledSet, RepairContext, RepairProblem, RepairStatus, SelectionInput,
+    affine_layers, analyse, best_layer, brute_force, score_layers, Aprnn, Difficulty, Heuristic,
+    Incremental, Informed, KeepSet, LabelledSet, LayerSearch, Repair, RepairContext, RepairProblem,
+    RepairStatus, SelectionInput,
 };
 
 /// 2 -> fc1 -> ReLU -> fc2 -> ReLU -> fc3, each `W = scale * I` with bias `b`.
@@ -255,29 +256,37 @@ fn brute_force_ranks_proved_layers_first_then_validation_accuracy() {
     }
 }
 
+/// An informed repair of `problem` by APRNN with `search`.
+fn informed(search: LayerSearch) -> Informed {
+    Informed {
+        method: Box::new(Aprnn::default()),
+        search,
+        extra: Vec::new(),
+    }
+}
+
 #[test]
-fn best_layer_returns_the_proved_layer_with_the_least_drawdown_and_its_outcome() {
+fn informed_ranking_keeps_the_proved_layer_with_the_least_drawdown_and_its_outcome() {
     let (net, problem, val) = mlp_case(4);
-    let layers = netrepair_repair::affine_layers(&net);
-    let candidates = || -> Vec<(usize, Box<dyn netrepair_repair::Repair>)> {
-        layers
-            .iter()
-            .map(|&node| -> (usize, Box<dyn netrepair_repair::Repair>) {
-                let mut m = Aprnn::default();
-                m.lp.layer = Some(node);
-                (node, Box::new(m))
-            })
-            .collect()
+    let layers = affine_layers(&net);
+    let ctx = RepairContext::default();
+    let rank_all = |validation: &LabelledSet, max_params| {
+        informed(LayerSearch::Rank {
+            validation: validation.clone(),
+            max_params,
+        })
     };
-    let (rank, outcome) = best_layer(
-        &net,
-        &problem,
-        candidates(),
-        &val,
-        &RepairContext::default(),
-    )
-    .unwrap();
+    let outcome = rank_all(&val, usize::MAX)
+        .repair(&net, &problem, &ctx)
+        .unwrap();
+    let search = outcome.layer_search.as_ref().unwrap();
+    let rank = search.ranking.as_ref().unwrap();
     assert_eq!(rank.trials.len(), layers.len());
+    assert_eq!(search.tried, rank.trials);
+    assert!(search.skipped.is_empty());
+    assert_eq!(search.validation, val.len());
+    // From the output backwards.
+    assert_eq!(rank.trials[0].node, *layers.last().unwrap());
     let best = &rank.trials[rank.best];
     assert_eq!(outcome.layer, best.layer);
     assert!(outcome.proved);
@@ -291,13 +300,76 @@ fn best_layer_returns_the_proved_layer_with_the_least_drawdown_and_its_outcome()
     {
         assert!(t.accuracy <= best.accuracy, "{rank:?}");
     }
+    // The report carries the search at the top level.
+    let v = serde_json::to_value(&outcome).unwrap();
+    assert_eq!(v["layer_ranking"]["trials"].as_array().unwrap().len(), 3);
+    assert_eq!(v["layers_tried"].as_array().unwrap().len(), 3);
+    assert!(v.get("layers_skipped").is_none() && v.get("layer_selection").is_none());
     // With a keep set the same layers prove and none loses validation accuracy it keeps.
-    let kept = problem.with_keep(KeepSet::points(val.clone()));
-    let (rank2, outcome2) =
-        best_layer(&net, &kept, candidates(), &val, &RepairContext::default()).unwrap();
+    let kept = problem.clone().with_keep(KeepSet::points(val.clone()));
+    let outcome2 = rank_all(&val, usize::MAX)
+        .repair(&net, &kept, &ctx)
+        .unwrap();
     assert!(outcome2.proved);
+    let rank2 = outcome2.layer_search.unwrap().ranking.unwrap();
     assert!(rank2.trials[rank2.best].accuracy >= best.accuracy);
-    assert!(best_layer(&net, &kept, Vec::new(), &val, &RepairContext::default()).is_err());
+    // A size limit leaves out every layer but the last, and says so.
+    let small = rank_all(&val, 0).repair(&net, &problem, &ctx).unwrap();
+    let s = small.layer_search.unwrap();
+    assert_eq!(s.tried.len(), 1);
+    assert_eq!(s.tried[0].node, *layers.last().unwrap());
+    assert_eq!(s.skipped.len(), 2);
+    assert_eq!(
+        s.skipped[0].params,
+        net.nodes()[layers[1]].layer().param_count()
+    );
+    // No candidate: an error, not a panic.
+    assert!(best_layer(&net, &kept, Vec::new(), &val, &ctx).is_err());
+}
+
+#[test]
+fn informed_in_order_stops_at_the_first_proved_layer_and_a_heuristic_orders_the_layers() {
+    let (net, problem, _) = mlp_case(4);
+    let layers = affine_layers(&net);
+    let ctx = RepairContext::default();
+    // Each layer alone, to know which prove.
+    let proved: Vec<bool> = layers
+        .iter()
+        .map(|&node| {
+            let mut m = Aprnn::default();
+            m.lp.layer = Some(node);
+            m.repair(&net, &problem, &ctx).unwrap().proved
+        })
+        .collect();
+    assert!(proved.iter().any(|&p| p));
+    let order: Vec<usize> = (0..layers.len()).collect();
+    let r = informed(LayerSearch::InOrder(
+        order.iter().map(|&i| layers[i]).collect(),
+    ))
+    .repair(&net, &problem, &ctx)
+    .unwrap();
+    let first = proved.iter().position(|&p| p).unwrap();
+    let tried = &r.layer_search.as_ref().unwrap().tried;
+    assert_eq!(tried.len(), first + 1);
+    assert!(r.proved);
+    assert_eq!(r.layer, net.nodes()[layers[first]].name());
+    assert!(tried.iter().all(|t| t.accuracy.is_nan()));
+    // A heuristic: its scores in the report, the layers tried in its order.
+    let h = informed(LayerSearch::Heuristic {
+        heuristic: Heuristic::GradientNorm,
+        seed: 0,
+    })
+    .repair(&net, &problem, &ctx)
+    .unwrap();
+    let search = h.layer_search.unwrap();
+    let sel = search.selection.unwrap();
+    assert_eq!(sel.heuristic, "gradient-norm");
+    assert_eq!(search.tried[0].node, layers[sel.order()[0]]);
+    // An empty list is refused by name.
+    let e = informed(LayerSearch::InOrder(Vec::new()))
+        .repair(&net, &problem, &ctx)
+        .unwrap_err();
+    assert!(e.to_string().contains("layer list is empty"), "{e}");
 }
 
 #[test]

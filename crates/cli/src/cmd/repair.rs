@@ -13,10 +13,10 @@ use netrepair_experiments::cli::args::{optimizer, OptimizerName};
 use netrepair_lp::Method;
 use netrepair_nn::Network;
 use netrepair_repair::{
-    affine_layers, best_layer, resolve_layer, score_layers, Aprnn, CorrectLoss, GradientOptions,
-    GradientRepair, Heuristic, ItemStatus, KeepSet, LabelledSet, Locking, LpDump, LpRepairOptions,
-    Mm, Pft, Prepared, Race, Refereed, Repair, RepairContext, RepairItem, RepairOutcome,
-    RepairProblem, SelectionInput, WarmOptions, WarmStart, APRNN_DELTA_BOUND, DEFAULT_HEURISTIC,
+    affine_layers, resolve_layer, Aprnn, AtLayer, CorrectLoss, GradientOptions, GradientRepair,
+    Informed, ItemStatus, KeepSet, LabelledSet, LayerSearch, Locking, LpDump, LpRepairOptions, Mm,
+    Pft, Prepared, Race, Refereed, Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem,
+    WarmOptions, WarmStart, APRNN_DELTA_BOUND, DEFAULT_HEURISTIC, RANK_MAX_PARAMS,
 };
 use netrepair_repair::{finish_warm_start, proved_by_fine_tuning};
 use netrepair_spec::read_vnnlib;
@@ -67,6 +67,12 @@ pub enum MethodName {
 }
 
 impl MethodName {
+    /// The name as the command line writes it.
+    fn label(self) -> String {
+        self.to_possible_value()
+            .map_or_else(|| format!("{self:?}"), |v| v.get_name().to_string())
+    }
+
     fn is_gradient(self) -> bool {
         matches!(
             self,
@@ -428,23 +434,10 @@ const DEFAULT_WARM_START: usize = 10_000;
 /// The LP time limit `--layer auto` gives each layer it tries when --lp-timeout is not set.
 const AUTO_LAYER_LP_LIMIT_S: f64 = 300.0;
 
-/// `--layer auto` leaves out layers with more parameters than this (the last layer always
-/// stays): their LP holds a column per parameter and a row per point and neuron, and on
-/// mnist-net_256x2 the first layer's (200,960 parameters, 100 points: 0.4 M rows and columns)
-/// runs past any useful limit (docs/lp.md). `--layer NAME` still edits such a layer.
-const AUTO_LAYER_MAX_PARAMS: usize = 100_000;
-
-fn method(a: &RepairArgs, layer: usize) -> Result<Box<dyn Repair>> {
-    method_with_limit(a, layer, a.lp_timeout)
-}
-
-fn method_with_limit(
-    a: &RepairArgs,
-    layer: usize,
-    lp_timeout: Option<f64>,
-) -> Result<Box<dyn Repair>> {
+/// The LP method (APRNN or PREPARED) the arguments name, ready to be pointed at a layer;
+/// `lp_timeout` limits each LP.
+fn layer_method(a: &RepairArgs, lp_timeout: Option<f64>) -> Result<Box<dyn AtLayer>> {
     // The methods check their settings themselves (`check`); `inf` means no bound.
-    let eps = a.eps.unwrap_or(1e-3);
     let delta_bound = match (a.delta_bound, a.method) {
         (Some(b), _) if b == f64::INFINITY => None,
         (Some(b), _) => Some(b),
@@ -452,9 +445,9 @@ fn method_with_limit(
         (None, _) => None,
     };
     let lp = LpRepairOptions {
-        layer: Some(layer),
+        layer: None,
         delta_bound,
-        eps,
+        eps: a.eps.unwrap_or(1e-3),
         time_limit: lp_timeout.map(Duration::from_secs_f64),
         threads: a.threads.max(1),
         method: match (a.lp_method, a.method) {
@@ -484,16 +477,20 @@ fn method_with_limit(
             cuts: a.cuts,
             ..Prepared::default()
         }),
-        MethodName::Mm => Box::new(Mm {
-            norm: a.mm_norm.parse()?,
-            max_bound: a.mm_max_bound,
-            margin: eps,
-            lp_method: a.lp_method.map_or(Method::Simplex, lp_method),
-            lp_time_limit: lp_timeout.map(Duration::from_secs_f64),
-            ..Mm::default()
-        }),
-        _ => bail!("not an LP method"),
+        _ => bail!("not a method with a start layer"),
     })
+}
+
+/// MM repair as the arguments set it.
+fn mm_method(a: &RepairArgs) -> Result<Box<dyn Repair>> {
+    Ok(Box::new(Mm {
+        norm: a.mm_norm.parse()?,
+        max_bound: a.mm_max_bound,
+        margin: a.eps.unwrap_or(1e-3),
+        lp_method: a.lp_method.map_or(Method::Simplex, lp_method),
+        lp_time_limit: a.lp_timeout.map(Duration::from_secs_f64),
+        ..Mm::default()
+    }))
 }
 
 fn lp_method(m: LpAlgorithm) -> Method {
@@ -775,60 +772,36 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         bail!("APRNN keeps points only; kept regions need --method prepared");
     }
     let affine = affine_layers(&net);
-    let mut selection = None;
-    let mut auto_skipped: Vec<usize> = Vec::new();
+    // Methods that are not pointed at a start layer.
+    let any_layer = a.method.is_gradient() || reglo.is_some() || a.method == MethodName::Mm;
     // `--layer auto` with a validation slice and a point problem: try every layer, keep the
     // proved one with the least drawdown on the slice.
-    let rank_layers = a.layer == "auto"
-        && !validation.is_empty()
-        && !a.method.is_gradient()
-        && reglo.is_none()
-        && a.method != MethodName::Mm;
-    let layers: Vec<usize> =
-        if a.method.is_gradient() || reglo.is_some() || a.method == MethodName::Mm {
-            vec![0]
-        } else if rank_layers {
-            // From the output backwards: the cheap LPs first; the largest layers left out.
-            let last = *affine
-                .last()
-                .context("the network has no affine layer to edit")?;
-            let (tried, skipped): (Vec<usize>, Vec<usize>) =
-                affine.iter().rev().copied().partition(|&i| {
-                    i == last || net.nodes()[i].layer().param_count() <= AUTO_LAYER_MAX_PARAMS
-                });
-            auto_skipped = skipped;
-            tried
-        } else if let Some(rest) = a.layer.strip_prefix("auto") {
-            let name = match rest {
-                "" => DEFAULT_HEURISTIC,
-                r => r.strip_prefix('=').with_context(|| {
-                    format!("--layer {}: write auto or auto=HEURISTIC", a.layer)
-                })?,
-            };
-            let heuristic: Heuristic = name.parse()?;
-            match problem.labelled_points(net.output_len()) {
-                // Labelled points: try the layers in the heuristic's order.
-                Some((xs, labels)) => {
-                    let s = score_layers(
-                        &net,
-                        SelectionInput {
-                            inputs: &xs,
-                            labels: &labels,
-                            perturbed: None,
-                            seed: a.seed,
-                        },
-                        heuristic,
-                    )?;
-                    let layers = s.order().iter().map(|&i| affine[i]).collect();
-                    selection = Some(s);
-                    layers
-                }
-                // Otherwise: from the last layer backwards.
-                None => affine.iter().rev().copied().collect(),
-            }
-        } else {
-            vec![resolve_layer(&net, &a.layer)?]
+    let rank_layers = a.layer == "auto" && !validation.is_empty() && !any_layer;
+    let search = if any_layer {
+        None
+    } else if rank_layers {
+        Some(LayerSearch::Rank {
+            validation: validation.clone(),
+            max_params: RANK_MAX_PARAMS,
+        })
+    } else if let Some(rest) = a.layer.strip_prefix("auto") {
+        let name = match rest {
+            "" => DEFAULT_HEURISTIC,
+            r => r
+                .strip_prefix('=')
+                .with_context(|| format!("--layer {}: write auto or auto=HEURISTIC", a.layer))?,
         };
+        Some(LayerSearch::Heuristic {
+            heuristic: name.parse()?,
+            seed: a.seed,
+        })
+    } else {
+        None
+    };
+    let layer = match (any_layer, &search) {
+        (false, None) => Some(resolve_layer(&net, &a.layer)?),
+        _ => None,
+    };
     let pb = std::sync::Arc::new(crate::util::Status::new());
     let pb2 = pb.clone();
     let ctx = RepairContext {
@@ -887,56 +860,52 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         None => None,
     };
     let base = warm.as_ref().map_or(&net, |(tuned, _)| tuned);
-    let mut best: Option<RepairOutcome> = None;
-    let mut tried = Vec::new();
-    let mut ranking = None;
-    if rank_layers {
-        let limit = a.lp_timeout.or(Some(AUTO_LAYER_LP_LIMIT_S));
-        let mut candidates = layers
-            .iter()
-            .map(|&node| Ok((node, method_with_limit(a, node, limit)?)))
-            .collect::<Result<Vec<_>>>()?;
-        if let Some(train) = warm_train {
-            let last = *affine.last().expect("rank_layers has layers");
-            let warmed: Box<dyn Repair> = Box::new(WarmStart {
-                train,
-                options: warm_options.clone(),
-                then: method_with_limit(a, last, limit)?,
-            });
-            candidates.push((last, warmed));
-        }
-        let (rank, outcome) = best_layer(base, &problem, candidates, &validation, &ctx)?;
-        for t in &rank.trials {
-            tried.push(json!({"layer": t.layer, "status": t.status, "efficacy": t.efficacy, "validation_accuracy": t.accuracy, "time_s": t.time_s}));
-        }
-        ranking = Some(rank);
-        best = Some(outcome);
-    }
-    for &layer in layers
-        .iter()
-        .filter(|_| !rank_layers && warm_proved.is_none())
-    {
+    let best = if warm_proved.is_some() {
+        None
+    } else {
         let m: Box<dyn Repair> = if let Some(r) = &reglo {
             Box::new(r.clone())
         } else if a.method.is_gradient() {
             gradient_method(a, &validation)?
+        } else if a.method == MethodName::Mm {
+            mm_method(a)?
+        } else if let Some(search) = search {
+            let limit = if rank_layers {
+                a.lp_timeout.or(Some(AUTO_LAYER_LP_LIMIT_S))
+            } else {
+                a.lp_timeout
+            };
+            let at = layer_method(a, limit)?;
+            let mut extra: Vec<(usize, Box<dyn Repair>)> = Vec::new();
+            if let (Some(train), true) = (warm_train, rank_layers) {
+                let last = *affine
+                    .last()
+                    .context("the network has no affine layer to edit")?;
+                extra.push((
+                    last,
+                    Box::new(WarmStart {
+                        train,
+                        options: warm_options.clone(),
+                        then: at.at_layer(last),
+                    }),
+                ));
+            }
+            Box::new(Informed {
+                method: at,
+                search,
+                extra,
+            })
         } else {
-            method(a, layer)?
+            let node = layer.context("a start layer")?;
+            pb.say(&format!(
+                "{} at '{}'",
+                a.method.label(),
+                net.nodes()[node].name()
+            ));
+            layer_method(a, a.lp_timeout)?.at_layer(node)
         };
-        pb.say(&format!("{} at '{}'", m.name(), net.nodes()[layer].name()));
-        let r = m.repair(base, &problem, &ctx)?;
-        tried.push(json!({"layer": r.layer, "status": r.status, "repaired": r.count(ItemStatus::Repaired)}));
-        let better = best
-            .as_ref()
-            .is_none_or(|b| r.count(ItemStatus::Repaired) > b.count(ItemStatus::Repaired));
-        let proved = r.proved;
-        if better {
-            best = Some(r);
-        }
-        if proved {
-            break;
-        }
-    }
+        Some(m.repair(base, &problem, &ctx)?)
+    };
     pb.finish();
     let r = match (warm_proved, warm) {
         (Some(r), _) => r,
@@ -979,22 +948,6 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         report["PGD_B"] = json!(g.pgd_b_after);
         report["PGD_R"] = json!(g.pgd_r_after);
     }
-    if layers.len() > 1 && !tried.is_empty() {
-        report["layers_tried"] = json!(tried);
-    }
-    let skipped: Vec<_> = auto_skipped
-        .iter()
-        .map(|&i| json!({"layer": net.nodes()[i].name(), "params": net.nodes()[i].layer().param_count()}))
-        .collect();
-    if !skipped.is_empty() {
-        report["layers_skipped"] = json!(skipped);
-    }
-    if let Some(sel) = &selection {
-        report["layer_selection"] = serde_json::to_value(sel)?;
-    }
-    if let Some(rank) = &ranking {
-        report["layer_ranking"] = serde_json::to_value(rank)?;
-    }
     report["keep_source"] = serde_json::to_value(&keep_source)?;
     if let Some(path) = &a.report {
         let tmp = tempfile::NamedTempFile::new_in(
@@ -1009,10 +962,11 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     if a.json {
         println!("{report}");
     } else {
-        if let Some(rank) = &ranking {
+        let search = r.layer_search.as_ref();
+        if let Some(rank) = search.and_then(|s| s.ranking.as_ref()) {
             println!(
                 "--layer auto: every layer tried, ranked by proof, then accuracy on a validation slice of {} samples ({:.2}% before):",
-                validation.len(),
+                search.map_or(0, |s| s.validation),
                 100.0 * rank.accuracy_before
             );
             for (i, t) in rank.trials.iter().enumerate() {
@@ -1026,13 +980,10 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
                     t.time_s
                 );
             }
-            for &i in &auto_skipped {
-                let node = &net.nodes()[i];
+            for s in search.map_or(&[][..], |s| &s.skipped) {
                 println!(
-                    "    {:<24} not tried: {} parameters (more than {AUTO_LAYER_MAX_PARAMS}; its LP is too large to rank), --layer {} edits it",
-                    node.name(),
-                    node.layer().param_count(),
-                    node.name()
+                    "    {:<24} not tried: {} parameters (more than {RANK_MAX_PARAMS}; its LP is too large to rank), --layer {} edits it",
+                    s.layer, s.params, s.layer
                 );
             }
         }
