@@ -849,6 +849,10 @@ impl Repair for Aprnn {
         "aprnn"
     }
 
+    fn check_settings(&self) -> Result<()> {
+        self.check()
+    }
+
     fn repair(
         &self,
         net: &Network,

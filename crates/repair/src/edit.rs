@@ -20,7 +20,7 @@ pub(crate) struct Edit {
     weight_vars: Vec<Option<Var>>,
     /// Which weight entries may change (`None`: all). A closed entry's delta is a column fixed
     /// at 0 with no norm terms: the LP keeps its original value and, at an optimum, prices it
-    /// (column generation, [`crate::columns`]).
+    /// (column generation, `columns.rs`).
     open: Option<Vec<bool>>,
     /// The weight entries' deltas as `p - q` (`p, q >= 0`, in `weight_pairs`) written into
     /// the rows directly, when `split`: no delta column and no `d = p - q` row per entry.
@@ -402,53 +402,6 @@ impl Edit {
         }
         Ok(out)
     }
-}
-
-/// How much one parameter tensor changed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ParamChange {
-    /// The parameter's name (the ONNX initializer name for imported networks).
-    pub param: String,
-    /// The node it belongs to.
-    pub node: String,
-    /// Sum of absolute changes.
-    pub l1: f64,
-    /// Largest absolute change.
-    pub linf: f64,
-    /// Entries that changed.
-    pub changed: usize,
-    /// Entries in all.
-    pub entries: usize,
-}
-
-/// Per-parameter changes between two networks of the same architecture (only parameters that
-/// changed are listed).
-pub fn param_changes(before: &Network, after: &Network) -> Result<Vec<ParamChange>> {
-    let mut out = Vec::new();
-    for id in before.param_ids() {
-        let (a, b) = (before.param(id)?, after.param(id)?);
-        let (x, y) = (a.to_vec()?, b.to_vec()?);
-        let mut c = ParamChange {
-            param: a.name().to_string(),
-            node: before.nodes()[id.node].name().to_string(),
-            l1: 0.0,
-            linf: 0.0,
-            changed: 0,
-            entries: x.len(),
-        };
-        for (u, v) in x.iter().zip(&y) {
-            let d = (v - u).abs();
-            if d > 0.0 {
-                c.changed += 1;
-                c.l1 += d;
-                c.linf = c.linf.max(d);
-            }
-        }
-        if c.changed > 0 {
-            out.push(c);
-        }
-    }
-    Ok(out)
 }
 
 /// [`KeepObjective::Moments`]: the kept outputs' changes `deltas` are grouped by the

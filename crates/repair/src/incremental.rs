@@ -19,17 +19,17 @@ use crate::outcome::{
     EditedLayer, IncrementalReport, IncrementalStep, MethodDetails, RepairOutcome, RepairStatus,
     Timings,
 };
-use crate::problem::{RepairItem, RepairProblem};
+use crate::problem::{accuracy, RepairItem, RepairProblem};
 use crate::recheck::timed_recheck;
-use crate::select::accuracy;
 use crate::{Aprnn, Repair, RepairContext};
 use netrepair_nn::Network;
 
-/// Incremental repair with early stopping (see the module documentation).
+/// Incremental repair with early stopping (see the module documentation), of any repair
+/// method (APRNN by default, as in seed 000).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Incremental {
+pub struct Incremental<R = Aprnn> {
     /// The repair of each batch.
-    pub inner: Aprnn,
+    pub inner: R,
     /// Points per batch.
     pub batch: usize,
     /// Iterations at most.
@@ -47,10 +47,12 @@ pub struct Incremental {
     pub cumulative: bool,
 }
 
-impl Default for Incremental {
-    fn default() -> Self {
+impl<R> Incremental<R> {
+    /// Incremental repair by `inner` with seed 000's settings (batches of 5, at most 50
+    /// iterations, no early stop, the keep set only measured).
+    pub fn of(inner: R) -> Self {
         Self {
-            inner: Aprnn::default(),
+            inner,
             batch: 5,
             max_iters: 50,
             hold_keep: false,
@@ -58,6 +60,12 @@ impl Default for Incremental {
             seed: 0,
             cumulative: false,
         }
+    }
+}
+
+impl Default for Incremental {
+    fn default() -> Self {
+        Self::of(Aprnn::default())
     }
 }
 
@@ -87,19 +95,23 @@ fn points_right(net: &Network, problem: &RepairProblem) -> Result<Vec<bool>> {
         .collect())
 }
 
-impl Incremental {
-    /// Checks the settings (the inner APRNN's too), naming the first rule broken.
+impl<R: Repair> Incremental<R> {
+    /// Checks the settings (the inner method's too), naming the first rule broken.
     pub fn check(&self) -> Result<()> {
-        self.inner.check()?;
+        self.inner.check_settings()?;
         rule::at_least_one("batch", self.batch)?;
         rule::at_least_one("max_iters", self.max_iters)?;
         rule::share("max_drop", self.max_drop)
     }
 }
 
-impl Repair for Incremental {
+impl<R: Repair> Repair for Incremental<R> {
     fn name(&self) -> &'static str {
-        "aprnn-incremental"
+        "incremental"
+    }
+
+    fn check_settings(&self) -> Result<()> {
+        self.check()
     }
 
     fn repair(
@@ -132,6 +144,8 @@ impl Repair for Incremental {
         let mut stopped = format!("{} iterations", self.max_iters);
         let mut timings = Timings::default();
         let mut lps = Vec::new();
+        // What the inner method edits, from its first outcome.
+        let mut edited = None;
         for iter in 1..=self.max_iters {
             let t = Instant::now();
             let right = points_right(&current, problem)?;
@@ -165,6 +179,10 @@ impl Repair for Incremental {
             let r = self
                 .inner
                 .repair(&current, &sub, &RepairContext::default())?;
+            edited.get_or_insert(match r.layer_index {
+                Some(k) => EditedLayer::Node(crate::affine_layers(net)[k]),
+                None => EditedLayer::All,
+            });
             timings.build_s += r.timings.build_s;
             timings.solve_s += r.timings.solve_s;
             lps.extend(r.lp);
@@ -207,7 +225,6 @@ impl Repair for Incremental {
         let rc = timed_recheck(net, &best, problem, ctx)?;
         let (items, ok, recheck_s, keep_report) = (rc.items, rc.ok, rc.seconds, rc.keep);
         timings.recheck_s = recheck_s;
-        let layer_node = crate::start_layer(net, self.inner.lp.layer)?;
         let status = RepairStatus::of_items(&items);
         let message = format!(
                 "{ok} of {} points repaired and confirmed after {} of {} iterations (batches of {}); stopped: {stopped}",
@@ -220,7 +237,7 @@ impl Repair for Incremental {
             net,
             best,
             self.name(),
-            EditedLayer::Node(layer_node),
+            edited.unwrap_or(EditedLayer::All),
             status,
             message,
             items,

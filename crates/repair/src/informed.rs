@@ -16,13 +16,16 @@
 //! The outcome is the kept repair's, with [`RepairOutcome::layer_search`] saying what was tried.
 
 use std::fmt;
+use std::time::Instant;
 
 use netrepair_nn::Network;
 
 use crate::error::{RepairError, Result};
-use crate::outcome::{LayerSearchReport, LayerTrial, RepairOutcome, RepairStatus, SkippedLayer};
-use crate::problem::{LabelledSet, RepairProblem};
-use crate::select::{best_layer, score_layers, Heuristic, SelectionInput};
+use crate::outcome::{
+    BruteForce, LayerSearchReport, LayerTrial, RepairOutcome, RepairStatus, SkippedLayer,
+};
+use crate::problem::{accuracy, LabelledSet, RepairProblem};
+use crate::select::{score_layers, Heuristic, SelectionInput};
 use crate::{affine_layers, Aprnn, ItemStatus, Prepared, Repair, RepairContext};
 
 /// Layers with more parameters than this are left out of a [`LayerSearch::Rank`] by default
@@ -30,6 +33,87 @@ use crate::{affine_layers, Aprnn, ItemStatus, Prepared, Repair, RepairContext};
 /// and neuron, and on mnist-net_256x2 the first layer's (200,960 parameters, 100 points: 0.4 M
 /// rows and columns) runs past any useful limit (`docs/lp.md`).
 pub const RANK_MAX_PARAMS: usize = 100_000;
+
+/// Repairs `problem` with `aprnn` at every affine layer and ranks the layers: proved first,
+/// then validation accuracy, then time.
+pub fn brute_force(
+    net: &Network,
+    problem: &RepairProblem,
+    aprnn: &Aprnn,
+    validation: &LabelledSet,
+    ctx: &RepairContext,
+) -> Result<BruteForce> {
+    let candidates = affine_layers(net)
+        .into_iter()
+        .map(|node| (node, aprnn.at_layer(node)))
+        .collect::<Vec<_>>();
+    let refs = candidates.iter().map(|(n, m)| (*n, m.as_ref())).collect();
+    Ok(best_layer(net, problem, refs, validation, ctx)?.0)
+}
+
+/// Repairs `problem` with each candidate (its start layer's node index and the method) and
+/// returns the ranking (proved first, then the share of items confirmed, then accuracy on
+/// `validation`, then time) with the best candidate's outcome: what `--layer auto` does when
+/// a validation slice is at hand (one candidate per affine layer, and a warm-started one).
+pub fn best_layer(
+    net: &Network,
+    problem: &RepairProblem,
+    candidates: Vec<(usize, &dyn Repair)>,
+    validation: &LabelledSet,
+    ctx: &RepairContext,
+) -> Result<(BruteForce, RepairOutcome)> {
+    if candidates.is_empty() {
+        return Err(RepairError::Unsupported(
+            "no layer to try: the network has no affine layer".into(),
+        ));
+    }
+    let started = Instant::now();
+    let accuracy_before = accuracy(net, validation)?;
+    let mut trials = Vec::new();
+    let mut outcomes = Vec::new();
+    for (node, method) in candidates {
+        ctx.say(&format!(
+            "trying {} at layer '{}'",
+            method.name(),
+            net.nodes()[node].name()
+        ));
+        let r = method.repair(net, problem, ctx)?;
+        trials.push(LayerTrial {
+            layer: r.layer.clone(),
+            node,
+            status: r.status,
+            efficacy: r.count(crate::ItemStatus::Repaired) as f64 / r.items.len().max(1) as f64,
+            accuracy: accuracy(&r.network, validation)?,
+            time_s: r.time_s,
+        });
+        outcomes.push(r);
+    }
+    let key = |t: &LayerTrial| {
+        (
+            t.status == RepairStatus::Proved,
+            t.efficacy,
+            if t.accuracy.is_nan() { 0.0 } else { t.accuracy },
+            -t.time_s,
+        )
+    };
+    let best = (0..trials.len())
+        .max_by(|&a, &b| {
+            key(&trials[a])
+                .partial_cmp(&key(&trials[b]))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+        .unwrap_or(0);
+    let outcome = outcomes.swap_remove(best);
+    Ok((
+        BruteForce {
+            accuracy_before,
+            trials,
+            best,
+            time_s: started.elapsed().as_secs_f64(),
+        },
+        outcome,
+    ))
+}
 
 /// A method whose start layer can be chosen: what [`Informed`] tries at each layer.
 pub trait AtLayer {

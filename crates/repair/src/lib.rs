@@ -63,26 +63,26 @@ use netrepair_verify::CheckOptions;
 pub use analysis::{analyse, ClassCount, Difficulty, LayerRoom, RepairSetAnalysis};
 pub use aprnn::{Aprnn, APRNN_DELTA_BOUND};
 pub use certificate::{certificate, point_property, Certificate, CertificateEntry};
-pub use edit::{param_changes, KeepObjective, ParamChange};
+pub use edit::KeepObjective;
 use error::rule;
 pub use error::{RepairError, Result};
 pub use gradient::{influence_mask, CorrectTerm, GradientOptions, GradientRepair, InfluenceMask};
 pub use incremental::Incremental;
-pub use informed::{AtLayer, Informed, LayerSearch, RANK_MAX_PARAMS};
+pub use informed::{best_layer, brute_force, AtLayer, Informed, LayerSearch, RANK_MAX_PARAMS};
 pub use locking::{CorrectLoss, Locking};
 pub use lp_dump::{slug as lp_dump_slug, LpDump};
 pub use mm::{Mm, MmSearch};
 pub use outcome::{
-    BruteForce, DeltaSummary, EditedLayer, GlobalReport, IncrementalReport, IncrementalStep,
-    ItemReport, ItemStatus, IterationStat, KeepReport, LayerScores, LayerSearchReport, LayerTrial,
-    LpReport, MethodDetails, RegloIteration, RepairOutcome, RepairStatus, SkippedLayer, Timings,
-    TrainingReport, WarmStartReport,
+    param_changes, BruteForce, DeltaSummary, EditedLayer, GlobalReport, IncrementalReport,
+    IncrementalStep, ItemReport, ItemStatus, IterationStat, KeepReport, LayerScores,
+    LayerSearchReport, LayerTrial, LpReport, MethodDetails, ParamChange, RegloIteration,
+    RepairOutcome, RepairStatus, SkippedLayer, Timings, TrainingReport, WarmStartReport,
 };
 pub use pft::Pft;
 pub use prepared::{Cuts, Prepared};
 pub use problem::{
-    box_vertices, parse_polytopes, split_box, KeepRegion, KeepSet, LabelledSet, RepairItem,
-    RepairProblem, Requirement, DEFAULT_KEEP_TAU,
+    accuracy, box_vertices, parse_polytopes, split_box, KeepRegion, KeepSet, LabelledSet,
+    RepairItem, RepairProblem, Requirement, DEFAULT_KEEP_TAU,
 };
 pub use race::{
     changed_predictions, Race, Refereed, IREPAIR_PLUS_MIXUP, IREPAIR_PLUS_WEIGHTS, REFEREE_LP_LIMIT,
@@ -90,9 +90,7 @@ pub use race::{
 pub use recheck::{keep_report, recheck};
 pub use reglo::{decision_keep_set, Reglo, RegloObjective, WeightNorm};
 pub use samples::mixup_points;
-pub use select::{
-    accuracy, best_layer, brute_force, score_layers, Heuristic, SelectionInput, DEFAULT_HEURISTIC,
-};
+pub use select::{score_layers, Heuristic, SelectionInput, DEFAULT_HEURISTIC};
 pub use warm::{
     auto_train_from, finish as finish_warm_start, proved_by_fine_tuning,
     repair_tuned as repair_warm_started, TrainFrom, WarmOptions, WarmStart,
@@ -102,6 +100,13 @@ pub use warm::{
 pub trait Repair {
     /// Short name used in reports ("aprnn", "prepared", ...).
     fn name(&self) -> &'static str;
+
+    /// Checks the settings that need no network or data, naming the first rule broken
+    /// ([`RepairError::InvalidParam`]); `repair` checks them too. The default accepts every
+    /// setting (methods whose rules need the network check them in `repair` only).
+    fn check_settings(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// Repairs `net` so that `problem` holds. An infeasible or unconfirmed repair is an
     /// outcome ([`RepairOutcome::status`]), not an error; errors are for bad input and

@@ -154,6 +154,10 @@ impl Repair for Mm {
         "mm"
     }
 
+    fn check_settings(&self) -> Result<()> {
+        self.check()
+    }
+
     fn repair(
         &self,
         net: &Network,

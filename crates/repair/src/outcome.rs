@@ -5,7 +5,6 @@ use netrepair_lp::{Outcome, Solution};
 use netrepair_nn::Network;
 use serde::Serialize;
 
-use crate::edit::ParamChange;
 use crate::locking::Locking;
 
 /// How one item came out, after the independent re-check.
@@ -314,7 +313,7 @@ impl RepairOutcome {
         items: Vec<ItemReport>,
         started: std::time::Instant,
     ) -> crate::error::Result<Self> {
-        let param_delta = DeltaSummary::from_changes(crate::edit::param_changes(before, &after)?);
+        let param_delta = DeltaSummary::from_changes(param_changes(before, &after)?);
         let (layer, layer_index) = match layer {
             EditedLayer::Node(i) => (
                 before.nodes()[i].name().to_string(),
@@ -659,4 +658,51 @@ pub struct LayerSearchReport {
     /// Size of the validation slice of the ranking (0 otherwise).
     #[serde(skip)]
     pub validation: usize,
+}
+
+/// How much one parameter tensor changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamChange {
+    /// The parameter's name (the ONNX initializer name for imported networks).
+    pub param: String,
+    /// The node it belongs to.
+    pub node: String,
+    /// Sum of absolute changes.
+    pub l1: f64,
+    /// Largest absolute change.
+    pub linf: f64,
+    /// Entries that changed.
+    pub changed: usize,
+    /// Entries in all.
+    pub entries: usize,
+}
+
+/// Per-parameter changes between two networks of the same architecture (only parameters that
+/// changed are listed).
+pub fn param_changes(before: &Network, after: &Network) -> crate::error::Result<Vec<ParamChange>> {
+    let mut out = Vec::new();
+    for id in before.param_ids() {
+        let (a, b) = (before.param(id)?, after.param(id)?);
+        let (x, y) = (a.to_vec()?, b.to_vec()?);
+        let mut c = ParamChange {
+            param: a.name().to_string(),
+            node: before.nodes()[id.node].name().to_string(),
+            l1: 0.0,
+            linf: 0.0,
+            changed: 0,
+            entries: x.len(),
+        };
+        for (u, v) in x.iter().zip(&y) {
+            let d = (v - u).abs();
+            if d > 0.0 {
+                c.changed += 1;
+                c.l1 += d;
+                c.linf = c.linf.max(d);
+            }
+        }
+        if c.changed > 0 {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }

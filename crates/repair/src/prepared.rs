@@ -736,6 +736,10 @@ impl Repair for Prepared {
         "prepared"
     }
 
+    fn check_settings(&self) -> Result<()> {
+        self.check()
+    }
+
     fn repair(
         &self,
         net: &Network,

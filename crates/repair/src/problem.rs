@@ -629,6 +629,15 @@ pub fn parse_polytopes(text: &str, outputs: usize) -> Result<Vec<RepairItem>> {
         .collect()
 }
 
+/// Share of `set` that `net` classifies correctly.
+pub fn accuracy(net: &Network, set: &LabelledSet) -> Result<f64> {
+    if set.is_empty() {
+        return Ok(f64::NAN);
+    }
+    let ok = set.count_correct(net)?;
+    Ok(ok as f64 / set.len() as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -943,6 +943,10 @@ impl Repair for Reglo {
         "reglo"
     }
 
+    fn check_settings(&self) -> Result<()> {
+        self.check()
+    }
+
     fn repair(
         &self,
         net: &Network,

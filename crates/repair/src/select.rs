@@ -17,22 +17,17 @@
 //! | `random` | a seeded random layer (the naive baseline) |
 //!
 //! The brute-force oracle (repair at every layer, rank by success, then drawdown on a
-//! validation set, then time) lives in [`brute_force`].
-
-use std::time::Instant;
+//! validation set, then time) lives with informed repair (`informed.rs`, `brute_force`).
 
 use candle_core::{DType, Device, Tensor};
 use netrepair_nn::{Layer, Network, NnError};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use crate::affine_layers;
 use crate::error::{RepairError, Result};
-use crate::informed::AtLayer;
-use crate::outcome::{BruteForce, LayerScores, LayerTrial, RepairOutcome, RepairStatus};
-use crate::problem::LabelledSet;
-use crate::problem::RepairProblem;
+use crate::outcome::LayerScores;
 use crate::trace::batch;
-use crate::{affine_layers, Aprnn, Repair, RepairContext};
 
 /// The heuristic behind `--layer auto` and `analyze`'s recommendation (chosen from the
 /// measurements in `docs/informed.md`).
@@ -411,94 +406,4 @@ pub fn score_layers(
         chosen,
         chosen_node: affine[chosen],
     })
-}
-
-/// Share of `set` that `net` classifies correctly.
-pub fn accuracy(net: &Network, set: &LabelledSet) -> Result<f64> {
-    if set.is_empty() {
-        return Ok(f64::NAN);
-    }
-    let ok = set.count_correct(net)?;
-    Ok(ok as f64 / set.len() as f64)
-}
-
-/// Repairs `problem` with `aprnn` at every affine layer and ranks the layers: proved first,
-/// then validation accuracy, then time.
-pub fn brute_force(
-    net: &Network,
-    problem: &RepairProblem,
-    aprnn: &Aprnn,
-    validation: &LabelledSet,
-    ctx: &RepairContext,
-) -> Result<BruteForce> {
-    let candidates = affine_layers(net)
-        .into_iter()
-        .map(|node| (node, aprnn.at_layer(node)))
-        .collect::<Vec<_>>();
-    let refs = candidates.iter().map(|(n, m)| (*n, m.as_ref())).collect();
-    Ok(best_layer(net, problem, refs, validation, ctx)?.0)
-}
-
-/// Repairs `problem` with each candidate (its start layer's node index and the method) and
-/// returns the ranking (proved first, then the share of items confirmed, then accuracy on
-/// `validation`, then time) with the best candidate's outcome: what `--layer auto` does when
-/// a validation slice is at hand (one candidate per affine layer, and a warm-started one).
-pub fn best_layer(
-    net: &Network,
-    problem: &RepairProblem,
-    candidates: Vec<(usize, &dyn Repair)>,
-    validation: &LabelledSet,
-    ctx: &RepairContext,
-) -> Result<(BruteForce, RepairOutcome)> {
-    if candidates.is_empty() {
-        return Err(RepairError::Unsupported(
-            "no layer to try: the network has no affine layer".into(),
-        ));
-    }
-    let started = Instant::now();
-    let accuracy_before = accuracy(net, validation)?;
-    let mut trials = Vec::new();
-    let mut outcomes = Vec::new();
-    for (node, method) in candidates {
-        ctx.say(&format!(
-            "trying {} at layer '{}'",
-            method.name(),
-            net.nodes()[node].name()
-        ));
-        let r = method.repair(net, problem, ctx)?;
-        trials.push(LayerTrial {
-            layer: r.layer.clone(),
-            node,
-            status: r.status,
-            efficacy: r.count(crate::ItemStatus::Repaired) as f64 / r.items.len().max(1) as f64,
-            accuracy: accuracy(&r.network, validation)?,
-            time_s: r.time_s,
-        });
-        outcomes.push(r);
-    }
-    let key = |t: &LayerTrial| {
-        (
-            t.status == RepairStatus::Proved,
-            t.efficacy,
-            if t.accuracy.is_nan() { 0.0 } else { t.accuracy },
-            -t.time_s,
-        )
-    };
-    let best = (0..trials.len())
-        .max_by(|&a, &b| {
-            key(&trials[a])
-                .partial_cmp(&key(&trials[b]))
-                .unwrap_or(std::cmp::Ordering::Equal)
-        })
-        .unwrap_or(0);
-    let outcome = outcomes.swap_remove(best);
-    Ok((
-        BruteForce {
-            accuracy_before,
-            trials,
-            best,
-            time_s: started.elapsed().as_secs_f64(),
-        },
-        outcome,
-    ))
 }

@@ -9,8 +9,8 @@ use common::out;
 use netrepair_nn::{mlp, Activation, Conv2d, Layer, Linear, Network, NetworkBuilder, Param};
 use netrepair_repair::{
     affine_layers, analyse, best_layer, brute_force, score_layers, Aprnn, Difficulty, Heuristic,
-    Incremental, Informed, KeepSet, LabelledSet, LayerSearch, Repair, RepairContext, RepairProblem,
-    RepairStatus, SelectionInput,
+    Incremental, Informed, KeepSet, LabelledSet, LayerSearch, Prepared, Repair, RepairContext,
+    RepairProblem, RepairStatus, SelectionInput,
 };
 
 /// 2 -> fc1 -> ReLU -> fc2 -> ReLU -> fc3, each `W = scale * I` with bias `b`.
@@ -466,6 +466,36 @@ fn incremental_repair_fixes_the_set_batch_by_batch_and_stops_early_on_drawdown()
     }
     .repair_checked(&net, &problem)
     .is_err());
+}
+
+#[test]
+fn incremental_repair_runs_any_method_and_reports_the_layer_it_edits() {
+    let (net, problem, _) = mlp_case(4);
+    let layers = affine_layers(&net);
+    let mut middle = Prepared::default();
+    middle.lp.layer = Some(layers[1]);
+    let inc = Incremental {
+        batch: 2,
+        ..Incremental::of(middle)
+    };
+    let r = inc
+        .repair(&net, &problem, &RepairContext::default())
+        .unwrap();
+    assert_eq!(r.method, "incremental");
+    assert!(r.proved, "{}", r.message);
+    assert_eq!(r.layer, net.nodes()[layers[1]].name());
+    assert_eq!(r.layer_index, Some(1));
+    // Only that layer's weight and the biases from it on changed.
+    assert!(r
+        .param_delta
+        .params
+        .iter()
+        .all(|p| p.node != net.nodes()[layers[0]].name()));
+    // The inner method's settings are checked before any work.
+    let mut broken = Prepared::default();
+    broken.lp.threads = 0;
+    let e = Incremental::of(broken).check().unwrap_err().to_string();
+    assert!(e.contains("threads"), "{e}");
 }
 
 trait Checked {
