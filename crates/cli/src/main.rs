@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// End-to-end showcase on generated data (no data files needed).
-    Demo(cmd::demo::DemoArgs),
+    Demo(netrepair_experiments::cli::demo::DemoArgs),
     /// Show a network's layers, shapes and parameter counts.
     Inspect(cmd::inspect::InspectArgs),
     /// Run a network on a batch of inputs (NPY in, NPY out), computed in f64.
@@ -49,7 +49,7 @@ enum Command {
 /// Runs the command; the value is the exit code (0 unless a verdict says otherwise).
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match &cli.command {
-        Command::Demo(a) => cmd::demo::run(a).map(|()| 0),
+        Command::Demo(a) => netrepair_experiments::cli::demo::run(a).map(|()| 0),
         Command::Inspect(a) => cmd::inspect::run(a).map(|()| 0),
         Command::Forward(a) => cmd::forward::run(a).map(|()| 0),
         Command::Eval(a) => cmd::eval::run(a).map(|()| 0),

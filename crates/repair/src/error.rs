@@ -23,6 +23,18 @@ pub enum RepairError {
     /// The method cannot handle this network or layer choice.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// An output cannot be written where asked (an existing folder, a missing directory).
+    #[error("{0}")]
+    Output(String),
+    /// Reading or writing a file failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A method setting breaks one of its rules (see each method's `check`).
     #[error("invalid setting {name} = {value}: {rule}")]
     InvalidParam {

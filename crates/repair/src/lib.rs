@@ -30,6 +30,7 @@
 mod analysis;
 mod aprnn;
 mod certificate;
+mod certificate_folder;
 mod certified;
 mod columns;
 mod edit;
@@ -63,6 +64,10 @@ use netrepair_verify::CheckOptions;
 pub use analysis::{analyse, ClassCount, Difficulty, LayerRoom, RepairSetAnalysis};
 pub use aprnn::{Aprnn, APRNN_DELTA_BOUND};
 pub use certificate::{certificate, point_property, Certificate, CertificateEntry};
+pub use certificate_folder::{
+    check_certificate_dir, recheck_certificate, write_certificate, WrittenCertificate,
+    INSTANCE_TIMEOUT_S,
+};
 pub use edit::KeepObjective;
 use error::rule;
 pub use error::{RepairError, Result};

@@ -36,6 +36,14 @@ pub enum SpecError {
     /// A property that VNN-LIB cannot state (an unbounded box, an empty unsafe region, ...).
     #[error("cannot be written as VNN-LIB: {0}")]
     Unwritable(String),
+    /// A malformed VNN-COMP instance list.
+    #[error("{list}: {reason}")]
+    InstanceList {
+        /// The list file.
+        list: String,
+        /// What is wrong, with the line.
+        reason: String,
+    },
     /// The specification does not fit the network.
     #[error("specification does not fit the network: {0}")]
     Mismatch(String),

@@ -19,6 +19,7 @@
 
 mod error;
 mod global;
+mod instances;
 mod property;
 mod sexpr;
 mod vnnlib;
@@ -26,6 +27,7 @@ mod write;
 
 pub use error::{Result, SpecError};
 pub use global::{GlobalProperty, OutputMeasure, Perturbation};
+pub use instances::{locate, read_instances, Instance, InstanceList};
 pub use property::{BoxRegion, Case, LinearConstraint, Polytope, Property};
 pub use vnnlib::{parse_vnnlib, read_vnnlib};
 pub use write::write_vnnlib;

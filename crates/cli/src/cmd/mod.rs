@@ -1,8 +1,6 @@
 //! One module per subcommand.
 
 pub mod analyze;
-pub mod certificate;
-pub mod demo;
 pub mod eval;
 pub mod forward;
 pub mod global;

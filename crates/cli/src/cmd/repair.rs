@@ -18,12 +18,13 @@ use netrepair_repair::{
     Pft, Prepared, Race, Refereed, Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem,
     WarmOptions, WarmStart, APRNN_DELTA_BOUND, DEFAULT_HEURISTIC, RANK_MAX_PARAMS,
 };
-use netrepair_repair::{finish_warm_start, proved_by_fine_tuning};
+use netrepair_repair::{
+    check_certificate_dir, finish_warm_start, proved_by_fine_tuning, write_certificate,
+};
 use netrepair_spec::read_vnnlib;
 use netrepair_verify::{CheckOptions, PgdOptions};
-use serde_json::json;
+use serde::Serialize;
 
-use crate::cmd;
 use crate::cmd::global::{reglo_problem, GlobalArgs};
 use crate::cmd::keep::{self, Keep, KeepArgs, KeepSource};
 use crate::cmd::points::{labelled_npy, misclassified, read_polytopes, PointSource};
@@ -660,6 +661,38 @@ fn print_keep(r: &RepairOutcome, source: &KeepSource) {
     }
 }
 
+/// The JSON report (`--report`, `--json`): the outcome's fields, then what the command adds.
+#[derive(Serialize)]
+struct Report<'a> {
+    #[serde(flatten)]
+    outcome: &'a RepairOutcome,
+    /// The network repaired.
+    network: &'a Path,
+    /// The repaired network's file (`null` when none was written).
+    output: Option<&'a Path>,
+    /// The certificate folder (`--certificate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate: Option<CertificateReport<'a>>,
+    /// REGLO: the seed's metric names at the top level (the first global item, after).
+    #[serde(rename = "VB", skip_serializing_if = "Option::is_none")]
+    vb: Option<f64>,
+    #[serde(rename = "PGD_B", skip_serializing_if = "Option::is_none")]
+    pgd_b: Option<f64>,
+    #[serde(rename = "PGD_R", skip_serializing_if = "Option::is_none")]
+    pgd_r: Option<f64>,
+    /// Where the keep set came from.
+    keep_source: &'a KeepSource,
+}
+
+/// What `--certificate` wrote.
+#[derive(Serialize)]
+struct CertificateReport<'a> {
+    /// The folder (`null` when nothing proved could be stated in VNN-LIB).
+    folder: Option<&'a Path>,
+    properties: usize,
+    left_out: &'a [String],
+}
+
 pub fn run(a: &RepairArgs) -> Result<u8> {
     // Every file the repair reads; what it writes must be none of them, and writable now
     // rather than after a long repair.
@@ -692,7 +725,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
                 dir.display()
             );
         }
-        cmd::certificate::check_dir(dir)?;
+        check_certificate_dir(dir)?;
     }
     let net = util::load_net(&a.net)?;
     let mut reglo = None;
@@ -926,29 +959,24 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         _ => None,
     };
     let certified = match (&a.certificate, &wrote) {
-        (Some(dir), Some(onnx)) => Some((
-            dir,
-            cmd::certificate::write(dir, &problem, &r, onnx, &a.net)?,
-        )),
+        (Some(dir), Some(onnx)) => Some((dir, write_certificate(dir, &problem, &r, onnx, &a.net)?)),
         _ => None,
     };
-    let mut report = serde_json::to_value(&r)?;
-    report["network"] = json!(a.net);
-    report["output"] = json!(wrote);
-    if let Some((dir, w)) = &certified {
-        report["certificate"] = json!({
-            "folder": (w.properties > 0).then_some(dir),
-            "properties": w.properties,
-            "left_out": w.left_out,
-        });
-    }
-    if let Some(g) = r.global().first() {
-        // The seed's metric names at the top level.
-        report["VB"] = json!(g.vb_after);
-        report["PGD_B"] = json!(g.pgd_b_after);
-        report["PGD_R"] = json!(g.pgd_r_after);
-    }
-    report["keep_source"] = serde_json::to_value(&keep_source)?;
+    let global = r.global().first();
+    let report = Report {
+        outcome: &r,
+        network: &a.net,
+        output: wrote.as_deref(),
+        certificate: certified.as_ref().map(|(dir, w)| CertificateReport {
+            folder: (w.properties > 0).then_some(dir.as_path()),
+            properties: w.properties,
+            left_out: &w.left_out,
+        }),
+        vb: global.map(|g| g.vb_after),
+        pgd_b: global.map(|g| g.pgd_b_after),
+        pgd_r: global.map(|g| g.pgd_r_after),
+        keep_source: &keep_source,
+    };
     if let Some(path) = &a.report {
         let tmp = tempfile::NamedTempFile::new_in(
             path.parent()
@@ -960,7 +988,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if a.json {
-        println!("{report}");
+        println!("{}", serde_json::to_string(&report)?);
     } else {
         let search = r.layer_search.as_ref();
         if let Some(rank) = search.and_then(|s| s.ranking.as_ref()) {

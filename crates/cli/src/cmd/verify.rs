@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use netrepair_spec::read_vnnlib;
+use netrepair_spec::{read_instances, read_vnnlib, Instance};
 use netrepair_verify::{
     check_property, AlphaOptions, CheckOptions, CheckReport, PgdOptions, Verdict,
 };
@@ -158,80 +158,6 @@ pub fn run(a: &VerifyArgs) -> Result<u8> {
     })
 }
 
-/// `root/path`, or else the file of that name somewhere under `root`.
-fn locate(root: &Path, rel: &str) -> Result<PathBuf> {
-    let direct = root.join(rel);
-    if direct.exists() {
-        return Ok(direct);
-    }
-    let name = Path::new(rel)
-        .file_name()
-        .context("empty path in the instance list")?;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in
-            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
-        {
-            let p = e?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name() == Some(name) {
-                return Ok(p);
-            }
-        }
-    }
-    bail!(
-        "{rel} (listed in the instances) not found under {}",
-        root.display()
-    )
-}
-
-/// One instance of a VNN-COMP list: network, property, timeout (seconds).
-pub type Instance = (PathBuf, PathBuf, f64);
-
-/// Reads a VNN-COMP instance list (`network,property,timeout` per line, paths relative to the
-/// list's folder, see [`locate`]), keeping the lines `keep(network, property)` accepts;
-/// returns the instances and how many lines were skipped because a file is missing (each
-/// with a warning on stderr).
-pub fn read_instances(
-    list: &Path,
-    keep: impl Fn(&str, &str) -> bool,
-) -> Result<(Vec<Instance>, usize)> {
-    let text =
-        std::fs::read_to_string(list).with_context(|| format!("cannot read {}", list.display()))?;
-    let root = list.parent().unwrap_or(Path::new("."));
-    let mut rows = Vec::new();
-    let mut skipped = 0;
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        let [net, spec, timeout] = f.as_slice() else {
-            bail!(
-                "{} line {}: expected 'network,property,timeout'",
-                list.display(),
-                i + 1
-            )
-        };
-        if !keep(net, spec) {
-            continue;
-        }
-        let t: f64 = timeout.parse().with_context(|| {
-            format!("{} line {}: bad timeout '{timeout}'", list.display(), i + 1)
-        })?;
-        match (locate(root, net), locate(root, spec)) {
-            (Ok(n), Ok(p)) => rows.push((n, p, t)),
-            (Err(e), _) | (_, Err(e)) => {
-                eprintln!("warning: skipping line {}: {e}", i + 1);
-                skipped += 1;
-            }
-        }
-    }
-    Ok((rows, skipped))
-}
-
 /// Creates the results folder; refuses the instance list's own folder (where the networks and
 /// properties are) and a path that is not a folder.
 fn prepare_results_dir(dir: &Path, list: &Path) -> Result<()> {
@@ -253,11 +179,15 @@ fn prepare_results_dir(dir: &Path, list: &Path) -> Result<()> {
 }
 
 fn run_instances(a: &VerifyArgs, list: &Path) -> Result<u8> {
-    let (rows, skipped) = read_instances(list, |net, spec| {
+    let listed = read_instances(list, |net, spec| {
         a.filter
             .as_ref()
             .is_none_or(|s| net.contains(s.as_str()) || spec.contains(s.as_str()))
     })?;
+    for s in &listed.skipped {
+        eprintln!("warning: skipping {s}");
+    }
+    let (rows, skipped) = (listed.instances, listed.skipped.len());
     if let Some(dir) = &a.results_dir {
         prepare_results_dir(dir, list)?;
     }
@@ -265,7 +195,12 @@ fn run_instances(a: &VerifyArgs, list: &Path) -> Result<u8> {
     let mut results = Vec::new();
     let mut csv = String::from("network,property,result,time_s\n");
     let (mut decided, mut total_time) = (0, 0.0);
-    for (net, spec, t) in &rows {
+    for Instance {
+        network: net,
+        property: spec,
+        timeout: t,
+    } in &rows
+    {
         let limit = a.timeout.map_or(*t, |cap| cap.min(*t));
         let r = run_one(net, spec, &options(a, limit)?)?;
         decided += usize::from(!matches!(r.verdict, Verdict::Unknown(_)));

@@ -1,9 +1,10 @@
-//! The `netrepair bench` subcommands: each scenario's arguments (clap) and the code that runs
-//! it and prints its table. The binary only mounts [`bench::BenchArgs`] and calls
-//! [`bench::run`].
+//! The scenario subcommands of `netrepair`: `bench` (each benchmark's arguments, clap, and the
+//! code that runs it and prints its table) and `demo` (the end-to-end showcase). The binary
+//! only mounts [`bench::BenchArgs`] and [`demo::DemoArgs`] and calls their `run`.
 
 pub mod args;
 pub mod bench;
 mod bench_informed;
 mod bench_irepair;
 mod bench_reglo;
+pub mod demo;

@@ -8,11 +8,11 @@
 
 use std::path::PathBuf;
 
+use crate::keep::labelled;
+use crate::plot::{decision_boundaries, LabelledPoint, Panel};
+use crate::training::{accuracy, tensors, train_preset, Preset, TrainRequest};
 use anyhow::{ensure, Context, Result};
 use clap::Args;
-use netrepair_experiments::keep::labelled;
-use netrepair_experiments::plot::{decision_boundaries, LabelledPoint, Panel};
-use netrepair_experiments::training::{accuracy, tensors, train_preset, Preset, TrainRequest};
 use netrepair_repair::{
     affine_layers, decision_keep_set, Aprnn, GradientRepair, ItemStatus, KeepSet, LabelledSet,
     LpRepairOptions, Prepared, Reglo, Repair, RepairContext, RepairItem, RepairOutcome,
@@ -24,7 +24,7 @@ use netrepair_spec::{
 };
 use serde_json::json;
 
-use crate::util;
+use super::args as util;
 use netrepair_data::npy;
 
 /// "Every input within `radius` (L-inf) of `center` is classified `label`" as a property.
@@ -80,6 +80,7 @@ pub struct DemoArgs {
     json: bool,
 }
 
+/// Runs the demo: every step printed (or one JSON object with `--json`), files in `--out-dir`.
 pub fn run(a: &DemoArgs) -> Result<()> {
     let say = |s: String| {
         if !a.json {
@@ -349,14 +350,14 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         std::fs::remove_dir_all(&cert_dir)
             .with_context(|| format!("cannot replace {}", cert_dir.display()))?;
     }
-    let w = crate::cmd::certificate::write(
+    let w = netrepair_repair::write_certificate(
         &cert_dir,
         &kept_problem,
         &repaired,
         &repaired_path,
         &net_path,
     )?;
-    let (cert_n, cert_proved) = crate::cmd::certificate::recheck(&cert_dir)?;
+    let (cert_n, cert_proved) = netrepair_repair::recheck_certificate(&cert_dir)?;
     ensure!(
         cert_n == w.properties && cert_proved == cert_n,
         "the certificate's properties do not all hold: {cert_proved} of {cert_n}"

@@ -1,5 +1,6 @@
-//! `repair --certificate DIR`: a VNN-COMP benchmark folder of what the repair proved, for any
-//! VNN-COMP verifier (and `netrepair verify --instances DIR/instances.csv`) to re-check.
+//! The certificate folder (`repair --certificate DIR`): a VNN-COMP benchmark folder of what a
+//! repair proved, for any VNN-COMP verifier (and `netrepair verify --instances
+//! DIR/instances.csv`) to re-check.
 //!
 //! Layout, as VNN-COMP benchmarks have it: `onnx/<repaired>.onnx` (a byte copy of `--out`),
 //! `vnnlib/<name>.vnnlib` (one property per proved item or case), `instances.csv` (network,
@@ -11,39 +12,45 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use netrepair_repair::{certificate, Certificate, RepairOutcome, RepairProblem};
-use netrepair_spec::write_vnnlib;
-use netrepair_verify::{CheckOptions, Verdict};
+use netrepair_spec::{read_instances, read_vnnlib, write_vnnlib};
+use netrepair_verify::{check_property, CheckOptions, Verdict};
 
-use crate::cmd::verify;
+use crate::certificate::{certificate, Certificate};
+use crate::error::{RepairError, Result};
+use crate::outcome::{ItemStatus, RepairOutcome};
+use crate::problem::RepairProblem;
+
+/// An I/O error with what was being done.
+fn io(what: String) -> impl FnOnce(std::io::Error) -> RepairError {
+    move |source| RepairError::Io { what, source }
+}
 
 /// Seconds each instance gets in `instances.csv`.
 pub const INSTANCE_TIMEOUT_S: u32 = 60;
 
 /// Checks, before any work, that a certificate can be written to `dir`: it does not exist
 /// (or is an empty directory) and its parent directory exists.
-pub fn check_dir(dir: &Path) -> Result<()> {
+pub fn check_certificate_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
         let empty = dir.is_dir()
             && std::fs::read_dir(dir)
-                .with_context(|| format!("cannot read {}", dir.display()))?
+                .map_err(io(format!("cannot read {}", dir.display())))?
                 .next()
                 .is_none();
         if !empty {
-            bail!(
+            return Err(RepairError::Output(format!(
                 "the certificate folder {} already exists and is not empty (give a new folder)",
                 dir.display()
-            );
+            )));
         }
     }
     let parent = parent(dir);
     if !parent.is_dir() {
-        bail!(
+        return Err(RepairError::Output(format!(
             "cannot write the certificate {}: the directory {} does not exist",
             dir.display(),
             parent.display()
-        );
+        )));
     }
     Ok(())
 }
@@ -54,8 +61,9 @@ fn parent(dir: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// What [`write`] put in the folder.
-pub struct Written {
+/// What [`write_certificate`] put in the folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrittenCertificate {
     /// The properties written.
     pub properties: usize,
     /// Proved items VNN-LIB cannot state.
@@ -65,17 +73,17 @@ pub struct Written {
 /// Writes the certificate of `outcome` (a repair of `problem` whose network was written to
 /// `onnx`, from the network file `source`) to `dir`; writes nothing when no proved item can
 /// be stated in VNN-LIB (`properties` is then 0).
-pub fn write(
+pub fn write_certificate(
     dir: &Path,
     problem: &RepairProblem,
     outcome: &RepairOutcome,
     onnx: &Path,
     source: &Path,
-) -> Result<Written> {
+) -> Result<WrittenCertificate> {
     let cert = certificate(problem, outcome);
     if cert.entries.is_empty() {
         // Nothing to state (no item repaired, or only what VNN-LIB cannot express): no folder.
-        return Ok(Written {
+        return Ok(WrittenCertificate {
             properties: 0,
             left_out: cert.left_out,
         });
@@ -83,47 +91,56 @@ pub fn write(
     let tmp = tempfile::Builder::new()
         .prefix(".netrepair-certificate-")
         .tempdir_in(parent(dir))
-        .with_context(|| format!("cannot write the certificate {}", dir.display()))?;
+        .map_err(io(format!(
+            "cannot write the certificate {}",
+            dir.display()
+        )))?;
     let root = tmp.path();
-    std::fs::create_dir(root.join("onnx"))?;
-    std::fs::create_dir(root.join("vnnlib"))?;
+    let failed = || io(format!("cannot write the certificate {}", dir.display()));
+    std::fs::create_dir(root.join("onnx")).map_err(failed())?;
+    std::fs::create_dir(root.join("vnnlib")).map_err(failed())?;
     let net_name = onnx
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "repaired.onnx".into());
-    std::fs::copy(onnx, root.join("onnx").join(&net_name))
-        .with_context(|| format!("cannot copy {} into the certificate", onnx.display()))?;
+    std::fs::copy(onnx, root.join("onnx").join(&net_name)).map_err(io(format!(
+        "cannot copy {} into the certificate",
+        onnx.display()
+    )))?;
     let mut instances = String::new();
     for e in &cert.entries {
         let comment = format!(
             "netrepair repair certificate: {}.\nExpected verdict: unsat (the unsafe outputs are unreachable; the property holds).",
             e.what
         );
-        let text = write_vnnlib(&e.property, &comment)
-            .with_context(|| format!("cannot state '{}' in VNN-LIB", e.what))?;
-        std::fs::write(root.join("vnnlib").join(format!("{}.vnnlib", e.name)), text)?;
+        let text = write_vnnlib(&e.property, &comment)?;
+        std::fs::write(root.join("vnnlib").join(format!("{}.vnnlib", e.name)), text)
+            .map_err(failed())?;
         let _ = writeln!(
             instances,
             "onnx/{net_name},vnnlib/{}.vnnlib,{INSTANCE_TIMEOUT_S}",
             e.name
         );
     }
-    std::fs::write(root.join("instances.csv"), instances)?;
+    std::fs::write(root.join("instances.csv"), instances).map_err(failed())?;
     std::fs::write(
         root.join("README.md"),
         readme(&cert, outcome, &net_name, source),
-    )?;
+    )
+    .map_err(failed())?;
     if dir.exists() {
         // An empty directory (checked before the repair): replaced by the folder.
-        std::fs::remove_dir(dir)
-            .with_context(|| format!("cannot replace the empty folder {}", dir.display()))?;
+        std::fs::remove_dir(dir).map_err(io(format!(
+            "cannot replace the empty folder {}",
+            dir.display()
+        )))?;
     }
     let kept: PathBuf = tmp.keep();
-    std::fs::rename(&kept, dir).with_context(|| {
+    if let Err(e) = std::fs::rename(&kept, dir) {
         let _ = std::fs::remove_dir_all(&kept);
-        format!("cannot write the certificate {}", dir.display())
-    })?;
-    Ok(Written {
+        return Err(failed()(e));
+    }
+    Ok(WrittenCertificate {
         properties: cert.entries.len(),
         left_out: cert.left_out,
     })
@@ -133,23 +150,33 @@ pub fn write(
 /// property re-read, our verifier with its default limits and each instance's timeout, as
 /// `verify --instances` runs); returns (instances, proved). A listed file that is missing
 /// is an error.
-pub fn recheck(dir: &Path) -> Result<(usize, usize)> {
+pub fn recheck_certificate(dir: &Path) -> Result<(usize, usize)> {
     let list = dir.join("instances.csv");
-    let (rows, skipped) = verify::read_instances(&list, |_, _| true)?;
-    if skipped > 0 {
-        bail!("{}: {skipped} listed file(s) missing", list.display());
+    let rows = read_instances(&list, |_, _| true)?;
+    if !rows.skipped.is_empty() {
+        return Err(RepairError::Problem(format!(
+            "{}: {} listed file(s) missing: {}",
+            list.display(),
+            rows.skipped.len(),
+            rows.skipped.join("; ")
+        )));
     }
     let mut proved = 0;
-    for (net, spec, t) in &rows {
+    for i in &rows.instances {
         let opts = CheckOptions {
-            timeout: Duration::from_secs_f64(*t),
+            timeout: Duration::from_secs_f64(i.timeout),
             ..Default::default()
         };
-        if matches!(verify::run_one(net, spec, &opts)?.verdict, Verdict::Holds) {
+        let net = netrepair_nn::load_onnx(&i.network)?;
+        let property = read_vnnlib(&i.property)?;
+        if matches!(
+            check_property(&net, &property, &opts)?.verdict,
+            Verdict::Holds
+        ) {
             proved += 1;
         }
     }
-    Ok((rows.len(), proved))
+    Ok((rows.instances.len(), proved))
 }
 
 fn readme(cert: &Certificate, outcome: &RepairOutcome, net_name: &str, source: &Path) -> String {
@@ -187,7 +214,7 @@ fn readme(cert: &Certificate, outcome: &RepairOutcome, net_name: &str, source: &
         - outcome
             .items
             .iter()
-            .filter(|i| i.status == netrepair_repair::ItemStatus::Repaired)
+            .filter(|i| i.status == ItemStatus::Repaired)
             .count();
     if failed > 0 {
         let _ = writeln!(
