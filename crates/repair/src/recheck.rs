@@ -9,7 +9,7 @@ use netrepair_nn::Network;
 use netrepair_spec::GlobalProperty;
 use netrepair_verify::{
     check_property, pgd_variation, uniform_points, variation_bound, Chain, CheckOptions,
-    SplitOptions, VariationAttack, Verdict,
+    SplitOptions, VariationAttack, VariationReport, Verdict,
 };
 
 use crate::error::Result;
@@ -183,9 +183,53 @@ pub(crate) fn recheck_until(
     Ok(out)
 }
 
-/// Global robustness / fairness: the sound VB over the whole region (best-first splitting
-/// within the check's time limit) must be at most eps; the variation attack from 256 uniform
-/// points tells a refuted property from an undecided one.
+/// The one rule by which a global robustness / fairness item counts as repaired, whoever
+/// re-checks it: a sound bound VB on the variation over the whole region is at most eps. VB is
+/// the best-first split bound (`split`) and, when the caller's areas cover the region, the
+/// smaller of that and `cover_vb` (the largest of their sound bounds). Otherwise the variation
+/// attack from `points` tells a refuted property (`Failed`) from an undecided one
+/// (`Unconfirmed`).
+pub(crate) struct GlobalVerdict {
+    /// The verdict.
+    pub status: ItemStatus,
+    /// The sound bound used.
+    pub vb: f64,
+    /// Leaf boxes of the split bound.
+    pub boxes: usize,
+    /// What the attack found.
+    pub attack: VariationReport,
+}
+
+/// [`GlobalVerdict`] of `prop` on `after` (see there).
+pub(crate) fn global_verdict(
+    after: &Network,
+    chain: &Chain,
+    prop: &GlobalProperty,
+    split: &SplitOptions,
+    cover_vb: Option<f64>,
+    points: &[Vec<f64>],
+    attack: &VariationAttack,
+) -> Result<GlobalVerdict> {
+    let bound = variation_bound(after, chain, prop, &prop.region, split)?;
+    let vb = cover_vb.map_or(bound.vb, |c| bound.vb.min(c));
+    let attack = pgd_variation(chain, prop, points, attack);
+    let status = if vb <= prop.eps {
+        ItemStatus::Repaired
+    } else if attack.pgd_b > prop.eps {
+        ItemStatus::Failed
+    } else {
+        ItemStatus::Unconfirmed
+    };
+    Ok(GlobalVerdict {
+        status,
+        vb,
+        boxes: bound.boxes,
+        attack,
+    })
+}
+
+/// Global robustness / fairness: [`global_verdict`] with best-first splitting within the
+/// check's time limit and the attack from 256 uniform points.
 fn global_report(
     index: usize,
     name: &str,
@@ -198,10 +242,18 @@ fn global_report(
         time_limit: check.timeout,
         ..SplitOptions::default()
     };
-    let vb = variation_bound(after, &chain, prop, &prop.region, &split)?;
     let pts = uniform_points(&prop.region, 256, check.pgd.seed);
-    let rep = pgd_variation(&chain, prop, &pts, &VariationAttack::default());
-    let (status, detail) = if vb.proved {
+    let v = global_verdict(
+        after,
+        &chain,
+        prop,
+        &split,
+        None,
+        &pts,
+        &VariationAttack::default(),
+    )?;
+    let (vb, rep) = (&v, &v.attack);
+    let (status, detail) = if v.status == ItemStatus::Repaired {
         (
             ItemStatus::Repaired,
             format!(
@@ -209,7 +261,7 @@ fn global_report(
                 vb.vb, prop.eps, vb.boxes
             ),
         )
-    } else if rep.pgd_b > prop.eps {
+    } else if v.status == ItemStatus::Failed {
         (
             ItemStatus::Failed,
             format!(

@@ -55,6 +55,7 @@ use crate::outcome::{
     RepairOutcome, RepairStatus, Timings,
 };
 use crate::problem::{KeepSet, LabelledSet, RepairItem, RepairProblem};
+use crate::recheck::global_verdict;
 use crate::{Repair, RepairContext};
 
 /// The norm of a last-layer weight change: what REGLO's min-change LP minimises, and what MM
@@ -1172,22 +1173,30 @@ impl Repair for Reglo {
         for (p, prop) in props.iter().enumerate() {
             let mine: Vec<usize> = (0..areas.len()).filter(|&i| areas[i].prop == p).collect();
             let proved_areas = mine.iter().filter(|&&i| area_vb[i] <= prop.eps).count();
-            let mut vb = variation_bound(&after, &chain_after, prop, &prop.region, &split)?.vb;
-            if cover_areas[p] > 0 {
-                let cover_vb = mine[..cover_areas[p]]
+            // The cover: the first `cover_areas[p]` areas tile the region.
+            let cover_vb = (cover_areas[p] > 0).then(|| {
+                mine[..cover_areas[p]]
                     .iter()
                     .map(|&i| area_vb[i])
-                    .fold(0.0, f64::max);
-                vb = vb.min(cover_vb);
-            }
-            let rep = pgd_variation(&chain_after, prop, &eval[p], &self.attack);
-            let proved = vb <= prop.eps;
+                    .fold(0.0, f64::max)
+            });
+            let verdict = global_verdict(
+                &after,
+                &chain_after,
+                prop,
+                &split,
+                cover_vb,
+                &eval[p],
+                &self.attack,
+            )?;
+            let (vb, rep) = (verdict.vb, verdict.attack);
+            let proved = verdict.status == ItemStatus::Repaired;
             let (status, detail) = if proved {
                 (
                     ItemStatus::Repaired,
                     format!("VB = {vb:.4} <= eps = {} over the whole region (sound bound, re-checked in f64)", prop.eps),
                 )
-            } else if rep.pgd_b > prop.eps {
+            } else if verdict.status == ItemStatus::Failed {
                 (
                     ItemStatus::Failed,
                     format!(
