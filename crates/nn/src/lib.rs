@@ -45,5 +45,5 @@ pub use network::{Network, NetworkBuilder, Node, ParamId, ValueId, MAX_VALUE_LEN
 pub use onnx::{load_onnx, save_onnx};
 pub use opaque::{BinaryOp, Opaque, UnaryOp};
 pub use rearrange::{Rearrange, SliceAxis};
-pub use taps::AffineTaps;
+pub use taps::{affine_op, elementwise_op, pool_windows, AffineOp, AffineTaps};
 pub use train::{cross_entropy, fit, EpochStats, Optimizer, OptimizerKind, TrainConfig, Trainer};

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use netrepair_lp::{LpModel, Var};
+use netrepair_nn::{affine_op, elementwise_op, pool_windows, AffineOp};
 use netrepair_nn::{Layer, Network};
-use netrepair_verify::affine::{affine_op, elementwise_op, pool_windows, AffineOp};
 
 use crate::columns::{self, RoundLp};
 use crate::edit::{concat, downstream, Edit, KeepObjective};

@@ -21,9 +21,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use netrepair_lp::{LpModel, Outcome, Sense, Var};
+use netrepair_nn::{affine_op, elementwise_op, pool_windows};
 use netrepair_nn::{Layer, Network};
 use netrepair_spec::BoxRegion;
-use netrepair_verify::affine::{affine_op, elementwise_op, pool_windows};
 use netrepair_verify::milp::relaxed_row_upper;
 use netrepair_verify::{
     linear_bounds, optimised_linear_bounds, optimised_row_bounds, row_bounds, AlphaOptions, Bounds,

@@ -2,8 +2,8 @@
 //! pattern comparisons between them.
 
 use candle_core::{Device, Tensor};
+use netrepair_nn::pool_windows;
 use netrepair_nn::{Layer, Network, NnError};
-use netrepair_verify::affine::pool_windows;
 
 use crate::error::Result;
 

@@ -5,12 +5,13 @@
 use netrepair_nn::Network;
 use netrepair_spec::Case;
 
-use crate::affine::{affine_op, Ops};
+use crate::affine::Ops;
 use crate::alpha::{optimised_upper_rows, AlphaOptions};
 use crate::crown::Mat;
 use crate::error::Result;
 use crate::interval::Bounds;
 use crate::rounding::{down, gamma};
+use netrepair_nn::affine_op;
 
 /// Whether the linear bounds prove that no input of the case's box reaches its unsafe
 /// region: for every unsafe polytope, some constraint's lower bound over the box exceeds its

@@ -20,10 +20,11 @@ use netrepair_spec::BoxRegion;
 
 use std::sync::OnceLock;
 
-use crate::affine::{dense_dot, not_boundable, sparse_dot, AffineOp, Ops};
+use crate::affine::{dense_dot, not_boundable, sparse_dot, Ops};
 use crate::error::Result;
 use crate::interval::{interval_bounds, propagate_with, Bounds};
 use crate::rounding::{gamma, up};
+use netrepair_nn::AffineOp;
 
 /// Linear bounds `lower_slope x + lower_intercept <= f(x) <= upper_slope x + upper_intercept`
 /// of an activation on its pre-activation interval.

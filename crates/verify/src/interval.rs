@@ -2,7 +2,8 @@
 
 use netrepair_nn::{Layer, Network, Pool2d};
 
-use crate::affine::{not_boundable, pool_windows, Ops};
+use crate::affine::{not_boundable, Ops};
+use netrepair_nn::pool_windows;
 use netrepair_spec::{BoxRegion, Polytope};
 
 use crate::error::{Result, VerifyError};

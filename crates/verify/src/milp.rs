@@ -15,10 +15,11 @@ use netrepair_lp::{LpModel, Outcome, Sense, SolveOptions, Var};
 use netrepair_nn::{Layer, Network};
 use netrepair_spec::{Case, Polytope};
 
-use crate::affine::{affine_op, elementwise_op, not_boundable, pool_windows};
+use crate::affine::not_boundable;
 use crate::attack::{confirm, Counterexample};
 use crate::error::Result;
 use crate::interval::Bounds;
+use netrepair_nn::{affine_op, elementwise_op, pool_windows};
 
 /// Slack above which the MILP optimum counts as unreachable (relative to 1 + |rhs|).
 pub const MILP_MARGIN: f64 = 1e-6;
