@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
-use netrepair_data::Dataset;
-use netrepair_nn::Network;
+use anyhow::{bail, Result};
 
-pub use netrepair_experiments::cli::args::{check_output, load_net, parse_list};
+pub use netrepair_experiments::cli::args::{
+    batch_for, check_output, dataset_batch, load_net, parse_list, predict_all,
+};
 
 /// The network path from either the positional argument or `--net`.
 pub fn net_path(positional: &Option<PathBuf>, flag: &Option<PathBuf>) -> Result<PathBuf> {
@@ -16,66 +15,6 @@ pub fn net_path(positional: &Option<PathBuf>, flag: &Option<PathBuf>) -> Result<
         (Some(_), Some(_)) => bail!("give the network once, either as an argument or with --net"),
         (None, None) => bail!("no network given: pass --net NET.onnx"),
     }
-}
-
-/// Reshapes `n` samples of `len` scalars to the network's input `[n, input_shape...]`.
-/// Accepted layouts: exactly `[n, input_shape...]`, the input shape alone (one sample), or
-/// flat `[n, len]` / `[len]` when the element count matches.
-pub fn batch_for(net: &Network, shape: &[usize], data: Vec<f64>) -> Result<Tensor> {
-    let want = net.input_shape();
-    let len = net.input_len();
-    let n = if shape.len() > want.len()
-        && &shape[shape.len() - want.len()..] == want
-        && shape.len() == want.len() + 1
-    {
-        shape[0]
-    } else if shape == want || shape == [len] {
-        1
-    } else if shape.len() == 2 && shape[1] == len {
-        shape[0]
-    } else {
-        bail!(
-            "input shape {shape:?} does not match the network input {want:?} (expected [N, {}] or [N, {len}])",
-            want.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
-        );
-    };
-    let mut dims = vec![n];
-    dims.extend_from_slice(want);
-    Ok(Tensor::from_vec(data, dims, &Device::Cpu)?)
-}
-
-/// A data set's samples as a network input batch (reshaped when the element count matches).
-pub fn dataset_batch(net: &Network, data: &Dataset) -> Result<Tensor> {
-    if data.sample_len() != net.input_len() {
-        bail!(
-            "the {} samples have shape {:?} but the network expects {:?}",
-            data.name,
-            data.sample_shape,
-            net.input_shape()
-        );
-    }
-    let mut dims = vec![data.len()];
-    dims.extend_from_slice(net.input_shape());
-    Tensor::from_slice(&data.inputs, dims, &Device::Cpu).context("building the input batch")
-}
-
-/// Predicts classes in chunks (bounded memory on large data sets).
-pub fn predict_all(
-    net: &Network,
-    x: &Tensor,
-    chunk: usize,
-    mut tick: impl FnMut(usize),
-) -> Result<Vec<u32>> {
-    let n = x.dims()[0];
-    let mut out = Vec::with_capacity(n);
-    let mut start = 0;
-    while start < n {
-        let len = chunk.min(n - start);
-        out.extend(net.predict(&x.narrow(0, start, len)?)?);
-        start += len;
-        tick(len);
-    }
-    Ok(out)
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).

@@ -81,40 +81,6 @@ impl Network {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use candle_core::{Device, Tensor};
-
-    use crate::{Conv2d, Layer, NetworkBuilder, Param};
-
-    /// A 1x3x3 input, 2x2 kernel, stride 1, no padding: output (0, 0, 1) reads inputs 1, 2, 4, 5.
-    #[test]
-    fn conv_taps_follow_the_sliding_window() {
-        let w = Tensor::arange(0f64, 8.0, &Device::Cpu)
-            .unwrap()
-            .reshape((2, 1, 2, 2))
-            .unwrap();
-        let b = Tensor::new(&[0f64, 1.0], &Device::Cpu).unwrap();
-        let conv = Conv2d::new(
-            Param::new("c.weight", w).unwrap(),
-            Param::new("c.bias", b).unwrap(),
-            1,
-            1,
-            [0; 4],
-            1,
-        )
-        .unwrap();
-        let mut nb = NetworkBuilder::new(vec![1, 3, 3]);
-        nb.push("c", Layer::Conv2d(conv)).unwrap();
-        let net = nb.build().unwrap();
-        let taps = net.affine_taps(0).unwrap();
-        assert_eq!(taps.rows.len(), 8);
-        assert_eq!(taps.rows[1], vec![(1, 0), (2, 1), (4, 2), (5, 3)]);
-        assert_eq!(taps.rows[4], vec![(0, 4), (1, 5), (3, 6), (4, 7)]);
-        assert_eq!(taps.bias, vec![0, 0, 0, 0, 1, 1, 1, 1]);
-    }
-}
-
 /// `y_i = bias[i] + sum_{(j, w) in rows[i]} w x_j`.
 pub struct AffineOp {
     /// Constant term per output.
@@ -238,4 +204,38 @@ pub fn elementwise_op(net: &Network, node: usize) -> Result<Option<(Vec<f64>, Ve
         }
         _ => return Ok(None),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    use crate::{Conv2d, Layer, NetworkBuilder, Param};
+
+    /// A 1x3x3 input, 2x2 kernel, stride 1, no padding: output (0, 0, 1) reads inputs 1, 2, 4, 5.
+    #[test]
+    fn conv_taps_follow_the_sliding_window() {
+        let w = Tensor::arange(0f64, 8.0, &Device::Cpu)
+            .unwrap()
+            .reshape((2, 1, 2, 2))
+            .unwrap();
+        let b = Tensor::new(&[0f64, 1.0], &Device::Cpu).unwrap();
+        let conv = Conv2d::new(
+            Param::new("c.weight", w).unwrap(),
+            Param::new("c.bias", b).unwrap(),
+            1,
+            1,
+            [0; 4],
+            1,
+        )
+        .unwrap();
+        let mut nb = NetworkBuilder::new(vec![1, 3, 3]);
+        nb.push("c", Layer::Conv2d(conv)).unwrap();
+        let net = nb.build().unwrap();
+        let taps = net.affine_taps(0).unwrap();
+        assert_eq!(taps.rows.len(), 8);
+        assert_eq!(taps.rows[1], vec![(1, 0), (2, 1), (4, 2), (5, 3)]);
+        assert_eq!(taps.rows[4], vec![(0, 4), (1, 5), (3, 6), (4, 7)]);
+        assert_eq!(taps.bias, vec![0, 0, 0, 0, 1, 1, 1, 1]);
+    }
 }

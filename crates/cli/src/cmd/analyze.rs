@@ -11,9 +11,9 @@ use netrepair_repair::{
 };
 use serde_json::json;
 
-use super::points::{labelled_npy, misclassified, PointSource};
 use crate::util;
 use netrepair_data::npy;
+use netrepair_experiments::cli::points::{labelled_npy, misclassified, PointSource};
 
 /// Score every affine layer as APRNN's start layer with each layer-selection heuristic,
 /// analyse the repair set (size, classes, geometry, room per layer, predicted difficulty) and

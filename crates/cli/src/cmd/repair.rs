@@ -25,10 +25,12 @@ use netrepair_spec::read_vnnlib;
 use netrepair_verify::{CheckOptions, PgdOptions};
 use serde::Serialize;
 
-use crate::cmd::global::{reglo_problem, GlobalArgs};
-use crate::cmd::keep::{self, Keep, KeepArgs, KeepSource};
-use crate::cmd::points::{labelled_npy, misclassified, read_polytopes, PointSource};
 use crate::util;
+use netrepair_experiments::cli::global::{reglo_problem, GlobalArgs};
+use netrepair_experiments::cli::keep::{self, Keep, KeepArgs, KeepSource};
+use netrepair_experiments::cli::points::{
+    labelled_npy, misclassified, read_polytopes, PointSource,
+};
 
 /// The repair methods of this command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

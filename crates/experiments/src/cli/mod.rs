@@ -8,3 +8,6 @@ mod bench_informed;
 mod bench_irepair;
 mod bench_reglo;
 pub mod demo;
+pub mod global;
+pub mod keep;
+pub mod points;

@@ -9,7 +9,7 @@ use netrepair_data::{load, npy, resolve_data_dir, DatasetName};
 use netrepair_nn::Network;
 use netrepair_repair::{LabelledSet, RepairItem, RepairProblem};
 
-use crate::util;
+use super::args as util;
 
 /// Where labelled repair points come from: an NPY pair, or the errors of a data split.
 #[derive(Debug, Args)]

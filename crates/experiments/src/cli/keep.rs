@@ -6,16 +6,16 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::keep::{draw_keep, nearest_correct};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use netrepair_data::{load, resolve_data_dir, Dataset, DatasetName};
-use netrepair_experiments::keep::{draw_keep, nearest_correct};
 use netrepair_nn::Network;
 use netrepair_repair::{KeepSet, LabelledSet, DEFAULT_KEEP_TAU};
 use serde::Serialize;
 
-use crate::cmd::points::{labelled_npy, PointSource};
-use crate::util;
+use super::args as util;
+use super::points::{labelled_npy, PointSource};
 use netrepair_data::npy;
 
 /// Options of the keep set.
@@ -76,8 +76,11 @@ pub struct KeepSource {
 
 /// The keep set, the validation slice (possibly empty) and where they came from.
 pub struct Keep {
+    /// What must stay as it is.
     pub set: KeepSet,
+    /// Held-out samples beside it (empty when none was drawn).
     pub validation: LabelledSet,
+    /// Where they came from.
     pub source: KeepSource,
 }
 

@@ -12,7 +12,7 @@ use netrepair_repair::{decision_keep_set, Reglo, RepairItem, RepairProblem, Weig
 use netrepair_spec::{BoxRegion, GlobalProperty, Perturbation};
 use netrepair_verify::{SplitOptions, VariationAttack};
 
-use crate::cmd::points::PointSource;
+use super::points::PointSource;
 use netrepair_data::npy;
 
 /// REGLO's weight-change norm.
