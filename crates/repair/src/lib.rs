@@ -50,6 +50,7 @@ mod problem;
 mod race;
 mod recheck;
 mod reglo;
+mod render;
 mod samples;
 mod select;
 mod trace;

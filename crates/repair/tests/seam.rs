@@ -148,6 +148,17 @@ fn a_method_defined_outside_the_crate_runs_through_every_strategy_and_the_report
     .unwrap();
     assert!(inc.proved, "{}", inc.message);
     assert_eq!(inc.layer, alone.layer);
+    // The text summary names the method, the layer and the verdict, item by item.
+    let text = alone.summary(layers.len());
+    assert!(
+        text.starts_with(&format!(
+            "bias-nudge at layer '{}' (affine layer 2 of 3): PROVED",
+            alone.layer
+        )),
+        "{text}"
+    );
+    assert!(text.contains("items: 4 repaired, 0 failed, 0 unconfirmed"), "{text}");
+    assert!(first.summary(3).contains("NOT PROVED"));
     // The report serialises like any method's.
     let v = serde_json::to_value(&informed).unwrap();
     assert_eq!(v["method"], "bias-nudge");

@@ -14,8 +14,8 @@ use netrepair_lp::Method;
 use netrepair_nn::Network;
 use netrepair_repair::{
     affine_layers, resolve_layer, Aprnn, AtLayer, CorrectLoss, GradientOptions, GradientRepair,
-    Informed, ItemStatus, KeepSet, LabelledSet, LayerSearch, Locking, LpDump, LpRepairOptions, Mm,
-    Pft, Prepared, Race, Refereed, Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem,
+    Informed, KeepSet, LabelledSet, LayerSearch, Locking, LpDump, LpRepairOptions, Mm, Pft,
+    Prepared, Race, Refereed, Repair, RepairContext, RepairItem, RepairOutcome, RepairProblem,
     WarmOptions, WarmStart, APRNN_DELTA_BOUND, DEFAULT_HEURISTIC, RANK_MAX_PARAMS,
 };
 use netrepair_repair::{
@@ -522,121 +522,10 @@ fn export(repaired: &Network, out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn print_summary(r: &RepairOutcome, affine: usize) {
-    let verdict = if r.proved { "PROVED" } else { "NOT PROVED" };
-    match r.layer_index {
-        Some(k) => println!(
-            "{} at layer '{}' (affine layer {k} of {affine}): {verdict}: {}",
-            r.method, r.layer, r.message
-        ),
-        None => println!("{} (all layers): {verdict}: {}", r.method, r.message),
-    }
-    println!(
-        "items: {} repaired, {} failed, {} unconfirmed",
-        r.count(ItemStatus::Repaired),
-        r.count(ItemStatus::Failed),
-        r.count(ItemStatus::Unconfirmed)
-    );
-    if r.items.len() <= 20 {
-        println!(
-            "  {:>4} {:<9} {:<12} {:>7} {:>10}  detail",
-            "#", "kind", "status", "before", "margin"
-        );
-        for i in &r.items {
-            println!(
-                "  {:>4} {:<9} {:<12} {:>7} {:>10}  {}",
-                i.index,
-                i.kind,
-                format!("{:?}", i.status).to_lowercase(),
-                i.held_before
-                    .map_or("-".into(), |b| if b { "ok" } else { "wrong" }.to_string()),
-                i.margin.map_or("-".into(), |m| format!("{m:.2e}")),
-                i.detail
-            );
-        }
-    }
-    let d = &r.param_delta;
-    println!(
-        "parameter change: L1 {:.4e}, Linf {:.4e}, {} entries changed",
-        d.l1, d.linf, d.changed
-    );
-    for p in &d.params {
-        println!(
-            "  {:<28} {:>8}/{:<8} L1 {:.3e}  Linf {:.3e}",
-            p.param, p.changed, p.entries, p.l1, p.linf
-        );
-    }
-    for l in &r.lp {
-        let objective = l.objective.map(|o| format!(" {o:.9}")).unwrap_or_default();
-        println!(
-            "LP {}: {} rows, {} columns, {} nonzeros; build {:.2} s, solve {:.2} s: {}{objective}",
-            l.purpose, l.rows, l.cols, l.nonzeros, l.build_s, l.solve_s, l.outcome
-        );
-    }
-    for n in &r.notes {
-        println!("note: {n}");
-    }
-    for g in r.global() {
-        println!(
-            "{} (eps {}): VB {:.4} -> {:.4}   PGD-B {:.4} -> {:.4}   PGD-R {:.1}% -> {:.1}% ({} points)",
-            g.kind,
-            g.eps,
-            g.vb_before,
-            g.vb_after,
-            g.pgd_b_before,
-            g.pgd_b_after,
-            100.0 * g.pgd_r_before,
-            100.0 * g.pgd_r_after,
-            g.points
-        );
-        println!(
-            "  repair areas: {} ({} proved by the verifier)",
-            g.areas, g.areas_proved
-        );
-        for it in &g.iterations {
-            println!(
-                "  round {}: {} points searched, {} pass the gradient test, {} violate; {} new areas, {} in the LP{}",
-                it.iteration,
-                it.searched,
-                it.flagged,
-                it.violating,
-                it.new_areas,
-                it.areas,
-                it.objective.map_or(String::new(), |o| format!(", |dW| = {o:.4}"))
-            );
-        }
-    }
-    if let Some(t) = r.training() {
-        println!(
-            "training: {} steps{}, {:.1}% of the parameters frozen per step on average; correct set {} of {} right (before: {})",
-            t.iterations,
-            if t.converged { "" } else { " (the iteration limit)" },
-            100.0 * t.mean_frozen,
-            t.correct_after,
-            t.correct_total,
-            t.correct_before
-        );
-        println!(
-            "time: {:.2} s (training {:.2} s, re-check {:.2} s)",
-            r.time_s, r.timings.train_s, r.timings.recheck_s
-        );
-        return;
-    }
-    let tuned = if r.timings.train_s > 0.0 {
-        format!("fine-tuning {:.2} s, ", r.timings.train_s)
-    } else {
-        String::new()
-    };
-    println!(
-        "time: {:.2} s ({tuned}LP build {:.2} s, solve {:.2} s, re-check {:.2} s)",
-        r.time_s, r.timings.build_s, r.timings.solve_s, r.timings.recheck_s
-    );
-}
-
 /// The keep set's lines of the summary.
 fn print_keep(r: &RepairOutcome, source: &KeepSource) {
     let Some(k) = &r.keep else {
-        if source.source == "none" && r.method != "reglo" {
+        if source.source == "none" && r.global().is_empty() {
             println!("keep set: none (nothing protects other inputs: give --dataset or --keep to keep correctly classified samples)");
         }
         return;
@@ -1017,7 +906,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
                 );
             }
         }
-        print_summary(&r, affine.len());
+        print!("{}", r.summary(affine.len()));
         if let Some(w) = &r.warm_start {
             println!(
                 "warm start: {} steps on {} training samples ({:.2}% -> {:.2}% of them right), {} of {} points met after ({} before), {:.1} s",
