@@ -157,7 +157,10 @@ fn a_method_defined_outside_the_crate_runs_through_every_strategy_and_the_report
         )),
         "{text}"
     );
-    assert!(text.contains("items: 4 repaired, 0 failed, 0 unconfirmed"), "{text}");
+    assert!(
+        text.contains("items: 4 repaired, 0 failed, 0 unconfirmed"),
+        "{text}"
+    );
     assert!(first.summary(3).contains("NOT PROVED"));
     // The report serialises like any method's.
     let v = serde_json::to_value(&informed).unwrap();

@@ -40,7 +40,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use netrepair_nn::{Layer, Network, ParamId};
-use netrepair_spec::{BoxRegion, GlobalProperty, OutputMeasure};
+use netrepair_spec::{GlobalProperty, OutputMeasure};
 use netrepair_verify::{
     area_variation, pgd_variation, variation_bound, Chain, SplitOptions, VariationReport,
 };
@@ -48,8 +48,8 @@ use rayon::prelude::*;
 
 use crate::error::{RepairError, Result};
 use crate::outcome::{
-    EditedLayer, GlobalReport, ItemReport, ItemStatus, MethodDetails, RegloIteration,
-    RepairOutcome, RepairStatus, Timings,
+    EditedLayer, GlobalReport, ItemReport, ItemStatus, MethodDetails, RepairOutcome, RepairStatus,
+    Timings,
 };
 use crate::problem::{KeepSet, LabelledSet, RepairItem, RepairProblem};
 use crate::recheck::global_verdict;
@@ -58,11 +58,11 @@ use crate::{Repair, RepairContext};
 mod areas;
 mod lp;
 mod params;
+mod rounds;
 
-use areas::Area;
-use lp::{LpInput, Solved};
 use params::argmax;
 pub use params::{Reglo, RegloObjective, WeightNorm};
+use rounds::{LpBase, Rounds};
 
 /// A keep set holding the decisions `net` takes on `inputs` (each labelled with its own
 /// argmax): what REGLO's scale-aware LP keeps, and what its keep report counts.
@@ -166,7 +166,7 @@ impl Repair for Reglo {
         }
         let chain = Chain::new(net)?;
         let wid = last_weight(net, &chain)?;
-        let (outputs, hidden) = (chain.output_len(), chain.hidden_len());
+        let (outputs, _hidden) = (chain.output_len(), chain.hidden_len());
         let w0 = chain.last_weight().to_vec();
         let b0 = chain.last_bias().to_vec();
         if !problem.keep.regions.is_empty() {
@@ -209,97 +209,32 @@ impl Repair for Reglo {
         }
         let verify_before_s = started.elapsed().as_secs_f64();
 
-        // Areas, the cover first.
-        let mut areas: Vec<Area> = Vec::new();
-        let mut cover_areas = vec![0usize; props.len()];
-        if self.cover > 0 {
-            for (p, prop) in props.iter().enumerate() {
-                let boxes = Self::cover_boxes(prop, self.cover);
-                cover_areas[p] = boxes.len();
-                areas.extend(self.bound_areas(net, &chain, p, prop, boxes)?);
-            }
-        }
-        let mut w = w0.clone();
-        let mut b = b0.clone();
-        let mut last: Option<Solved> = None;
-        let mut current = chain.clone();
-        let mut iterations: Vec<Vec<RegloIteration>> = vec![Vec::new(); props.len()];
-        let mut lps = Vec::new();
-        let mut limit: Option<String> = None;
-        let mut solved_once = false;
-        for round in 1..=self.max_iters {
-            let t = Instant::now();
-            ctx.say(&format!("round {round}: searching for violations"));
-            let mut added = 0;
-            let mut stats = Vec::new();
-            for (p, prop) in props.iter().enumerate() {
-                let taken: Vec<&BoxRegion> = areas
-                    .iter()
-                    .filter(|a| a.prop == p)
-                    .map(|a| &a.region)
-                    .collect();
-                let seed = self.seed.wrapping_add(7919 * round as u64 + p as u64);
-                let (searched, flagged, violating, centres) =
-                    self.search(&current, prop, &taken, seed);
-                let new: Vec<BoxRegion> =
-                    centres.iter().map(|c| self.area_around(prop, c)).collect();
-                let bounded = self.bound_areas(net, &chain, p, prop, new)?;
-                added += bounded.len();
-                stats.push((searched, flagged, violating, bounded.len()));
-                areas.extend(bounded);
-            }
-            let nothing_new = added == 0 && (solved_once || areas.is_empty());
-            let mut objective = None;
-            if !nothing_new {
-                ctx.say(&format!(
-                    "round {round}: repair LP over {} areas",
-                    areas.len()
-                ));
-                let lp = LpInput {
-                    areas: &areas,
-                    props: &props,
-                    keep: &keep,
-                    w0: &w0,
-                    b0: &b0,
-                    outputs,
-                    hidden,
-                };
-                let (res, report) = match self.objective {
-                    RegloObjective::Scale { kappa } => self.solve_scale(&lp, kappa, round, ctx)?,
-                    RegloObjective::MinChange => self.solve(&lp, round, ctx)?,
-                };
-                timings.build_s += report.build_s;
-                timings.solve_s += report.solve_s;
-                let outcome = report.outcome.clone();
-                lps.push(report);
-                match res {
-                    Some(sol) => {
-                        w = sol.w.clone();
-                        b = sol.b.clone();
-                        current = chain.with_last_weight(w.clone());
-                        objective = Some(sol.objective);
-                        solved_once = true;
-                        last = Some(sol);
-                    }
-                    None => limit = Some(outcome),
-                }
-            }
-            for (p, (searched, flagged, violating, new_areas)) in stats.into_iter().enumerate() {
-                iterations[p].push(RegloIteration {
-                    iteration: round,
-                    searched,
-                    flagged,
-                    violating,
-                    new_areas,
-                    areas: areas.iter().filter(|a| a.prop == p).count(),
-                    objective,
-                    seconds: t.elapsed().as_secs_f64(),
-                });
-            }
-            if nothing_new || limit.is_some() {
-                break;
-            }
-        }
+        // Areas (the cover first), then rounds of search and LP.
+        let Rounds {
+            areas,
+            cover_areas,
+            mut w,
+            mut b,
+            last,
+            mut iterations,
+            lps,
+            limit,
+            solved_once,
+            build_s,
+            solve_s,
+        } = self.rounds(
+            net,
+            &chain,
+            &props,
+            &LpBase {
+                keep: &keep,
+                w0: &w0,
+                b0: &b0,
+            },
+            ctx,
+        )?;
+        timings.build_s += build_s;
+        timings.solve_s += solve_s;
 
         // Global proof (scale-aware): every bound of the variation is positively homogeneous in
         // the last layer, so shrinking its weight and bias by target / VB makes VB <= target
