@@ -203,10 +203,11 @@ fn bad_method_settings_are_refused_by_name_and_nothing_is_written() {
         "repair", "--net", "net.onnx", "--inputs", "x.npy", "--labels", "y.npy", "--out", "r.onnx",
     ];
     for (extra, word) in [
-        (&["--eps=-1"][..], "eps"),
+        (&["--lp-margin=-1"][..], "eps"),
+        (&["--eps", "0.1"][..], "--lp-margin"),
         (&["--delta-bound", "0"][..], "delta_bound"),
         (&["--delta-bound=-inf"][..], "delta_bound"),
-        (&["--method", "prepared", "--eps", "nan"][..], "eps"),
+        (&["--method", "prepared", "--lp-margin", "nan"][..], "eps"),
     ] {
         let mut args = base.to_vec();
         args.extend_from_slice(extra);

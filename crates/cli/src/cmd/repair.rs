@@ -212,10 +212,14 @@ pub struct RepairArgs {
     /// reference implementation; none for PREPARED; "inf" for none).
     #[arg(long)]
     delta_bound: Option<f64>,
-    /// LP methods: margin by which the LP enforces each requirement (default 1e-3). REGLO: the
-    /// largest allowed L-inf change of the output (required).
+    /// REGLO: the largest allowed change of the output over the region (required). Only REGLO
+    /// takes it; the LP methods' requirement margin is --lp-margin.
     #[arg(long)]
     eps: Option<f64>,
+    /// APRNN, PREPARED, MM: the margin by which the LP enforces each requirement (absorbs the
+    /// f32 rounding of the written network).
+    #[arg(long, default_value_t = 1e-3)]
+    lp_margin: f64,
     /// Time limit of each LP, seconds.
     #[arg(long)]
     lp_timeout: Option<f64>,
@@ -450,7 +454,7 @@ fn layer_method(a: &RepairArgs, lp_timeout: Option<f64>) -> Result<Box<dyn AtLay
     let lp = LpRepairOptions {
         layer: None,
         delta_bound,
-        eps: a.eps.unwrap_or(1e-3),
+        eps: a.lp_margin,
         time_limit: lp_timeout.map(Duration::from_secs_f64),
         threads: a.threads.max(1),
         method: match (a.lp_method, a.method) {
@@ -489,7 +493,7 @@ fn mm_method(a: &RepairArgs) -> Result<Box<dyn Repair>> {
     Ok(Box::new(Mm {
         norm: a.mm_norm.parse()?,
         max_bound: a.mm_max_bound,
-        margin: a.eps.unwrap_or(1e-3),
+        margin: a.lp_margin,
         lp_method: a.lp_method.map_or(Method::Simplex, lp_method),
         lp_time_limit: a.lp_timeout.map(Duration::from_secs_f64),
         ..Mm::default()
@@ -642,6 +646,9 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
     } else {
         if a.global.fairness || a.global.global_robustness {
             bail!("--fairness and --global-robustness need --method reglo");
+        }
+        if a.eps.is_some() {
+            bail!("--eps is REGLO's bound on the output change; the LP methods' requirement margin is --lp-margin");
         }
         problem(a, &net)?
     };
