@@ -41,27 +41,24 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use netrepair_nn::{Layer, Network, ParamId};
 use netrepair_spec::{GlobalProperty, OutputMeasure};
-use netrepair_verify::{
-    area_variation, pgd_variation, variation_bound, Chain, SplitOptions, VariationReport,
-};
-use rayon::prelude::*;
+use netrepair_verify::{pgd_variation, variation_bound, Chain, SplitOptions, VariationReport};
 
 use crate::error::{RepairError, Result};
 use crate::outcome::{
-    EditedLayer, GlobalReport, ItemReport, ItemStatus, MethodDetails, RepairOutcome, RepairStatus,
-    Timings,
+    EditedLayer, ItemStatus, MethodDetails, RepairOutcome, RepairStatus, Timings,
 };
 use crate::problem::{KeepSet, LabelledSet, RepairItem, RepairProblem};
-use crate::recheck::global_verdict;
 use crate::{Repair, RepairContext};
 
 mod areas;
 mod lp;
 mod params;
+mod report;
 mod rounds;
 
 use params::argmax;
 pub use params::{Reglo, RegloObjective, WeightNorm};
+use report::{Change, Measured};
 use rounds::{LpBase, Rounds};
 
 /// A keep set holding the decisions `net` takes on `inputs` (each labelled with its own
@@ -272,113 +269,25 @@ impl Repair for Reglo {
         ctx.say("re-checking: VB of every area and of the whole region, PGD");
         let rt = Instant::now();
         let after = with_last_layer(net, wid, &w, &b, outputs)?;
-        let chain_after = Chain::new(&after)?;
-        let area_vb: Vec<Result<f64>> = areas
-            .par_iter()
-            .map(|a| {
-                Ok(area_variation(
-                    &after,
-                    &chain_after,
-                    props[a.prop],
-                    &a.region,
-                    self.pieces,
-                )?)
-            })
-            .collect();
-        let area_vb: Vec<f64> = area_vb.into_iter().collect::<Result<_>>()?;
-        let mut reports = Vec::new();
-        let mut items = Vec::new();
-        for (p, prop) in props.iter().enumerate() {
-            let mine: Vec<usize> = (0..areas.len()).filter(|&i| areas[i].prop == p).collect();
-            let proved_areas = mine.iter().filter(|&&i| area_vb[i] <= prop.eps).count();
-            // The cover: the first `cover_areas[p]` areas tile the region.
-            let cover_vb = (cover_areas[p] > 0).then(|| {
-                mine[..cover_areas[p]]
-                    .iter()
-                    .map(|&i| area_vb[i])
-                    .fold(0.0, f64::max)
-            });
-            let verdict = global_verdict(
-                &after,
-                &chain_after,
-                prop,
-                &split,
-                cover_vb,
-                &eval[p],
-                &self.attack,
-            )?;
-            let (vb, rep) = (verdict.vb, verdict.attack);
-            let proved = verdict.status == ItemStatus::Repaired;
-            let (status, detail) = if proved {
-                (
-                    ItemStatus::Repaired,
-                    format!("VB = {vb:.4} <= eps = {} over the whole region (sound bound, re-checked in f64)", prop.eps),
-                )
-            } else if verdict.status == ItemStatus::Failed {
-                (
-                    ItemStatus::Failed,
-                    format!(
-                        "the attack still finds a variation of {:.4} > eps = {} ({:.1}% of {} points); {proved_areas} of {} areas proved",
-                        rep.pgd_b,
-                        prop.eps,
-                        100.0 * rep.pgd_r,
-                        eval[p].len(),
-                        mine.len()
-                    ),
-                )
-            } else {
-                (
-                    ItemStatus::Unconfirmed,
-                    format!(
-                        "{proved_areas} of {} repair areas proved; no violation found from {} points (PGD-B {:.4}), but VB over the whole region is {vb:.4} > eps = {}",
-                        mine.len(),
-                        eval[p].len(),
-                        rep.pgd_b,
-                        prop.eps
-                    ),
-                )
-            };
-            let (rb, vb_before) = &before[p];
-            items.push(ItemReport {
-                index: p,
-                kind: "global",
-                status,
-                held_before: if *vb_before <= prop.eps {
-                    Some(true)
-                } else if rb.pgd_b > prop.eps {
-                    Some(false)
-                } else {
-                    None
-                },
-                margin: Some(prop.eps - vb),
-                detail,
-            });
-            reports.push(GlobalReport {
-                name: names[p].clone(),
-                kind: prop.kind(),
-                eps: prop.eps,
-                measure: prop.measure.name(),
-                vb_before: *vb_before,
-                vb_after: vb,
-                pgd_b_before: rb.pgd_b,
-                pgd_b_after: rep.pgd_b,
-                pgd_r_before: rb.pgd_r,
-                pgd_r_after: rep.pgd_r,
-                points: eval[p].len(),
-                areas: mine.len(),
-                areas_proved: proved_areas,
-                proved,
-                objective: if scale_aware { "scale" } else { "min-change" },
+        let (items, reports) = self.recheck_report(
+            &after,
+            &areas,
+            &cover_areas,
+            &split,
+            &Measured {
+                names: &names,
+                props: &props,
+                eval: &eval,
+                before: &before,
+            },
+            &Change {
+                scale_aware,
                 lambda,
                 relative_change: change / norm0,
-                lambda_only: (prop.eps * (1.0 - self.margin) / vb_before).min(1.0),
                 rescaled,
-                iterations: std::mem::take(&mut iterations[p]),
-                worst_after: rep
-                    .worst_index()
-                    .map(|i| (eval[p][i].clone(), rep.partners[i].clone())),
-            });
-        }
+            },
+            &mut iterations,
+        )?;
         timings.recheck_s = rt.elapsed().as_secs_f64() + verify_before_s;
         let proved = items.iter().all(|i| i.status == ItemStatus::Repaired);
         let status = match (&limit, proved) {
