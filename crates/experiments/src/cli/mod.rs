@@ -10,4 +10,5 @@ mod bench_reglo;
 pub mod demo;
 pub mod global;
 pub mod keep;
+pub mod methods;
 pub mod points;
