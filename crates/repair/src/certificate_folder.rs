@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use netrepair_spec::{read_instances, read_vnnlib, write_vnnlib};
+use netrepair_spec::{read_instances, read_vnnlib, write_vnnlib, SpecError};
 use netrepair_verify::{check_property, CheckOptions, Verdict};
 
 use crate::certificate::{certificate, Certificate};
@@ -154,12 +154,15 @@ pub fn recheck_certificate(dir: &Path) -> Result<(usize, usize)> {
     let list = dir.join("instances.csv");
     let rows = read_instances(&list, |_, _| true)?;
     if !rows.skipped.is_empty() {
-        return Err(RepairError::Problem(format!(
-            "{}: {} listed file(s) missing: {}",
-            list.display(),
-            rows.skipped.len(),
-            rows.skipped.join("; ")
-        )));
+        return Err(SpecError::InstanceList {
+            list: list.display().to_string(),
+            reason: format!(
+                "{} listed file(s) missing: {}",
+                rows.skipped.len(),
+                rows.skipped.join("; ")
+            ),
+        }
+        .into());
     }
     let mut proved = 0;
     for i in &rows.instances {
