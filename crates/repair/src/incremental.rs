@@ -3,11 +3,12 @@
 //! the validation set).
 //!
 //! Each iteration takes the next `batch` repair points the current network still gets wrong
-//! (in a seeded random order), repairs them with the inner APRNN, and keeps the result when the
-//! inner repair is proved. After every iteration the share of the whole repair set the network
+//! (in a seeded random order), repairs them with the inner method (any [`Repair`]; APRNN by
+//! default), and keeps the result when the inner repair is proved. After every iteration the share of the whole repair set the network
 //! gets right and the validation accuracy are recorded. The run stops when every point is
 //! right, after `max_iters`, or (early stopping) when the validation accuracy has fallen more
 //! than `max_drop` below the original; the network returned is the last one within that drop.
+//! The edited layer reported is the inner method's ("all" when no batch ran).
 
 use std::time::Instant;
 
