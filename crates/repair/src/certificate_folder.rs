@@ -165,15 +165,20 @@ pub fn recheck_certificate(dir: &Path) -> Result<(usize, usize)> {
         .into());
     }
     let mut proved = 0;
+    // A certificate lists one network: each file is read once, not once per instance.
+    let mut loaded: Option<(PathBuf, netrepair_nn::Network)> = None;
     for i in &rows.instances {
         let opts = CheckOptions {
             timeout: Duration::from_secs_f64(i.timeout),
             ..Default::default()
         };
-        let net = netrepair_nn::load_onnx(&i.network)?;
+        if loaded.as_ref().is_none_or(|(p, _)| *p != i.network) {
+            loaded = Some((i.network.clone(), netrepair_nn::load_onnx(&i.network)?));
+        }
+        let net = &loaded.as_ref().expect("loaded above").1;
         let property = read_vnnlib(&i.property)?;
         if matches!(
-            check_property(&net, &property, &opts)?.verdict,
+            check_property(net, &property, &opts)?.verdict,
             Verdict::Holds
         ) {
             proved += 1;

@@ -180,7 +180,7 @@ impl<R: Repair> Repair for Incremental<R> {
             let r = self
                 .inner
                 .repair(&current, &sub, &RepairContext::default())?;
-            edited.get_or_insert(match r.layer_index {
+            edited.get_or_insert_with(|| match r.layer_index {
                 Some(k) => EditedLayer::Node(crate::affine_layers(net)[k]),
                 None => EditedLayer::All,
             });

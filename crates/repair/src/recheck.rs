@@ -252,38 +252,26 @@ fn global_report(
         &pts,
         &VariationAttack::default(),
     )?;
-    let (vb, rep) = (&v, &v.attack);
-    let (status, detail) = if v.status == ItemStatus::Repaired {
-        (
-            ItemStatus::Repaired,
-            format!(
-                "{name}: VB = {:.4} <= eps = {} (sound bound over {} boxes)",
-                vb.vb, prop.eps, vb.boxes
-            ),
-        )
-    } else if v.status == ItemStatus::Failed {
-        (
-            ItemStatus::Failed,
-            format!(
-                "{name}: the attack finds a variation of {:.4} > eps = {}",
-                rep.pgd_b, prop.eps
-            ),
-        )
-    } else {
-        (
-            ItemStatus::Unconfirmed,
-            format!(
-                "{name}: VB = {:.4} > eps = {}, no violation found",
-                vb.vb, prop.eps
-            ),
-        )
+    let detail = match v.status {
+        ItemStatus::Repaired => format!(
+            "{name}: VB = {:.4} <= eps = {} (sound bound over {} boxes)",
+            v.vb, prop.eps, v.boxes
+        ),
+        ItemStatus::Failed => format!(
+            "{name}: the attack finds a variation of {:.4} > eps = {}",
+            v.attack.pgd_b, prop.eps
+        ),
+        ItemStatus::Unconfirmed => format!(
+            "{name}: VB = {:.4} > eps = {}, no violation found",
+            v.vb, prop.eps
+        ),
     };
     Ok(ItemReport {
         index,
         kind: "global",
-        status,
+        status: v.status,
         held_before: None,
-        margin: Some(prop.eps - vb.vb),
+        margin: Some(prop.eps - v.vb),
         detail,
     })
 }

@@ -85,35 +85,27 @@ impl Reglo {
                 &self.attack,
             )?;
             let (vb, rep) = (verdict.vb, verdict.attack);
-            let proved = verdict.status == ItemStatus::Repaired;
-            let (status, detail) = if proved {
-                (
-                        ItemStatus::Repaired,
-                        format!("VB = {vb:.4} <= eps = {} over the whole region (sound bound, re-checked in f64)", prop.eps),
-                    )
-            } else if verdict.status == ItemStatus::Failed {
-                (
-                        ItemStatus::Failed,
-                        format!(
-                            "the attack still finds a variation of {:.4} > eps = {} ({:.1}% of {} points); {proved_areas} of {} areas proved",
-                            rep.pgd_b,
-                            prop.eps,
-                            100.0 * rep.pgd_r,
-                            m.eval[p].len(),
-                            mine.len()
-                        ),
-                    )
-            } else {
-                (
-                        ItemStatus::Unconfirmed,
-                        format!(
-                            "{proved_areas} of {} repair areas proved; no violation found from {} points (PGD-B {:.4}), but VB over the whole region is {vb:.4} > eps = {}",
-                            mine.len(),
-                            m.eval[p].len(),
-                            rep.pgd_b,
-                            prop.eps
-                        ),
-                    )
+            let (status, proved) = (verdict.status, verdict.status == ItemStatus::Repaired);
+            let detail = match status {
+                ItemStatus::Repaired => format!(
+                    "VB = {vb:.4} <= eps = {} over the whole region (sound bound, re-checked in f64)",
+                    prop.eps
+                ),
+                ItemStatus::Failed => format!(
+                    "the attack still finds a variation of {:.4} > eps = {} ({:.1}% of {} points); {proved_areas} of {} areas proved",
+                    rep.pgd_b,
+                    prop.eps,
+                    100.0 * rep.pgd_r,
+                    m.eval[p].len(),
+                    mine.len()
+                ),
+                ItemStatus::Unconfirmed => format!(
+                    "{proved_areas} of {} repair areas proved; no violation found from {} points (PGD-B {:.4}), but VB over the whole region is {vb:.4} > eps = {}",
+                    mine.len(),
+                    m.eval[p].len(),
+                    rep.pgd_b,
+                    prop.eps
+                ),
             };
             let (rb, vb_before) = &m.before[p];
             items.push(ItemReport {
