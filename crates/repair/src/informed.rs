@@ -22,7 +22,7 @@ use netrepair_nn::Network;
 
 use crate::error::{RepairError, Result};
 use crate::outcome::{
-    BruteForce, LayerSearchReport, LayerTrial, RepairOutcome, RepairStatus, SkippedLayer,
+    BruteForce, LayerSearchReport, LayerTrial, Ranking, RepairOutcome, RepairStatus, SkippedLayer,
 };
 use crate::problem::{accuracy, LabelledSet, RepairProblem};
 use crate::select::{score_layers, Heuristic, SelectionInput};
@@ -237,9 +237,13 @@ impl Repair for Informed {
                     .map(|(n, m)| (*n, m.as_ref()))
                     .collect();
                 let (rank, mut outcome) = best_layer(net, problem, candidates, validation, ctx)?;
-                report.tried = rank.trials.clone();
-                report.validation = validation.len();
-                report.ranking = Some(rank);
+                report.ranking = Some(Ranking {
+                    accuracy_before: rank.accuracy_before,
+                    best: rank.best,
+                    validation: validation.len(),
+                    time_s: rank.time_s,
+                });
+                report.tried = rank.trials;
                 outcome.layer_search = Some(report);
                 return Ok(outcome);
             }

@@ -81,7 +81,7 @@ pub use mm::{Mm, MmSearch};
 pub use outcome::{
     param_changes, BruteForce, DeltaSummary, EditedLayer, GlobalReport, IncrementalReport,
     IncrementalStep, ItemReport, ItemStatus, IterationStat, KeepReport, LayerScores,
-    LayerSearchReport, LayerTrial, LpReport, MethodDetails, ParamChange, RegloIteration,
+    LayerSearchReport, LayerTrial, LpReport, MethodDetails, ParamChange, Ranking, RegloIteration,
     RepairOutcome, RepairStatus, SkippedLayer, Timings, TrainingReport, WarmStartReport,
 };
 pub use pft::Pft;

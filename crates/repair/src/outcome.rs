@@ -652,12 +652,24 @@ pub struct LayerSearchReport {
     /// The heuristic's scores, when a heuristic ordered the layers.
     #[serde(rename = "layer_selection", skip_serializing_if = "Option::is_none")]
     pub selection: Option<LayerScores>,
-    /// The ranking against the validation slice, when every layer was ranked.
+    /// How the layers were ranked against a validation slice, when they were (the trials
+    /// themselves are [`Self::tried`]).
     #[serde(rename = "layer_ranking", skip_serializing_if = "Option::is_none")]
-    pub ranking: Option<BruteForce>,
-    /// Size of the validation slice of the ranking (0 otherwise).
-    #[serde(skip)]
+    pub ranking: Option<Ranking>,
+}
+
+/// The ranking of [`crate::LayerSearch::Rank`]: what [`BruteForce`] says beside its trials,
+/// which [`LayerSearchReport::tried`] holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ranking {
+    /// Validation accuracy of the original network.
+    pub accuracy_before: f64,
+    /// Index into [`LayerSearchReport::tried`] of the kept trial.
+    pub best: usize,
+    /// Size of the validation slice.
     pub validation: usize,
+    /// Total wall time of the ranking.
+    pub time_s: f64,
 }
 
 /// How much one parameter tensor changed.
