@@ -408,6 +408,219 @@ impl GradientRepair {
     }
 }
 
+/// Gradients per parameter tensor (`None` where the loss does not depend on it).
+type Grads = Vec<Option<Tensor>>;
+
+/// The correct set's terms of each step: its batch, its labels, and what the squared-change
+/// terms compare against.
+struct CorrectTerms {
+    x: Tensor,
+    labels: Tensor,
+    /// The original logits on the correct set (the logit-preservation term).
+    original: Option<Tensor>,
+    /// Mixup points between pairs of correct-set samples, with their original logits.
+    mix: Option<(Tensor, Tensor)>,
+    /// Its size.
+    n: f64,
+}
+
+/// The correct set's gradients and loss in one step.
+struct CorrectGrads {
+    /// Of the training term.
+    train: Grads,
+    /// Of the influence loss, when it is not the training term.
+    influence: Option<Grads>,
+    /// The training term's value.
+    loss: f64,
+}
+
+impl CorrectTerms {
+    /// `None` for an empty correct set.
+    fn new(
+        net: &Network,
+        trainer: &Trainer,
+        correct: &LabelledSet,
+        o: &GradientOptions,
+    ) -> Result<Option<Self>> {
+        if correct.is_empty() {
+            return Ok(None);
+        }
+        let x = batch(net, &correct.inputs)?;
+        let original = match o.correct_term {
+            CorrectTerm::Logits { .. } => Some(trainer.forward(&x)?.detach()),
+            CorrectTerm::CrossEntropy => None,
+        };
+        let mix = match mixup_batch(net, correct, o, o.seed)? {
+            Some(xm) => {
+                let ym = trainer.forward(&xm)?.detach();
+                Some((xm, ym))
+            }
+            None => None,
+        };
+        Ok(Some(Self {
+            x,
+            labels: labels_tensor(&correct.labels)?,
+            original,
+            mix,
+            n: correct.len() as f64,
+        }))
+    }
+
+    /// Draws the mixup points again (when there are any) with the original network's logits.
+    fn redraw_mixup(
+        &mut self,
+        net: &Network,
+        correct: &LabelledSet,
+        o: &GradientOptions,
+        seed: u64,
+    ) -> Result<()> {
+        if let Some(xm) = mixup_batch(net, correct, o, seed)? {
+            let ym = net.forward(&xm)?.detach();
+            self.mix = Some((xm, ym));
+        }
+        Ok(())
+    }
+}
+
+/// Mixup points between pairs of correct-set samples as a batch, when asked for and there
+/// are two samples to mix.
+fn mixup_batch(
+    net: &Network,
+    correct: &LabelledSet,
+    o: &GradientOptions,
+    seed: u64,
+) -> Result<Option<Tensor>> {
+    (o.mixup > 0 && correct.len() >= 2)
+        .then(|| batch(net, &mixup_points(&correct.inputs, o.mixup, seed)))
+        .transpose()
+}
+
+impl GradientRepair {
+    /// The repair points and what each must meet; anything else is refused.
+    fn points(&self, problem: &RepairProblem, m: usize) -> Result<(Vec<Vec<f64>>, Vec<Target>)> {
+        let mut xs = Vec::new();
+        let mut targets = Vec::new();
+        for (i, item) in problem.items.iter().enumerate() {
+            match item {
+                RepairItem::Point { x, requirements } => {
+                    xs.push(x.clone());
+                    targets.push(Target::of(requirements, m));
+                }
+                other => {
+                    return Err(RepairError::Unsupported(format!(
+                        "item {i} is a {}: {} repairs points only (use --method pft or prepared for properties, aprnn for polytopes)",
+                        other.kind(),
+                        self.name()
+                    )))
+                }
+            }
+        }
+        Ok((xs, targets))
+    }
+
+    /// The correct set's training term (cross-entropy or the logits' squared change, plus the
+    /// mixup term scaled to weigh as the logit term does) and its gradients, with the
+    /// influence loss's gradients when the locking needs another loss than the training one.
+    /// `nw` is the number of repair points trained on.
+    fn correct_grads(&self, trainer: &Trainer, c: &CorrectTerms, nw: f64) -> Result<CorrectGrads> {
+        let o = &self.options;
+        let out = trainer.forward(&c.x)?;
+        let ce = || cross_entropy(&out, &c.labels);
+        let train = match (o.correct_term, &c.original) {
+            (CorrectTerm::Logits { weight }, Some(y0)) => squared_change(&out, y0, weight / c.n)?,
+            _ => ce()?,
+        };
+        let train = match &c.mix {
+            // Scaled so that the term weighs as much as the logit term in the total loss.
+            Some((xm, ym)) => {
+                let mix_weight = match o.correct_term {
+                    CorrectTerm::Logits { weight } => weight,
+                    CorrectTerm::CrossEntropy => 1.0,
+                };
+                let scale = mix_weight * (nw + c.n) / (c.n * o.mixup as f64);
+                let t = squared_change(&trainer.forward(xm)?, ym, scale)?;
+                (train + t).map_err(NnError::from)?
+            }
+            None => train,
+        };
+        // The influence gradient: the magnitude loss, or the cross-entropy (the training
+        // gradient when that is the training term).
+        let influence = match (self.locking, o.correct_term) {
+            (
+                Locking::Influence {
+                    correct_loss: CorrectLoss::Magnitude,
+                    ..
+                },
+                _,
+            ) => Some(grads_of(
+                trainer,
+                &correct_influence_loss(&out, &c.labels, CorrectLoss::Magnitude)?,
+            )?),
+            (
+                Locking::Influence {
+                    correct_loss: CorrectLoss::CrossEntropy,
+                    ..
+                },
+                CorrectTerm::Logits { .. },
+            ) => Some(grads_of(trainer, &ce()?)?),
+            _ => None,
+        };
+        let loss = train
+            .to_dtype(DType::F64)
+            .and_then(|t| t.to_scalar::<f64>())
+            .map_err(NnError::from)?;
+        Ok(CorrectGrads {
+            train: grads_of(trainer, &train)?,
+            influence,
+            loss,
+        })
+    }
+
+    /// Which entries of one parameter tensor may move this step (1) and which are locked
+    /// (0): by influence (`g_r` the repair gradient, `g_c` the correct set's influence
+    /// gradient), at random, or none locked (`None`).
+    fn mask(
+        &self,
+        g_r: Option<&Tensor>,
+        g_c: Option<&Tensor>,
+        var: &candle_core::Var,
+        rng: &mut impl Rng,
+    ) -> Result<Option<Tensor>> {
+        Ok(match self.locking {
+            Locking::Nothing => None,
+            Locking::Influence { gamma, .. } => influence(g_r, g_c, gamma)?
+                .map(|s| s.ge(1.0).and_then(|b| b.to_dtype(DType::F32)))
+                .transpose()
+                .map_err(NnError::from)?,
+            Locking::Random { p } => {
+                let t = var.as_tensor();
+                let keep: Vec<f32> = (0..t.elem_count())
+                    .map(|_| if rng.random::<f64>() < p { 0.0 } else { 1.0 })
+                    .collect();
+                Some(Tensor::from_vec(keep, t.shape(), &Device::Cpu).map_err(NnError::from)?)
+            }
+        })
+    }
+}
+
+/// `nw / (nw + nc) g_r + nc / (nw + nc) g_c`, a missing gradient counting as zero.
+fn weighted_sum(
+    g_r: Option<&Tensor>,
+    g_c: Option<&Tensor>,
+    nw: f64,
+    nc: f64,
+) -> Result<Option<Tensor>> {
+    let (wr, wc) = (nw / (nw + nc), nc / (nw + nc));
+    match (g_r, g_c) {
+        (None, None) => None,
+        (Some(r), None) => Some(r.affine(wr, 0.0)),
+        (None, Some(c)) => Some(c.affine(wc, 0.0)),
+        (Some(r), Some(c)) => Some(r.affine(wr, 0.0).and_then(|r| r + c.affine(wc, 0.0)?)),
+    }
+    .transpose()
+    .map_err(|e| NnError::from(e).into())
+}
+
 impl Repair for GradientRepair {
     fn name(&self) -> &'static str {
         match self.locking {
@@ -427,24 +640,7 @@ impl Repair for GradientRepair {
         problem.validate(net.input_len(), net.output_len())?;
         let correct = &problem.keep.points;
         self.check(net, correct)?;
-        let m = net.output_len();
-        let mut xs = Vec::new();
-        let mut targets = Vec::new();
-        for (i, item) in problem.items.iter().enumerate() {
-            match item {
-                RepairItem::Point { x, requirements } => {
-                    xs.push(x.clone());
-                    targets.push(Target::of(requirements, m));
-                }
-                other => {
-                    return Err(RepairError::Unsupported(format!(
-                        "item {i} is a {}: {} repairs points only (use --method pft or prepared for properties, aprnn for polytopes)",
-                        other.kind(),
-                        self.name()
-                    )))
-                }
-            }
-        }
+        let (xs, targets) = self.points(problem, net.output_len())?;
         let o = &self.options;
         let mut notes = Vec::new();
         let correct_before = correct.count_correct(net)?;
@@ -458,39 +654,12 @@ impl Repair for GradientRepair {
 
         let trainer = Trainer::new(net, DType::F32)?;
         let vars = trainer.vars();
-        let sizes: Vec<usize> = vars.iter().map(|v| v.as_tensor().elem_count()).collect();
-        let total_params: usize = sizes.iter().sum();
+        let total_params: usize = vars.iter().map(|v| v.as_tensor().elem_count()).sum();
         let mut opt = Optimizer::new(o.optimizer, o.lr, 0.0, vars.len())?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(o.seed);
         let xr = batch(net, &xs)?;
-        let (xc, yc) = if correct.is_empty() {
-            (None, None)
-        } else {
-            (
-                Some(batch(net, &correct.inputs)?),
-                Some(labels_tensor(&correct.labels)?),
-            )
-        };
+        let mut terms = CorrectTerms::new(net, &trainer, correct, o)?;
         let nc = correct.len() as f64;
-        // The original logits on C, for the logit-preservation term.
-        let y0c = match (&xc, o.correct_term) {
-            (Some(xc), CorrectTerm::Logits { .. }) => Some(trainer.forward(xc)?.detach()),
-            _ => None,
-        };
-        // Synthetic keep points between pairs of correct-set samples, with their original
-        // logits.
-        let mut mix = if o.mixup > 0 && correct.len() >= 2 {
-            let pts = mixup_points(&correct.inputs, o.mixup, o.seed);
-            let xm = batch(net, &pts)?;
-            let ym = trainer.forward(&xm)?.detach();
-            Some((xm, ym))
-        } else {
-            None
-        };
-        let mix_weight = match o.correct_term {
-            CorrectTerm::Logits { weight } => weight,
-            CorrectTerm::CrossEntropy => 1.0,
-        };
         let stride = (o.max_iters / 250).max(1);
         let mut history = Vec::new();
         let (mut iterations, mut converged, mut frozen_sum) = (0, false, 0.0);
@@ -517,124 +686,50 @@ impl Repair for GradientRepair {
             } else {
                 &wrong
             };
-            if o.mixup_fresh && mix.is_some() && iter > 0 {
-                let pts = mixup_points(&correct.inputs, o.mixup, o.seed.wrapping_add(iter as u64));
-                let xm = batch(net, &pts)?;
-                let ym = net.forward(&xm)?.detach();
-                mix = Some((xm, ym));
+            if let (true, Some(t)) = (o.mixup_fresh && iter > 0, terms.as_mut()) {
+                t.redraw_mixup(net, correct, o, o.seed.wrapping_add(iter as u64))?;
             }
             let loss_r = repair_loss(&out_r, &targets, train_on, o.margin)?;
             let g_r = grads_of(&trainer, &loss_r)?;
             let nw = train_on.len() as f64;
-            let (g_train_c, g_infl_c, loss_c) = match (&xc, &yc) {
-                (Some(xc), Some(yc)) => {
-                    let out_c = trainer.forward(xc)?;
-                    let ce = || cross_entropy(&out_c, yc);
-                    let train = match (o.correct_term, &y0c) {
-                        (CorrectTerm::Logits { weight }, Some(y0)) => {
-                            squared_change(&out_c, y0, weight / nc)?
-                        }
-                        _ => ce()?,
-                    };
-                    let train = match &mix {
-                        // Scaled so that the term weighs `mix_weight` in the total loss.
-                        Some((xm, ym)) => {
-                            let scale = mix_weight * (nw + nc) / (nc * o.mixup as f64);
-                            let t = squared_change(&trainer.forward(xm)?, ym, scale)?;
-                            (train + t).map_err(NnError::from)?
-                        }
-                        None => train,
-                    };
-                    let g_train = grads_of(&trainer, &train)?;
-                    // The influence gradient: the magnitude loss, or the cross-entropy (the
-                    // training gradient when that is the training term).
-                    let g_infl = match (self.locking, o.correct_term) {
-                        (
-                            Locking::Influence {
-                                correct_loss: CorrectLoss::Magnitude,
-                                ..
-                            },
-                            _,
-                        ) => Some(grads_of(
-                            &trainer,
-                            &correct_influence_loss(&out_c, yc, CorrectLoss::Magnitude)?,
-                        )?),
-                        (
-                            Locking::Influence {
-                                correct_loss: CorrectLoss::CrossEntropy,
-                                ..
-                            },
-                            CorrectTerm::Logits { .. },
-                        ) => Some(grads_of(&trainer, &ce()?)?),
-                        _ => None,
-                    };
-                    let lc = train
-                        .to_dtype(DType::F64)
-                        .and_then(|t| t.to_scalar::<f64>());
-                    (Some(g_train), g_infl, lc.map_err(NnError::from)?)
-                }
-                _ => (None, None, 0.0),
-            };
+            let gc = terms
+                .as_ref()
+                .map(|t| self.correct_grads(&trainer, t, nw))
+                .transpose()?;
             let lr_val = loss_r
                 .to_dtype(DType::F64)
                 .and_then(|t| t.to_scalar::<f64>())
                 .map_err(NnError::from)?;
             let mut frozen = 0usize;
             let mut step = Vec::with_capacity(vars.len());
-            for k in 0..vars.len() {
-                let gc = g_train_c.as_ref().and_then(|g| g[k].as_ref());
-                let combined = match (g_r[k].as_ref(), gc) {
-                    (None, None) => None,
-                    (Some(r), None) => Some(r.affine(nw / (nw + nc), 0.0)),
-                    (None, Some(c)) => Some(c.affine(nc / (nw + nc), 0.0)),
-                    (Some(r), Some(c)) => Some(
-                        r.affine(nw / (nw + nc), 0.0)
-                            .and_then(|r| r + c.affine(nc / (nw + nc), 0.0)?),
-                    ),
-                }
-                .transpose()
-                .map_err(NnError::from)?;
-                let mask = match self.locking {
-                    Locking::Nothing => None,
-                    Locking::Influence { gamma, .. } => {
-                        let gi = match g_infl_c.as_ref() {
-                            Some(g) => g[k].as_ref(),
-                            // Cross-entropy influence, and cross-entropy is the training term.
-                            None => gc,
-                        };
-                        influence(g_r[k].as_ref(), gi, gamma)?
-                            .map(|s| s.ge(1.0).and_then(|b| b.to_dtype(DType::F32)))
-                            .transpose()
-                            .map_err(NnError::from)?
-                    }
-                    Locking::Random { p } => {
-                        let keep: Vec<f32> = (0..sizes[k])
-                            .map(|_| if rng.random::<f64>() < p { 0.0 } else { 1.0 })
-                            .collect();
-                        Some(
-                            Tensor::from_vec(keep, vars[k].as_tensor().shape(), &Device::Cpu)
-                                .map_err(NnError::from)?,
-                        )
-                    }
+            for (k, var) in vars.iter().enumerate() {
+                let g_train = gc.as_ref().and_then(|g| g.train[k].as_ref());
+                // Cross-entropy influence when cross-entropy is the training term.
+                let g_infl = match gc.as_ref().and_then(|g| g.influence.as_ref()) {
+                    Some(g) => g[k].as_ref(),
+                    None => g_train,
                 };
-                let g = match (combined, mask) {
-                    (Some(g), Some(mk)) => {
-                        let free = mk
-                            .sum_all()
-                            .and_then(|s| s.to_scalar::<f32>())
-                            .map_err(NnError::from)?;
-                        frozen += sizes[k] - free as usize;
-                        Some((g * mk).map_err(NnError::from)?)
-                    }
-                    (g, _) => g,
-                };
-                step.push(g);
+                let mask = self.mask(g_r[k].as_ref(), g_infl, var, &mut rng)?;
+                step.push(
+                    match (weighted_sum(g_r[k].as_ref(), g_train, nw, nc)?, mask) {
+                        (Some(g), Some(mk)) => {
+                            let free = mk
+                                .sum_all()
+                                .and_then(|s| s.to_scalar::<f32>())
+                                .map_err(NnError::from)?;
+                            frozen += var.as_tensor().elem_count() - free as usize;
+                            Some((g * mk).map_err(NnError::from)?)
+                        }
+                        (g, _) => g,
+                    },
+                );
             }
             opt.step(&vars, &step, None)?;
             iterations = iter + 1;
             let frozen = frozen as f64 / total_params.max(1) as f64;
             frozen_sum += frozen;
             if iter % stride == 0 {
+                let loss_c = gc.as_ref().map_or(0.0, |g| g.loss);
                 history.push(IterationStat {
                     iter,
                     remaining: wrong.len(),
@@ -652,15 +747,52 @@ impl Repair for GradientRepair {
         let train_s = train_start.elapsed().as_secs_f64();
         let mut repaired = net.clone();
         trainer.write_back(&mut repaired)?;
+        let trained = Trained {
+            history,
+            iterations,
+            converged,
+            frozen_sum,
+            train_s,
+            correct_before,
+            notes,
+        };
+        self.outcome(net, repaired, problem, ctx, trained, started)
+    }
+}
 
+/// What the training loop of [`GradientRepair`] did, for its outcome.
+struct Trained {
+    history: Vec<IterationStat>,
+    iterations: usize,
+    converged: bool,
+    frozen_sum: f64,
+    train_s: f64,
+    correct_before: usize,
+    notes: Vec<String>,
+}
+
+impl GradientRepair {
+    /// Re-checks `repaired` and writes the outcome.
+    fn outcome(
+        &self,
+        net: &Network,
+        repaired: Network,
+        problem: &RepairProblem,
+        ctx: &RepairContext,
+        t: Trained,
+        started: Instant,
+    ) -> Result<RepairOutcome> {
+        let correct = &problem.keep.points;
         let rc = timed_recheck(net, &repaired, problem, ctx)?;
-        let (items, ok, recheck_s, keep_report) = (rc.items, rc.ok, rc.seconds, rc.keep);
+        let (items, ok) = (rc.items, rc.ok);
         let correct_after = correct.count_correct(&repaired)?;
         let message = format!(
-            "{ok} of {} points repaired (f64 forward pass) after {iterations} iterations{}; correct set: {correct_after} of {} right (before: {correct_before})",
+            "{ok} of {} points repaired (f64 forward pass) after {} iterations{}; correct set: {correct_after} of {} right (before: {})",
             items.len(),
-            if converged { "" } else { ", the iteration limit" },
-            correct.len()
+            t.iterations,
+            if t.converged { "" } else { ", the iteration limit" },
+            correct.len(),
+            t.correct_before
         );
         let status = RepairStatus::of_items(&items);
         let mut out = RepairOutcome::new(
@@ -674,26 +806,26 @@ impl Repair for GradientRepair {
             started,
         )?;
         out.timings = Timings {
-            train_s,
-            recheck_s,
+            train_s: t.train_s,
+            recheck_s: rc.seconds,
             ..Timings::default()
         };
-        out.notes = notes;
-        out.keep = keep_report;
+        out.notes = t.notes;
+        out.keep = rc.keep;
         out.details = Some(MethodDetails::Training(TrainingReport {
             locking: self.locking,
-            lr: o.lr,
-            iterations,
-            converged,
-            mean_frozen: if iterations > 0 {
-                frozen_sum / iterations as f64
+            lr: self.options.lr,
+            iterations: t.iterations,
+            converged: t.converged,
+            mean_frozen: if t.iterations > 0 {
+                t.frozen_sum / t.iterations as f64
             } else {
                 0.0
             },
-            correct_before,
+            correct_before: t.correct_before,
             correct_after,
             correct_total: correct.len(),
-            history,
+            history: t.history,
         }));
         Ok(out)
     }
