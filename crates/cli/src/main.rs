@@ -6,14 +6,14 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Subcommand};
 
 mod cmd;
 mod util;
 
 /// Repair trained neural networks: load ONNX, find and fix what they get wrong, export a
 /// drop-in replacement.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "netrepair", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
@@ -46,8 +46,9 @@ enum Command {
     Bench(netrepair_experiments::cli::bench::BenchArgs),
 }
 
-/// Runs the command; the value is the exit code (0 unless a verdict says otherwise).
-fn run(cli: Cli) -> anyhow::Result<u8> {
+/// Runs the command; the value is the exit code (0 unless a verdict says otherwise). `matches`
+/// are the parsed arguments (which flags the command line gave).
+fn run(cli: Cli, matches: &ArgMatches) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Demo(a) => netrepair_experiments::cli::demo::run(a).map(|()| 0),
         Command::Inspect(a) => cmd::inspect::run(a).map(|()| 0),
@@ -55,7 +56,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Eval(a) => cmd::eval::run(a).map(|()| 0),
         Command::Train(a) => cmd::train::run(a).map(|()| 0),
         Command::Verify(a) => cmd::verify::run(a),
-        Command::Repair(a) => cmd::repair::run(a),
+        Command::Repair(a) => {
+            cmd::repair::run(a, matches.subcommand_matches("repair").unwrap_or(matches))
+        }
         Command::Analyze(a) => cmd::analyze::run(a),
         Command::Bench(a) => netrepair_experiments::cli::bench::run(a).map(|()| 0),
     }
@@ -63,8 +66,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 
 fn main() -> ExitCode {
     pin_thread_count();
-    let cli = Cli::parse();
-    match run(cli) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(cli, &matches) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {}", error_text(&e));

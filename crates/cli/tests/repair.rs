@@ -456,7 +456,7 @@ fn layer_auto_ranks_a_warm_started_repair_beside_the_layers_and_a_given_layer_ca
     };
     // --layer auto: both affine layers and the warm-started last layer, ranked together.
     let v = json(&run_s(with(&["--layer", "auto"])));
-    let trials = v["layer_ranking"]["trials"].as_array().unwrap();
+    let trials = v["layers_tried"].as_array().unwrap();
     assert_eq!(trials.len(), 3, "{v}");
     let warm: Vec<_> = trials
         .iter()
@@ -465,11 +465,7 @@ fn layer_auto_ranks_a_warm_started_repair_beside_the_layers_and_a_given_layer_ca
     assert_eq!(warm.len(), 1, "{v}");
     // --warm-start 0 turns the candidate off.
     let v = json(&run_s(with(&["--layer", "auto", "--warm-start", "0"])));
-    assert_eq!(
-        v["layer_ranking"]["trials"].as_array().unwrap().len(),
-        2,
-        "{v}"
-    );
+    assert_eq!(v["layers_tried"].as_array().unwrap().len(), 2, "{v}");
     // A given layer with --warm-start N: fine-tuned on N training samples, then the LP if
     // the fine-tuned network does not pass the re-check.
     let v = json(&run_s(with(&["--warm-start", "30"])));
@@ -521,7 +517,7 @@ fn layer_auto_ranks_a_warm_started_repair_beside_the_layers_and_a_given_layer_ca
     let mut args = with(&["--layer", "auto", "--warm-start", "0"]);
     args[2] = "wide.onnx".into();
     let v = json(&run_s(args));
-    let trials = v["layer_ranking"]["trials"].as_array().unwrap();
+    let trials = v["layers_tried"].as_array().unwrap();
     assert_eq!(trials.len(), 1, "{v}");
     let skipped = v["layers_skipped"].as_array().unwrap();
     assert_eq!(skipped.len(), 1, "{v}");
@@ -603,4 +599,47 @@ fn analyze_scores_layers_and_auto_uses_the_heuristic() {
         &run(&["analyze", "--net", "net.onnx"], d),
         "nothing to analyse",
     );
+}
+
+#[test]
+fn a_setting_the_method_does_not_read_is_refused_by_name() {
+    let (dir, _, _) = repair_setup();
+    let d = dir.path();
+    let base = [
+        "repair", "--net", "net.onnx", "--inputs", "x.npy", "--labels", "y.npy", "--out", "r.onnx",
+    ];
+    let with = |extra: &[&str]| run(&[&base[..], extra].concat(), d);
+    // A gradient setting with APRNN (the default method), an LP setting with a gradient
+    // method, a PREPARED setting with APRNN, an MM setting with PREPARED.
+    for (extra, flag, readers) in [
+        (
+            &["--lr", "0.1"][..],
+            "--lr",
+            "irepair, irepair-plus, finetune, random-lock or pft",
+        ),
+        (
+            &["--method", "irepair", "--lp-timeout", "5"][..],
+            "--lp-timeout",
+            "aprnn, prepared, mm or reglo",
+        ),
+        (&["--split-rounds", "2"][..], "--split-rounds", "prepared"),
+        (
+            &["--method", "prepared", "--mm-norm", "l1"][..],
+            "--mm-norm",
+            "mm",
+        ),
+    ] {
+        let o = with(extra);
+        fails_with(&o, &format!("{flag} is read by --method {readers} only"));
+        assert!(!d.join("r.onnx").exists(), "{extra:?}");
+    }
+    // The same kind of settings with a method that reads them pass.
+    let v = json(&with(&[
+        "--json",
+        "--box-splits",
+        "1",
+        "--lp-margin",
+        "0.002",
+    ]));
+    assert_eq!(v["proved"], true, "{v}");
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use netrepair_experiments::cli::methods::{
-    gradient_method, layer_method, lp_method, mm_method, GradientArgs, LpArgs, MethodName, WarmArgs,
+    gradient_method, layer_method, lp_method, mm_method, refuse_unread_flags, GradientArgs, LpArgs,
+    MethodName, WarmArgs,
 };
 use netrepair_nn::Network;
 use netrepair_repair::{
@@ -234,7 +235,8 @@ struct CertificateReport<'a> {
     left_out: &'a [String],
 }
 
-pub fn run(a: &RepairArgs) -> Result<u8> {
+pub fn run(a: &RepairArgs, given: &clap::ArgMatches) -> Result<u8> {
+    refuse_unread_flags(a.method, given)?;
     // Every file the repair reads; what it writes must be none of them, and writable now
     // rather than after a long repair.
     let inputs: Vec<&Path> = std::iter::once(a.net.as_path())
@@ -523,13 +525,13 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         let search = r.layer_search.as_ref();
-        if let Some(rank) = search.and_then(|s| s.ranking.as_ref()) {
+        if let Some((search, rank)) = search.and_then(|s| Some((s, s.ranking.as_ref()?))) {
             println!(
                 "--layer auto: every layer tried, ranked by proof, then accuracy on a validation slice of {} samples ({:.2}% before):",
-                search.map_or(0, |s| s.validation),
+                rank.validation,
                 100.0 * rank.accuracy_before
             );
-            for (i, t) in rank.trials.iter().enumerate() {
+            for (i, t) in search.tried.iter().enumerate() {
                 println!(
                     "  {} {:<24} {:<12} repaired {:>5.1}%  validation {:>6.2}%  {:>7.2} s",
                     if i == rank.best { "*" } else { " " },
@@ -540,7 +542,7 @@ pub fn run(a: &RepairArgs) -> Result<u8> {
                     t.time_s
                 );
             }
-            for s in search.map_or(&[][..], |s| &s.skipped) {
+            for s in &search.skipped {
                 println!(
                     "    {:<24} not tried: {} parameters (more than {RANK_MAX_PARAMS}; its LP is too large to rank), --layer {} edits it",
                     s.layer, s.params, s.layer

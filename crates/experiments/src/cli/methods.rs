@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use clap::{Args, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, Command, ValueEnum};
 use netrepair_lp::Method;
 use netrepair_repair::{
     Aprnn, AtLayer, CorrectLoss, GradientOptions, GradientRepair, LabelledSet, Locking,
@@ -300,6 +301,120 @@ pub struct GradientArgs {
     pub lock_prob: f64,
 }
 
+/// The methods that read a flag of one family (by its argument id), `None` for an id the
+/// family does not have.
+type Readers = fn(&str) -> Option<&'static [MethodName]>;
+
+impl LpArgs {
+    /// The methods that read the flag `id` (see [`refuse_unread_flags`]).
+    pub fn readers(id: &str) -> Option<&'static [MethodName]> {
+        use MethodName::*;
+        Some(match id {
+            "delta_bound" | "threads" | "keep_objective" => &[Aprnn, Prepared],
+            "lp_margin" => &[Aprnn, Prepared, Mm],
+            "lp_timeout" | "lp_method" => &[Aprnn, Prepared, Mm, Reglo],
+            // I-REPAIR+ solves APRNN's LP when it referees.
+            "dump_lp" => &[Aprnn, Prepared, Mm, Reglo, IrepairPlus],
+            "relu_max_terms"
+            | "column_generation_above"
+            | "split_deltas"
+            | "crossover"
+            | "box_splits" => &[Aprnn],
+            "cuts" | "split_rounds" => &[Prepared],
+            "mm_norm" | "mm_max_bound" => &[Mm],
+            _ => return None,
+        })
+    }
+}
+
+impl WarmArgs {
+    /// The methods that read the flag `id` (see [`refuse_unread_flags`]).
+    pub fn readers(id: &str) -> Option<&'static [MethodName]> {
+        use MethodName::*;
+        Some(match id {
+            "warm_start" | "warm_steps" | "warm_lr" | "warm_margin" | "warm_keep_logits"
+            | "warm_label_weight" | "warm_repair_share" | "warm_train_from"
+            | "warm_attacks_only" | "warm_tail_margin" => &[Aprnn, Prepared],
+            _ => return None,
+        })
+    }
+}
+
+impl GradientArgs {
+    /// The methods that read the flag `id` (see [`refuse_unread_flags`]).
+    pub fn readers(id: &str) -> Option<&'static [MethodName]> {
+        use MethodName::*;
+        Some(match id {
+            "gamma" => &[Irepair, IrepairPlus],
+            "correct_loss" => &[Irepair],
+            "lr" | "optimizer" => &[Irepair, IrepairPlus, Finetune, RandomLock, Pft],
+            "rounds" | "steps_per_round" => &[Pft],
+            "max_iters" | "unfixed_only" | "margin" => {
+                &[Irepair, IrepairPlus, Finetune, RandomLock]
+            }
+            // I-REPAIR+ sets these itself.
+            "correct_term" | "mixup" => &[Irepair, Finetune, RandomLock],
+            "lock_prob" => &[RandomLock],
+            _ => return None,
+        })
+    }
+}
+
+/// Every flag of the method families: its argument id, its long name and who reads it.
+fn family_flags() -> Vec<(String, String, Option<&'static [MethodName]>)> {
+    let families: [(Command, Readers); 3] = [
+        (LpArgs::augment_args(Command::new("lp")), LpArgs::readers),
+        (
+            WarmArgs::augment_args(Command::new("warm")),
+            WarmArgs::readers,
+        ),
+        (
+            GradientArgs::augment_args(Command::new("gradient")),
+            GradientArgs::readers,
+        ),
+    ];
+    families
+        .iter()
+        .flat_map(|(cmd, readers)| {
+            cmd.get_arguments().map(move |a| {
+                let id = a.get_id().as_str().to_string();
+                let long = a.get_long().unwrap_or(&id).to_string();
+                let r = readers(&id);
+                (id, long, r)
+            })
+        })
+        .collect()
+}
+
+/// Refuses a flag of a method family that `method` does not read (it would otherwise be
+/// ignored without a word), naming the flag and the methods that read it. `given` holds the
+/// `repair` command's parsed arguments; only flags the command line gave are looked at
+/// (defaults are not).
+pub fn refuse_unread_flags(method: MethodName, given: &ArgMatches) -> Result<()> {
+    for (id, long, readers) in family_flags() {
+        if given.try_get_raw(&id).is_err()
+            || given.value_source(&id) != Some(ValueSource::CommandLine)
+        {
+            continue;
+        }
+        let readers = readers.unwrap_or(&[]);
+        if !readers.contains(&method) {
+            let mut names: Vec<String> = readers.iter().map(|m| m.label()).collect();
+            let last = names.pop().unwrap_or_default();
+            let names = if names.is_empty() {
+                last
+            } else {
+                format!("{} or {last}", names.join(", "))
+            };
+            bail!(
+                "--{long} is read by --method {names} only; --method {} would ignore it",
+                method.label()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The LP method `method` (APRNN or PREPARED) with the settings `args`, ready to be pointed at a layer;
 /// `lp_timeout` limits each LP.
 pub fn layer_method(
@@ -422,4 +537,19 @@ pub fn gradient_method(
         )));
     }
     Ok(Box::new(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_flag_says_which_methods_read_it() {
+        let flags = family_flags();
+        assert!(flags.len() > 30, "{}", flags.len());
+        for (id, long, readers) in &flags {
+            let readers = readers.unwrap_or_else(|| panic!("--{long} ({id}) has no readers"));
+            assert!(!readers.is_empty(), "--{long}");
+        }
+    }
 }
