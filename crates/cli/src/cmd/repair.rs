@@ -10,14 +10,13 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use netrepair_experiments::cli::methods::{
-    gradient_method, layer_method, lp_method, mm_method, refuse_unread_flags, GradientArgs, LpArgs,
-    MethodName, WarmArgs,
+    gradient_method, layer_method, layer_search, lp_method, mm_method, refuse_unread_flags,
+    GradientArgs, LpArgs, MethodName, WarmArgs,
 };
 use netrepair_nn::Network;
 use netrepair_repair::{
-    affine_layers, resolve_layer, Informed, KeepSet, LabelledSet, LayerSearch, LpDump, Repair,
-    RepairContext, RepairItem, RepairOutcome, RepairProblem, WarmStart, DEFAULT_HEURISTIC,
-    RANK_MAX_PARAMS,
+    affine_layers, resolve_layer, Informed, LabelledSet, LpDump, Repair, RepairContext, RepairItem,
+    RepairOutcome, RepairProblem, WarmStart, RANK_MAX_PARAMS,
 };
 use netrepair_repair::{
     check_certificate_dir, finish_warm_start, proved_by_fine_tuning, write_certificate,
@@ -306,26 +305,7 @@ pub fn run(a: &RepairArgs, given: &clap::ArgMatches) -> Result<u8> {
         source: keep_source,
     } = if reglo.is_some() {
         // REGLO's keep set (the decisions of --dataset samples) is already in the problem.
-        let set = if a.keep.no_keep {
-            KeepSet::default()
-        } else {
-            problem.keep.clone()
-        };
-        Keep {
-            source: KeepSource {
-                source: if set.is_empty() {
-                    "none"
-                } else {
-                    "data set decisions"
-                }
-                .into(),
-                dataset: a.points.dataset.clone().filter(|_| !set.is_empty()),
-                points: set.points.inputs.len(),
-                validation: 0,
-            },
-            set,
-            validation: LabelledSet::default(),
-        }
+        keep::reglo(&a.keep, &a.points, &problem.keep)
     } else {
         keep::build(
             &a.keep,
@@ -358,24 +338,8 @@ pub fn run(a: &RepairArgs, given: &clap::ArgMatches) -> Result<u8> {
     let rank_layers = a.layer == "auto" && !validation.is_empty() && !any_layer;
     let search = if any_layer {
         None
-    } else if rank_layers {
-        Some(LayerSearch::Rank {
-            validation: validation.clone(),
-            max_params: RANK_MAX_PARAMS,
-        })
-    } else if let Some(rest) = a.layer.strip_prefix("auto") {
-        let name = match rest {
-            "" => DEFAULT_HEURISTIC,
-            r => r
-                .strip_prefix('=')
-                .with_context(|| format!("--layer {}: write auto or auto=HEURISTIC", a.layer))?,
-        };
-        Some(LayerSearch::Heuristic {
-            heuristic: name.parse()?,
-            seed: a.seed,
-        })
     } else {
-        None
+        layer_search(&a.layer, rank_layers.then_some(&validation), a.seed)?
     };
     let layer = match (any_layer, &search) {
         (false, None) => Some(resolve_layer(&net, &a.layer)?),

@@ -84,6 +84,31 @@ pub struct Keep {
     pub source: KeepSource,
 }
 
+/// REGLO's keep set: the decisions of data set samples its problem already holds
+/// (`problem_keep`), or none with `--no-keep`; no validation slice.
+pub fn reglo(a: &KeepArgs, points: &PointSource, problem_keep: &KeepSet) -> Keep {
+    let set = if a.no_keep {
+        KeepSet::default()
+    } else {
+        problem_keep.clone()
+    };
+    Keep {
+        source: KeepSource {
+            source: if set.is_empty() {
+                "none"
+            } else {
+                "data set decisions"
+            }
+            .into(),
+            dataset: points.dataset.clone().filter(|_| !set.is_empty()),
+            points: set.points.inputs.len(),
+            validation: 0,
+        },
+        set,
+        validation: LabelledSet::default(),
+    }
+}
+
 /// Builds the keep set: `--keep` from a file, plus (with a data set and without --no-keep) a
 /// draw from the training split; `extra` (e.g. --correct-size points of the repair split)
 /// joins it.

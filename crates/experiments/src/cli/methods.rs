@@ -5,13 +5,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, Command, ValueEnum};
 use netrepair_lp::Method;
 use netrepair_repair::{
-    Aprnn, AtLayer, CorrectLoss, GradientOptions, GradientRepair, LabelledSet, Locking,
-    LpRepairOptions, Mm, Pft, Prepared, Race, Refereed, Repair, WarmOptions, APRNN_DELTA_BOUND,
+    Aprnn, AtLayer, CorrectLoss, GradientOptions, GradientRepair, LabelledSet, LayerSearch,
+    Locking, LpRepairOptions, Mm, Pft, Prepared, Race, Refereed, Repair, WarmOptions,
+    APRNN_DELTA_BOUND, DEFAULT_HEURISTIC, RANK_MAX_PARAMS,
 };
 
 use super::args::{optimizer, OptimizerName};
@@ -413,6 +414,35 @@ pub fn refuse_unread_flags(method: MethodName, given: &ArgMatches) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// How `--layer` chooses the start layer of an LP method: with a `validation` slice
+/// (`--layer auto` when one was drawn), every layer ranked on it; `auto` or
+/// `auto=HEURISTIC` without one, the layers in a heuristic's order; `None` for a given layer.
+pub fn layer_search(
+    layer: &str,
+    validation: Option<&LabelledSet>,
+    seed: u64,
+) -> Result<Option<LayerSearch>> {
+    if let Some(validation) = validation {
+        return Ok(Some(LayerSearch::Rank {
+            validation: validation.clone(),
+            max_params: RANK_MAX_PARAMS,
+        }));
+    }
+    let Some(rest) = layer.strip_prefix("auto") else {
+        return Ok(None);
+    };
+    let name = match rest {
+        "" => DEFAULT_HEURISTIC,
+        r => r
+            .strip_prefix('=')
+            .with_context(|| format!("--layer {layer}: write auto or auto=HEURISTIC"))?,
+    };
+    Ok(Some(LayerSearch::Heuristic {
+        heuristic: name.parse()?,
+        seed,
+    }))
 }
 
 /// The LP method `method` (APRNN or PREPARED) with the settings `args`, ready to be pointed at a layer;
