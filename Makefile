@@ -16,6 +16,7 @@ test: setup
 
 lint:
 	$(CARGO) fmt --all -- --check
+	python3 scripts/check_import_cycles.py
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
 
 # Mutation fuzzing of the ONNX, NPY and VNN-LIB readers (stable toolchain), FUZZ_SECONDS per
