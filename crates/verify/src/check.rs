@@ -88,6 +88,31 @@ pub struct CheckReport {
     pub boxes: usize,
 }
 
+impl CheckReport {
+    /// The result in VNN-COMP's format: `unsat` (holds), `sat` and the counterexample as
+    /// `((X_0 v) ... (Y_0 v) ...)`, or `timeout` (undecided after at least 99% of `limit_s`
+    /// seconds) / `unknown` (undecided for another reason).
+    pub fn vnncomp_result(&self, limit_s: f64) -> String {
+        match &self.verdict {
+            Verdict::Holds => "unsat\n".into(),
+            Verdict::Unknown(_) if self.seconds >= 0.99 * limit_s => "timeout\n".into(),
+            Verdict::Unknown(_) => "unknown\n".into(),
+            Verdict::Violated(c) => {
+                let x =
+                    c.x.iter()
+                        .enumerate()
+                        .map(|(i, v)| format!("(X_{i} {v:e})"));
+                let y =
+                    c.y.iter()
+                        .enumerate()
+                        .map(|(j, v)| format!("(Y_{j} {v:e})"));
+                let lines: Vec<String> = x.chain(y).collect();
+                format!("sat\n({})\n", lines.join("\n "))
+            }
+        }
+    }
+}
+
 /// Decides `prop` on `net`: for each case, PGD looks for a counterexample; a high-dimensional
 /// box is then bounded whole and handed to the MILP where the bounds are not enough; a
 /// low-dimensional box is split (halved along the input the linear bound depends on most) until linear bounds prove every
@@ -317,4 +342,30 @@ fn judge(
         BoxRegion::new(lo.lower, lo.upper)?,
         BoxRegion::new(hi.lower, hi.upper)?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vnncomp_results_read_as_the_competition_writes_them() {
+        let report = |verdict, seconds| CheckReport {
+            verdict,
+            seconds,
+            boxes: 0,
+        };
+        assert_eq!(report(Verdict::Holds, 1.0).vnncomp_result(10.0), "unsat\n");
+        let open = || Verdict::Unknown("budget".into());
+        assert_eq!(report(open(), 9.95).vnncomp_result(10.0), "timeout\n");
+        assert_eq!(report(open(), 2.0).vnncomp_result(10.0), "unknown\n");
+        let cex = Counterexample {
+            x: vec![0.5, -1.0],
+            y: vec![2.0],
+        };
+        assert_eq!(
+            report(Verdict::Violated(cex), 0.1).vnncomp_result(10.0),
+            "sat\n((X_0 5e-1)\n (X_1 -1e0)\n (Y_0 2e0))\n"
+        );
+    }
 }

@@ -92,30 +92,6 @@ pub fn run_one(net: &Path, spec: &Path, opts: &CheckOptions) -> Result<CheckRepo
         .with_context(|| format!("checking {} on {}", spec.display(), net.display()))
 }
 
-/// A result in VNN-COMP's format: `unsat` (holds), `sat` and the counterexample as
-/// `((X_0 v) ... (Y_0 v) ...)`, or `timeout` (undecided within `limit` seconds) / `unknown`
-/// (undecided for another reason).
-fn vnncomp_result(r: &CheckReport, limit: f64) -> String {
-    match &r.verdict {
-        Verdict::Holds => "unsat\n".into(),
-        Verdict::Unknown(_) if r.seconds >= 0.99 * limit => "timeout\n".into(),
-        Verdict::Unknown(_) => "unknown\n".into(),
-        Verdict::Violated(c) => {
-            let lines: Vec<String> =
-                c.x.iter()
-                    .enumerate()
-                    .map(|(i, v)| format!("(X_{i} {v:e})"))
-                    .chain(
-                        c.y.iter()
-                            .enumerate()
-                            .map(|(j, v)| format!("(Y_{j} {v:e})")),
-                    )
-                    .collect();
-            format!("sat\n({})\n", lines.join("\n "))
-        }
-    }
-}
-
 fn report_json(r: &CheckReport) -> serde_json::Value {
     let mut v = json!({"result": r.verdict.name(), "time_s": r.seconds, "boxes": r.boxes});
     match &r.verdict {
@@ -147,7 +123,7 @@ pub fn run(a: &VerifyArgs) -> Result<u8> {
                     "violated ({:.2} s); counterexample re-checked in f64:",
                     r.seconds
                 );
-                print!("{}", vnncomp_result(&r, f64::INFINITY));
+                print!("{}", r.vnncomp_result(f64::INFINITY));
             }
         }
     }
@@ -216,7 +192,7 @@ fn run_instances(a: &VerifyArgs, list: &Path) -> Result<u8> {
         v["timeout_s"] = json!(limit);
         v["vnncomp_timeout_s"] = json!(t);
         if let Some(dir) = &a.results_dir {
-            let text = vnncomp_result(&r, limit);
+            let text = r.vnncomp_result(limit);
             let stem = |p: &Path| {
                 p.file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
