@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::outcome::{ItemStatus, RepairOutcome};
+use crate::informed::RANK_MAX_PARAMS;
+use crate::outcome::{ItemStatus, LayerSearchReport, RepairOutcome};
 
 /// `writeln!` into a `String` (which cannot fail).
 macro_rules! w {
@@ -12,13 +13,17 @@ macro_rules! w {
 }
 
 impl RepairOutcome {
-    /// The outcome for people, as `netrepair repair` prints it: the verdict and where, each
-    /// item (up to 20), the parameter change, the LPs, notes, the global metrics and rounds
-    /// (REGLO) or the training (gradient methods), and the time. `affine` is the network's
+    /// The outcome for people, as `netrepair repair` prints it: the layer ranking (when every
+    /// layer was ranked on a validation slice), the verdict and where, each item (up to 20),
+    /// the parameter change, the LPs, notes, the global metrics and rounds (REGLO), the warm
+    /// start when there was one, the training (gradient methods), and the time. `affine` is the network's
     /// count of affine layers (for "affine layer k of n").
     pub fn summary(&self, affine: usize) -> String {
         let r = self;
         let mut out = String::new();
+        if let Some(search) = &r.layer_search {
+            ranking(&mut out, search);
+        }
         let verdict = if r.proved { "PROVED" } else { "NOT PROVED" };
         match r.layer_index {
             Some(k) => w!(
@@ -122,6 +127,20 @@ impl RepairOutcome {
             );
             }
         }
+        if let Some(w) = &r.warm_start {
+            w!(
+                out,
+                "warm start: {} steps on {} training samples ({:.2}% -> {:.2}% of them right), {} of {} points met after ({} before), {:.1} s",
+                w.steps,
+                w.train_samples,
+                100.0 * w.train_accuracy_before,
+                100.0 * w.train_accuracy_after,
+                w.met_after,
+                w.points,
+                w.met_before,
+                w.seconds
+            );
+        }
         if let Some(t) = r.training() {
             w!(out,
             "training: {} steps{}, {:.1}% of the parameters frozen per step on average; correct set {} of {} right (before: {})",
@@ -155,5 +174,39 @@ impl RepairOutcome {
             r.timings.recheck_s
         );
         out
+    }
+}
+
+/// The table of a ranked layer search ([`crate::LayerSearch::Rank`]): each layer tried, the
+/// kept one starred, and the layers left out for their size.
+fn ranking(out: &mut String, search: &LayerSearchReport) {
+    let Some(rank) = &search.ranking else {
+        return;
+    };
+    w!(
+        out,
+        "every layer tried, ranked by proof, then accuracy on a validation slice of {} samples ({:.2}% before):",
+        rank.validation,
+        100.0 * rank.accuracy_before
+    );
+    for (i, t) in search.tried.iter().enumerate() {
+        w!(
+            out,
+            "  {} {:<24} {:<12} repaired {:>5.1}%  validation {:>6.2}%  {:>7.2} s",
+            if i == rank.best { "*" } else { " " },
+            t.layer,
+            format!("{:?}", t.status).to_lowercase(),
+            100.0 * t.efficacy,
+            100.0 * t.accuracy,
+            t.time_s
+        );
+    }
+    for s in &search.skipped {
+        w!(
+            out,
+            "    {:<24} not tried: {} parameters (more than {RANK_MAX_PARAMS}: its LP is too large to rank); it can still be edited on its own",
+            s.layer,
+            s.params
+        );
     }
 }

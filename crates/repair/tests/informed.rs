@@ -305,6 +305,15 @@ fn informed_ranking_keeps_the_proved_layer_with_the_least_drawdown_and_its_outco
     assert!(v["layer_ranking"].get("trials").is_none());
     assert_eq!(v["layer_ranking"]["best"], rank.best);
     assert_eq!(v["layer_ranking"]["validation"], val.len());
+    // The summary opens with the ranking, the kept layer starred.
+    let text = outcome.summary(layers.len());
+    assert!(
+        text.starts_with("every layer tried, ranked by proof"),
+        "{text}"
+    );
+    let starred: Vec<&str> = text.lines().filter(|l| l.starts_with("  * ")).collect();
+    assert_eq!(starred.len(), 1, "{text}");
+    assert!(starred[0].contains(&best.layer), "{text}");
     assert!(v.get("layers_skipped").is_none() && v.get("layer_selection").is_none());
     // With a keep set the same layers prove and none loses validation accuracy it keeps.
     let kept = problem.clone().with_keep(KeepSet::points(val.clone()));
@@ -317,6 +326,8 @@ fn informed_ranking_keeps_the_proved_layer_with_the_least_drawdown_and_its_outco
     assert!(search2.tried[best2].accuracy >= best.accuracy);
     // A size limit leaves out every layer but the last, and says so.
     let small = rank_all(&val, 0).repair(&net, &problem, &ctx).unwrap();
+    let text = small.summary(layers.len());
+    assert_eq!(text.matches(" not tried: ").count(), 2, "{text}");
     let s = small.layer_search.unwrap();
     assert_eq!(s.tried.len(), 1);
     assert_eq!(s.tried[0].node, *layers.last().unwrap());

@@ -16,7 +16,7 @@ use netrepair_experiments::cli::methods::{
 use netrepair_nn::Network;
 use netrepair_repair::{
     affine_layers, resolve_layer, Informed, LabelledSet, LpDump, Repair, RepairContext, RepairItem,
-    RepairOutcome, RepairProblem, WarmStart, RANK_MAX_PARAMS,
+    RepairOutcome, RepairProblem, WarmStart,
 };
 use netrepair_repair::{
     check_certificate_dir, finish_warm_start, proved_by_fine_tuning, write_certificate,
@@ -488,45 +488,7 @@ pub fn run(a: &RepairArgs, given: &clap::ArgMatches) -> Result<u8> {
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        let search = r.layer_search.as_ref();
-        if let Some((search, rank)) = search.and_then(|s| Some((s, s.ranking.as_ref()?))) {
-            println!(
-                "--layer auto: every layer tried, ranked by proof, then accuracy on a validation slice of {} samples ({:.2}% before):",
-                rank.validation,
-                100.0 * rank.accuracy_before
-            );
-            for (i, t) in search.tried.iter().enumerate() {
-                println!(
-                    "  {} {:<24} {:<12} repaired {:>5.1}%  validation {:>6.2}%  {:>7.2} s",
-                    if i == rank.best { "*" } else { " " },
-                    t.layer,
-                    format!("{:?}", t.status).to_lowercase(),
-                    100.0 * t.efficacy,
-                    100.0 * t.accuracy,
-                    t.time_s
-                );
-            }
-            for s in &search.skipped {
-                println!(
-                    "    {:<24} not tried: {} parameters (more than {RANK_MAX_PARAMS}; its LP is too large to rank), --layer {} edits it",
-                    s.layer, s.params, s.layer
-                );
-            }
-        }
         print!("{}", r.summary(affine.len()));
-        if let Some(w) = &r.warm_start {
-            println!(
-                "warm start: {} steps on {} training samples ({:.2}% -> {:.2}% of them right), {} of {} points met after ({} before), {:.1} s",
-                w.steps,
-                w.train_samples,
-                100.0 * w.train_accuracy_before,
-                100.0 * w.train_accuracy_after,
-                w.met_after,
-                w.points,
-                w.met_before,
-                w.seconds
-            );
-        }
         print_keep(&r, &keep_source);
         match (&wrote, &a.out) {
             (Some(p), _) => println!(
