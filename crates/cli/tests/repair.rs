@@ -623,6 +623,12 @@ fn a_setting_the_method_does_not_read_is_refused_by_name() {
             "aprnn, prepared, mm or reglo",
         ),
         (&["--split-rounds", "2"][..], "--split-rounds", "prepared"),
+        // A switch (no value) counts as given too.
+        (
+            &["--method", "prepared", "--split-deltas"][..],
+            "--split-deltas",
+            "aprnn",
+        ),
         (
             &["--method", "prepared", "--mm-norm", "l1"][..],
             "--mm-norm",
