@@ -241,6 +241,7 @@ impl Repair for Informed {
                     accuracy_before: rank.accuracy_before,
                     best: rank.best,
                     validation: validation.len(),
+                    max_params: *max_params,
                     time_s: rank.time_s,
                 });
                 report.tried = rank.trials;

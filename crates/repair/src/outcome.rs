@@ -668,6 +668,8 @@ pub struct Ranking {
     pub best: usize,
     /// Size of the validation slice.
     pub validation: usize,
+    /// The parameter count above which a layer was left out ([`LayerSearchReport::skipped`]).
+    pub max_params: usize,
     /// Total wall time of the ranking.
     pub time_s: f64,
 }

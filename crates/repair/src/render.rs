@@ -2,7 +2,6 @@
 
 use std::fmt::Write as _;
 
-use crate::informed::RANK_MAX_PARAMS;
 use crate::outcome::{ItemStatus, LayerSearchReport, RepairOutcome};
 
 /// `writeln!` into a `String` (which cannot fail).
@@ -204,9 +203,10 @@ fn ranking(out: &mut String, search: &LayerSearchReport) {
     for s in &search.skipped {
         w!(
             out,
-            "    {:<24} not tried: {} parameters (more than {RANK_MAX_PARAMS}: its LP is too large to rank); it can still be edited on its own",
+            "    {:<24} not tried: {} parameters (more than {}: its LP is too large to rank); it can still be edited on its own",
             s.layer,
-            s.params
+            s.params,
+            rank.max_params
         );
     }
 }

@@ -328,6 +328,8 @@ fn informed_ranking_keeps_the_proved_layer_with_the_least_drawdown_and_its_outco
     let small = rank_all(&val, 0).repair(&net, &problem, &ctx).unwrap();
     let text = small.summary(layers.len());
     assert_eq!(text.matches(" not tried: ").count(), 2, "{text}");
+    // The limit named is the one the search used (0 here), not the default.
+    assert_eq!(text.matches("(more than 0: ").count(), 2, "{text}");
     let s = small.layer_search.unwrap();
     assert_eq!(s.tried.len(), 1);
     assert_eq!(s.tried[0].node, *layers.last().unwrap());
