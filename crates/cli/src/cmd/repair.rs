@@ -365,9 +365,6 @@ pub fn run(a: &RepairArgs, given: &clap::ArgMatches) -> Result<u8> {
         None if rank_layers => DEFAULT_WARM_START,
         None => 0,
     };
-    if warm_n > 0 && !matches!(a.method, MethodName::Aprnn | MethodName::Prepared) {
-        bail!("--warm-start runs before an LP method: use it with --method aprnn or prepared");
-    }
     let warm_train = if warm_n > 0 {
         pb.say(&format!("drawing {warm_n} samples for the warm start"));
         Some(keep::draw_training(&a.keep, &a.points, &net, warm_n)?)
